@@ -1,0 +1,165 @@
+"""Model matrices from formula right-hand sides, through formulaic.
+
+Both the fixed-effects matrix X and each random-effects term's small dense
+matrix are built here, so that contrasts, the functions available in
+formulas (``log``, ``exp``, ``sqrt``, ...) and column naming are the same for
+both.  Columns are named as lme4 names them (``(Intercept)``, ``period2``,
+``btypescold:situself``) rather than formulaic's ``period[T.2]``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, FormulaError
+
+__all__ = ["Design", "model_matrix", "formula_context", "lme4_name"]
+
+_CONTRAST_NAMES = {
+    "treatment": "TreatmentContrasts",
+    "sum": "SumContrasts",
+    "helmert": "HelmertContrasts",
+    "poly": "PolyContrasts",
+    "diff": "DiffContrasts",
+    "sas": "SASContrasts",
+}
+
+
+@dataclass
+class Design:
+    """A realised model matrix with the formulaic spec that rebuilds it on new data."""
+
+    matrix: np.ndarray
+    names: list[str]
+    spec: Any
+    context: dict[str, Any]
+
+    def on(self, data: pd.DataFrame) -> np.ndarray:
+        """The same columns evaluated on ``data`` (levels and transforms as learnt)."""
+        mm = self.spec.get_model_matrix(data, context=self.context, na_action="raise")
+        return np.asarray(mm, dtype=float)
+
+
+def formula_context(contrasts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Names available inside formulas: numpy's elementwise functions and contrasts."""
+    ctx: dict[str, Any] = {
+        "np": np,
+        "log": np.log,
+        "exp": np.exp,
+        "sqrt": np.sqrt,
+        "abs": np.abs,
+        "log2": np.log2,
+        "log10": np.log10,
+        "log1p": np.log1p,
+        "expm1": np.expm1,
+        "sin": np.sin,
+        "cos": np.cos,
+    }
+    for col, spec in (contrasts or {}).items():
+        ctx[_contrast_var(col)] = _contrast_object(col, spec)
+    return ctx
+
+
+def _contrast_var(col: str) -> str:
+    return "__contrasts_" + re.sub(r"\W", "_", str(col))
+
+
+def _contrast_object(col: str, spec: Any) -> Any:
+    from formulaic.transforms import contrasts as fc
+
+    if isinstance(spec, str):
+        key = spec.lower().removeprefix("contr.")
+        if key not in _CONTRAST_NAMES:
+            raise FormulaError(
+                f"unknown contrasts {spec!r} for column {col!r}; use one of "
+                f"{', '.join(_CONTRAST_NAMES)} or a formulaic Contrasts object"
+            )
+        return getattr(fc, _CONTRAST_NAMES[key])()
+    return spec
+
+
+def apply_contrasts(rhs: str, contrasts: Mapping[str, Any] | None) -> str:
+    """Wrap each bare use of a column with user contrasts in ``C(col, contrasts=...)``."""
+    for col in contrasts or {}:
+        pattern = rf"(?<![\w.`])({re.escape(str(col))}|`{re.escape(str(col))}`)(?![\w.`(])"
+        rhs = re.sub(pattern, rf"C(\1, contrasts={_contrast_var(col)})", rhs)
+    return rhs
+
+
+_LEVEL = re.compile(r"^(?:C\((?P<cvar>[^,()]+)(?:,.*)?\)|(?P<var>.+?))\[(?:[A-Z]+\.)?(?P<level>.*)\]$")
+
+
+def lme4_name(name: str) -> str:
+    """Translate a formulaic column name into lme4's spelling."""
+    if name == "Intercept":
+        return "(Intercept)"
+    return ":".join(_factor_part(part) for part in _split_colon(name))
+
+
+def _split_colon(name: str) -> list[str]:
+    depth, start, parts = 0, 0, []
+    for pos, ch in enumerate(name):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == ":" and depth == 0:
+            parts.append(name[start:pos])
+            start = pos + 1
+    return [*parts, name[start:]]
+
+
+def _factor_part(part: str) -> str:
+    m = _LEVEL.match(part)
+    if m is None:
+        return part
+    var = (m.group("cvar") or m.group("var")).strip().strip("`")
+    return f"{var}{m.group('level')}"
+
+
+def model_matrix(
+    rhs: str,
+    frame: pd.DataFrame,
+    contrasts: Mapping[str, Any] | None = None,
+    what: str = "fixed effects",
+) -> Design:
+    """Evaluate a formula right-hand side on ``frame`` into a float matrix.
+
+    Parameters
+    ----------
+    rhs : str
+        Right-hand side, e.g. ``"1 + Days"`` (intercept implied unless ``0``).
+    frame : DataFrame
+        Complete cases of the used columns.
+    contrasts : mapping, optional
+        Column name -> contrasts name (``"sum"``, ``"helmert"``, ...) or formulaic object.
+    what : str
+        Description used in error messages.
+    """
+    import formulaic
+
+    context = formula_context(contrasts)
+    text = apply_contrasts(rhs, contrasts)
+    try:
+        mm = formulaic.Formula(text).get_model_matrix(frame, context=context, na_action="raise")
+    except Exception as exc:  # formulaic raises many types; report them in the user's terms
+        raise _formula_error(exc, rhs, what) from exc
+    matrix = np.asarray(mm, dtype=float)
+    if matrix.ndim != 2 or matrix.shape[0] != len(frame):
+        raise FormulaError(f"{what} {rhs!r} did not give one row per observation")
+    if not np.isfinite(matrix).all():
+        bad = [lme4_name(c) for c, ok in zip(mm.columns, np.isfinite(matrix).all(axis=0)) if not ok]
+        raise DataError(f"{what} {rhs!r}: non-finite values in column(s) {', '.join(bad)}")
+    return Design(matrix, [lme4_name(str(c)) for c in mm.columns], mm.model_spec, context)
+
+
+def _formula_error(exc: Exception, rhs: str, what: str) -> FormulaError:
+    msg = str(exc)
+    missing = re.search(r"`([^`]+)` is not present in the dataset", msg)
+    if missing:
+        return FormulaError(f"{what} {rhs!r}: column {missing.group(1)!r} is not in the data")
+    first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
+    return FormulaError(f"cannot build the {what} from {rhs!r}: {first}")

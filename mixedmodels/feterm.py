@@ -1,0 +1,90 @@
+"""The fixed-effects term: model matrix X, its rank and the aliased columns.
+
+Columns of X that are (numerically) linear combinations of earlier columns
+are dropped, as lme4 does: the norm of what column j adds to the span of the
+kept columns before it is computed by Gram-Schmidt, and the column
+is kept when that is more than ``tol`` times its own norm.  Unlike norm
+pivoting, this drops the later of two aliased columns, which is what a user
+who ordered the formula expects (and what R's limited pivoting does).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .design import Design
+
+__all__ = ["FeTerm", "independent_columns"]
+
+
+def independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
+    """Indices of the columns of X kept after dropping aliased ones (in order).
+
+    Column j is kept when the part of it orthogonal to the kept columns
+    before it has norm above ``tol`` times its own norm (Gram-Schmidt with
+    re-orthogonalisation against the kept columns only).
+    """
+    n, p = X.shape
+    Q = np.empty((n, 0))
+    keep: list[int] = []
+    for j in range(p):
+        x = X[:, j]
+        norm = np.linalg.norm(x)
+        r = x - Q @ (Q.T @ x)
+        r -= Q @ (Q.T @ r)
+        rnorm = np.linalg.norm(r)
+        if norm > 0 and rnorm > tol * norm:
+            keep.append(j)
+            Q = np.column_stack([Q, r / rnorm])
+    return np.asarray(keep, dtype=np.intp)
+
+
+@dataclass
+class FeTerm:
+    """Fixed-effects model matrix with aliased columns removed.
+
+    Attributes
+    ----------
+    design : Design
+        The full model matrix as formulaic built it, with its spec.
+    keep : ndarray of int
+        Indices of the columns kept.
+    """
+
+    design: Design
+    keep: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keep = independent_columns(self.design.matrix)
+        dropped = self.dropped
+        if dropped:
+            warnings.warn(
+                f"fixed-effects model matrix is rank deficient: dropping aliased column(s) "
+                f"{', '.join(dropped)} (rank {self.rank} of {len(self.design.names)})",
+                stacklevel=4,
+            )
+
+    @property
+    def X(self) -> np.ndarray:
+        """Model matrix of the kept columns (n x rank)."""
+        return self.design.matrix[:, self.keep]
+
+    @property
+    def rank(self) -> int:
+        return len(self.keep)
+
+    @property
+    def coefnames(self) -> list[str]:
+        return [self.design.names[j] for j in self.keep]
+
+    @property
+    def dropped(self) -> list[str]:
+        kept = set(self.keep.tolist())
+        return [n for j, n in enumerate(self.design.names) if j not in kept]
+
+    def X_on(self, data) -> np.ndarray:
+        """Kept columns of the model matrix evaluated on new data."""
+        return self.design.on(data)[:, self.keep]

@@ -1,0 +1,240 @@
+"""Parse lme4-style model formulas.
+
+formulaic handles the fixed-effects part but not the bar terms of lme4, so a
+formula such as ``y ~ 1 + x + (1 + x | g) + (1 | h)`` is first split here
+into
+
+* the response expression (``y``),
+* the fixed-effects right-hand side (``1 + x``), later given to formulaic,
+* a list of :class:`RandomTerm` (``(1 + x | g)`` and ``(1 | h)``), and
+* any ``offset(...)`` terms.
+
+Random-effects shorthands are expanded as lme4 does:
+
+* ``(1 + x || g)``  ->  ``(1 | g) + (0 + x | g)``  (uncorrelated terms),
+* ``(1 | g/h)``     ->  ``(1 | g) + (1 | h:g)``    (nesting),
+* ``(1 | g:h)``     ->  one term grouped by the interaction of g and h.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import FormulaError
+
+__all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "split_top_level"]
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effects term ``(expr | group)``.
+
+    Attributes
+    ----------
+    expr : str
+        Right-hand side of the term's model matrix, e.g. ``"1 + Days"``; an
+        intercept is implied unless ``0`` or ``-1`` appears, as in R.
+    factors : tuple of str
+        Columns whose interaction defines the grouping factor.
+    group_name : str
+        The grouping factor's label as lme4 prints it (``"Subject"``,
+        ``"dept:service"``, ``"cask:batch"`` for a nested ``batch/cask``).
+    source : str
+        The term as the user wrote it, for messages.
+    """
+
+    expr: str
+    factors: tuple[str, ...]
+    group_name: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula split into response, fixed part, random terms and offsets."""
+
+    text: str
+    response: str
+    fixed: str
+    random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()
+
+
+_IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
+
+
+def split_top_level(text: str, ops: str = "+-") -> list[tuple[str, str]]:
+    """Split ``text`` at operators in ``ops`` that lie outside any brackets.
+
+    Returns a list of ``(operator, piece)`` pairs, the first operator being
+    ``"+"`` unless the text starts with one of ``ops``.  Pieces are stripped.
+    """
+    pieces: list[tuple[str, str]] = []
+    depth, start, op = 0, 0, "+"
+    for pos, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(f"unbalanced ')' in {text!r}")
+        elif depth == 0 and ch in ops and not _is_exponent_sign(text, pos):
+            piece = text[start:pos].strip()
+            if piece:
+                pieces.append((op, piece))
+            elif pos > start and text[start:pos].strip() == "" and pieces:
+                raise FormulaError(f"two operators in a row in {text!r}")
+            op, start = ch, pos + 1
+    if depth != 0:
+        raise FormulaError(f"unbalanced '(' in {text!r}")
+    last = text[start:].strip()
+    if last:
+        pieces.append((op, last))
+    elif text.strip():
+        raise FormulaError(f"formula part {text!r} ends with an operator")
+    return pieces
+
+
+def _is_exponent_sign(text: str, pos: int) -> bool:
+    """True if the +/- at ``pos`` is the sign of a number's exponent (``1e-3``)."""
+    if text[pos] not in "+-" or pos < 2 or text[pos - 1] not in "eE":
+        return False
+    return bool(re.search(r"(?<![A-Za-z_.])\d+\.?\d*[eE]$", text[: pos]))
+
+
+def _split_bar(inner: str) -> tuple[str, str, bool] | None:
+    """Split the inside of ``( ... | ... )`` at its top-level bar.
+
+    Returns ``(expr, group, double)`` or None if there is no top-level bar.
+    """
+    depth = 0
+    for pos, ch in enumerate(inner):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            double = inner[pos + 1 : pos + 2] == "|"
+            rest = inner[pos + 2 :] if double else inner[pos + 1 :]
+            return inner[:pos].strip(), rest.strip(), double
+    return None
+
+
+def _strip_outer_parens(piece: str) -> str | None:
+    """The text inside ``piece`` if it is wholly enclosed in one pair of parentheses."""
+    if not (piece.startswith("(") and piece.endswith(")")):
+        return None
+    depth = 0
+    for pos, ch in enumerate(piece):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and pos < len(piece) - 1:
+            return None
+    return piece[1:-1]
+
+
+def _check_factor_name(name: str, source: str) -> str:
+    if not _IDENT.match(name):
+        raise FormulaError(
+            f"grouping factor {name!r} in random-effects term {source!r} must be a column "
+            "name (or names joined by ':' or '/')"
+        )
+    return name.strip("`")
+
+
+def _grouping_factors(group: str, source: str) -> list[tuple[tuple[str, ...], str]]:
+    """Expand ``g``, ``g:h`` or ``g/h`` into (factor columns, lme4 label) pairs."""
+    if not group:
+        raise FormulaError(f"random-effects term {source!r} has no grouping factor after '|'")
+    nested = [part.strip() for part in group.split("/")]
+    out = []
+    for depth in range(1, len(nested) + 1):
+        cols: list[str] = []
+        for part in nested[:depth]:
+            cols.extend(_check_factor_name(p.strip(), source) for p in part.split(":"))
+        # lme4 labels a nested term innermost first: batch/cask -> cask:batch
+        label = ":".join(reversed(nested[:depth])) if depth > 1 else nested[0]
+        out.append((tuple(cols), label.replace("`", "")))
+    return out
+
+
+def _uncorrelated_exprs(expr: str, source: str) -> list[str]:
+    """Split the left side of ``||`` into one expression per term (lme4's expandDoubleVerts)."""
+    pieces = split_top_level(expr)
+    no_intercept = ("+", "0") in pieces or ("-", "1") in pieces
+    terms = [p for op, p in pieces if op == "+" and p not in ("0", "1")]
+    out = [] if no_intercept else ["1"]
+    out.extend(f"0 + {t}" for t in terms)
+    if not out:
+        raise FormulaError(f"random-effects term {source!r} has no columns")
+    return out
+
+
+def _random_terms(inner: str, source: str) -> list[RandomTerm] | None:
+    bar = _split_bar(inner)
+    if bar is None:
+        return None
+    expr, group, double = bar
+    if not expr:
+        raise FormulaError(f"random-effects term {source!r} has nothing before '|'")
+    exprs = _uncorrelated_exprs(expr, source) if double else [expr]
+    return [
+        RandomTerm(e, cols, label, source)
+        for cols, label in _grouping_factors(group, source)
+        for e in exprs
+    ]
+
+
+def _r_powers_in_I(text: str) -> str:
+    """Translate R's ``^`` inside ``I(...)`` into Python's ``**``."""
+    return re.sub(r"\bI\(([^()]*(?:\([^()]*\)[^()]*)*)\)", lambda m: "I(" + m.group(1).replace("^", "**") + ")", text)
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Split an lme4-style formula into response, fixed part, random terms and offsets.
+
+    Raises
+    ------
+    FormulaError
+        If the formula is not a string, has no ``~`` or no response, or a
+        random-effects term is malformed.
+    """
+    if not isinstance(formula, str):
+        raise FormulaError(f"the formula must be a string, got {type(formula).__name__}")
+    if formula.count("~") != 1:
+        raise FormulaError(f"formula {formula!r} must contain exactly one '~' (response ~ terms)")
+    lhs, rhs = (s.strip() for s in formula.split("~"))
+    if not lhs:
+        raise FormulaError(f"formula {formula!r} has no response on the left of '~'")
+    if not rhs:
+        raise FormulaError(f"formula {formula!r} has no terms on the right of '~'")
+    fixed, random, offsets = [], [], []
+    for op, piece in split_top_level(_r_powers_in_I(rhs)):
+        inner = _strip_outer_parens(piece)
+        terms = _random_terms(inner, piece) if inner is not None else None
+        if terms is not None:
+            if op == "-":
+                raise FormulaError(f"a random-effects term cannot be removed with '-': {piece!r}")
+            random.extend(terms)
+        elif "|" in piece:
+            raise FormulaError(f"a random-effects term must be in parentheses: {piece!r}")
+        elif piece.startswith("offset(") and piece.endswith(")"):
+            offsets.append(piece[len("offset(") : -1])
+        else:
+            fixed.append((op, piece))
+    return ParsedFormula(
+        text=formula,
+        response=_r_powers_in_I(lhs),
+        fixed=_join_terms(fixed),
+        random=tuple(random),
+        offsets=tuple(offsets),
+    )
+
+
+def _join_terms(terms: list[tuple[str, str]]) -> str:
+    """Re-assemble fixed-effects terms; an empty part means intercept only (as in R)."""
+    if not terms:
+        return "1"
+    text = " ".join(f"{op} {piece}" for op, piece in terms)
+    return text[2:] if text.startswith("+ ") else text

@@ -1,0 +1,111 @@
+"""Minimise a model's objective with NLopt, recording everything in an OptSummary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+from .optsummary import OptSummary, check_optimizer
+
+__all__ = ["minimize", "RESULT_NAMES"]
+
+RESULT_NAMES = {
+    1: "SUCCESS",
+    2: "STOPVAL_REACHED",
+    3: "FTOL_REACHED",
+    4: "XTOL_REACHED",
+    5: "MAXEVAL_REACHED",
+    6: "MAXTIME_REACHED",
+}
+
+
+class _Recorder:
+    """Objective wrapper that logs every evaluation and remembers the best one."""
+
+    def __init__(self, objective: Callable[[np.ndarray], float], verbose: bool, progress):
+        self.objective = objective
+        self.verbose = verbose
+        self.progress = progress
+        self.fitlog: list[tuple[np.ndarray, float]] = []
+        self.best = (np.inf, None)
+
+    def __call__(self, x: np.ndarray, grad: np.ndarray) -> float:
+        value = float(self.objective(x))
+        self.fitlog.append((x.copy(), value))
+        if value < self.best[0]:
+            self.best = (value, x.copy())
+        if self.verbose:
+            print(f"f_{len(self.fitlog)}: {value:.8f} [{', '.join(f'{v:.6g}' for v in x)}]", file=sys.stdout)
+        if self.progress is not None:
+            self.progress.update(1)
+            self.progress.set_postfix_str(f"objective {self.best[0]:.6f}", refresh=False)
+        return value
+
+
+def _progress_bar(enabled: bool, label: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=label or "evaluations", unit=" eval", leave=False)
+
+
+def _configure(optsum: OptSummary):
+    import nlopt
+
+    n = len(optsum.initial)
+    opt = nlopt.opt(check_optimizer(optsum.optimizer), n)
+    lower = np.where(np.isfinite(optsum.lowerbd), optsum.lowerbd, -np.inf)
+    opt.set_lower_bounds(lower)
+    opt.set_ftol_rel(optsum.ftol_rel)
+    opt.set_ftol_abs(optsum.ftol_abs)
+    opt.set_xtol_rel(optsum.xtol_rel)
+    opt.set_xtol_abs(np.broadcast_to(np.asarray(optsum.xtol_abs, dtype=float), (n,)).copy())
+    opt.set_initial_step(np.broadcast_to(np.asarray(optsum.initial_step, dtype=float), (n,)).copy())
+    opt.set_maxeval(int(optsum.maxfeval) if optsum.maxfeval and optsum.maxfeval > 0 else 0)
+    opt.set_maxtime(float(optsum.maxtime) if optsum.maxtime and optsum.maxtime > 0 else 0.0)
+    return opt
+
+
+def minimize(
+    objective: Callable[[np.ndarray], float],
+    optsum: OptSummary,
+    *,
+    verbose: bool = False,
+    progress: bool = False,
+    label: str = "",
+) -> OptSummary:
+    """Minimise ``objective`` from ``optsum.initial`` with ``optsum``'s settings.
+
+    NLopt's roundoff-limited stop (the objective cannot be reduced further
+    at the precision of floating point) is a normal end: the best point seen
+    is returned with ``returnvalue = "ROUNDOFF_LIMITED"``.
+    """
+    import nlopt
+
+    opt = _configure(optsum)
+    bar = _progress_bar(progress, label)
+    rec = _Recorder(objective, verbose, bar)
+    start = time.perf_counter()
+    x0 = np.clip(np.asarray(optsum.initial, dtype=float), optsum.lowerbd, np.inf)
+    try:
+        opt.set_min_objective(rec)
+        xmin = opt.optimize(x0)
+        fmin, code = opt.last_optimum_value(), RESULT_NAMES.get(opt.last_optimize_result(), "UNKNOWN")
+    except nlopt.RoundoffLimited:
+        fmin, xmin = rec.best
+        code = "ROUNDOFF_LIMITED"
+    finally:
+        if bar is not None:
+            bar.close()
+    if rec.best[0] < fmin:  # some algorithms report their last, not their best, point
+        fmin, xmin = rec.best
+    optsum.finitial = rec.fitlog[0][1] if rec.fitlog else np.nan
+    optsum.final, optsum.fmin, optsum.returnvalue = np.asarray(xmin, dtype=float), float(fmin), code
+    optsum.feval, optsum.fitlog = len(rec.fitlog), rec.fitlog
+    optsum.elapsed = time.perf_counter() - start
+    optsum.fitted = True
+    return optsum

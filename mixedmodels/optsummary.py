@@ -1,0 +1,153 @@
+"""The record of an optimisation: settings before, results after.
+
+Mirrors MixedModels.jl's ``OptSummary``.  Users change the optimizer or its
+tolerances on a model's ``optsum`` and call ``fit()`` again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import MixedModelsError
+
+__all__ = ["OptSummary", "check_optimizer"]
+
+
+def check_optimizer(name: str, derivative_free_only: bool = True) -> int:
+    """NLopt's code for algorithm ``name`` (e.g. ``"LN_BOBYQA"``); a clear error if unknown."""
+    import nlopt
+
+    known = sorted(a for a in dir(nlopt) if a[:3] in ("LN_", "GN_", "LD_", "GD_") and isinstance(getattr(nlopt, a), int))
+    allowed = [a for a in known if a[1] == "N"] if derivative_free_only else known
+    if not isinstance(name, str) or name.upper() not in allowed:
+        hint = " (it needs gradients, which this model does not provide)" if isinstance(name, str) and name.upper() in known else ""
+        raise MixedModelsError(
+            f"unknown optimizer {name!r}{hint}; use an NLopt derivative-free algorithm such as "
+            + ", ".join(a for a in allowed if a.startswith("LN_"))
+        )
+    return int(getattr(nlopt, name.upper()))
+
+
+@dataclass
+class OptSummary:
+    """Settings and results of the optimisation of a model's objective.
+
+    Settings (change them, then refit)
+        ``initial``, ``lowerbd``, ``optimizer`` (an NLopt name, default
+        ``"LN_BOBYQA"``), ``ftol_rel``, ``ftol_abs``, ``xtol_rel``,
+        ``xtol_abs`` (one per parameter), ``initial_step`` (one per
+        parameter), ``maxfeval`` (-1: no limit), ``maxtime`` (seconds, -1:
+        no limit).
+    Results
+        ``finitial`` (objective at ``initial``), ``final``, ``fmin``,
+        ``feval`` (number of evaluations), ``returnvalue`` (NLopt's reason
+        for stopping), ``fitlog`` (θ and objective of each evaluation).
+    """
+
+    initial: np.ndarray
+    lowerbd: np.ndarray
+    optimizer: str = "LN_BOBYQA"
+    ftol_rel: float = 1e-12
+    ftol_abs: float = 1e-8
+    xtol_rel: float = 0.0
+    xtol_abs: np.ndarray | None = None
+    initial_step: np.ndarray | None = None
+    maxfeval: int = -1
+    maxtime: float = -1.0
+    finitial: float = np.nan
+    final: np.ndarray | None = None
+    fmin: float = np.inf
+    feval: int = -1
+    returnvalue: str = "FAILURE"
+    fitlog: list[tuple[np.ndarray, float]] = field(default_factory=list)
+    reml: bool = False
+    nagq: int = 0
+    fitted: bool = False
+    elapsed: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.initial = np.asarray(self.initial, dtype=float)
+        self.lowerbd = np.asarray(self.lowerbd, dtype=float)
+        if self.xtol_abs is None:
+            self.xtol_abs = np.full(len(self.initial), 1e-10)
+        if self.initial_step is None:
+            # 0.75 for θ elements bounded below (diagonal of λ), 1 for the others
+            self.initial_step = np.where(np.isfinite(self.lowerbd), 0.75, 1.0)
+        if self.final is None:
+            self.final = self.initial.copy()
+
+    # ---- display ---------------------------------------------------------------
+    def rows(self) -> list[tuple[str, str]]:
+        fmt = lambda a: "[" + ", ".join(f"{v:.6g}" for v in np.atleast_1d(a)) + "]"  # noqa: E731
+        return [
+            ("Initial parameter vector", fmt(self.initial)),
+            ("Initial objective value", f"{self.finitial:.10g}"),
+            ("Optimizer", self.optimizer),
+            ("Lower bounds", fmt(self.lowerbd)),
+            ("ftol_rel", f"{self.ftol_rel:g}"),
+            ("ftol_abs", f"{self.ftol_abs:g}"),
+            ("xtol_rel", f"{self.xtol_rel:g}"),
+            ("xtol_abs", fmt(self.xtol_abs)),
+            ("initial_step", fmt(self.initial_step)),
+            ("maxfeval", str(self.maxfeval)),
+            ("maxtime", f"{self.maxtime:g}"),
+            ("Function evaluations", str(self.feval)),
+            ("Final parameter vector", fmt(self.final)),
+            ("Final objective value", f"{self.fmin:.10g}"),
+            ("Return code", self.returnvalue),
+        ]
+
+    def __str__(self) -> str:
+        rows = self.rows()
+        width = max(len(k) for k, _ in rows)
+        rule = "─" * (width + 2 + max(len(v) for _, v in rows))
+        body = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+        return f"{rule}\n{body}\n{rule}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        cells = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in self.rows())
+        return f"<table>{cells}</table>"
+
+    def to_frame(self):
+        """The fit log as a DataFrame: one row per evaluation, θ columns and the objective."""
+        import pandas as pd
+
+        theta = np.array([t for t, _ in self.fitlog]) if self.fitlog else np.empty((0, len(self.initial)))
+        df = pd.DataFrame(theta, columns=[f"theta{i + 1}" for i in range(theta.shape[1])])
+        df["objective"] = [f for _, f in self.fitlog]
+        return df
+
+    # ---- persistence ---------------------------------------------------------------
+    _ARRAYS = ("initial", "lowerbd", "xtol_abs", "initial_step", "final")
+    _SCALARS = ("optimizer", "ftol_rel", "ftol_abs", "xtol_rel", "maxfeval", "maxtime", "finitial",
+                "fmin", "feval", "returnvalue", "reml", "nagq", "fitted", "elapsed")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: np.asarray(getattr(self, k)).tolist() for k in self._ARRAYS}
+        out.update({k: getattr(self, k) for k in self._SCALARS})
+        out["fitlog"] = [[np.asarray(t).tolist(), f] for t, f in self.fitlog]
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Write the optimisation record as JSON (restore it with :meth:`restore`)."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "OptSummary":
+        arrays = {k: np.asarray(d[k], dtype=float) for k in cls._ARRAYS}
+        scalars = {k: d[k] for k in cls._SCALARS if k in d}
+        out = cls(**arrays, **scalars)
+        out.fitlog = [(np.asarray(t, dtype=float), float(f)) for t, f in d.get("fitlog", [])]
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> "OptSummary":
+        return cls.from_dict(json.loads(Path(path).read_text()))

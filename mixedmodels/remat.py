@@ -1,0 +1,148 @@
+"""Random-effects terms.
+
+A term ``(1 + x | g)`` contributes a block Z_i of the random-effects model
+matrix Z.  Z_i is never stored as a general sparse matrix: each observation
+t has one level code ``refs[t]`` of g and one row ``z[t, :]`` of the term's
+small dense model matrix (k columns), and
+
+    Z_i[t, refs[t] * k + j] = z[t, j],   j = 0..k-1,
+
+all other entries being zero.  The relative covariance factor of the term is
+a k x k lower-triangular matrix lambda; the term's block of Λθ is
+``kron(I_levels, lambda)``.  The free elements of lambda are the term's part
+of θ (the lower triangle column by column, as lme4).
+
+Terms with the same grouping factor are amalgamated into one ReMat whose
+lambda is block diagonal with a block per original term (zeros between
+them are not parameters), as MixedModels.jl does: it keeps the first block
+of the Cholesky factor (uniform) block diagonal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["ReMat", "lower_tri_positions"]
+
+
+def lower_tri_positions(start: int, size: int) -> list[tuple[int, int]]:
+    """(row, column) of a size x size lower triangle at offset ``start``, column by column."""
+    return [(start + i, start + j) for j in range(size) for i in range(j, size)]
+
+
+@dataclass
+class ReMat:
+    """A random-effects term (possibly several amalgamated on one grouping factor).
+
+    Attributes
+    ----------
+    name : str
+        Label of the grouping factor (``"Subject"``, ``"dept:service"``).
+    refs : ndarray of int, shape (n,)
+        Level code of each observation, 0..nlevels-1.
+    levels : list of str
+        Level labels in code order.
+    z : ndarray, shape (n, k)
+        The term's dense model matrix (rows of Z_i before placement).
+    cnames : list of str
+        Column names of ``z``.
+    blocks : list of slice
+        Column ranges of the original terms; λ is block diagonal over them.
+    term_ids : list of int
+        For each block, the index of the original term in formula order.
+    """
+
+    name: str
+    refs: np.ndarray
+    levels: list[str]
+    z: np.ndarray
+    cnames: list[str]
+    blocks: list[slice]
+    term_ids: list[int]
+    lambda_: np.ndarray = field(init=False)
+    inds: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        k = self.k
+        self.lambda_ = np.eye(k)
+        positions = [p for b in self.blocks for p in lower_tri_positions(b.start, b.stop - b.start)]
+        self.inds = np.array([r * k + c for r, c in positions], dtype=np.intp)
+
+    # ---- sizes -------------------------------------------------------------
+    @property
+    def k(self) -> int:
+        """Number of columns of the term's model matrix."""
+        return self.z.shape[1]
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def q(self) -> int:
+        """Number of random effects of the term: k * nlevels."""
+        return self.k * self.nlevels
+
+    @property
+    def ntheta(self) -> int:
+        return len(self.inds)
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.k == 1
+
+    # ---- θ -----------------------------------------------------------------
+    def positions(self) -> list[tuple[int, int]]:
+        """(row, column) in λ of each of the term's θ elements."""
+        return [divmod(int(i), self.k) for i in self.inds]
+
+    def is_diagonal(self) -> np.ndarray:
+        """Boolean per θ element: is it a diagonal element of λ?"""
+        return np.array([r == c for r, c in self.positions()])
+
+    def lowerbd(self) -> np.ndarray:
+        """Lower bounds of θ: 0 for diagonal elements of λ, -inf otherwise."""
+        return np.where(self.is_diagonal(), 0.0, -np.inf)
+
+    def initial_theta(self) -> np.ndarray:
+        """θ of λ = I, the usual starting value."""
+        return self.is_diagonal().astype(float)
+
+    def theta_names(self) -> list[str]:
+        """lme4's names: ``g.(Intercept)`` on the diagonal, ``g.row.col`` below it."""
+        names = []
+        for r, c in self.positions():
+            suffix = self.cnames[r] if r == c else f"{self.cnames[r]}.{self.cnames[c]}"
+            names.append(f"{self.name}.{suffix}")
+        return names
+
+    def set_theta(self, theta: np.ndarray) -> None:
+        """Write the term's θ elements into λ in place."""
+        self.lambda_.flat[self.inds] = theta
+
+    def get_theta(self) -> np.ndarray:
+        return self.lambda_.flat[self.inds].copy()
+
+    # ---- realisations --------------------------------------------------------
+    def Z(self, sqrtw: np.ndarray | None = None) -> sp.csr_matrix:
+        """Z_i as a CSR matrix (n x q), rows optionally scaled by sqrt weights."""
+        n, k = self.z.shape
+        data = self.z if sqrtw is None else self.z * sqrtw[:, None]
+        indices = (self.refs[:, None] * k + np.arange(k)).ravel()
+        indptr = np.arange(0, n * k + 1, k)
+        return sp.csr_matrix((data.ravel(), indices, indptr), shape=(n, self.q))
+
+    def Lambda(self) -> sp.csr_matrix:
+        """The term's block of Λθ: kron(I_nlevels, λ), sparse (q x q)."""
+        return sp.kron(sp.identity(self.nlevels, format="csr"), sp.csr_matrix(self.lambda_), format="csr")
+
+    def covariance_blocks(self) -> list[tuple[slice, np.ndarray]]:
+        """λ λ' restricted to each original term (σ² times the term's covariance)."""
+        out = []
+        for b in self.blocks:
+            lam = self.lambda_[b, b]
+            out.append((b, lam @ lam.T))
+        return out

@@ -1,0 +1,74 @@
+"""Variance components: the covariance of the random effects and the residual.
+
+For a term with relative covariance factor λ, the covariance of its random
+effects is σ² λλ' (σ = 1 for families without a dispersion parameter).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .remat import ReMat
+
+__all__ = ["term_covariances", "varcorr_frame", "varcorr_long"]
+
+
+def term_covariances(reterms: list[ReMat], theta_order: list[tuple[int, int]], sigma: float):
+    """Per original term, in lme4's order: (group label, column names, covariance matrix).
+
+    ``theta_order`` lists (ReMat index, block index) pairs in lme4's term order.
+    Repeated groups (from ``||`` or several terms on one factor) are labelled
+    ``g``, ``g.1``, ``g.2`` as lme4 does.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for ri, bi in theta_order:
+        remat = reterms[ri]
+        block = remat.blocks[bi]
+        lam = remat.lambda_[block, block]
+        count = seen.get(remat.name, 0)
+        seen[remat.name] = count + 1
+        label = remat.name if count == 0 else f"{remat.name}.{count}"
+        out.append((remat.name, label, remat.cnames[block], sigma**2 * (lam @ lam.T)))
+    return out
+
+
+def _correlation(cov: np.ndarray) -> np.ndarray:
+    sd = np.sqrt(np.diag(cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.outer(sd, sd)
+    return np.where(np.outer(sd, sd) > 0, corr, 0.0)
+
+
+def varcorr_frame(terms, sigma: float | None) -> pd.DataFrame:
+    """One row per random-effect column (and the residual): variance, std. dev., correlation.
+
+    ``correlation`` is the correlation with the term's first column (NaN on
+    that first row); the full correlation matrices are in the long form.
+    """
+    rows = []
+    for group, _, names, cov in terms:
+        corr = _correlation(cov)
+        for j, name in enumerate(names):
+            rows.append((group, name, cov[j, j], np.sqrt(cov[j, j]), corr[j, 0] if j > 0 else np.nan))
+    if sigma is not None:
+        rows.append(("Residual", "", sigma**2, sigma, np.nan))
+    return pd.DataFrame(rows, columns=["group", "name", "variance", "std. dev.", "correlation"])
+
+
+def varcorr_long(terms, sigma: float | None) -> pd.DataFrame:
+    """lme4's ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor.
+
+    Per term the variances first, then the covariances (lower triangle,
+    column by column) with their correlations in ``sdcor``.
+    """
+    rows = []
+    for _, label, names, cov in terms:
+        corr = _correlation(cov)
+        rows.extend((label, n, None, cov[j, j], np.sqrt(cov[j, j])) for j, n in enumerate(names))
+        k = len(names)
+        rows.extend((label, names[c], names[r], cov[r, c], corr[r, c]) for c in range(k) for r in range(c + 1, k))
+    if sigma is not None:
+        rows.append(("Residual", None, None, sigma**2, sigma))
+    return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
