@@ -176,6 +176,7 @@ def build_structure(
     offset: Any = None,
     contrasts: Mapping[str, Any] | None = None,
     strict_levels: bool = True,
+    require_random: bool = True,
 ) -> ModelStructure:
     """Parse, select complete cases, and build response, X and the random-effects terms.
 
@@ -188,7 +189,7 @@ def build_structure(
     """
     parsed = parse_formula(formula)
     check_dataframe(data)
-    if not parsed.random:
+    if require_random and not parsed.random:
         raise FormulaError(
             f"formula {formula!r} has no random-effects term such as (1 | group); "
             "for a model without random effects use an ordinary regression"
@@ -203,7 +204,7 @@ def build_structure(
     frame = mf.frame
     response = evaluate_expression(parsed.response, frame)
     fe = FeTerm(model_matrix(parsed.fixed, frame, contrasts))
-    reterms, perm = build_reterms(parsed, frame, contrasts, strict_levels)
+    reterms, perm = build_reterms(parsed, frame, contrasts, strict_levels) if parsed.random else ([], np.arange(0))
     return ModelStructure(
         formula=parsed,
         frame=mf,
