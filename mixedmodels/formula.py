@@ -150,12 +150,11 @@ def _grouping_factors(group: str, source: str) -> list[tuple[tuple[str, ...], st
     nested = [part.strip() for part in group.split("/")]
     out = []
     for depth in range(1, len(nested) + 1):
-        cols: list[str] = []
-        for part in nested[:depth]:
-            cols.extend(_check_factor_name(p.strip(), source) for p in part.split(":"))
-        # lme4 labels a nested term innermost first: batch/cask -> cask:batch
-        label = ":".join(reversed(nested[:depth])) if depth > 1 else nested[0]
-        out.append((tuple(cols), label.replace("`", "")))
+        # lme4 writes a nested term innermost first (batch/cask -> cask:batch),
+        # and its levels follow that order ("a:A", with cask varying slowest)
+        parts = list(reversed(nested[:depth]))
+        cols = [_check_factor_name(p.strip(), source) for part in parts for p in part.split(":")]
+        out.append((tuple(cols), ":".join(parts).replace("`", "")))
     return out
 
 

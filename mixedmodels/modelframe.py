@@ -93,7 +93,7 @@ def model_frame(data: pd.DataFrame, columns: list[str], extra: dict[str, np.ndar
     frame = data.loc[:, list(columns)].copy()
     for name, values in (extra or {}).items():
         frame[name] = values
-    frame.reset_index(drop=True, inplace=True)
+    frame = frame.reset_index(drop=True)
     complete = ~frame.isna().any(axis=1).to_numpy()
     n_dropped = int((~complete).sum())
     if n_dropped == len(frame):
