@@ -1,0 +1,1030 @@
+r"""Response distributions (families) and link functions for generalized linear mixed models.
+
+A generalized linear (mixed) model relates the conditional mean :math:`\mu_i` of each
+observation to a linear predictor :math:`\eta_i` through a *link* :math:`g`,
+
+.. math:: \eta_i = g(\mu_i), \qquad \mu_i = g^{-1}(\eta_i),
+
+and describes the response's spread through a *family*: an exponential-dispersion
+distribution with variance :math:`\operatorname{Var}(y_i) = \phi\, V(\mu_i) / w_i`, where
+:math:`V` is the variance function, :math:`\phi` the dispersion and :math:`w_i` a prior
+weight.
+
+Names and allowed link sets follow R's ``stats`` families (``binomial``, ``poisson``,
+``Gamma``, ``inverse.gaussian``, ``gaussian``), with a separate :class:`Bernoulli` family for
+0/1 responses.  Log-likelihoods carry every constant that R's ``family$aic`` carries, so
+values can be compared with ``logLik`` from R, lme4 and MixedModels.jl.
+
+Conventions shared by every method
+----------------------------------
+``y``
+    Response.  For :class:`Binomial` it is the *proportion* of successes and ``wt`` the
+    number of trials (see :meth:`Binomial.from_counts`).
+``mu``, ``eta``
+    Mean and linear predictor, arrays of the same shape as ``y``.
+``wt``
+    Prior weights, broadcastable to ``y``'s shape; ``None`` means all ones.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from typing import ClassVar, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+from mixedmodels.errors import MixedModelsError
+
+__all__ = [
+    "Link",
+    "LogitLink",
+    "ProbitLink",
+    "CauchitLink",
+    "CloglogLink",
+    "LogLink",
+    "IdentityLink",
+    "InverseLink",
+    "SqrtLink",
+    "InverseSquareLink",
+    "Family",
+    "Bernoulli",
+    "Binomial",
+    "Poisson",
+    "Gamma",
+    "InverseGaussian",
+    "Gaussian",
+    "get_link",
+    "get_family",
+]
+
+FloatArray = NDArray[np.float64]
+
+# Smallest useful probability and slope: keeps mu strictly inside (0, 1) and working
+# weights strictly positive, as R's links do with .Machine$double.eps.
+_EPS: float = float(np.finfo(np.float64).eps)
+
+# Beyond this exp() overflows in float64; cloglog saturates long before it anyway.
+_MAX_EXP_ARG: float = 700.0
+
+
+def _as_float(x: ArrayLike) -> FloatArray:
+    """Return ``x`` as a float64 ndarray (no copy when it already is one)."""
+    return np.asarray(x, dtype=np.float64)
+
+
+def _clamp_probability(p: FloatArray) -> FloatArray:
+    """Keep probabilities inside ``[eps, 1 - eps]`` so that logs and ``V(mu)`` stay finite."""
+    return np.clip(p, _EPS, 1.0 - _EPS)
+
+
+def _floor_slope(d: FloatArray) -> FloatArray:
+    """Keep ``dmu/deta`` of a saturating link at least ``eps`` (positive working weights)."""
+    return np.maximum(d, _EPS)
+
+
+# Terms of the atanh series used by _bd0; with |v| < 0.1 each term is 100 times smaller
+# than the last, so ten terms exhaust double precision.
+_BD0_TERMS: int = 10
+
+
+def _bd0(x: ArrayLike, m: ArrayLike, diff: ArrayLike | None = None) -> FloatArray:
+    r"""Deviance kernel :math:`x\log(x/m) - (x - m) \ge 0` for :math:`x \ge 0, m > 0`.
+
+    Computed directly it loses all accuracy when :math:`x \approx m` (two nearly equal
+    terms cancel).  There, with :math:`v = (x-m)/(x+m)` and
+    :math:`\log(x/m) = 2\operatorname{atanh} v`, it equals
+
+    .. math:: (x-m)\,v + 2x \sum_{j\ge1} v^{2j+1}/(2j+1),
+
+    whose terms are all small and of nearly one sign (C. Loader's ``bd0``, used by R's
+    ``dbinom`` and ``dpois``).  ``diff`` may supply :math:`x - m` when it is known more
+    accurately than the rounded ``x`` and ``m`` give it (e.g. for :math:`1-y` and
+    :math:`1-\mu`).
+    """
+    x, m = np.broadcast_arrays(_as_float(x), _as_float(m))
+    diff = x - m if diff is None else np.broadcast_to(_as_float(diff), x.shape)
+    # xlogy makes 0 log 0 = 0, so x = 0 gives m.
+    direct = special.xlogy(x, x) - special.xlogy(x, m) - diff
+    near = np.abs(diff) < 0.1 * (x + m)
+    v = np.divide(diff, x + m, out=np.zeros_like(diff), where=near)
+    v2 = v * v
+    series = diff * v
+    power = 2.0 * x * v
+    for j in range(1, _BD0_TERMS + 1):
+        power = power * v2
+        series = series + power / (2 * j + 1)
+    return np.maximum(np.where(near, series, direct), 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# Links
+# --------------------------------------------------------------------------------------
+
+
+class Link(ABC):
+    r"""A monotone, differentiable map :math:`\eta = g(\mu)` and its inverse.
+
+    Links are stateless: two instances of the same class compare equal.
+
+    Attributes
+    ----------
+    name : str
+        R's name for the link (``"logit"``, ``"1/mu^2"``, ...).
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def linkfun(self, mu: ArrayLike) -> FloatArray:
+        r"""The link :math:`\eta = g(\mu)`, elementwise."""
+
+    @abstractmethod
+    def linkinv(self, eta: ArrayLike) -> FloatArray:
+        r"""The inverse link :math:`\mu = g^{-1}(\eta)`, elementwise."""
+
+    @abstractmethod
+    def mu_eta(self, eta: ArrayLike) -> FloatArray:
+        r"""The derivative :math:`d\mu/d\eta` of the inverse link, elementwise."""
+
+    def valid_eta(self, eta: ArrayLike) -> bool:
+        r"""Whether every :math:`\eta` lies in the domain of :meth:`linkinv` (and is finite)."""
+        return bool(np.all(np.isfinite(_as_float(eta))))
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class LogitLink(Link):
+    r"""Log-odds, :math:`\eta = \log(\mu/(1-\mu))`; canonical for binomial data.
+
+    :math:`\mu = 1/(1+e^{-\eta})` and :math:`d\mu/d\eta = \mu(1-\mu)`.
+    """
+
+    name = "logit"
+
+    def linkfun(self, mu: ArrayLike) -> FloatArray:
+        return special.logit(_as_float(mu))
+
+    def linkinv(self, eta: ArrayLike) -> FloatArray:
+        return _clamp_probability(special.expit(_as_float(eta)))
+
+    def mu_eta(self, eta: ArrayLike) -> FloatArray:
+        eta = _as_float(eta)
+        # expit(eta) * expit(-eta) avoids the cancellation in p * (1 - p) for large eta.
+        return _floor_slope(special.expit(eta) * special.expit(-eta))
+
+
+class ProbitLink(Link):
+    r"""Standard normal quantile, :math:`\eta = \Phi^{-1}(\mu)`.
+
+    :math:`\mu = \Phi(\eta)` and :math:`d\mu/d\eta = \varphi(\eta)`, the normal density.
+    """
+
+    name = "probit"
+
+    def linkfun(self, mu: ArrayLike) -> FloatArray:
+        return special.ndtri(_as_float(mu))
+
+    def linkinv(self, eta: ArrayLike) -> FloatArray:
+        return _clamp_probability(special.ndtr(_as_float(eta)))
+
+    def mu_eta(self, eta: ArrayLike) -> FloatArray:
+        eta = _as_float(eta)
+        return _floor_slope(np.exp(-0.5 * eta * eta) / np.sqrt(2.0 * np.pi))
+
+
+class CauchitLink(Link):
+    r"""Standard Cauchy quantile, :math:`\eta = \tan(\pi(\mu - 1/2))`.
+
+    :math:`\mu = 1/2 + \arctan(\eta)/\pi` and :math:`d\mu/d\eta = 1/(\pi(1+\eta^2))`.
+    """
+
+    name = "cauchit"
+
+    def linkfun(self, mu: ArrayLike) -> FloatArray:
+        return np.tan(np.pi * (_as_float(mu) - 0.5))
+
+    def linkinv(self, eta: ArrayLike) -> FloatArray:
+        return _clamp_probability(0.5 + np.arctan(_as_float(eta)) / np.pi)
+
+    def mu_eta(self, eta: ArrayLike) -> FloatArray:
+        eta = _as_float(eta)
+        return _floor_slope(1.0 / (np.pi * (1.0 + eta * eta)))
+
+
+class CloglogLink(Link):
+    r"""Complementary log-log, :math:`\eta = \log(-\log(1-\mu))`.
+
+    :math:`\mu = 1 - \exp(-e^{\eta})` and :math:`d\mu/d\eta = e^{\eta} \exp(-e^{\eta})`.
+    """
+
+    name = "cloglog"
+
+    def linkfun(self, mu: ArrayLike) -> FloatArray:
+        # log1p keeps log(1 - mu) accurate for small mu.
+        return np.log(-np.log1p(-_as_float(mu)))
+
+    def linkinv(self, eta: ArrayLike) -> FloatArray:
+        eta = np.minimum(_as_float(eta), _MAX_EXP_ARG)
+        # -expm1(-x) is 1 - exp(-x) without cancellation for small x.
+        return _clamp_probability(-np.expm1(-np.exp(eta)))
+
+    def mu_eta(self, eta: ArrayLike) -> FloatArray:
+        e = np.exp(np.minimum(_as_float(eta), _MAX_EXP_ARG))
+        return _floor_slope(e * np.exp(-e))
+
+
+class LogLink(Link):
+    r"""Natural logarithm, :math:`\eta = \log\mu`; canonical for Poisson data.
+
+    :math:`\mu = e^{\eta}` and :math:`d\mu/d\eta = e^{\eta}`, both floored at machine
+    epsilon so that the mean stays positive.
+    """
+
+    name = "log"
+
+    def linkfun(self, mu: ArrayLike) -> FloatArray:
+        return np.log(_as_float(mu))
+
+    def linkinv(self, eta: ArrayLike) -> FloatArray:
+        return np.maximum(np.exp(_as_float(eta)), _EPS)
+
+    def mu_eta(self, eta: ArrayLike) -> FloatArray:
+        return np.maximum(np.exp(_as_float(eta)), _EPS)
+
+
+class IdentityLink(Link):
+    r""":math:`\eta = \mu`; canonical for Gaussian data, :math:`d\mu/d\eta = 1`."""
+
+    name = "identity"
+
+    def linkfun(self, mu: ArrayLike) -> FloatArray:
+        return np.array(mu, dtype=np.float64)
+
+    def linkinv(self, eta: ArrayLike) -> FloatArray:
+        return np.array(eta, dtype=np.float64)
+
+    def mu_eta(self, eta: ArrayLike) -> FloatArray:
+        return np.ones_like(_as_float(eta))
+
+
+class InverseLink(Link):
+    r"""Reciprocal, :math:`\eta = 1/\mu`; canonical for Gamma data.
+
+    :math:`\mu = 1/\eta` and :math:`d\mu/d\eta = -1/\eta^2`; :math:`\eta = 0` is invalid.
+    """
+
+    name = "inverse"
+
+    def linkfun(self, mu: ArrayLike) -> FloatArray:
+        return 1.0 / _as_float(mu)
+
+    def linkinv(self, eta: ArrayLike) -> FloatArray:
+        return 1.0 / _as_float(eta)
+
+    def mu_eta(self, eta: ArrayLike) -> FloatArray:
+        eta = _as_float(eta)
+        return -1.0 / (eta * eta)
+
+    def valid_eta(self, eta: ArrayLike) -> bool:
+        eta = _as_float(eta)
+        return bool(np.all(np.isfinite(eta)) and np.all(eta != 0))
+
+
+class SqrtLink(Link):
+    r"""Square root, :math:`\eta = \sqrt\mu`, with :math:`\mu = \eta^2`, :math:`d\mu/d\eta = 2\eta`.
+
+    Only :math:`\eta > 0` is valid, since the inverse must be monotone.
+    """
+
+    name = "sqrt"
+
+    def linkfun(self, mu: ArrayLike) -> FloatArray:
+        return np.sqrt(_as_float(mu))
+
+    def linkinv(self, eta: ArrayLike) -> FloatArray:
+        eta = _as_float(eta)
+        return eta * eta
+
+    def mu_eta(self, eta: ArrayLike) -> FloatArray:
+        return 2.0 * _as_float(eta)
+
+    def valid_eta(self, eta: ArrayLike) -> bool:
+        eta = _as_float(eta)
+        return bool(np.all(np.isfinite(eta)) and np.all(eta > 0))
+
+
+class InverseSquareLink(Link):
+    r""":math:`\eta = \mu^{-2}` (R's ``"1/mu^2"``); canonical for inverse Gaussian data.
+
+    :math:`\mu = \eta^{-1/2}` and :math:`d\mu/d\eta = -\tfrac12 \eta^{-3/2}`; only
+    :math:`\eta > 0` is valid.
+    """
+
+    name = "1/mu^2"
+
+    def linkfun(self, mu: ArrayLike) -> FloatArray:
+        mu = _as_float(mu)
+        return 1.0 / (mu * mu)
+
+    def linkinv(self, eta: ArrayLike) -> FloatArray:
+        return 1.0 / np.sqrt(_as_float(eta))
+
+    def mu_eta(self, eta: ArrayLike) -> FloatArray:
+        eta = _as_float(eta)
+        return -0.5 / (eta * np.sqrt(eta))
+
+    def valid_eta(self, eta: ArrayLike) -> bool:
+        eta = _as_float(eta)
+        return bool(np.all(np.isfinite(eta)) and np.all(eta > 0))
+
+
+_LINKS: dict[str, type[Link]] = {
+    cls.name: cls
+    for cls in (
+        LogitLink,
+        ProbitLink,
+        CauchitLink,
+        CloglogLink,
+        LogLink,
+        IdentityLink,
+        InverseLink,
+        SqrtLink,
+        InverseSquareLink,
+    )
+}
+
+# Spellings that are easier to type than R's names.
+_LINK_ALIASES: dict[str, str] = {
+    "inverse_square": "1/mu^2",
+    "inversesquare": "1/mu^2",
+    "inverse_squared": "1/mu^2",
+    "reciprocal": "inverse",
+}
+
+LinkSpec = Union[str, Link, type[Link]]
+
+
+def get_link(link: LinkSpec) -> Link:
+    """Return a link object from a name, a :class:`Link` instance or a :class:`Link` class.
+
+    Parameters
+    ----------
+    link : str or Link or type[Link]
+        R's name (``"logit"``, ``"probit"``, ``"cauchit"``, ``"cloglog"``, ``"log"``,
+        ``"identity"``, ``"inverse"``, ``"sqrt"``, ``"1/mu^2"``; case-insensitive, with
+        ``"inverse_square"`` accepted for ``"1/mu^2"``), or a link object or class.
+
+    Returns
+    -------
+    Link
+
+    Raises
+    ------
+    MixedModelsError
+        If the name is unknown (the message lists the known names) or the object is not a link.
+    """
+    if isinstance(link, Link):
+        return link
+    if isinstance(link, type) and issubclass(link, Link) and link is not Link:
+        return link()
+    if isinstance(link, str):
+        key = link.strip().lower()
+        key = _LINK_ALIASES.get(key, key)
+        if key in _LINKS:
+            return _LINKS[key]()
+        known = ", ".join(repr(name) for name in _LINKS)
+        raise MixedModelsError(f"unknown link {link!r}; known links are {known}")
+    raise MixedModelsError(
+        f"link must be a link name or a Link object, not {type(link).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Families
+# --------------------------------------------------------------------------------------
+
+
+class Family(ABC):
+    r"""An exponential-dispersion family with a link.
+
+    Parameters
+    ----------
+    link : str or Link or type[Link], optional
+        The link; defaults to the family's canonical link.  Links outside the family's
+        ``allowed_links`` (R's sets) raise :class:`~mixedmodels.errors.MixedModelsError`.
+
+    Attributes
+    ----------
+    name : str
+        R's family name.
+    link : Link
+        The link in use.
+    canonical_link : str
+        Name of the canonical link, for which :math:`\eta` is the natural parameter.
+    allowed_links : tuple of str
+        Names of the links this family accepts.
+    has_dispersion : bool
+        Whether the family has a free dispersion parameter :math:`\phi` (otherwise
+        :math:`\phi = 1`).
+    """
+
+    name: ClassVar[str]
+    canonical_link: ClassVar[str]
+    allowed_links: ClassVar[tuple[str, ...]]
+    has_dispersion: ClassVar[bool]
+    # How error messages describe the prior weights.
+    _weights_label: ClassVar[str] = "prior weights"
+
+    def __init__(self, link: LinkSpec | None = None) -> None:
+        chosen = get_link(self.canonical_link if link is None else link)
+        if chosen.name not in self.allowed_links:
+            allowed = ", ".join(repr(name) for name in self.allowed_links)
+            raise MixedModelsError(
+                f"link {chosen.name!r} is not valid for family {self.name!r}; "
+                f"allowed links are {allowed}"
+            )
+        self.link: Link = chosen
+
+    @property
+    def is_canonical(self) -> bool:
+        """Whether the link is the canonical one (then Fisher scoring is Newton's method)."""
+        return self.link.name == self.canonical_link
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.link == other.link  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.link))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(link={self.link.name!r})"
+
+    # -- distribution-specific pieces -------------------------------------------------
+
+    @abstractmethod
+    def variance(self, mu: ArrayLike) -> FloatArray:
+        r"""The variance function :math:`V(\mu)`, elementwise."""
+
+    @abstractmethod
+    def unit_deviance(self, y: ArrayLike, mu: ArrayLike) -> FloatArray:
+        r"""The unit deviance :math:`d(y, \mu) \ge 0`, zero exactly when :math:`y = \mu`."""
+
+    @abstractmethod
+    def _loglik_terms(
+        self, y: FloatArray, mu: FloatArray, wt: FloatArray, dispersion: float
+    ) -> FloatArray:
+        """Per-observation log-likelihood contributions, weights already applied."""
+
+    @abstractmethod
+    def mustart(self, y: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
+        """A starting mean for iterative fitting, strictly inside the mean's domain."""
+
+    @abstractmethod
+    def valid_mu(self, mu: ArrayLike) -> bool:
+        """Whether every mean lies in the family's mean space (and is finite)."""
+
+    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
+        """Family-specific response checks; the default accepts any finite value."""
+
+    # -- shared machinery --------------------------------------------------------------
+
+    def dev_resid(
+        self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
+    ) -> FloatArray:
+        r"""Weighted squared deviance residuals :math:`w_i\, d(y_i, \mu_i)`."""
+        y = _as_float(y)
+        return _weights(wt, y.shape) * self.unit_deviance(y, mu)
+
+    def deviance(self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None) -> float:
+        r"""Total deviance :math:`D = \sum_i w_i\, d(y_i, \mu_i)`."""
+        return float(np.sum(self.dev_resid(y, mu, wt)))
+
+    def deviance_residuals(
+        self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
+    ) -> FloatArray:
+        r"""Signed deviance residuals :math:`\operatorname{sign}(y_i-\mu_i)\sqrt{w_i d(y_i,\mu_i)}`.
+
+        Their squares sum to the deviance; R's ``residuals(fit, type = "deviance")``.
+        """
+        y = _as_float(y)
+        return np.sign(y - _as_float(mu)) * np.sqrt(self.dev_resid(y, mu, wt))
+
+    def loglik(
+        self,
+        y: ArrayLike,
+        mu: ArrayLike,
+        wt: ArrayLike | None = None,
+        dispersion: float | None = None,
+    ) -> float:
+        r"""Total log-likelihood :math:`\sum_i \ell_i(y_i; \mu_i, \phi, w_i)`.
+
+        This equals ``-family$aic(y, n, mu, wt, dev) / 2`` in R without the ``+2`` that R
+        adds for an estimated dispersion, except that R plugs in :math:`\hat\phi` of its
+        own choosing where this method takes ``dispersion``.  Each family's docstring gives
+        :math:`\ell_i`.
+
+        Parameters
+        ----------
+        y, mu, wt
+            Response, mean and prior weights (see the module docstring).
+        dispersion : float, optional
+            :math:`\phi > 0`; required when :attr:`has_dispersion`, ignored otherwise.
+
+        Returns
+        -------
+        float
+        """
+        y = _as_float(y)
+        phi = self._dispersion(dispersion)
+        return float(np.sum(self._loglik_terms(y, _as_float(mu), _weights(wt, y.shape), phi)))
+
+    def _dispersion(self, dispersion: float | None) -> float:
+        r"""Validate the dispersion argument; families without one use :math:`\phi = 1`."""
+        if not self.has_dispersion:
+            return 1.0
+        if dispersion is None:
+            raise MixedModelsError(
+                f"family {self.name!r} has a dispersion parameter; pass dispersion=phi"
+            )
+        phi = float(dispersion)
+        if not (np.isfinite(phi) and phi > 0):
+            raise MixedModelsError(f"dispersion must be finite and positive, got {phi}")
+        return phi
+
+    def check_response(self, y: ArrayLike, wt: ArrayLike | None = None) -> None:
+        """Raise :class:`~mixedmodels.errors.MixedModelsError` if ``y`` cannot be from this family.
+
+        Checks that the response is finite, that the weights match it in shape and are
+        finite and non-negative, then the family's own support; may warn (e.g. Poisson
+        counts that are not integers).
+        """
+        y = _as_float(y)
+        wt = _weights(wt, y.shape)
+        if not np.all(np.isfinite(y)):
+            raise MixedModelsError(f"{self.name} response contains NaN or infinite values")
+        if not np.all(np.isfinite(wt)):
+            raise MixedModelsError(f"{self._weights_label} contain NaN or infinite values")
+        if np.any(wt < 0):
+            raise MixedModelsError(
+                f"{self._weights_label} must be non-negative; found {np.sum(wt < 0)} negative"
+            )
+        self._check_values(y, wt)
+
+    def working_weights(
+        self, mu: ArrayLike, eta: ArrayLike, wt: ArrayLike | None = None
+    ) -> FloatArray:
+        r"""IRLS/PIRLS weights :math:`w_i (d\mu_i/d\eta_i)^2 / V(\mu_i)`."""
+        mu = _as_float(mu)
+        d = self.link.mu_eta(eta)
+        return _weights(wt, mu.shape) * d * d / self.variance(mu)
+
+    def working_response(self, y: ArrayLike, mu: ArrayLike, eta: ArrayLike) -> FloatArray:
+        r"""IRLS/PIRLS working response :math:`z_i = \eta_i + (y_i - \mu_i)/(d\mu_i/d\eta_i)`."""
+        eta = _as_float(eta)
+        return eta + (_as_float(y) - _as_float(mu)) / self.link.mu_eta(eta)
+
+
+def _weights(wt: ArrayLike | None, shape: tuple[int, ...]) -> FloatArray:
+    """Prior weights as a float array of ``shape``; ``None`` means all ones."""
+    if wt is None:
+        return np.ones(shape)
+    w = _as_float(wt)
+    try:
+        return np.broadcast_to(w, shape)
+    except ValueError:
+        raise MixedModelsError(
+            f"weights of shape {w.shape} do not match the response of shape {shape}"
+        ) from None
+
+
+def _positive_mean(mu: ArrayLike) -> bool:
+    """Every mean finite and strictly positive."""
+    mu = _as_float(mu)
+    return bool(np.all(np.isfinite(mu)) and np.all(mu > 0))
+
+
+def _first(values: FloatArray) -> str:
+    """Quote one offending value for an error message."""
+    return f"{values.flat[0]:g}"
+
+
+# -- binary and binomial --------------------------------------------------------------
+
+
+class _Binary(Family):
+    """Shared pieces of :class:`Bernoulli` and :class:`Binomial`: links, variance, deviance."""
+
+    canonical_link = "logit"
+    allowed_links = ("logit", "probit", "cloglog", "cauchit", "log")
+    has_dispersion = False
+
+    def variance(self, mu: ArrayLike) -> FloatArray:
+        r""":math:`V(\mu) = \mu(1-\mu)`."""
+        mu = _as_float(mu)
+        return mu * (1.0 - mu)
+
+    def unit_deviance(self, y: ArrayLike, mu: ArrayLike) -> FloatArray:
+        r""":math:`d(y,\mu) = 2[y\log(y/\mu) + (1-y)\log((1-y)/(1-\mu))]`.
+
+        With the convention :math:`0\log 0 = 0`, so :math:`y \in \{0, 1\}` is fine.
+        """
+        y, mu = _as_float(y), _as_float(mu)
+        # Adding (y - mu) to one log term and (mu - y) to the other changes nothing but
+        # turns both into the cancellation-free kernel _bd0.
+        # 1 - y and 1 - mu are rounded, but their difference is exactly mu - y.
+        return 2.0 * (_bd0(y, mu) + _bd0(1.0 - y, 1.0 - mu, diff=mu - y))
+
+    def valid_mu(self, mu: ArrayLike) -> bool:
+        mu = _as_float(mu)
+        return bool(np.all(np.isfinite(mu)) and np.all((mu > 0) & (mu < 1)))
+
+    def mustart(self, y: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
+        """R's start :math:`(w y + 1/2)/(w + 1)`, which is never 0 or 1."""
+        y = _as_float(y)
+        wt = _weights(wt, y.shape)
+        return (wt * y + 0.5) / (wt + 1.0)
+
+    def _check_proportions(self, y: FloatArray, wt: FloatArray) -> None:
+        """Responses with positive weight must lie in [0, 1]; R ignores zero-weight ones too."""
+        bad = y[(wt > 0) & ((y < 0) | (y > 1))]
+        if bad.size:
+            raise MixedModelsError(
+                f"{self.name} response must lie in [0, 1]; found {bad.size} value(s) "
+                f"outside [0, 1], e.g. {_first(bad)}"
+            )
+
+
+def _binomial_logpmf(k: FloatArray, n: FloatArray, p: FloatArray) -> FloatArray:
+    r""":math:`\log\binom{n}{k} + k\log p + (n-k)\log(1-p)`, with :math:`0\log 0 = 0`."""
+    log_choose = special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0)
+    return log_choose + special.xlogy(k, p) + special.xlog1py(n - k, -p)
+
+
+class Bernoulli(_Binary):
+    r"""0/1 responses: :math:`y_i \sim \operatorname{Bernoulli}(\mu_i)`, no dispersion.
+
+    ``wt`` are prior (frequency) weights.  Log-likelihood (R's binomial ``aic`` with one
+    trial per observation):
+
+    .. math:: \ell = \sum_i w_i\,[y_i\log\mu_i + (1-y_i)\log(1-\mu_i)].
+
+    Links: ``logit`` (canonical), ``probit``, ``cloglog``, ``cauchit``, ``log``.
+    """
+
+    name = "bernoulli"
+
+    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
+        self._check_proportions(y, wt)
+        fractional = y[(wt > 0) & (y != 0) & (y != 1)]
+        if fractional.size:
+            raise MixedModelsError(
+                f"bernoulli response must be 0 or 1; found {fractional.size} value(s) strictly "
+                f"between 0 and 1, e.g. {_first(fractional)} (for proportions use Binomial "
+                "with the numbers of trials as weights)"
+            )
+
+    def _loglik_terms(
+        self, y: FloatArray, mu: FloatArray, wt: FloatArray, dispersion: float
+    ) -> FloatArray:
+        return wt * _binomial_logpmf(np.rint(y), np.ones_like(y), mu)
+
+
+class Binomial(_Binary):
+    r"""Proportions of successes: :math:`w_i y_i \sim \operatorname{Binomial}(w_i, \mu_i)`.
+
+    ``y`` is the proportion of successes and ``wt`` the number of trials, as R stores a
+    ``cbind(successes, failures)`` response (:meth:`from_counts` converts).  No dispersion.
+    Log-likelihood, as R's ``binomial()$aic`` with :math:`m_i = w_i` (observations with
+    :math:`w_i = 0` contribute nothing):
+
+    .. math::
+        \ell = \sum_{i:\,w_i>0} \log\binom{\operatorname{round}(w_i)}
+        {\operatorname{round}(w_i y_i)} + k_i\log\mu_i + (n_i-k_i)\log(1-\mu_i),
+
+    with :math:`n_i = \operatorname{round}(w_i)`, :math:`k_i = \operatorname{round}(w_i y_i)`.
+
+    Links: ``logit`` (canonical), ``probit``, ``cloglog``, ``cauchit``, ``log``.
+    """
+
+    name = "binomial"
+    _weights_label = "numbers of trials (weights)"
+
+    @staticmethod
+    def from_counts(
+        successes: ArrayLike, failures: ArrayLike
+    ) -> tuple[FloatArray, FloatArray]:
+        """Convert a ``cbind(successes, failures)`` response to ``(y, wt)``.
+
+        Returns the proportion :math:`y = s/(s+f)` (0 where there are no trials, as R does)
+        and the number of trials :math:`s + f`.
+
+        Raises
+        ------
+        MixedModelsError
+            If any count of successes or failures is negative or not finite.
+        """
+        s, f = np.broadcast_arrays(_as_float(successes), _as_float(failures))
+        for label, counts in (("successes", s), ("failures", f)):
+            if not np.all(np.isfinite(counts)):
+                raise MixedModelsError(f"binomial {label} contain NaN or infinite values")
+            if np.any(counts < 0):
+                raise MixedModelsError(
+                    f"binomial {label} must be non-negative; found {np.sum(counts < 0)} negative"
+                )
+        n = s + f
+        # Divide only where there are trials, so 0/0 never happens.
+        y = np.divide(s, n, out=np.zeros_like(n), where=n > 0)
+        return y, n
+
+    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
+        self._check_proportions(y, wt)
+        successes = wt * y
+        if np.any(np.abs(successes - np.rint(successes)) > 1e-3):
+            warnings.warn(
+                "non-integer numbers of successes (trials x proportion) in a binomial response",
+                stacklevel=3,
+            )
+
+    def _loglik_terms(
+        self, y: FloatArray, mu: FloatArray, wt: FloatArray, dispersion: float
+    ) -> FloatArray:
+        n = np.rint(wt)
+        terms = _binomial_logpmf(np.rint(wt * y), n, mu)
+        # R weights each term by wt/m = 1 where m = wt > 0, and drops m = 0.
+        return np.where(wt > 0, terms, 0.0)
+
+
+# -- counts ------------------------------------------------------------------------------
+
+
+class Poisson(Family):
+    r"""Counts: :math:`y_i \sim \operatorname{Poisson}(\mu_i)`, no dispersion.
+
+    Log-likelihood (R's ``poisson()$aic``; non-integer :math:`y` is allowed through
+    :math:`\log y! = \log\Gamma(y+1)`):
+
+    .. math:: \ell = \sum_i w_i\,[y_i\log\mu_i - \mu_i - \log\Gamma(y_i+1)].
+
+    Links: ``log`` (canonical), ``identity``, ``sqrt``.
+    """
+
+    name = "poisson"
+    canonical_link = "log"
+    allowed_links = ("log", "identity", "sqrt")
+    has_dispersion = False
+
+    def variance(self, mu: ArrayLike) -> FloatArray:
+        r""":math:`V(\mu) = \mu`."""
+        return np.array(mu, dtype=np.float64)
+
+    def unit_deviance(self, y: ArrayLike, mu: ArrayLike) -> FloatArray:
+        r""":math:`d(y,\mu) = 2[y\log(y/\mu) - (y-\mu)]`, with :math:`0\log 0 = 0`."""
+        return 2.0 * _bd0(y, mu)
+
+    def _loglik_terms(
+        self, y: FloatArray, mu: FloatArray, wt: FloatArray, dispersion: float
+    ) -> FloatArray:
+        return wt * (special.xlogy(y, mu) - mu - special.gammaln(y + 1.0))
+
+    def valid_mu(self, mu: ArrayLike) -> bool:
+        return _positive_mean(mu)
+
+    def mustart(self, y: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
+        """R's start :math:`y + 0.1`, positive even for zero counts."""
+        return _as_float(y) + 0.1
+
+    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
+        negative = y[y < 0]
+        if negative.size:
+            raise MixedModelsError(
+                f"poisson response must be non-negative counts; found {negative.size} "
+                f"negative value(s), e.g. {_first(negative)}"
+            )
+        if np.any(y != np.rint(y)):
+            warnings.warn("non-integer counts in a poisson response", stacklevel=3)
+
+
+# -- positive continuous ---------------------------------------------------------------
+
+
+class _PositiveContinuous(Family):
+    """Shared pieces of :class:`Gamma` and :class:`InverseGaussian`: positive responses."""
+
+    has_dispersion = True
+
+    def valid_mu(self, mu: ArrayLike) -> bool:
+        return _positive_mean(mu)
+
+    def mustart(self, y: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
+        """R's start: the response itself (already positive)."""
+        return np.array(y, dtype=np.float64)
+
+    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
+        bad = y[y <= 0]
+        if bad.size:
+            raise MixedModelsError(
+                f"{self.name} response must be strictly positive; found {bad.size} "
+                f"non-positive value(s), e.g. {_first(bad)}"
+            )
+
+
+class Gamma(_PositiveContinuous):
+    r"""Positive responses with constant coefficient of variation.
+
+    :math:`y_i \sim \operatorname{Gamma}(\text{shape}=1/\phi,\ \text{scale}=\mu_i\phi)`,
+    so :math:`E y_i = \mu_i` and :math:`\operatorname{Var} y_i = \phi\mu_i^2`: the
+    dispersion :math:`\phi` is the squared coefficient of variation.  With
+    :math:`k = 1/\phi`, the log-likelihood (R's ``Gamma()$aic``, which uses
+    :math:`\hat\phi = D/\sum_i w_i`) is
+
+    .. math::
+        \ell = \sum_i w_i\,[k\log(k y_i/\mu_i) - k y_i/\mu_i - \log y_i - \log\Gamma(k)].
+
+    Links: ``inverse`` (canonical), ``identity``, ``log``.
+    """
+
+    name = "Gamma"
+    canonical_link = "inverse"
+    allowed_links = ("inverse", "identity", "log")
+
+    def variance(self, mu: ArrayLike) -> FloatArray:
+        r""":math:`V(\mu) = \mu^2`."""
+        mu = _as_float(mu)
+        return mu * mu
+
+    def unit_deviance(self, y: ArrayLike, mu: ArrayLike) -> FloatArray:
+        r""":math:`d(y,\mu) = 2[(y-\mu)/\mu - \log(y/\mu)]`."""
+        mu = _as_float(mu)
+        # The bracket is _bd0(mu, y) / mu, which stays accurate when y is close to mu.
+        return 2.0 * _bd0(mu, y) / mu
+
+    def _loglik_terms(
+        self, y: FloatArray, mu: FloatArray, wt: FloatArray, dispersion: float
+    ) -> FloatArray:
+        k = 1.0 / dispersion
+        ratio = k * y / mu
+        return wt * (k * np.log(ratio) - ratio - np.log(y) - special.gammaln(k))
+
+
+class InverseGaussian(_PositiveContinuous):
+    r"""Positive skewed responses: :math:`y_i \sim \operatorname{IG}(\mu_i, \lambda = 1/\phi)`.
+
+    The density is :math:`f(y) = (2\pi\phi y^3)^{-1/2}\exp\{-(y-\mu)^2/(2\phi\mu^2 y)\}`,
+    with :math:`\operatorname{Var} y = \phi\mu^3`.  Since the exponent is
+    :math:`-d(y,\mu)/(2\phi)`, the log-likelihood is
+
+    .. math::
+        \ell = -\tfrac12\sum_i w_i\,[\log(2\pi\phi) + 3\log y_i + d(y_i,\mu_i)/\phi],
+
+    which at R's :math:`\hat\phi = D/\sum_i w_i` is R's
+    :math:`-\tfrac12\{\sum w_i(\log(2\pi\hat\phi)+1) + 3\sum w_i\log y_i\}`.
+
+    Links: ``1/mu^2`` (canonical), ``inverse``, ``identity``, ``log``.
+    """
+
+    name = "inverse.gaussian"
+    canonical_link = "1/mu^2"
+    allowed_links = ("1/mu^2", "inverse", "identity", "log")
+
+    def variance(self, mu: ArrayLike) -> FloatArray:
+        r""":math:`V(\mu) = \mu^3`."""
+        mu = _as_float(mu)
+        return mu * mu * mu
+
+    def unit_deviance(self, y: ArrayLike, mu: ArrayLike) -> FloatArray:
+        r""":math:`d(y,\mu) = (y-\mu)^2/(y\mu^2)`."""
+        y, mu = _as_float(y), _as_float(mu)
+        r = y - mu
+        return r * r / (y * mu * mu)
+
+    def _loglik_terms(
+        self, y: FloatArray, mu: FloatArray, wt: FloatArray, dispersion: float
+    ) -> FloatArray:
+        d = self.unit_deviance(y, mu)
+        return -0.5 * wt * (np.log(2.0 * np.pi * dispersion) + 3.0 * np.log(y) + d / dispersion)
+
+
+# -- normal ------------------------------------------------------------------------------
+
+
+class Gaussian(Family):
+    r"""Normal responses: :math:`y_i \sim N(\mu_i, \phi/w_i)`, with :math:`\phi = \sigma^2`.
+
+    The weights are precision weights, so the log-likelihood (R's ``gaussian()$aic``,
+    which uses :math:`\hat\phi = D/n`, and ``logLik.lm``) is
+
+    .. math::
+        \ell = \sum_{i:\,w_i>0} \log N(y_i;\mu_i,\phi/w_i)
+        = -\tfrac12\sum_{i:\,w_i>0}[\log(2\pi\phi/w_i) + w_i(y_i-\mu_i)^2/\phi].
+
+    Observations with zero weight carry no information and are left out.
+
+    Links: ``identity`` (canonical), ``log``, ``inverse``.
+    """
+
+    name = "gaussian"
+    canonical_link = "identity"
+    allowed_links = ("identity", "log", "inverse")
+    has_dispersion = True
+
+    def variance(self, mu: ArrayLike) -> FloatArray:
+        r""":math:`V(\mu) = 1`."""
+        return np.ones_like(_as_float(mu))
+
+    def unit_deviance(self, y: ArrayLike, mu: ArrayLike) -> FloatArray:
+        r""":math:`d(y,\mu) = (y-\mu)^2`."""
+        r = _as_float(y) - _as_float(mu)
+        return r * r
+
+    def _loglik_terms(
+        self, y: FloatArray, mu: FloatArray, wt: FloatArray, dispersion: float
+    ) -> FloatArray:
+        positive = wt > 0
+        # Substitute 1 for zero weights so log() stays finite; those terms are dropped anyway.
+        w = np.where(positive, wt, 1.0)
+        r = y - mu
+        terms = -0.5 * (np.log(2.0 * np.pi * dispersion / w) + w * r * r / dispersion)
+        return np.where(positive, terms, 0.0)
+
+    def valid_mu(self, mu: ArrayLike) -> bool:
+        return bool(np.all(np.isfinite(_as_float(mu))))
+
+    def mustart(self, y: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
+        """R's start: the response itself, which must suit the link."""
+        y = np.array(y, dtype=np.float64)
+        if self.link.name == "log" and np.any(y <= 0):
+            raise MixedModelsError(
+                "gaussian family with log link needs positive responses for starting values"
+            )
+        if self.link.name == "inverse" and np.any(y == 0):
+            raise MixedModelsError(
+                "gaussian family with inverse link needs non-zero responses for starting values"
+            )
+        return y
+
+
+# --------------------------------------------------------------------------------------
+# Look-up
+# --------------------------------------------------------------------------------------
+
+_FAMILIES: dict[str, type[Family]] = {
+    cls.name.lower(): cls
+    for cls in (Bernoulli, Binomial, Poisson, Gamma, InverseGaussian, Gaussian)
+}
+
+_FAMILY_ALIASES: dict[str, str] = {
+    "inverse_gaussian": "inverse.gaussian",
+    "inversegaussian": "inverse.gaussian",
+    "normal": "gaussian",
+}
+
+FamilySpec = Union[str, Family, type[Family]]
+
+
+def get_family(family: FamilySpec, link: LinkSpec | None = None) -> Family:
+    """Return a family object from a name, a :class:`Family` instance or class.
+
+    Parameters
+    ----------
+    family : str or Family or type[Family]
+        R's name (``"bernoulli"``, ``"binomial"``, ``"poisson"``, ``"Gamma"``,
+        ``"inverse.gaussian"``, ``"gaussian"``; case-insensitive, with
+        ``"inverse_gaussian"`` and ``"normal"`` accepted), or a family object or class.
+    link : str or Link or type[Link], optional
+        Overrides the link; by default a name or class gets its canonical link and an
+        instance keeps its own.
+
+    Returns
+    -------
+    Family
+
+    Raises
+    ------
+    MixedModelsError
+        For an unknown family name (the message lists the known ones), an object that is
+        not a family, or a link the family does not allow.
+    """
+    if isinstance(family, Family):
+        return family if link is None else type(family)(link=link)
+    if isinstance(family, type) and issubclass(family, tuple(_FAMILIES.values())):
+        return family(link=link)
+    if isinstance(family, str):
+        key = family.strip().lower()
+        key = _FAMILY_ALIASES.get(key, key)
+        if key in _FAMILIES:
+            return _FAMILIES[key](link=link)
+        known = ", ".join(repr(cls.name) for cls in _FAMILIES.values())
+        raise MixedModelsError(f"unknown family {family!r}; known families are {known}")
+    raise MixedModelsError(
+        f"family must be a family name or a Family object, not {type(family).__name__}"
+    )
