@@ -14,21 +14,25 @@ stored in three block rows, following MixedModels.jl:
 * block 1 is the random-effects term with the most levels; A11 = Z1'WZ1 is
   diagonal (scalar term) or uniform block diagonal (vector term), and so is
   L11 (a batch of small Cholesky factors);
-* block 2 ("B") holds all other random-effects terms; A21 is sparse, and
-  L22 is a dense Cholesky factor, or CHOLMOD's sparse supernodal factor
-  (with one symbolic analysis reused for every θ) when block B is large;
+* block 2 ("B") holds all other random-effects terms; A21 is sparse with
+  one k_j x k_1 block per pair of levels that occur together, and L21 keeps
+  that pattern; L22 is a dense Cholesky factor, or CHOLMOD's sparse
+  supernodal factor (one symbolic analysis reused for every θ) when block B
+  is large and sparse;
 * block 3 holds the fixed effects and the response, dense.
 
 Each evaluation (:meth:`PenalizedSystem.update_L`) does
 
     L11 L11'  = Λ1'A11Λ1 + I                       (batched, per level)
-    L21       = ΛB'A21Λ1 L11⁻ᵀ                      (sparse, pattern of A21)
+    L21       = ΛB'A21Λ1 L11⁻ᵀ                      (per level pair, fixed pattern)
     L31       = A31Λ1 L11⁻ᵀ
     L22 L22'  = ΛB'A22ΛB + I - L21 L21'            (dense or CHOLMOD)
     L32       = (A32ΛB - L31 L21') L22⁻ᵀ
     L33 L33'  = A33 - L31 L31' - L32 L32'
 
-with no Python loop over observations or levels.
+with no Python loop over observations or levels: every sparse pattern and
+index map is computed once, at construction, and evaluations only refill
+value arrays.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import scipy.sparse as sp
 
 from .remat import ReMat
 
-__all__ = ["PenalizedSystem", "cholmod_available", "DENSE_MAX"]
+__all__ = ["PenalizedSystem", "cholmod_available", "DENSE_MAX", "CholeskyFailed"]
 
 DENSE_MAX = 3000
 """Block B larger than this (and sparse enough) is factored by CHOLMOD if installed."""
@@ -61,29 +65,89 @@ class CholeskyFailed(ArithmeticError):
 
 
 def dense_cholesky(a: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a symmetric positive-definite matrix, overwriting ``a``."""
-    lower, info = sla.lapack.dpotrf(a, lower=1, clean=1, overwrite_a=1)
+    """Lower Cholesky factor of a symmetric positive-definite matrix, overwriting ``a``.
+
+    ``a`` may be C- or Fortran-ordered: it is symmetric, so its transpose is
+    the same matrix in the other order and LAPACK can work in place.
+    """
+    f = a if a.flags.f_contiguous else a.T
+    lower, info = sla.lapack.dpotrf(f, lower=1, clean=1, overwrite_a=1)
     if info != 0:
         raise CholeskyFailed(f"leading minor {info} is not positive definite")
     return lower
 
 
-# ---------------------------------------------------------------------------
-# Block 1: diagonal or uniform block diagonal
-# ---------------------------------------------------------------------------
-def first_block_crossprod(remat: ReMat, sqrtw: np.ndarray | None) -> np.ndarray:
-    """A11 = Z1'WZ1: shape (nlevels,) for a scalar term, (nlevels, k, k) otherwise."""
-    zw = remat.z if sqrtw is None else remat.z * sqrtw[:, None]
-    if remat.is_scalar:
-        return np.bincount(remat.refs, zw[:, 0] ** 2, minlength=remat.nlevels)
-    k = remat.k
-    out = np.empty((remat.nlevels, k, k))
-    for a in range(k):
-        for b in range(a + 1):
-            out[:, a, b] = out[:, b, a] = np.bincount(remat.refs, zw[:, a] * zw[:, b], minlength=remat.nlevels)
+def level_crossprod(refs: np.ndarray, nlevels: int, zi: np.ndarray, zj: np.ndarray) -> np.ndarray:
+    """Σ over observations in each level of zi[t]' zj[t]: shape (nlevels, ki, kj)."""
+    out = np.empty((nlevels, zi.shape[1], zj.shape[1]))
+    for a in range(zi.shape[1]):
+        for b in range(zj.shape[1]):
+            out[:, a, b] = np.bincount(refs, zi[:, a] * zj[:, b], minlength=nlevels)
     return out
 
 
+def level_sums(refs: np.ndarray, nlevels: int, z: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """Z_i'M for a term with codes ``refs`` and matrix ``z`` (n x k): shape (M.shape[1], nlevels * k)."""
+    k = z.shape[1]
+    out = np.empty((M.shape[1], nlevels, k))
+    for a in range(k):
+        for c in range(M.shape[1]):
+            out[c, :, a] = np.bincount(refs, z[:, a] * M[:, c], minlength=nlevels)
+    return out.reshape(M.shape[1], nlevels * k)
+
+
+class TermCross:
+    """Z_i'WZ_j for two different terms, stored by the pairs of levels that co-occur.
+
+    Attributes
+    ----------
+    rows, cols : ndarray of int
+        Level of term i and of term j of each pair (sorted by row, then column).
+    inv : ndarray of int
+        Pair index of each observation.
+    """
+
+    def __init__(self, ri: ReMat, rj: ReMat):
+        key = ri.refs.astype(np.int64) * rj.nlevels + rj.refs
+        uniq, self.inv = np.unique(key, return_inverse=True)
+        self.inv = self.inv.ravel()
+        self.rows, self.cols = np.divmod(uniq, rj.nlevels)
+        self.ki, self.kj = ri.k, rj.k
+
+    @property
+    def npairs(self) -> int:
+        return len(self.rows)
+
+    def values(self, zi: np.ndarray, zj: np.ndarray) -> np.ndarray:
+        """Blocks Σ_{t in pair} zi[t]' zj[t], shape (npairs, ki, kj) (z already weighted)."""
+        return level_crossprod(self.inv, self.npairs, zi, zj)
+
+    def entries(self, row_offset: int = 0, col_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Matrix (row, column) of every value, in (pair, a, b) order."""
+        a = np.arange(self.ki)[None, :, None]
+        b = np.arange(self.kj)[None, None, :]
+        r = row_offset + self.rows[:, None, None] * self.ki + a + 0 * b
+        c = col_offset + self.cols[:, None, None] * self.kj + b + 0 * a
+        return r.ravel(), c.ravel()
+
+
+def ubd_entries(remat: ReMat, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of every element of a uniform block-diagonal block, in (level, a, b) order."""
+    k = remat.k
+    base = offset + np.arange(remat.nlevels)[:, None, None] * k
+    r = base + np.arange(k)[None, :, None] + 0 * np.arange(k)[None, None, :]
+    c = base + np.arange(k)[None, None, :] + 0 * np.arange(k)[None, :, None]
+    return r.ravel(), c.ravel()
+
+
+def sandwich(left: np.ndarray, V: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """left' V right for a batch V (m, ki, kj); ``right`` may be one matrix or a batch."""
+    return np.matmul(np.matmul(left.T, V), right)
+
+
+# ---------------------------------------------------------------------------
+# Block 1: diagonal or uniform block diagonal
+# ---------------------------------------------------------------------------
 @dataclass
 class FirstBlock:
     """L11 and R1 = Λ1 L11⁻ᵀ for the current θ (R1 maps A's block-1 columns into L's)."""
@@ -104,20 +168,12 @@ class FirstBlock:
         n, k, _ = self.R1.shape
         return np.einsum("pla,lab->plb", M.reshape(M.shape[0], n, k), self.R1).reshape(M.shape)
 
-    def as_sparse(self) -> sp.spmatrix:
-        """R1 as a sparse (block) diagonal matrix."""
-        if self.R1.ndim == 1:
-            return sp.diags(self.R1, format="csr")
-        n, k, _ = self.R1.shape
-        return sp.bsr_matrix((self.R1, np.arange(n), np.arange(n + 1)), shape=(n * k, n * k)).tocsr()
-
     def solve_transpose(self, v: np.ndarray) -> np.ndarray:
         """L11⁻ᵀ v for v of length q1 (or q1 x m)."""
         if self.L11.ndim == 1:
             return v / (self.L11 if v.ndim == 1 else self.L11[:, None])
         n, k, _ = self.L11.shape
-        vv = v.reshape(n, k, -1)
-        return np.linalg.solve(np.swapaxes(self.L11, 1, 2), vv).reshape(v.shape)
+        return np.linalg.solve(np.swapaxes(self.L11, 1, 2), v.reshape(n, k, -1)).reshape(v.shape)
 
     def solve(self, v: np.ndarray) -> np.ndarray:
         """L11⁻¹ v for v of length q1 (or q1 x m)."""
@@ -131,9 +187,9 @@ def factor_first_block(remat: ReMat, A11: np.ndarray) -> FirstBlock:
     """L11 L11' = λ'A11λ + I per level, and R1 = λ L11⁻ᵀ."""
     lam = remat.lambda_
     if remat.is_scalar:
-        L11 = np.sqrt(lam[0, 0] ** 2 * A11 + 1.0)
+        L11 = np.sqrt(lam[0, 0] ** 2 * A11[:, 0, 0] + 1.0)
         return FirstBlock(L11, lam[0, 0] / L11)
-    M = lam.T @ A11 @ lam
+    M = sandwich(lam, A11, lam)
     M += np.eye(remat.k)
     L11 = np.linalg.cholesky(M)
     Linv = np.linalg.inv(L11)
@@ -146,13 +202,14 @@ def factor_first_block(remat: ReMat, A11: np.ndarray) -> FirstBlock:
 class DenseFactor:
     """Dense lower Cholesky factor of block B."""
 
+    sparse = False
+
     def __init__(self, q: int):
         self.q = q
         self.L = np.zeros((q, q))
 
-    def factor(self, C: sp.spmatrix | np.ndarray) -> None:
-        dense = C.toarray() if sp.issparse(C) else C
-        self.L = dense_cholesky(np.asfortranarray(dense))
+    def factor(self, C: np.ndarray) -> None:
+        self.L = dense_cholesky(C)
 
     def logdet(self) -> float:
         return float(np.log(np.diag(self.L)).sum())
@@ -168,14 +225,18 @@ class CholmodFactor:
     """CHOLMOD supernodal factor of a sparse block B, P C P' = L L'.
 
     We use L22 = P'L, so that L22 L22' = C; L22 is not triangular, but only
-    products with its inverse are ever needed.
+    products with its inverse are ever needed.  The symbolic analysis of the
+    structural pattern is done once; each θ only refactors numerically
+    (the numeric matrix may have fewer non-zeros than the pattern).
     """
+
+    sparse = True
 
     def __init__(self, pattern: sp.spmatrix):
         from sksparse import cholmod
 
         self.q = pattern.shape[0]
-        self._factor = cholmod.analyze(pattern.tocsc(), mode="supernodal")
+        self._factor = cholmod.analyze(sp.csc_matrix(pattern), mode="supernodal")
 
     def factor(self, C: sp.spmatrix) -> None:
         from sksparse.cholmod import CholmodNotPositiveDefiniteError
@@ -220,102 +281,180 @@ class PenalizedSystem:
     def __init__(self, remats: list[ReMat], Xy: np.ndarray, sqrtw: np.ndarray | None = None, sparse: bool | None = None):
         self.remats = remats
         self.Xy = np.ascontiguousarray(Xy, dtype=float)
-        self.sqrtw = sqrtw
         self.first = remats[0]
         self.rest = remats[1:]
         self.q1 = self.first.q
-        self.qB = sum(r.q for r in self.rest)
-        self._sparse_request = sparse
-        self.assemble()
-        self.factorB = self._choose_factor()
+        self.offsets = np.cumsum([0] + [r.q for r in self.rest]).tolist()
+        self.qB = self.offsets[-1]
+        self._build_structure()
+        self.set_weights(sqrtw)
+        self.factorB = self._choose_factor(sparse)
         self.ok = False
 
-    # ---- assembly of A ---------------------------------------------------------
-    def assemble(self) -> None:
-        """(Re)compute the blocks of A from Z, X, y and the weights."""
-        sw = self.sqrtw
-        Z1 = self.first.Z(sw)
-        XyW = self.Xy if sw is None else self.Xy * sw[:, None]
-        self.A11 = first_block_crossprod(self.first, sw)
-        self.A31 = np.asarray((Z1.T @ XyW).T)
-        self.A33 = XyW.T @ XyW
-        if self.qB:
-            ZB = sp.hstack([r.Z(sw) for r in self.rest], format="csr")
-            ZBt = ZB.T.tocsr()
-            self.A21 = (ZBt @ Z1).tocsr()
-            self.A22 = (ZBt @ ZB).tocsr()
-            self.A32 = np.asarray((ZBt @ XyW).T)
+    # ---- structure (once) ---------------------------------------------------------
+    def _build_structure(self) -> None:
+        """Level-pair structures, the fixed CSR pattern of L21 and scatter maps for C22."""
+        self.cross1 = [TermCross(r, self.first) for r in self.rest]
+        self.crossB = {(i, j): TermCross(self.rest[i], self.rest[j]) for i in range(len(self.rest)) for j in range(i)}
+        if not self.qB:
+            return
+        rows, cols = zip(*(c.entries(off) for c, off in zip(self.cross1, self.offsets)))
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        order = sp.csr_matrix((np.arange(1, len(rows) + 1, dtype=float), (rows, cols)), shape=(self.qB, self.q1))
+        self._L21_perm = order.data.astype(np.intp) - 1
+        self.L21 = sp.csr_matrix((np.zeros(len(rows)), order.indices, order.indptr), shape=(self.qB, self.q1))
+        # a nearly full, small L21 is cheaper to multiply as a dense matrix (BLAS)
+        self._L21_dense = self.qB * self.q1 <= 4_000_000 and len(rows) > 0.25 * self.qB * self.q1
+        self._C22_entries()
 
-    def set_weights(self, sqrtw: np.ndarray | None) -> None:
-        """Change the weights (e.g. PIRLS working weights) and reassemble A."""
+    def _C22_entries(self) -> None:
+        """(row, col) of each value of ΛB'A22ΛB in the order :meth:`_C22_values` produces them."""
+        rows, cols = [], []
+        for r, off in zip(self.rest, self.offsets):
+            rr, cc = ubd_entries(r, off)
+            rows.append(rr)
+            cols.append(cc)
+        for (i, j), cross in self.crossB.items():
+            rr, cc = cross.entries(self.offsets[i], self.offsets[j])
+            rows.extend([rr, cc])
+            cols.extend([cc, rr])
+        self._C22_rows, self._C22_cols = np.concatenate(rows), np.concatenate(cols)
+        self._C22_flat = self._C22_rows * self.qB + self._C22_cols
+
+    # ---- assembly of A -----------------------------------------------------------------
+    def set_weights(self, sqrtw: np.ndarray | None, y: np.ndarray | None = None) -> None:
+        """Set the weights (and optionally a new response) and reassemble A."""
+        if y is not None:
+            self.Xy[:, -1] = y
+        self._set_Z_weights(sqrtw)
+        self.XyW = self.Xy if sqrtw is None else self.Xy * sqrtw[:, None]
+        first, zw1 = self.first, self.zw[0]
+        self.A31 = level_sums(first.refs, first.nlevels, zw1, self.XyW)
+        self.A33 = self.XyW.T @ self.XyW
+        if self.qB:
+            self.A32 = np.hstack([level_sums(r.refs, r.nlevels, z, self.XyW) for r, z in zip(self.rest, self.zw[1:])])
+
+    def _set_Z_weights(self, sqrtw: np.ndarray | None) -> None:
+        """Weights and the random-effects blocks of A: A11, A21, A22."""
         self.sqrtw = sqrtw
-        self.assemble()
+        self.zw = [r.z if sqrtw is None else r.z * sqrtw[:, None] for r in self.remats]
+        first, zw1 = self.first, self.zw[0]
+        self.A11 = level_crossprod(first.refs, first.nlevels, zw1, zw1)
+        if self.qB:
+            zB = self.zw[1:]
+            self.A21 = [c.values(z, zw1) for c, z in zip(self.cross1, zB)]
+            self.A22_diag = [level_crossprod(r.refs, r.nlevels, z, z) for r, z in zip(self.rest, zB)]
+            self.A22_cross = {key: c.values(zB[key[0]], zB[key[1]]) for key, c in self.crossB.items()}
+
+    def factor_Z_at_weights(self, sqrtw: np.ndarray | None) -> None:
+        """Re-weight and factor only L_Z = [L11; L21 L22], leaving the X/y blocks stale.
+
+        Enough for the conditional modes given β (:meth:`solve_u_given_beta`)
+        and log|L_Z|: the inner loop of PIRLS when β is held fixed.
+        """
+        self._set_Z_weights(sqrtw)
+        self.ok = False
+        self._factor_Z()
 
     def set_response(self, y: np.ndarray) -> None:
         """Replace the response column and update the blocks of A that involve it."""
         self.Xy[:, -1] = y
-        sw = self.sqrtw
-        yw = y if sw is None else y * sw
-        XyW = self.Xy if sw is None else self.Xy * sw[:, None]
-        self.A31[-1] = self.first.Z(sw).T @ yw
-        col = XyW.T @ yw
-        self.A33[-1, :] = col
-        self.A33[:, -1] = col
+        yw = y if self.sqrtw is None else y * self.sqrtw
+        self.XyW[:, -1] = yw
+        col = yw[:, None]
+        self.A31[-1] = level_sums(self.first.refs, self.first.nlevels, self.zw[0], col)[0]
+        self.A33[-1, :] = self.A33[:, -1] = self.XyW.T @ yw
         if self.qB:
-            self.A32[-1] = sp.hstack([r.Z(sw) for r in self.rest], format="csr").T @ yw
+            parts = [level_sums(r.refs, r.nlevels, z, col)[0] for r, z in zip(self.rest, self.zw[1:])]
+            self.A32[-1] = np.concatenate(parts)
 
-    def _choose_factor(self) -> DenseFactor | CholmodFactor | None:
+    def _choose_factor(self, sparse: bool | None) -> DenseFactor | CholmodFactor | None:
         if not self.qB:
             return None
-        use_sparse = self._sparse_request
-        if use_sparse is None:
-            use_sparse = self.qB > DENSE_MAX and cholmod_available()
+        use_sparse = sparse if sparse is not None else (self.qB > DENSE_MAX and cholmod_available())
         if not use_sparse:
             return DenseFactor(self.qB)
-        pattern = self._C22_pattern()
-        if self._sparse_request is None and pattern.nnz > 0.2 * self.qB**2:
+        pattern = self._C22_sparse(structural=True)
+        if sparse is None and pattern.nnz > 0.2 * self.qB**2:
             return DenseFactor(self.qB)
         return CholmodFactor(pattern)
 
-    def _C22_pattern(self) -> sp.csr_matrix:
-        """Structural pattern of ΛB'A22ΛB + I + L21L21' (all products of ones)."""
-        ones = lambda M: sp.csr_matrix((np.ones_like(M.data), M.indices, M.indptr), shape=M.shape)  # noqa: E731
-        LB = ones(self._LambdaB_structure())
-        R1 = sp.kron(sp.identity(self.first.nlevels), np.ones((self.first.k, self.first.k)), format="csr")
-        L21 = LB.T @ ones(self.A21) @ R1
-        return (LB.T @ ones(self.A22) @ LB + L21 @ L21.T + sp.identity(self.qB)).tocsr()
-
-    def _LambdaB_structure(self) -> sp.csr_matrix:
-        blocks = []
-        for r in self.rest:
-            lam = np.tril(np.ones((r.k, r.k)))
-            blocks.append(sp.kron(sp.identity(r.nlevels), lam, format="csr"))
-        return sp.block_diag(blocks, format="csr")
-
-    def LambdaB(self) -> sp.csr_matrix:
-        """Block diagonal Λ of block B for the current θ."""
-        return sp.block_diag([r.Lambda() for r in self.rest], format="csr")
-
-    # ---- the factorisation -------------------------------------------------------
+    # ---- the factorisation -------------------------------------------------------------
     def update_L(self) -> None:
-        """Recompute L for the current λ of every term (in the ReMats)."""
+        """Recompute L for the current λ of every term (held by the ReMats)."""
         self.ok = False
-        self.F1 = factor_first_block(self.first, self.A11)
+        self._factor_Z()
         self.L31 = self.F1.right_multiply_dense(self.A31)
-        C33 = self.A33.copy()
-        C33 -= self.L31 @ self.L31.T
+        C33 = self.A33 - self.L31 @ self.L31.T
         if self.qB:
-            LB = self.LambdaB()
-            self.L21 = (LB.T @ self.A21 @ self.F1.as_sparse()).tocsr()
-            C22 = LB.T @ self.A22 @ LB - self.L21 @ self.L21.T + sp.identity(self.qB, format="csr")
-            self.factorB.factor(C22)
-            C32 = (LB.T @ self.A32.T).T - (self.L21 @ self.L31.T).T
+            C32 = self._A32_LambdaB() - (self.L21 @ self.L31.T).T
             self.L32 = self.factorB.solve_L(np.ascontiguousarray(C32.T)).T
             C33 -= self.L32 @ self.L32.T
         self.L33 = dense_cholesky(np.asfortranarray(C33))
         self.ok = True
 
-    # ---- pieces of the objective --------------------------------------------------
+    def _factor_Z(self) -> None:
+        """L11, L21 and L22 for the current λ and weights."""
+        self.F1 = factor_first_block(self.first, self.A11)
+        if self.qB:
+            self._update_L21()
+            self.factorB.factor(self._C22_sparse() if self.factorB.sparse else self._C22_dense())
+
+    def _update_L21(self) -> None:
+        """L21 = ΛB'A21 R1, refilled into the fixed CSR pattern."""
+        R1 = self.F1.R1
+        vals = []
+        for r, cross, A in zip(self.rest, self.cross1, self.A21):
+            if r.is_scalar and self.first.is_scalar:
+                vals.append(A.ravel() * (r.lambda_[0, 0] * R1[cross.cols]))
+            else:
+                right = R1[cross.cols] if R1.ndim == 3 else R1[cross.cols][:, None, None]
+                vals.append(sandwich(r.lambda_, A, right).ravel())
+        self.L21.data[:] = np.concatenate(vals)[self._L21_perm]
+
+    def _C22_values(self, structural: bool = False) -> np.ndarray:
+        """Values of ΛB'A22ΛB (or ones for the structural pattern), entries as in ``_C22_entries``."""
+        vals = []
+        for r, A in zip(self.rest, self.A22_diag):
+            vals.append(np.ones(A.size) if structural else sandwich(r.lambda_, A, r.lambda_).ravel())
+        for (i, j), A in self.A22_cross.items():
+            V = np.ones(A.shape) if structural else sandwich(self.rest[i].lambda_, A, self.rest[j].lambda_)
+            vals.extend([V.ravel(), np.swapaxes(V, 1, 2).ravel()])
+        return np.concatenate(vals)
+
+    def _C22_dense(self) -> np.ndarray:
+        """ΛB'A22ΛB + I - L21 L21' as a dense matrix."""
+        if self._L21_dense:
+            L21 = self.L21.toarray()
+            C = L21 @ L21.T
+            C *= -1.0
+        else:
+            C = -(self.L21 @ self.L21.T).toarray()
+        flat = C.ravel()
+        flat[self._C22_flat] += self._C22_values()  # positions are distinct: no lost updates
+        flat[:: self.qB + 1] += 1.0
+        return C
+
+    def _C22_sparse(self, structural: bool = False) -> sp.csc_matrix:
+        """ΛB'A22ΛB + I - L21 L21' as a sparse matrix (all ones: its structural pattern)."""
+        L21 = self.L21.copy()
+        if structural:
+            L21.data[:] = 1.0
+        prod = L21 @ L21.T
+        A = sp.csc_matrix((self._C22_values(structural), (self._C22_rows, self._C22_cols)), shape=(self.qB, self.qB))
+        eye = sp.identity(self.qB, format="csc")
+        return (A + eye + prod).tocsc() if structural else (A + eye - prod).tocsc()
+
+    def _A32_LambdaB(self) -> np.ndarray:
+        """A32 ΛB: each term's columns of A32 times its λ."""
+        out = np.empty_like(self.A32)
+        m = self.A32.shape[0]
+        for r, off in zip(self.rest, self.offsets):
+            block = self.A32[:, off : off + r.q].reshape(m, r.nlevels, r.k)
+            out[:, off : off + r.q] = (block @ r.lambda_).reshape(m, r.q)
+        return out
+
+    # ---- pieces of the objective ----------------------------------------------------------
     def logdet_Z(self) -> float:
         """log|L_Z| where L_Z L_Z' = Λ'Z'WZΛ + I (half of lme4's ldL2)."""
         out = self.F1.logdet()
@@ -331,7 +470,7 @@ class PenalizedSystem:
         """Penalised weighted residual sum of squares at the conditional optimum."""
         return float(self.L33[-1, -1] ** 2)
 
-    # ---- solutions --------------------------------------------------------------
+    # ---- solutions --------------------------------------------------------------------
     def beta(self) -> np.ndarray:
         """Fixed effects: L_X' β = (y row of L33)."""
         L = self.L33
@@ -340,28 +479,22 @@ class PenalizedSystem:
     def u(self, beta: np.ndarray) -> np.ndarray:
         """Spherical random effects u for fixed effects β: L_Z' u = c_Z - L_XZ' β."""
         p = len(beta)
-        v1 = self.L31[p] - self.L31[:p].T @ beta
-        if not self.qB:
-            return self.F1.solve_transpose(v1)
-        v2 = self.L32[p] - self.L32[:p].T @ beta
-        u2 = self.factorB.solve_Lt(v2)
-        u1 = self.F1.solve_transpose(v1 - self.L21.T @ u2)
-        return np.concatenate([u1, u2])
+        v = self.L31[p] - self.L31[:p].T @ beta
+        if self.qB:
+            v = np.concatenate([v, self.L32[p] - self.L32[:p].T @ beta])
+        return self.solve_LZt(v)
 
-    def solve_u(self, r: np.ndarray) -> np.ndarray:
-        """u solving (Λ'Z'WZΛ + I) u = Λ'Z'W r, for a residual r in observation space."""
-        rhs = self.Lambda_t_Zt_W(r)
-        return self.solve_LZt(self.solve_LZ(rhs))
+    def solve_u_given_beta(self, r: np.ndarray) -> np.ndarray:
+        """u minimising ‖W^½(r - ZΛu)‖² + ‖u‖², i.e. (Λ'Z'WZΛ + I) u = Λ'Z'W r.
 
-    def Lambda_t_Zt_W(self, r: np.ndarray) -> np.ndarray:
-        """Λ'Z'W r (length q)."""
-        sw = self.sqrtw
-        rw = r if sw is None else r * sw
-        out = []
-        for remat in self.remats:
-            v = remat.Z(sw).T @ rw
-            out.append((v.reshape(remat.nlevels, remat.k) @ remat.lambda_).ravel())
-        return np.concatenate(out)
+        Uses only L_Z (see :meth:`factor_Z_at_weights`).
+        """
+        rw = r if self.sqrtw is None else r * self.sqrtw
+        parts = []
+        for remat, zw in zip(self.remats, self.zw):
+            s = level_sums(remat.refs, remat.nlevels, zw, rw[:, None])[0]
+            parts.append((s.reshape(remat.nlevels, remat.k) @ remat.lambda_).ravel())
+        return self.solve_LZt(self.solve_LZ(np.concatenate(parts)))
 
     def solve_LZ(self, v: np.ndarray) -> np.ndarray:
         """L_Z⁻¹ v for the random-effects part of L."""
