@@ -131,7 +131,6 @@ class GeneralizedLinearMixedModel:
         self.u = np.zeros(sum(r.q for r in self.reterms))
         self.fast, self.nagq = False, 1
         self.optsum = OptSummary(self.lmm.optsum.initial, self.lmm.lowerbd)
-        self._dispersion: float | None = None
 
     def _inner_lmm(self, structure: ModelStructure, sparse: bool | None) -> LinearMixedModel:
         from dataclasses import replace
@@ -160,7 +159,6 @@ class GeneralizedLinearMixedModel:
 
     def set_theta(self, theta: np.ndarray) -> "GeneralizedLinearMixedModel":
         self.lmm.set_theta(theta)
-        self._dispersion = None
         return self
 
     def set_modes(self, beta: np.ndarray, u: np.ndarray) -> None:
@@ -194,16 +192,15 @@ class GeneralizedLinearMixedModel:
         return self.family.deviance(self.y, self.mu, self.wt) + float(self.u @ self.u)
 
     # ---- objectives --------------------------------------------------------------------
-    @property
-    def dispersion(self) -> float:
-        """φ: 1 for families without dispersion, else Σ wᵢ d(yᵢ, μᵢ) / Σ wᵢ at the modes (lme4's choice)."""
+    def _aic_dispersion(self) -> float:
+        """φ plugged into the log density by the objective: Σ wᵢ d(yᵢ, μᵢ) / Σ wᵢ (R's ``family$aic``)."""
         if not self.family.has_dispersion:
             return 1.0
         return self.family.deviance(self.y, self.mu, self.wt) / float(self.wt.sum())
 
     def laplace_objective(self) -> float:
         """-2 log-likelihood by the Laplace approximation at the current modes and L."""
-        loglik = self.family.loglik(self.y, self.mu, self.wt, self.dispersion)
+        loglik = self.family.loglik(self.y, self.mu, self.wt, self._aic_dispersion())
         extra = 2.0 if self.family.has_dispersion else 0.0  # lme4 adds R's aic() penalty for φ
         return -2.0 * loglik + extra + float(self.u @ self.u) + 2.0 * self.lmm.system.logdet_Z()
 
@@ -328,13 +325,19 @@ class GeneralizedLinearMixedModel:
 
     @property
     def dispersion_parameter(self) -> float:
-        """σ: the scale reported with the variance components (1 without dispersion)."""
+        """σ: the scale of the variance components and of vcov (1 without dispersion).
+
+        As lme4: σ² = (Σ Pearson residual² + ‖ũ‖²) / n, the penalised weighted
+        residual sum of squares of the final PIRLS problem over n.
+        """
         if not self.family.has_dispersion:
             return 1.0
-        return math.sqrt(self.dispersion)
+        pearson = self.residuals("pearson")
+        return math.sqrt((pearson @ pearson + self.u @ self.u) / self.nobs)
 
     @property
     def sigma(self) -> float | None:
+        """σ for families with a dispersion parameter, None otherwise."""
         return self.dispersion_parameter if self.family.has_dispersion else None
 
     def b(self) -> list[np.ndarray]:
