@@ -282,6 +282,20 @@ class GeneralizedLinearMixedModel:
         self.optsum = stage2
         return self._finish()
 
+    def refit(self, y: np.ndarray | None = None, *, fast: bool | None = None, nagq: int | None = None,
+              verbose: bool = False, progress: bool = False) -> "GeneralizedLinearMixedModel":
+        """Fit again (same method unless given), optionally to a new response on the same scale as ``self.y``."""
+        if y is not None:
+            y = np.asarray(y, dtype=float)
+            if y.shape != self.y.shape:
+                raise DataError(f"the new response must have shape {self.y.shape}, got {y.shape}")
+            self.family.check_response(y, self.wt)
+            self.y = y
+            self.beta0 = glm_start(self.family, self.X, y, self.wt, self.offset)
+        fast = self.fast if fast is None else fast
+        nagq = self.nagq if nagq is None else nagq
+        return self.fit(fast=fast, nagq=nagq, verbose=verbose, progress=progress)
+
     def _finish(self) -> "GeneralizedLinearMixedModel":
         self._factor_full()
         self.optsum.fmin = self.objective

@@ -212,6 +212,22 @@ class LinearMixedModel:
         self.objective_at(self.optsum.final)
         return self
 
+    def refit(self, y: np.ndarray | None = None, *, verbose: bool = False, progress: bool = False) -> "LinearMixedModel":
+        """Fit again, optionally to a new response of the same length (no re-parsing).
+
+        Used by the parametric bootstrap and simulation studies: the model
+        matrices, terms and blocked storage are reused and only the response
+        column of A is recomputed.
+        """
+        if y is not None:
+            y = np.asarray(y, dtype=float)
+            if y.shape != (self.nobs,) or not np.isfinite(y).all():
+                raise DataError(f"the new response must be {self.nobs} finite values, got shape {y.shape}")
+            self.y = y
+            self.system.set_response(y)
+        self.optsum.fitlog = []
+        return self.fit(verbose=verbose, progress=progress)
+
     def _safe_objective(self, theta: np.ndarray) -> float:
         """The objective, or the first evaluation's value if L cannot be formed.
 
