@@ -641,7 +641,8 @@ class _Binary(Family):
         y, mu = _as_float(y), _as_float(mu)
         if np.all((y == 0.0) | (y == 1.0)):
             # 0/1 responses (the common case, and PIRLS's hot path): one log term vanishes
-            return -2.0 * np.where(y == 1.0, np.log(mu), np.log1p(-mu))
+            with np.errstate(divide="ignore"):  # both branches are evaluated; only one is used
+                return -2.0 * np.where(y == 1.0, np.log(mu), np.log1p(-mu))
         # Adding (y - mu) to one log term and (mu - y) to the other changes nothing but
         # turns both into the cancellation-free kernel _bd0.
         # 1 - y and 1 - mu are rounded, but their difference is exactly mu - y.

@@ -79,3 +79,14 @@ def test_conditional_modes(name):
         got = ours.loc[(row["grpvar"], row["term"], row["grp"])]
         assert got["condval"] == pytest.approx(row["condval"], abs=1e-3 * ref["sigma"] + 1e-3 * abs(row["condval"]))
         assert got["condsd"] == pytest.approx(row["condsd"], rel=2e-3, abs=1e-6)
+
+
+@pytest.mark.cholmod
+@pytest.mark.parametrize("name", ["penicillin_ml", "pastes_ml", "insteval_ml"])
+def test_cholmod_block_gives_the_same_objective(name):
+    import mixedmodels as mm
+
+    ref, m = reference(name), fitted_lmm(name)
+    sparse = mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"], sparse=True)
+    assert sparse.system.factorB.sparse
+    assert sparse.objective_at(m.theta) == pytest.approx(m.objective, rel=1e-10)
