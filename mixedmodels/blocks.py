@@ -131,6 +131,57 @@ class TermCross:
         return r.ravel(), c.ravel()
 
 
+class ScalarProduct:
+    """L21 L21' for scalar terms only, from fixed pair lists (MixedModels.jl's rank update).
+
+    With every term scalar, L21[i, l] = λ_i A21[i, l] r_l, where r_l = λ₁/L11_l, so
+
+        (L21 L21')[i, j] = λ_i λ_j Σ_l A21[i, l] A21[j, l] r_l².
+
+    The pairs of non-zeros (i >= j) sharing a column l are listed once, sorted by
+    their target (i, j); an evaluation multiplies the fixed products A21[i,l]A21[j,l]
+    by r_l² and sums them per target in one sparse matrix-vector product, then
+    scales by λ_i λ_j.  This avoids a general sparse product per evaluation.
+    """
+
+    def __init__(self, L21: sp.csr_matrix):
+        qB, q1 = L21.shape
+        rows = np.repeat(np.arange(qB), np.diff(L21.indptr))
+        cols = L21.indices
+        pos = np.argsort(cols, kind="stable")  # by column, rows ascending within a column
+        counts = np.bincount(cols, minlength=q1)
+        k = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts)
+        first = np.repeat(np.arange(len(pos)), k + 1)
+        second = first - k[first] + (np.arange(len(first)) - np.repeat(np.cumsum(k + 1) - (k + 1), k + 1))
+        P1, P2 = pos[first], pos[second]
+        target = rows[P2].astype(np.int64) * qB + rows[P1]  # Fortran order, lower triangle
+        order = np.argsort(target, kind="stable")
+        self.P1, self.P2, self.col = P1[order], P2[order], cols[P1[order]]
+        target = target[order]
+        self.starts = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
+        self.targets = target[self.starts]
+        self.row_i, self.row_j = np.divmod(self.targets, qB)[::-1]
+        self.npairs = len(self.P1)
+        # (target x column) matrix of the products: one sparse mat-vec with r² sums them
+        indptr = np.r_[self.starts, self.npairs]
+        self._M = sp.csr_matrix((np.zeros(self.npairs), self.col, indptr), shape=(len(self.targets), q1))
+
+    @staticmethod
+    def count_pairs(L21: sp.csr_matrix) -> int:
+        counts = np.bincount(L21.indices, minlength=L21.shape[1]).astype(np.int64)
+        return int((counts * (counts + 1) // 2).sum())
+
+    def set_A21(self, a: np.ndarray) -> None:
+        """A21's values in L21's CSR order (after a change of weights)."""
+        self._M.data[:] = a[self.P1] * a[self.P2]
+
+    def subtract_into(self, C: np.ndarray, r1: np.ndarray, lam_rows: np.ndarray) -> None:
+        """C[lower triangle] -= L21 L21' for the current r1 (= R1) and λ per row."""
+        sums = self._M @ (r1 * r1)
+        sums *= lam_rows[self.row_i] * lam_rows[self.row_j]
+        C.ravel(order="F")[self.targets] -= sums
+
+
 def ubd_entries(remat: ReMat, offset: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, column) of every element of a uniform block-diagonal block, in (level, a, b) order."""
     k = remat.k
@@ -305,7 +356,13 @@ class PenalizedSystem:
         self.L21 = sp.csr_matrix((np.zeros(len(rows)), order.indices, order.indptr), shape=(self.qB, self.q1))
         # a nearly full, small L21 is cheaper to multiply as a dense matrix (BLAS)
         self._L21_dense = self.qB * self.q1 <= 4_000_000 and len(rows) > 0.25 * self.qB * self.q1
+        all_scalar = all(r.is_scalar for r in self.remats)
+        small = ScalarProduct.count_pairs(self.L21) <= self.MAX_PAIRS
+        self._scalar_product = ScalarProduct(self.L21) if all_scalar and small and not self._L21_dense else None
         self._C22_entries()
+
+    MAX_PAIRS = 50_000_000
+    """Largest number of non-zero pairs for which ScalarProduct keeps its index lists."""
 
     def _C22_entries(self) -> None:
         """(row, col) of each value of ΛB'A22ΛB in the order :meth:`_C22_values` produces them."""
@@ -319,7 +376,7 @@ class PenalizedSystem:
             rows.extend([rr, cc])
             cols.extend([cc, rr])
         self._C22_rows, self._C22_cols = np.concatenate(rows), np.concatenate(cols)
-        self._C22_flat = self._C22_rows * self.qB + self._C22_cols
+        self._C22_flatF = self._C22_cols.astype(np.int64) * self.qB + self._C22_rows
 
     # ---- assembly of A -----------------------------------------------------------------
     def set_weights(self, sqrtw: np.ndarray | None, y: np.ndarray | None = None) -> None:
@@ -343,6 +400,8 @@ class PenalizedSystem:
         if self.qB:
             zB = self.zw[1:]
             self.A21 = [c.values(z, zw1) for c, z in zip(self.cross1, zB)]
+            if self._scalar_product is not None:
+                self._scalar_product.set_A21(np.concatenate([a.ravel() for a in self.A21])[self._L21_perm])
             self.A22_diag = [level_crossprod(r.refs, r.nlevels, z, z) for r, z in zip(self.rest, zB)]
             self.A22_cross = {key: c.values(zB[key[0]], zB[key[1]]) for key, c in self.crossB.items()}
 
@@ -423,17 +482,24 @@ class PenalizedSystem:
         return np.concatenate(vals)
 
     def _C22_dense(self) -> np.ndarray:
-        """ΛB'A22ΛB + I - L21 L21' as a dense matrix."""
+        """ΛB'A22ΛB + I - L21 L21' as a dense Fortran-ordered matrix."""
         if self._L21_dense:
             L21 = self.L21.toarray()
-            C = L21 @ L21.T
+            C = np.asfortranarray(L21 @ L21.T)
             C *= -1.0
+        elif self._scalar_product is not None:
+            C = np.zeros((self.qB, self.qB), order="F")
+            self._scalar_product.subtract_into(C, self.F1.R1, self._lambda_rows())
         else:
-            C = -(self.L21 @ self.L21.T).toarray()
-        flat = C.ravel()
-        flat[self._C22_flat] += self._C22_values()  # positions are distinct: no lost updates
+            C = -np.asfortranarray((self.L21 @ self.L21.T).toarray())
+        flat = C.ravel(order="F")  # a view: C is Fortran-contiguous
+        flat[self._C22_flatF] += self._C22_values()  # positions are distinct: no lost updates
         flat[:: self.qB + 1] += 1.0
         return C
+
+    def _lambda_rows(self) -> np.ndarray:
+        """λ of the (scalar) term owning each row of block B."""
+        return np.repeat([r.lambda_[0, 0] for r in self.rest], [r.q for r in self.rest])
 
     def _C22_sparse(self, structural: bool = False) -> sp.csc_matrix:
         """ΛB'A22ΛB + I - L21 L21' as a sparse matrix (all ones: its structural pattern)."""
