@@ -25,8 +25,9 @@ RESULT_NAMES = {
 class _Recorder:
     """Objective wrapper that logs every evaluation and remembers the best one."""
 
-    def __init__(self, objective: Callable[[np.ndarray], float], verbose: bool, progress):
+    def __init__(self, objective: Callable[[np.ndarray], float], verbose: bool, progress, to_params=None):
         self.objective = objective
+        self.to_params = to_params if to_params is not None else (lambda x: x.copy())
         self.verbose = verbose
         self.progress = progress
         self.fitlog: list[tuple[np.ndarray, float]] = []
@@ -34,11 +35,12 @@ class _Recorder:
 
     def __call__(self, x: np.ndarray, grad: np.ndarray) -> float:
         value = float(self.objective(x))
-        self.fitlog.append((x.copy(), value))
+        params = self.to_params(x)
+        self.fitlog.append((params, value))
         if value < self.best[0]:
             self.best = (value, x.copy())
         if self.verbose:
-            print(f"f_{len(self.fitlog)}: {value:.8f} [{', '.join(f'{v:.6g}' for v in x)}]", file=sys.stdout)
+            print(f"f_{len(self.fitlog)}: {value:.8f} [{', '.join(f'{v:.6g}' for v in params)}]", file=sys.stdout)
         if self.progress is not None:
             self.progress.update(1)
             self.progress.set_postfix_str(f"objective {self.best[0]:.6f}", refresh=False)
@@ -77,20 +79,27 @@ def minimize(
     verbose: bool = False,
     progress: bool = False,
     label: str = "",
+    start: np.ndarray | None = None,
+    to_params: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> OptSummary:
     """Minimise ``objective`` from ``optsum.initial`` with ``optsum``'s settings.
 
     NLopt's roundoff-limited stop (the objective cannot be reduced further
     at the precision of floating point) is a normal end: the best point seen
     is returned with ``returnvalue = "ROUNDOFF_LIMITED"``.
+
+    When the optimiser works in other coordinates than the model's parameters
+    (the GLMM whitens β), ``start`` is the starting point in those
+    coordinates and ``to_params`` maps them back; the fit log and
+    ``optsum.final`` are then in the model's parameters.
     """
     import nlopt
 
     opt = _configure(optsum)
     bar = _progress_bar(progress, label)
-    rec = _Recorder(objective, verbose, bar)
-    start = time.perf_counter()
-    x0 = np.clip(np.asarray(optsum.initial, dtype=float), optsum.lowerbd, np.inf)
+    rec = _Recorder(objective, verbose, bar, to_params)
+    t0 = time.perf_counter()
+    x0 = np.clip(np.asarray(optsum.initial if start is None else start, dtype=float), optsum.lowerbd, np.inf)
     try:
         opt.set_min_objective(rec)
         xmin = opt.optimize(x0)
@@ -104,8 +113,8 @@ def minimize(
     if rec.best[0] < fmin:  # some algorithms report their last, not their best, point
         fmin, xmin = rec.best
     optsum.finitial = rec.fitlog[0][1] if rec.fitlog else np.nan
-    optsum.final, optsum.fmin, optsum.returnvalue = np.asarray(xmin, dtype=float), float(fmin), code
+    optsum.final, optsum.fmin, optsum.returnvalue = rec.to_params(np.asarray(xmin, dtype=float)), float(fmin), code
     optsum.feval, optsum.fitlog = len(rec.fitlog), rec.fitlog
-    optsum.elapsed = time.perf_counter() - start
+    optsum.elapsed = time.perf_counter() - t0
     optsum.fitted = True
     return optsum
