@@ -113,7 +113,10 @@ def _bd0(x: ArrayLike, m: ArrayLike, diff: ArrayLike | None = None) -> FloatArra
     v2 = v * v
     series = diff * v
     power = 2.0 * x * v
-    for j in range(1, _BD0_TERMS + 1):
+    vmax = float(np.max(np.abs(v), initial=0.0))
+    # terms shrink like vmax^(2j): stop once they are below double precision
+    nterms = _BD0_TERMS if vmax >= 0.1 else (1 if vmax == 0.0 else min(_BD0_TERMS, int(np.ceil(-17.0 / (2.0 * np.log10(vmax)))) + 1))
+    for j in range(1, nterms + 1):
         power = power * v2
         series = series + power / (2 * j + 1)
     return np.maximum(np.where(near, series, direct), 0.0)

@@ -206,28 +206,32 @@ class GeneralizedLinearMixedModel:
         return -2.0 * loglik + extra + float(self.u @ self.u) + 2.0 * self.lmm.system.logdet_Z()
 
     def agq_objective(self, nagq: int) -> float:
-        """lme4's adaptive Gauss-Hermite deviance for one scalar term (see module docstring)."""
+        """lme4's adaptive Gauss-Hermite deviance for one scalar term (see module docstring).
+
+        All K nodes are evaluated at once: η is an n x K matrix.
+        """
         remat = self.reterms[0]
         rule = gauss_hermite(nagq)
         sd = 1.0 / self.lmm.system.F1.L11
-        base_eta = self.offset + self.X @ self.beta
-        zlam = remat.z[:, 0] * remat.lambda_[0, 0]
-        u0 = self.u
-        dev0 = self._level_deviance(base_eta + zlam * u0[remat.refs], u0, remat)
-        mult = np.zeros(remat.nlevels)
-        for zk, wk in zip(rule.z, rule.w):
-            if zk == 0.0:
-                mult += wk
-                continue
-            uk = u0 + zk * sd
-            devk = self._level_deviance(base_eta + zlam * uk[remat.refs], uk, remat)
-            mult += wk * np.exp(-0.5 * (devk - dev0) + 0.5 * zk * zk)
-        return float(dev0.sum() - 2.0 * np.log(sd * mult).sum())
+        U = self.u[:, None] + sd[:, None] * rule.z[None, :]  # nlevels x K
+        zlam = (remat.z[:, 0] * remat.lambda_[0, 0])[:, None]
+        eta = self._fixed_eta()[:, None] + zlam * U[remat.refs]
+        dev = self.family.dev_resid(self.y[:, None], self.family.link.linkinv(eta), self.wt[:, None])
+        D = self._level_indicator() @ dev + U * U  # per level and node
+        D0 = self._level_indicator() @ self.family.dev_resid(self.y, self.mu, self.wt) + self.u * self.u
+        with np.errstate(over="ignore"):
+            mult = np.exp(-0.5 * (D - D0[:, None]) + 0.5 * rule.z**2) @ rule.w
+        return float(D0.sum() - 2.0 * np.log(sd * mult).sum())
 
-    def _level_deviance(self, eta: np.ndarray, u: np.ndarray, remat) -> np.ndarray:
-        mu = self.family.link.linkinv(eta)
-        dev = self.family.dev_resid(self.y, mu, self.wt)
-        return np.bincount(remat.refs, dev, minlength=remat.nlevels) + u * u
+    def _level_indicator(self):
+        """Sparse (nlevels x n) matrix summing observations by level of the single term."""
+        if not hasattr(self, "_indicator"):
+            import scipy.sparse as sp
+
+            remat = self.reterms[0]
+            n = len(remat.refs)
+            self._indicator = sp.csr_matrix((np.ones(n), (remat.refs, np.arange(n))), shape=(remat.nlevels, n))
+        return self._indicator
 
     @property
     def objective(self) -> float:

@@ -107,6 +107,8 @@ def _check_columns_exist(parsed: ParsedFormula, data: pd.DataFrame) -> None:
 
 
 def _random_matrix(term: RandomTerm, frame: pd.DataFrame, contrasts) -> tuple[np.ndarray, list[str]]:
+    if term.expr.strip() == "1":  # the commonest term needs no formula machinery
+        return np.ones((len(frame), 1)), ["(Intercept)"]
     design = model_matrix(term.expr, frame, contrasts, what=f"random-effects term {term.source!r}")
     if design.matrix.shape[1] == 0:
         raise FormulaError(f"random-effects term {term.source!r} has no columns")
