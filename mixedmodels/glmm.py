@@ -99,7 +99,7 @@ class GeneralizedLinearMixedModel:
         Prior weights (for a binomial proportion response: the numbers of trials).
     offset : str or array, optional
         Added to the linear predictor (with any ``offset()`` in the formula).
-    contrasts : dict, optional
+    contrasts, covariance : dict, optional
         As for :class:`~mixedmodels.lmm.LinearMixedModel`.
     """
 
@@ -113,10 +113,12 @@ class GeneralizedLinearMixedModel:
         weights: Any = None,
         offset: Any = None,
         contrasts: Mapping[str, Any] | None = None,
+        covariance: Mapping[str, Any] | None = None,
         sparse: bool | None = None,
     ):
         self.family = get_family(family, link) if not isinstance(family, Family) or link is not None else family
-        structure = build_structure(formula, data, weights=weights, offset=offset, contrasts=contrasts, strict_levels=False)
+        structure = build_structure(formula, data, weights=weights, offset=offset, contrasts=contrasts,
+                                    strict_levels=False, covariance=covariance)
         y, wt = glm_response(structure.response, self.family, structure.weights, structure.formula.response)
         if isinstance(self.family, Bernoulli) and structure.weights is None:
             wt = np.ones(len(y))
@@ -254,7 +256,7 @@ class GeneralizedLinearMixedModel:
     def _check_nagq(self, nagq: int) -> int:
         if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 1:
             raise MixedModelsError(f"nagq must be a positive integer, got {nagq!r}")
-        if nagq > 1 and (len(self.reterms) != 1 or not self.reterms[0].is_scalar):
+        if nagq > 1 and (len(self.reterms) != 1 or not self.reterms[0].is_scalar or self.reterms[0].has_factor):
             raise MixedModelsError(
                 f"adaptive Gauss-Hermite quadrature (nagq={nagq}) needs a single scalar random-effects term "
                 f"such as (1|g); this model has {', '.join(f'{r.name} ({r.k} column(s))' for r in self.reterms)}"

@@ -83,6 +83,10 @@ class LinearMixedModel:
         Column -> contrasts (``"sum"``, ``"helmert"``, ``"poly"``,
         ``"treatment"``, ``"diff"`` or a formulaic Contrasts object).
         Treatment contrasts with the data's category order by default.
+    covariance : dict, optional
+        Grouping factor -> known covariance matrix K of its scalar term
+        ``(1|g)``: b ~ N(0, σ²θ²K), e.g. a kinship matrix.  K is a DataFrame
+        indexed by level labels or an array in the factor's level order.
 
     Examples
     --------
@@ -101,9 +105,12 @@ class LinearMixedModel:
         reml: bool = False,
         weights: Any = None,
         contrasts: Mapping[str, Any] | None = None,
+        covariance: Mapping[str, Any] | None = None,
         sparse: bool | None = None,
     ):
-        structure = build_structure(formula, data, weights=weights, contrasts=contrasts, strict_levels=True)
+        structure = build_structure(
+            formula, data, weights=weights, contrasts=contrasts, strict_levels=True, covariance=covariance
+        )
         y = numeric_response(structure.response, structure.formula.response)
         self._init_from_structure(structure, y, reml=reml, sparse=sparse)
 
@@ -118,7 +125,7 @@ class LinearMixedModel:
         self.weights = structure.weights
         sqrtw = None if self.weights is None else np.sqrt(self.weights)
         Xy = np.column_stack([structure.fe.X, y])
-        self.system = PenalizedSystem(structure.reterms, Xy, sqrtw, sparse=sparse)
+        self.system = make_system(structure.reterms, Xy, sqrtw, sparse)
         self.optsum = OptSummary(self._initial_theta(), self.lowerbd, reml=self.reml)
 
     # ---- θ ----------------------------------------------------------------------
@@ -392,6 +399,17 @@ class LinearMixedModel:
 # ---------------------------------------------------------------------------
 # Helpers shared with the generalised model
 # ---------------------------------------------------------------------------
+def make_system(reterms, Xy: np.ndarray, sqrtw: np.ndarray | None, sparse: bool | None):
+    """The blocked system, or the dense one when a term has a known covariance matrix."""
+    if any(r.has_factor for r in reterms):
+        from .densesystem import DenseSystem
+
+        return DenseSystem(reterms, Xy, sqrtw)
+    return PenalizedSystem(reterms, Xy, sqrtw, sparse=sparse)
+
+
+# ---------------------------------------------------------------------------
+# ---------------------------------------------------------------------------
 def coef_table(beta: np.ndarray, se: np.ndarray, names: list[str]) -> pd.DataFrame:
     from scipy.stats import norm
 
@@ -405,8 +423,7 @@ def split_b(reterms, u: np.ndarray) -> list[np.ndarray]:
     """b = Λu per term, reshaped to (nlevels, k)."""
     out, start = [], 0
     for r in reterms:
-        uu = u[start : start + r.q].reshape(r.nlevels, r.k)
-        out.append(uu @ r.lambda_.T)
+        out.append(r.b_from_u(u[start : start + r.q]))
         start += r.q
     return out
 
@@ -427,6 +444,12 @@ def conditional_variances(system: PenalizedSystem, reterms, sigma: float, max_en
     q = sum(r.q for r in reterms)
     out, start = [], 0
     for r in reterms:
+        if r.has_factor:  # Var(b|y) = σ²λ² F M F' with M the term's block of (L_Z L_Z')⁻¹
+            M = system.LZ_inverse_columns(start, start + r.q)
+            FM = r.factor @ (M.T @ M)
+            out.append((sigma * r.lambda_[0, 0]) ** 2 * np.einsum("ij,ij->i", FM, r.factor)[:, None, None])
+            start += r.q
+            continue
         blocks = np.empty((r.nlevels, r.k, r.k))
         step = max(1, max_entries // (q * r.k))
         for lo in range(0, r.nlevels, step):

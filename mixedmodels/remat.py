@@ -62,6 +62,7 @@ class ReMat:
     cnames: list[str]
     blocks: list[slice]
     term_ids: list[int]
+    factor: np.ndarray | None = None
     lambda_: np.ndarray = field(init=False)
     inds: np.ndarray = field(init=False)
 
@@ -125,6 +126,22 @@ class ReMat:
 
     def get_theta(self) -> np.ndarray:
         return self.lambda_.flat[self.inds].copy()
+
+    @property
+    def has_factor(self) -> bool:
+        """True for a term with a known covariance (b = λ F u rather than b = λ u per level)."""
+        return self.factor is not None
+
+    def b_from_u(self, u: np.ndarray) -> np.ndarray:
+        """Random effects b of the term from its spherical u, shape (nlevels, k)."""
+        if self.factor is not None:
+            return (self.lambda_[0, 0] * (self.factor @ u))[:, None]
+        return u.reshape(self.nlevels, self.k) @ self.lambda_.T
+
+    def dense_Z(self, sqrtw: np.ndarray | None = None) -> np.ndarray:
+        """The term's columns of Z as a dense n x q array (Z F for a term with a known covariance)."""
+        Z = self.Z(sqrtw)
+        return (Z @ self.factor) if self.factor is not None else Z.toarray()
 
     # ---- realisations --------------------------------------------------------
     def Z(self, sqrtw: np.ndarray | None = None) -> sp.csr_matrix:

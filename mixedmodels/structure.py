@@ -132,8 +132,15 @@ def _check_levels(term_name: str, nlevels: int, nobs: int, q: int, strict: bool)
         )
 
 
-def build_reterms(parsed: ParsedFormula, frame: pd.DataFrame, contrasts, strict: bool) -> tuple[list[ReMat], np.ndarray]:
-    """ReMats (amalgamated by grouping factor, most levels first) and the θ permutation."""
+def build_reterms(
+    parsed: ParsedFormula, frame: pd.DataFrame, contrasts, strict: bool, covariance: Mapping[str, Any] | None = None
+) -> tuple[list[ReMat], np.ndarray]:
+    """ReMats (amalgamated by grouping factor, most levels first) and the θ permutation.
+
+    ``covariance`` maps grouping-factor names to known covariance matrices
+    (see :mod:`mixedmodels.covariance`); those terms must be scalar.
+    """
+    covariance = dict(covariance or {})
     groups: dict[str, dict[str, Any]] = {}
     for tid, term in enumerate(parsed.random):
         z, names = _random_matrix(term, frame, contrasts)
@@ -143,10 +150,29 @@ def build_reterms(parsed: ParsedFormula, frame: pd.DataFrame, contrasts, strict:
     for name, g in groups.items():
         refs, levels = grouping_factor(frame, g["factors"])
         remats.append(_amalgamate(name, refs, levels, g["parts"]))
+        if name in covariance:
+            _attach_covariance(remats[-1], covariance.pop(name))
         for tid, z, _ in g["parts"]:
-            _check_levels(name, len(levels), len(frame), z.shape[1] * len(levels), strict)
+            # a known covariance identifies the term even with one level per observation
+            _check_levels(name, len(levels), len(frame), z.shape[1] * len(levels), strict and not remats[-1].has_factor)
+    if covariance:
+        raise FormulaError(
+            f"covariance given for {', '.join(map(repr, covariance))}, but the formula has no random-effects "
+            f"term grouped by it; grouping factors: {', '.join(map(repr, groups))}"
+        )
     remats.sort(key=lambda r: -r.nlevels)  # stable: ties keep formula order
     return remats, _theta_permutation(remats)
+
+
+def _attach_covariance(remat: ReMat, K: Any) -> None:
+    from .covariance import check_covariance, covariance_factor
+
+    if remat.k != 1 or len(remat.blocks) != 1:
+        raise FormulaError(
+            f"a known covariance can only be given for a single scalar term such as (1|{remat.name}); "
+            f"{remat.name!r} has columns {', '.join(remat.cnames)}"
+        )
+    remat.factor = covariance_factor(check_covariance(K, remat.levels, remat.name), remat.name)
 
 
 def _amalgamate(name: str, refs: np.ndarray, levels: list[str], parts: list) -> ReMat:
@@ -179,6 +205,7 @@ def build_structure(
     contrasts: Mapping[str, Any] | None = None,
     strict_levels: bool = True,
     require_random: bool = True,
+    covariance: Mapping[str, Any] | None = None,
 ) -> ModelStructure:
     """Parse, select complete cases, and build response, X and the random-effects terms.
 
@@ -206,7 +233,7 @@ def build_structure(
     frame = mf.frame
     response = evaluate_expression(parsed.response, frame)
     fe = FeTerm(model_matrix(parsed.fixed, frame, contrasts))
-    reterms, perm = build_reterms(parsed, frame, contrasts, strict_levels) if parsed.random else ([], np.arange(0))
+    reterms, perm = build_reterms(parsed, frame, contrasts, strict_levels, covariance) if parsed.random else ([], np.arange(0))
     return ModelStructure(
         formula=parsed,
         frame=mf,
