@@ -1,0 +1,83 @@
+"""Formula parsing, random-term expansion and column naming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.design import lme4_name
+from mixedmodels.formula import parse_formula
+
+
+def terms(formula):
+    return [(t.expr, t.factors, t.group_name) for t in parse_formula(formula).random]
+
+
+def test_split_fixed_and_random():
+    p = parse_formula("y ~ 1 + x + (1 + x | g) + (1 | h)")
+    assert p.response == "y" and p.fixed == "1 + x"
+    assert terms("y ~ 1 + x + (1 + x | g) + (1 | h)") == [("1 + x", ("g",), "g"), ("1", ("h",), "h")]
+
+
+def test_double_bar_splits_terms():
+    assert terms("y ~ (1 + x || g)") == [("1", ("g",), "g"), ("0 + x", ("g",), "g")]
+    assert terms("y ~ (x || g)") == [("1", ("g",), "g"), ("0 + x", ("g",), "g")]
+    assert terms("y ~ (0 + x + z || g)") == [("0 + x", ("g",), "g"), ("0 + z", ("g",), "g")]
+
+
+def test_nesting_and_interaction():
+    assert terms("y ~ (1 | g/h)") == [("1", ("g",), "g"), ("1", ("h", "g"), "h:g")]
+    assert terms("y ~ (1 | g:h)") == [("1", ("g", "h"), "g:h")]
+
+
+def test_offsets_and_r_powers():
+    p = parse_formula("y ~ x + I(x^2) + offset(log(n)) + (1|g)")
+    assert p.fixed == "x + I(x**2)" and p.offsets == ("log(n)",)
+
+
+def test_intercept_only_fixed_part():
+    assert parse_formula("y ~ (1|g)").fixed == "1"
+    assert parse_formula("y ~ 0 + (1|g)").fixed == "0"
+
+
+@pytest.mark.parametrize(
+    "formulaic, lme4",
+    [("Intercept", "(Intercept)"), ("period[T.2]", "period2"), ("x[a]", "xa"),
+     ("btype[T.scold]:situ[T.self]", "btypescold:situself"), ("I(x ** 2)", "I(x ** 2)")],
+)
+def test_lme4_names(formulaic, lme4):
+    assert lme4_name(formulaic) == lme4
+
+
+def test_factor_inside_bar_and_functions(sleepstudy):
+    machines = mm.datasets.load("machines")
+    m = mm.LinearMixedModel("score ~ Machine + (0 + Machine|Worker)", machines).fit()
+    assert m.reterms[0].cnames == ["MachineA", "MachineB", "MachineC"] and len(m.theta) == 6
+    m = mm.LinearMixedModel("log(Reaction) ~ 1 + Days + I(Days**2) + (1|Subject)", sleepstudy).fit()
+    assert m.coefnames == ["(Intercept)", "Days", "I(Days ** 2)"]
+    np.testing.assert_allclose(m.y, np.log(sleepstudy["Reaction"]))
+
+
+def test_several_terms_on_one_factor_are_amalgamated(sleepstudy):
+    m = mm.LinearMixedModel("Reaction ~ 1 + Days + (1|Subject) + (0 + Days|Subject)", sleepstudy).fit()
+    assert len(m.reterms) == 1 and m.reterms[0].k == 2
+    assert m.theta_names == ["Subject.(Intercept)", "Subject.Days"]
+    assert list(m.varcorr(form="long")["grp"]) == ["Subject", "Subject.1", "Residual"]
+
+
+def test_contrasts_override():
+    machines = mm.datasets.load("machines")
+    m = mm.LinearMixedModel("score ~ Machine + (1|Worker)", machines, contrasts={"Machine": "sum"}).fit()
+    X = m.structure.fe.X
+    assert X[:, 1:].sum() == pytest.approx(0.0)  # balanced design: sum contrasts add to zero
+    with pytest.raises(mm.FormulaError, match="unknown contrasts 'nope'"):
+        mm.LinearMixedModel("score ~ Machine + (1|Worker)", machines, contrasts={"Machine": "nope"})
+
+
+def test_rank_deficient_columns_dropped_with_warning(sleepstudy):
+    df = sleepstudy.assign(Days2=2 * sleepstudy["Days"])
+    with pytest.warns(UserWarning, match="dropping aliased column.*Days2"):
+        m = mm.LinearMixedModel("Reaction ~ 1 + Days + Days2 + (1|Subject)", df).fit()
+    assert m.rank == 2 and m.coefnames == ["(Intercept)", "Days"]
+    assert m.structure.fe.dropped == ["Days2"]

@@ -1,0 +1,98 @@
+"""OptSummary: settings, switching optimizers, the fit log, saving."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.optsummary import OptSummary
+
+F = "Reaction ~ 1 + Days + (1 + Days | Subject)"
+
+
+@pytest.fixture
+def model(sleepstudy):
+    return mm.LinearMixedModel(F, sleepstudy)
+
+
+def test_defaults(model):
+    o = model.optsum
+    assert o.optimizer == "LN_BOBYQA"
+    assert (o.ftol_rel, o.ftol_abs, o.xtol_rel) == (1e-12, 1e-8, 0.0)
+    np.testing.assert_array_equal(o.xtol_abs, [1e-10] * 3)
+    np.testing.assert_array_equal(o.initial_step, [0.75, 1.0, 0.75])
+    np.testing.assert_array_equal(o.initial, [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(o.lowerbd, [0.0, -np.inf, 0.0])
+    assert o.maxfeval == -1 and not o.fitted
+
+
+def test_switch_to_nelder_mead_reaches_same_optimum(model):
+    model.fit()
+    bobyqa = (model.objective, model.optsum.feval, model.theta.copy())
+    model.optsum.optimizer = "LN_NELDERMEAD"
+    model.fit()
+    assert model.optsum.optimizer == "LN_NELDERMEAD"
+    assert model.objective == pytest.approx(bobyqa[0], rel=1e-7)
+    np.testing.assert_allclose(model.theta, bobyqa[2], rtol=1e-2, atol=1e-3)
+    assert model.optsum.feval != bobyqa[1]
+    text = str(model.optsum)
+    for piece in ("LN_NELDERMEAD", "ftol_rel", "Function evaluations", str(model.optsum.feval), "Final objective value"):
+        assert piece in text
+
+
+def test_fitlog_records_every_evaluation(model):
+    model.fit()
+    o = model.optsum
+    assert len(o.fitlog) == o.feval
+    assert o.fitlog[0][1] == pytest.approx(o.finitial)
+    assert min(f for _, f in o.fitlog) == pytest.approx(o.fmin, abs=1e-8)
+    df = o.to_frame()
+    assert list(df.columns) == ["theta1", "theta2", "theta3", "objective"] and len(df) == o.feval
+
+
+def test_verbose_prints_one_line_per_evaluation(model, capsys):
+    model.fit(verbose=True)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("f_")]
+    assert len(lines) == model.optsum.feval
+    assert lines[0].startswith("f_1: 1784.64229") and lines[0].endswith("[1, 0, 1]")
+
+
+def test_maxfeval_limits_and_is_reported(model):
+    model.optsum.maxfeval = 10
+    model.fit()
+    assert model.optsum.feval == 10 and model.optsum.returnvalue == "MAXEVAL_REACHED"
+
+
+def test_progress_bar_does_not_change_result(model, sleepstudy):
+    model.fit(progress=True)
+    other = mm.LinearMixedModel(F, sleepstudy).fit()
+    assert model.objective == pytest.approx(other.objective, rel=1e-12)
+
+
+def test_roundoff_limited_is_a_normal_end(model, monkeypatch):
+    import nlopt
+
+    calls = {"n": 0}
+    original = model._safe_objective
+
+    def objective(theta):
+        calls["n"] += 1
+        if calls["n"] == 30:
+            raise nlopt.RoundoffLimited()
+        return original(theta)
+
+    monkeypatch.setattr(model, "_safe_objective", objective)
+    model.fit()
+    assert model.optsum.returnvalue == "ROUNDOFF_LIMITED"
+    assert np.isfinite(model.objective) and model.optsum.feval == 29
+
+
+def test_save_and_load(model, tmp_path):
+    model.fit()
+    path = tmp_path / "optsum.json"
+    model.optsum.save(path)
+    back = OptSummary.load(path)
+    np.testing.assert_allclose(back.final, model.optsum.final)
+    assert back.fmin == model.optsum.fmin and back.feval == model.optsum.feval
+    assert len(back.fitlog) == len(model.optsum.fitlog)
