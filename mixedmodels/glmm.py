@@ -170,8 +170,11 @@ class GeneralizedLinearMixedModel:
 
     @property
     def eta(self) -> np.ndarray:
-        """Linear predictor o + Xβ + ZΛu."""
-        return self._fixed_eta() + self._Zb()
+        """Linear predictor o + Xβ + ZΛu (cached for the current β, u and θ)."""
+        key = (self.beta.tobytes(), self.u.tobytes(), self.theta.tobytes())
+        if getattr(self, "_eta_key", None) != key:
+            self._eta_key, self._eta_val = key, self._fixed_eta() + self._Zb()
+        return self._eta_val
 
     def _fixed_eta(self) -> np.ndarray:
         """o + Xβ, cached for the current β (PIRLS re-evaluates η many times per β)."""
@@ -201,11 +204,23 @@ class GeneralizedLinearMixedModel:
             return 1.0
         return self.family.deviance(self.y, self.mu, self.wt) / float(self.wt.sum())
 
+    def _minus2_loglik(self) -> float:
+        """-2 Σ log p(yᵢ | μᵢ) with all constants, at the current modes.
+
+        Without a dispersion parameter, -2 log p(y|μ) - w d(y, μ) does not depend
+        on μ, so that constant is computed once and the deviance does the rest.
+        """
+        if self.family.has_dispersion:
+            # lme4 adds R's aic() penalty of 2 for the dispersion parameter
+            return -2.0 * self.family.loglik(self.y, self.mu, self.wt, self._aic_dispersion()) + 2.0
+        if not hasattr(self, "_loglik_constant"):
+            mu0 = self.family.mustart(self.y, self.wt)
+            self._loglik_constant = -2.0 * self.family.loglik(self.y, mu0, self.wt) - self.family.deviance(self.y, mu0, self.wt)
+        return self.family.deviance(self.y, self.mu, self.wt) + self._loglik_constant
+
     def laplace_objective(self) -> float:
         """-2 log-likelihood by the Laplace approximation at the current modes and L."""
-        loglik = self.family.loglik(self.y, self.mu, self.wt, self._aic_dispersion())
-        extra = 2.0 if self.family.has_dispersion else 0.0  # lme4 adds R's aic() penalty for φ
-        return -2.0 * loglik + extra + float(self.u @ self.u) + 2.0 * self.lmm.system.logdet_Z()
+        return self._minus2_loglik() + float(self.u @ self.u) + 2.0 * self.lmm.system.logdet_Z()
 
     def agq_objective(self, nagq: int) -> float:
         """lme4's adaptive Gauss-Hermite deviance for one scalar term (see module docstring).
