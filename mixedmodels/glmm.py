@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 
-from .errors import DataError, MixedModelsError
+from .blocks import CholeskyFailed
+from .errors import ConvergenceError, DataError, MixedModelsError
 from .families import Bernoulli, Binomial, Family, get_family
 from .lmm import (
     LinearMixedModel,
@@ -268,6 +269,29 @@ class GeneralizedLinearMixedModel:
         pirls(self, fast=False)
         return self.agq_objective(self.nagq) if self.nagq > 1 else self.laplace_objective()
 
+    def _guarded(self, objective):
+        """The objective, or the stage's first value where PIRLS cannot be completed.
+
+        As for the LMM: a finite value keeps BOBYQA's model of the objective
+        intact, where infinity would wreck it; the first evaluation must work.
+        """
+        first: list[float] = []
+
+        def wrapped(x: np.ndarray) -> float:
+            try:
+                value = objective(x)
+            except (CholeskyFailed, ConvergenceError):
+                value = np.nan
+            if not np.isfinite(value):
+                if not first:
+                    raise ConvergenceError("PIRLS failed at the starting values of the optimisation")
+                return first[0]
+            if not first:
+                first.append(value)
+            return value
+
+        return wrapped
+
     def _check_nagq(self, nagq: int) -> int:
         if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 1:
             raise MixedModelsError(f"nagq must be a positive integer, got {nagq!r}")
@@ -285,7 +309,7 @@ class GeneralizedLinearMixedModel:
         self.beta, self.u = self.beta0.copy(), np.zeros_like(self.u)
         self.fast, self.nagq = True, 1
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
-        minimize(self._fast_objective, stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
+        minimize(self._guarded(self._fast_objective), stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
         self._fast_objective(stage1.final)
         stage1.fmin = self.laplace_objective()
         self.optsum_fast = stage1
@@ -318,7 +342,8 @@ class GeneralizedLinearMixedModel:
         stage2.initial_step = np.concatenate([np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(len(beta0))])
         stage2.nagq = nagq
         start = np.concatenate([theta0, np.zeros(len(beta0))])
-        minimize(lambda x: self._full_objective(to_params(x)), stage2, verbose=verbose, progress=progress,
+        objective = self._guarded(lambda x: self._full_objective(to_params(x)))
+        minimize(objective, stage2, verbose=verbose, progress=progress,
                  label="GLMM fit", start=start, to_params=to_params)
         self._full_objective(stage2.final)
         self.optsum = stage2

@@ -50,9 +50,26 @@ def _step(m, beta: np.ndarray, fast: bool) -> tuple[np.ndarray, np.ndarray]:
 def pirls(m, fast: bool, maxiter: int = 100, tol: float = 1e-10) -> float:
     """Update ``m.u`` (and ``m.beta`` if ``fast``) to the conditional modes; return pdev.
 
+    PIRLS starts from the current modes (those of the previous θ, usually
+    close).  If that start is unusable (η overflows, a factor is not positive
+    definite) it starts again from u = 0 (and the GLM's β for a fast fit),
+    as MixedModels.jl always does; if that fails too, the error propagates.
+
     On return the LMM's factor L is evaluated at the weights of the final
     modes, so that log|L_Z| is the one the Laplace approximation needs.
     """
+    from .blocks import CholeskyFailed
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        try:
+            return _pirls(m, fast, maxiter, tol)
+        except (CholeskyFailed, ConvergenceError):
+            beta = m.beta0.copy() if fast else m.beta
+            m.set_modes(beta, np.zeros_like(m.u))
+            return _pirls(m, fast, maxiter, tol)
+
+
+def _pirls(m, fast: bool, maxiter: int, tol: float) -> float:
     pdev = m.penalized_deviance()
     if not np.isfinite(pdev):
         raise ConvergenceError("PIRLS: the penalised deviance is not finite at the starting values")
