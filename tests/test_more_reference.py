@@ -23,17 +23,28 @@ def fit(ref):
     return mm.GeneralizedLinearMixedModel(ref["py_formula"], df, family=ref["family"], link=ref["link"]).fit(nagq=ref["nAGQ"])
 
 
+def relative_covariances(m, theta) -> np.ndarray:
+    keep = m.theta.copy()
+    m.set_theta(np.asarray(theta, dtype=float))
+    out = np.concatenate([(r.lambda_ @ r.lambda_.T).ravel() for r in m.reterms])
+    m.set_theta(keep)
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(MORE))
 def test_more_models(name):
     ref = MORE[name]
     m = fit(ref)
     obj = ref["objective"]
     assert obj - 1e-4 * abs(obj) <= m.objective <= obj + 1e-6 * abs(obj)
-    # flat likelihoods (objective lower than lme4's) can move θ a little more
-    tol = 2e-2 if m.objective < obj - 1e-7 * abs(obj) else 1e-2
-    np.testing.assert_allclose(m.theta, ref["theta"], atol=tol)
+    if m.issingular:
+        # on the boundary λ is not unique (a zero standard deviation leaves a correlation of ±1 and
+        # only λλ' identified): compare the relative covariance matrices instead of θ
+        np.testing.assert_allclose(relative_covariances(m, m.theta), relative_covariances(m, ref["theta"]), atol=1e-2)
+    else:
+        np.testing.assert_allclose(m.theta, ref["theta"], atol=2e-2 if m.objective < obj - 1e-7 * abs(obj) else 1e-2)
     se = np.asarray(ref["stderror"])
     assert np.all(np.abs(m.beta - ref["beta"]) <= 0.02 * se)
     variants = [se] + ([np.asarray(ref["stderror_rx"])] if ref.get("stderror_rx") else [])
     assert any(np.all(np.abs(m.stderror / v - 1) <= 0.02) for v in variants)
-    assert m.coefnames == [n.replace("^", " ** ") if "I(" in n else n for n in ref["beta_names"]] or len(m.coefnames) == len(ref["beta_names"])
+    assert len(m.coefnames) == len(ref["beta_names"])
