@@ -52,7 +52,10 @@ def numeric_response(response: Any, expr: str) -> np.ndarray:
         raise DataError(f"the response {expr!r} must be one numeric column, got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
         raise DataError(f"the response {expr!r} must be numeric, got {arr.dtype} values")
-    return arr.astype(float)
+    arr = arr.astype(float)
+    if arr.size and np.ptp(arr) == 0:
+        raise DataError(f"the response {expr!r} is constant ({arr[0]:g}); there is nothing to model")
+    return arr
 
 
 def check_weights(w: np.ndarray | None, strictly_positive: bool = True) -> None:

@@ -66,6 +66,10 @@ def test_text_response(sleepstudy):
     raises("must be numeric", "txt ~ 1 + Days + (1|Subject)", data=sleepstudy.assign(txt="a"), exc=DataError)
 
 
+def test_constant_response(sleepstudy):
+    raises("is constant", "c ~ 1 + Days + (1|Subject)", data=sleepstudy.assign(c=3.0), exc=DataError)
+
+
 def test_infinite_values(sleepstudy):
     df = sleepstudy.copy()
     df.loc[5, "Reaction"] = np.inf
