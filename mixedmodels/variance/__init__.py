@@ -1,0 +1,27 @@
+"""Variance models: heteroskedastic (mixed) models, variance decomposition, multi-trait models.
+
+Submodules are imported on first use of their names, so that importing
+this package is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it
+_LAZY = {
+    "HeteroskedasticMixedModel": "mixedmodels.variance.hetero",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mixedmodels.variance' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
