@@ -15,8 +15,8 @@ Each iteration (Bertsekas, 1982):
 3. the step is halved until the projected point x(t) = max(x + t·step, lower)
    satisfies Armijo's condition f(x(t)) ≤ f(x) + 10⁻⁴ ∇f'(x(t) - x).
 
-It stops when the Newton decrement -∇f'·step (the predicted decrease of f,
-independent of the parameters' scales) falls below ``ftol``.
+It stops after a step whose Newton decrement -∇f'·step (the predicted
+decrease of f, independent of the parameters' scales) was below ``ftol``.
 
 A point on a bound can be a saddle rather than a minimum: with a Cholesky
 parametrisation, a zero column of a covariance factor has zero gradient
@@ -139,13 +139,13 @@ def _newton(fg: ObjectiveGradient, hess: Hessian, x: np.ndarray, lower: np.ndarr
         free = free_parameters(x, g, lower)
         step = _newton_step(hess(x)[np.ix_(free, free)], g[free])
         decrement = float(-g[free] @ step)
-        if decrement < ftol:
-            break
         x_new, f_new, g_new, evals = _line_search(fg, x, f, g, free, step, lower)
         nfev += evals
         if x_new is None:  # no decrease along a descent direction: f is flat to rounding error
             break
         x, f, g = x_new, f_new, g_new
+        if decrement < ftol:  # this last step took x to about the square of that precision
+            break
     free = free_parameters(x, g, lower)
     return Minimum(x, f, g, free, nfev, it, decrement, decrement < 1e3 * ftol)
 
