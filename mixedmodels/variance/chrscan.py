@@ -34,6 +34,7 @@ from scipy.stats import chi2
 from ..errors import DataError
 from .genotypes import open_panel, read_dosages, standardise
 from .hlmm import HLMMResult, fit_hlmm
+from .monitor import progress_iter
 
 __all__ = ["hlmm_scan", "scan_genotypes", "write_tsv", "SCAN_COLUMNS"]
 
@@ -159,7 +160,7 @@ def scan_genotypes(
     usable = (summary[:, 1] >= min_maf) & (summary[:, 2] <= max_missing)
     cov = _Covariates(np.asarray(y, dtype=float), np.asarray(X, dtype=float), np.asarray(V, dtype=float))
     rows = []
-    for j in _progress(range(m) if tests is None else tests, progress):
+    for j in progress_iter(range(m) if tests is None else tests, progress, "hlmm scan", " SNP"):
         row = {"freq": summary[j, 0], "q_random": 0}
         if usable[j]:
             near = _window_members(chrom, pos, usable, j, window_bp) if window_bp > 0 else np.zeros(0, dtype=int)
@@ -167,14 +168,6 @@ def scan_genotypes(
             row.update(q_random=len(near), **_test_snp(cov, dosages[:, j], G, near.tobytes()))
         rows.append(row)
     return pd.DataFrame(rows, columns=SCAN_COLUMNS[SCAN_COLUMNS.index("n") :])
-
-
-def _progress(items, enabled: bool):
-    if not enabled:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc="hlmm scan", unit=" SNP")
 
 
 def _align(panel, pheno: pd.DataFrame, phenotype: str, covariates: list[str], iid_column: str) -> tuple[np.ndarray, pd.DataFrame]:

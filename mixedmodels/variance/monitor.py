@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EvaluationMonitor"]
+__all__ = ["EvaluationMonitor", "progress_iter"]
 
 
 class EvaluationMonitor:
@@ -28,3 +28,12 @@ class EvaluationMonitor:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def progress_iter(items, enabled: bool, desc: str, unit: str):
+    """``items`` wrapped in a tqdm progress bar when ``enabled``."""
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=unit)
