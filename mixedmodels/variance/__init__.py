@@ -12,6 +12,17 @@ from typing import Any
 # public name -> module that defines it
 _LAZY = {
     "HeteroskedasticMixedModel": "mixedmodels.variance.hetero",
+    "HLMMResult": "mixedmodels.variance.hlmm",
+    "fit_hlmm": "mixedmodels.variance.hlmm",
+    "hlmm_scan": "mixedmodels.variance.chrscan",
+    "scan_genotypes": "mixedmodels.variance.chrscan",
+    "write_tsv": "mixedmodels.variance.chrscan",
+    "VarianceDecomposition": "mixedmodels.variance.vardec",
+    "vardec": "mixedmodels.variance.vardec",
+    "KroneckerFit": "mixedmodels.variance.multitrait",
+    "fit_kronecker": "mixedmodels.variance.multitrait",
+    "mt_scan": "mixedmodels.variance.mtscan",
+    "trait_design": "mixedmodels.variance.mtscan",
 }
 
 __all__ = sorted(_LAZY)
