@@ -1,7 +1,7 @@
 """Variance models: heteroskedastic (mixed) models, variance decomposition, multi-trait models.
 
-Submodules are imported on first use of their names, so that importing
-this package is cheap.
+Submodules are imported on first use of their names, except :mod:`.vardec`
+(see below).  ``import mixedmodels`` imports none of this package.
 """
 
 from __future__ import annotations
@@ -18,14 +18,18 @@ _LAZY = {
     "scan_genotypes": "mixedmodels.variance.chrscan",
     "write_tsv": "mixedmodels.variance.chrscan",
     "VarianceDecomposition": "mixedmodels.variance.vardec",
-    "vardec": "mixedmodels.variance.vardec",
     "KroneckerFit": "mixedmodels.variance.multitrait",
     "fit_kronecker": "mixedmodels.variance.multitrait",
     "mt_scan": "mixedmodels.variance.mtscan",
     "trait_design": "mixedmodels.variance.mtscan",
 }
 
-__all__ = sorted(_LAZY)
+# The function vardec lives in the submodule of the same name.  Imported lazily, the
+# submodule's import would bind the package attribute ``vardec`` to the module, so
+# the function is bound here, once and for good.
+from .vardec import vardec  # noqa: E402
+
+__all__ = sorted([*_LAZY, "vardec"])
 
 
 def __getattr__(name: str) -> Any:
