@@ -22,14 +22,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: timings of o
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from mixedmodels.variance.hlmm import hlmm_likelihood  # noqa: E402
+from mixedmodels.variance.hlmm import hlmm_likelihood
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,9 @@ def run(quick: bool) -> pd.DataFrame:
         rows.append(("q at n = 8000", "woodbury", 8000, q, *woodbury_time(8000, q, reps)))
     for n in dense_grid:
         rows.append(("n at q = 50", "dense", n, 50, *dense_time(n, 50, max(3, reps // 3))))
-    return pd.DataFrame(rows, columns=["experiment", "method", "n", "q", "seconds_median", "seconds_min"])
+    return pd.DataFrame(
+        rows, columns=["experiment", "method", "n", "q", "seconds_median", "seconds_min"]
+    )
 
 
 def slope(x, y) -> float:
@@ -108,7 +110,11 @@ def plot(results: pd.DataFrame, path: Path) -> None:
     for method, marker in (("woodbury", "o"), ("dense", "s")):
         part = by_n[by_n["method"] == method]
         b = slope(part["n"], part["seconds_median"])
-        label = f"Woodbury O(n q²) (slope {b:.2f})" if method == "woodbury" else f"dense V, O(n³) (slope {b:.2f})"
+        label = (
+            f"Woodbury O(n q²) (slope {b:.2f})"
+            if method == "woodbury"
+            else f"dense V, O(n³) (slope {b:.2f})"
+        )
         ax_n.loglog(part["n"], part["seconds_median"], marker + "-", label=label)
     ax_n.set(xlabel="n (observations)", ylabel="seconds per evaluation", title="time vs n, q = 50")
     by_q = results[results["experiment"] == "q at n = 8000"]

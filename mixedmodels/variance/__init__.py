@@ -27,9 +27,22 @@ _LAZY = {
 # The function vardec lives in the submodule of the same name.  Imported lazily, the
 # submodule's import would bind the package attribute ``vardec`` to the module, so
 # the function is bound here, once and for good.
-from .vardec import vardec  # noqa: E402
+from .vardec import vardec
 
-__all__ = sorted([*_LAZY, "vardec"])
+__all__ = [
+    "HLMMResult",
+    "HeteroskedasticMixedModel",
+    "KroneckerFit",
+    "VarianceDecomposition",
+    "fit_hlmm",
+    "fit_kronecker",
+    "hlmm_scan",
+    "mt_scan",
+    "scan_genotypes",
+    "trait_design",
+    "vardec",
+    "write_tsv",
+]
 
 
 def __getattr__(name: str) -> Any:

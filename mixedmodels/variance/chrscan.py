@@ -23,9 +23,9 @@ SNP's fits, as hlmm does; SNPs with a minor allele frequency below
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,7 @@ from .genotypes import open_panel, read_dosages, standardise
 from .hlmm import HLMMResult, fit_hlmm
 from .monitor import progress_iter
 
-__all__ = ["hlmm_scan", "scan_genotypes", "write_tsv", "SCAN_COLUMNS"]
+__all__ = ["SCAN_COLUMNS", "hlmm_scan", "scan_genotypes", "write_tsv"]
 
 SCAN_COLUMNS = [
     "snp", "chrom", "pos", "a1", "a2", "n", "freq", "q_random", "loglik",
@@ -106,7 +106,9 @@ def _allele_summary(g: np.ndarray) -> tuple[float, float, float]:
     return freq, min(freq, 1.0 - freq), 1.0 - observed.size / g.size
 
 
-def _window_members(chrom: np.ndarray, pos: np.ndarray, usable: np.ndarray, j: int, window_bp: float) -> np.ndarray:
+def _window_members(
+    chrom: np.ndarray, pos: np.ndarray, usable: np.ndarray, j: int, window_bp: float
+) -> np.ndarray:
     """Indices of usable SNPs other than j on j's chromosome within window_bp of it."""
     near = (chrom == chrom[j]) & (np.abs(pos - pos[j]) <= window_bp) & usable
     near[j] = False
@@ -158,26 +160,38 @@ def scan_genotypes(
     pos = np.arange(m, dtype=float) if pos is None else np.asarray(pos, dtype=float)
     summary = np.array([_allele_summary(dosages[:, j]) for j in range(m)])
     usable = (summary[:, 1] >= min_maf) & (summary[:, 2] <= max_missing)
-    cov = _Covariates(np.asarray(y, dtype=float), np.asarray(X, dtype=float), np.asarray(V, dtype=float))
+    cov = _Covariates(
+        np.asarray(y, dtype=float), np.asarray(X, dtype=float), np.asarray(V, dtype=float)
+    )
     rows = []
     for j in progress_iter(range(m) if tests is None else tests, progress, "hlmm scan", " SNP"):
         row = {"freq": summary[j, 0], "q_random": 0}
         if usable[j]:
-            near = _window_members(chrom, pos, usable, j, window_bp) if window_bp > 0 else np.zeros(0, dtype=int)
+            near = (
+                _window_members(chrom, pos, usable, j, window_bp)
+                if window_bp > 0
+                else np.zeros(0, dtype=int)
+            )
             G = standardise(dosages[:, near]) / np.sqrt(len(near)) if len(near) else None
             row.update(q_random=len(near), **_test_snp(cov, dosages[:, j], G, near.tobytes()))
         rows.append(row)
     return pd.DataFrame(rows, columns=SCAN_COLUMNS[SCAN_COLUMNS.index("n") :])
 
 
-def _align(panel, pheno: pd.DataFrame, phenotype: str, covariates: list[str], iid_column: str) -> tuple[np.ndarray, pd.DataFrame]:
+def _align(
+    panel, pheno: pd.DataFrame, phenotype: str, covariates: list[str], iid_column: str
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Rows of the bed file and of ``pheno`` for individuals with complete data, in bed order."""
     needed = list(dict.fromkeys([iid_column, phenotype, *covariates]))
     missing = [c for c in needed if c not in pheno.columns]
     if missing:
         raise DataError(f"column(s) {', '.join(map(repr, missing))} not in the phenotype file")
     table = pheno[needed].dropna()
-    table = table.assign(**{iid_column: table[iid_column].astype(str)}).drop_duplicates(iid_column).set_index(iid_column)
+    table = (
+        table.assign(**{iid_column: table[iid_column].astype(str)})
+        .drop_duplicates(iid_column)
+        .set_index(iid_column)
+    )
     iids = panel.fam["iid"].to_numpy()
     rows = np.flatnonzero(np.isin(iids, table.index))
     if rows.size == 0:
@@ -186,7 +200,9 @@ def _align(panel, pheno: pd.DataFrame, phenotype: str, covariates: list[str], ii
 
 
 def _design(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    return np.column_stack([np.ones(len(table)), *(table[c].to_numpy(dtype=float) for c in columns)])
+    return np.column_stack(
+        [np.ones(len(table)), *(table[c].to_numpy(dtype=float) for c in columns)]
+    )
 
 
 def _segment(panel, start: int, end: int | None, window_bp: float) -> tuple[int, int, int]:
@@ -199,7 +215,9 @@ def _segment(panel, start: int, end: int | None, window_bp: float) -> tuple[int,
         return start, end, end
     chrom, pos = panel.bim["chrom"].to_numpy(), panel.bim["pos"].to_numpy(dtype=float)
     span = np.arange(m)
-    inside = span[(pos >= pos[start:end].min() - window_bp) & (pos <= pos[start:end].max() + window_bp)]
+    inside = span[
+        (pos >= pos[start:end].min() - window_bp) & (pos <= pos[start:end].max() + window_bp)
+    ]
     inside = inside[np.isin(chrom[inside], chrom[start:end])]
     return int(min(inside.min(), start)), int(max(inside.max() + 1, end)), end
 

@@ -46,16 +46,53 @@ def register(subparsers) -> None:
         help="scan SNPs of a PLINK bed file for effects on the mean and the variance of a phenotype (hlmm)",
     )
     p.add_argument("bed", help="PLINK .bed file or prefix (with .bim and .fam beside it)")
-    p.add_argument("--pheno", required=True, help="phenotype and covariate file (CSV or tab/space separated)")
+    p.add_argument(
+        "--pheno", required=True, help="phenotype and covariate file (CSV or tab/space separated)"
+    )
     p.add_argument("--phenotype", required=True, help="column of the phenotype to analyse")
-    p.add_argument("--iid-column", default="iid", help="column matching the fam file's individual ids (default iid)")
-    p.add_argument("--mean-covar", nargs="*", default=[], metavar="COL", help="covariates of the mean (an intercept is added)")
-    p.add_argument("--var-covar", nargs="*", default=[], metavar="COL", help="covariates of the log variance (an intercept is added)")
-    p.add_argument("--start", type=int, default=0, help="index of the first SNP (0-based, default 0)")
-    p.add_argument("--end", type=int, default=None, help="index after the last SNP (default: end of file)")
-    p.add_argument("--window-bp", type=float, default=0.0, help="random effects of other SNPs within this many bp (default 0: none)")
-    p.add_argument("--min-maf", type=float, default=0.05, help="skip SNPs with a lower minor allele frequency (default 0.05)")
-    p.add_argument("--max-missing", type=float, default=0.05, help="skip SNPs with a larger missing fraction (default 0.05)")
+    p.add_argument(
+        "--iid-column",
+        default="iid",
+        help="column matching the fam file's individual ids (default iid)",
+    )
+    p.add_argument(
+        "--mean-covar",
+        nargs="*",
+        default=[],
+        metavar="COL",
+        help="covariates of the mean (an intercept is added)",
+    )
+    p.add_argument(
+        "--var-covar",
+        nargs="*",
+        default=[],
+        metavar="COL",
+        help="covariates of the log variance (an intercept is added)",
+    )
+    p.add_argument(
+        "--start", type=int, default=0, help="index of the first SNP (0-based, default 0)"
+    )
+    p.add_argument(
+        "--end", type=int, default=None, help="index after the last SNP (default: end of file)"
+    )
+    p.add_argument(
+        "--window-bp",
+        type=float,
+        default=0.0,
+        help="random effects of other SNPs within this many bp (default 0: none)",
+    )
+    p.add_argument(
+        "--min-maf",
+        type=float,
+        default=0.05,
+        help="skip SNPs with a lower minor allele frequency (default 0.05)",
+    )
+    p.add_argument(
+        "--max-missing",
+        type=float,
+        default=0.05,
+        help="skip SNPs with a larger missing fraction (default 0.05)",
+    )
     p.add_argument("--out", required=True, help="output TSV file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_hlmm_scan)

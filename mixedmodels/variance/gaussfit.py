@@ -15,15 +15,15 @@ standard deviations get no standard error).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from .newton import minimize_bounded
 from .woodbury import HeteroskedasticGaussian
 
-__all__ = ["GaussianFit", "fit_gaussian", "default_start", "observed_covariance"]
+__all__ = ["GaussianFit", "default_start", "fit_gaussian", "observed_covariance"]
 
 
 @dataclass
@@ -100,7 +100,9 @@ def observed_covariance(H: np.ndarray, free: np.ndarray) -> np.ndarray:
     try:
         cov[np.ix_(idx, idx)] = 2.0 * np.linalg.inv(H[np.ix_(idx, idx)])
     except np.linalg.LinAlgError:
-        warnings.warn("the observed information is singular: standard errors are not available", stacklevel=3)
+        warnings.warn(
+            "the observed information is singular: standard errors are not available", stacklevel=3
+        )
     return cov
 
 

@@ -52,7 +52,9 @@ def open_panel(path: str | Path) -> Panel:
     try:
         from bed_reader import open_bed
     except ImportError as exc:  # an optional dependency
-        raise DataError("reading PLINK files needs bed-reader: pip install 'mixedmodels[genetics]'") from exc
+        raise DataError(
+            "reading PLINK files needs bed-reader: pip install 'mixedmodels[genetics]'"
+        ) from exc
     path = Path(path)
     bed = path if path.suffix == ".bed" else path.with_name(path.name + ".bed")
     for needed in (bed, bed.with_suffix(".bim"), bed.with_suffix(".fam")):
@@ -64,7 +66,9 @@ def open_panel(path: str | Path) -> Panel:
     return Panel(reader, fam, bim)
 
 
-def read_dosages(panel: Panel, columns: slice | np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def read_dosages(
+    panel: Panel, columns: slice | np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Counts of the first bim allele, (n, k) float64 with NaN where missing."""
     rows = slice(None) if rows is None else rows
     return panel.bed.read(index=np.s_[rows, columns], dtype="float64", order="F")

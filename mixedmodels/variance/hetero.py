@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,9 @@ __all__ = ["HeteroskedasticMixedModel", "dispersion_rhs"]
 def dispersion_rhs(dispformula: str) -> str:
     """The right-hand side of a one-sided dispersion formula (``"~ 1 + z"`` → ``"1 + z"``)."""
     if not isinstance(dispformula, str) or not dispformula.strip().startswith("~"):
-        raise FormulaError(f"dispformula must be a one-sided formula such as '~ 1 + z', got {dispformula!r}")
+        raise FormulaError(
+            f"dispformula must be a one-sided formula such as '~ 1 + z', got {dispformula!r}"
+        )
     try:
         parsed = parse_formula(f"dispersion {dispformula.strip()}")
     except FormulaError as exc:
@@ -86,7 +89,13 @@ def remat_pattern(reterms: list[ReMat]) -> LambdaPattern:
         lower.append(r.lowerbd())
         names.extend(r.theta_names())
         offset += r.q
-    return LambdaPattern(offset, tuple(rows), tuple(cols), np.concatenate(lower) if lower else np.zeros(0), tuple(names))
+    return LambdaPattern(
+        offset,
+        tuple(rows),
+        tuple(cols),
+        np.concatenate(lower) if lower else np.zeros(0),
+        tuple(names),
+    )
 
 
 class HeteroskedasticMixedModel:
@@ -128,7 +137,9 @@ class HeteroskedasticMixedModel:
         self.dispformula = dispformula
         rhs = dispersion_rhs(dispformula)
         data = _complete_dispersion_rows(check_dataframe(data), rhs)
-        self.structure = build_structure(formula, data, weights=weights, contrasts=contrasts, require_random=False)
+        self.structure = build_structure(
+            formula, data, weights=weights, contrasts=contrasts, require_random=False
+        )
         self.formula = self.structure.formula.text
         used = data.iloc[self.structure.frame.rows].reset_index(drop=True)
         self.disp = FeTerm(model_matrix(rhs, used, contrasts, what="dispersion formula"))
@@ -141,10 +152,12 @@ class HeteroskedasticMixedModel:
         if s.offset is not None:
             y = y - s.offset
         Z = sp.hstack([r.Z() for r in s.reterms], format="csr") if s.reterms else None
-        return HeteroskedasticGaussian(y, s.fe.X, self.disp.X, Z, remat_pattern(s.reterms), s.weights)
+        return HeteroskedasticGaussian(
+            y, s.fe.X, self.disp.X, Z, remat_pattern(s.reterms), s.weights
+        )
 
     # ---- fitting ----------------------------------------------------------------------------
-    def fit(self, verbose: bool = False, progress: bool = False) -> "HeteroskedasticMixedModel":
+    def fit(self, verbose: bool = False, progress: bool = False) -> HeteroskedasticMixedModel:
         """Maximum-likelihood estimates (L-BFGS-B with the analytic gradient, then Newton steps).
 
         Parameters
@@ -160,7 +173,10 @@ class HeteroskedasticMixedModel:
         finally:
             monitor.close()
         if not self._fit.converged:
-            warnings.warn("the optimiser stopped before the gradient vanished; estimates may be inaccurate", stacklevel=2)
+            warnings.warn(
+                "the optimiser stopped before the gradient vanished; estimates may be inaccurate",
+                stacklevel=2,
+            )
         self._set_lambdas()
         return self
 
@@ -178,7 +194,9 @@ class HeteroskedasticMixedModel:
         lmm._init_from_structure(self.structure, self.response, reml=False, sparse=None)
         lmm.fit()
         theta = lmm.sigma * np.concatenate([r.get_theta() for r in self.reterms])
-        gamma, *_ = np.linalg.lstsq(self.lik.D, np.full(self.nobs, 2.0 * np.log(lmm.sigma)), rcond=None)
+        gamma, *_ = np.linalg.lstsq(
+            self.lik.D, np.full(self.nobs, 2.0 * np.log(lmm.sigma)), rcond=None
+        )
         return np.concatenate([gamma, theta])
 
     def _set_lambdas(self) -> None:

@@ -88,7 +88,9 @@ def _design(M, n: int, what: str) -> np.ndarray:
     if not np.isfinite(M).all():
         raise DataError(f"{what} has missing or infinite values: remove or impute them first")
     if np.linalg.matrix_rank(M) < M.shape[1]:
-        raise DataError(f"{what} is rank deficient: drop a column that is a combination of the others")
+        raise DataError(
+            f"{what} is rank deficient: drop a column that is a combination of the others"
+        )
     return M
 
 
@@ -103,7 +105,9 @@ def hlmm_likelihood(y, X=None, V=None, G=None) -> HeteroskedasticGaussian:
         return HeteroskedasticGaussian(y, X, V)
     G = np.asarray(G, dtype=float).reshape(n, -1)
     if not np.isfinite(G).all():
-        raise DataError("G (random-effect variables) has missing values: impute them (e.g. by the column mean)")
+        raise DataError(
+            "G (random-effect variables) has missing values: impute them (e.g. by the column mean)"
+        )
     return HeteroskedasticGaussian(y, X, V, G, LambdaPattern.scalar(G.shape[1], "sigma_g"))
 
 

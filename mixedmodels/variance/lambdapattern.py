@@ -47,13 +47,13 @@ class LambdaPattern:
     names: tuple[str, ...]
 
     @classmethod
-    def scalar(cls, q: int, name: str = "sd") -> "LambdaPattern":
+    def scalar(cls, q: int, name: str = "sd") -> LambdaPattern:
         """Λ = σ I_q: iid random effects with one standard deviation σ."""
         diag = np.arange(q, dtype=np.intp)
         return cls(q, (diag,), (diag,), np.zeros(1), (name,))
 
     @classmethod
-    def empty(cls) -> "LambdaPattern":
+    def empty(cls) -> LambdaPattern:
         """No random effects (q = 0): the heteroskedastic linear model."""
         return cls(0, (), (), np.zeros(0), ())
 
@@ -65,7 +65,10 @@ class LambdaPattern:
     def F(self) -> list[sp.csr_matrix]:
         """The 0/1 matrices F_m as sparse q x q matrices."""
         ones = [np.ones(len(r)) for r in self.rows]
-        return [sp.csr_matrix((v, (r, c)), shape=(self.q, self.q)) for v, r, c in zip(ones, self.rows, self.cols)]
+        return [
+            sp.csr_matrix((v, (r, c)), shape=(self.q, self.q))
+            for v, r, c in zip(ones, self.rows, self.cols)
+        ]
 
     def Lambda(self, theta: np.ndarray) -> np.ndarray:
         """Λ(θ) as a dense q x q array."""

@@ -36,7 +36,7 @@ from scipy.stats import chi2
 from ..errors import DataError
 from .multitrait import KroneckerFit
 
-__all__ = ["trait_design", "mt_scan"]
+__all__ = ["mt_scan", "trait_design"]
 
 
 def trait_design(test: str, t: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -47,7 +47,9 @@ def trait_design(test: str, t: int) -> tuple[np.ndarray, np.ndarray | None]:
         "specific": (np.eye(t), np.ones((1, t))),
     }
     if test not in designs:
-        raise DataError(f"unknown test {test!r}: use 'any', 'common', 'specific' or give A1 (and A0)")
+        raise DataError(
+            f"unknown test {test!r}: use 'any', 'common', 'specific' or give A1 (and A0)"
+        )
     return designs[test]
 
 
@@ -61,7 +63,9 @@ def _snp_sufficient(fit: KroneckerFit, G: np.ndarray) -> tuple[np.ndarray, np.nd
     return rho.T, eta
 
 
-def _statistic(At: np.ndarray, rho: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _statistic(
+    At: np.ndarray, rho: np.ndarray, eta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per SNP: s'I⁻¹s, b̂ = I⁻¹s and Var(b̂) = I⁻¹, for transformed design At (k x t)."""
     info = np.einsum("kj,mj,lj->mkl", At, rho, At)
     score = eta @ At.T  # (m, k)
@@ -111,13 +115,17 @@ def mt_scan(
     G = G[:, None] if G.ndim == 1 else G
     t = fit.Cg.shape[0]
     if G.shape[0] != fit.nobs or not np.isfinite(G).all():
-        raise DataError(f"G must be complete with one row per individual ({fit.nobs}), got shape {G.shape}")
+        raise DataError(
+            f"G must be complete with one row per individual ({fit.nobs}), got shape {G.shape}"
+        )
     if A1 is None:
         A1, A0 = trait_design(test, t)
     A1 = np.atleast_2d(np.asarray(A1, dtype=float))
     df = np.linalg.matrix_rank(A1) - (0 if A0 is None else np.linalg.matrix_rank(np.atleast_2d(A0)))
     if A1.shape[1] != t or df < 1:
-        raise DataError(f"A1 must have {t} columns and more rank than A0 (got A1 {A1.shape}, {df} df)")
+        raise DataError(
+            f"A1 must have {t} columns and more rank than A0 (got A1 {A1.shape}, {df} df)"
+        )
     rho, eta = _snp_sufficient(fit, G)
     stat, b, cov = _statistic(A1 @ fit.state.T, rho, eta)
     if A0 is not None:

@@ -40,7 +40,7 @@ import pandas as pd
 from ..errors import DataError
 from .newton import minimize_bounded
 
-__all__ = ["KroneckerLikelihood", "KroneckerFit", "fit_kronecker"]
+__all__ = ["KroneckerFit", "KroneckerLikelihood", "fit_kronecker"]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -80,7 +80,15 @@ class KroneckerLikelihood:
     reml : bool
     """
 
-    def __init__(self, Y: np.ndarray, X: np.ndarray, K: np.ndarray | None = None, *, eig=None, reml: bool = True):
+    def __init__(
+        self,
+        Y: np.ndarray,
+        X: np.ndarray,
+        K: np.ndarray | None = None,
+        *,
+        eig=None,
+        reml: bool = True,
+    ):
         S, U = np.linalg.eigh(K) if eig is None else eig
         self.S = np.maximum(S, 0.0)  # rounding can leave tiny negative eigenvalues
         self.U = U
@@ -116,12 +124,16 @@ class KroneckerLikelihood:
         Bt = np.einsum("jpq,iq,ij->jp", Cinv, self.Xr, W * Yt)
         E = Yt - self.Xr @ Bt.T
         logdet_Cn = 2.0 * np.log(np.abs(np.diag(Ln))).sum()
-        return _TraitState(Cg, Cn, T, delta, W, Cinv, Bt, E, logdet_Cn, float(np.linalg.slogdet(C)[1].sum()))
+        return _TraitState(
+            Cg, Cn, T, delta, W, Cinv, Bt, E, logdet_Cn, float(np.linalg.slogdet(C)[1].sum())
+        )
 
     def objective(self, st: _TraitState) -> float:
         n, t, p = self.shape
         m = n - p if self.reml else n
-        value = m * t * LOG_2PI + m * st.logdet_Cn - np.log(st.W).sum() + float(np.sum(st.E**2 * st.W))
+        value = (
+            m * t * LOG_2PI + m * st.logdet_Cn - np.log(st.W).sum() + float(np.sum(st.E**2 * st.W))
+        )
         return value + (st.logdet_C if self.reml else 0.0)
 
     def _tau(self, st: _TraitState) -> np.ndarray:
@@ -228,9 +240,13 @@ def _check(Y: np.ndarray, X: np.ndarray, K: np.ndarray | None, eig) -> None:
     if Y.ndim != 2 or X.shape[0] != n:
         raise DataError(f"Y must be n x t and X n x p with the same n, got {Y.shape} and {X.shape}")
     if not (np.isfinite(Y).all() and np.isfinite(X).all()):
-        raise DataError("Y and X must be complete: the Kronecker model needs every trait of every individual")
+        raise DataError(
+            "Y and X must be complete: the Kronecker model needs every trait of every individual"
+        )
     if eig is None and (K is None or np.shape(K) != (n, n)):
-        raise DataError(f"K must be an n x n kinship matrix (n = {n}), got {None if K is None else np.shape(K)}")
+        raise DataError(
+            f"K must be an n x n kinship matrix (n = {n}), got {None if K is None else np.shape(K)}"
+        )
 
 
 def fit_kronecker(
@@ -258,10 +274,16 @@ def fit_kronecker(
     names = [str(c) for c in Y.columns] if isinstance(Y, pd.DataFrame) else None
     Y = np.asarray(Y, dtype=float)
     Y = Y[:, None] if Y.ndim == 1 else Y
-    X = np.ones((Y.shape[0], 1)) if X is None else np.asarray(X, dtype=float).reshape(Y.shape[0], -1)
+    X = (
+        np.ones((Y.shape[0], 1))
+        if X is None
+        else np.asarray(X, dtype=float).reshape(Y.shape[0], -1)
+    )
     _check(Y, X, K, eig)
     lik = KroneckerLikelihood(Y, X, K, eig=eig, reml=reml)
-    opt = minimize_bounded(lik.objective_gradient, lik.hessian, _start(lik), np.full(lik.nparams, -np.inf))
+    opt = minimize_bounded(
+        lik.objective_gradient, lik.hessian, _start(lik), np.full(lik.nparams, -np.inf)
+    )
     st = lik.state(opt.x)
     B, B_se = _coefficients(st)
     t = Y.shape[1]

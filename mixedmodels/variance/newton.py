@@ -28,12 +28,12 @@ restarts from there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-__all__ = ["Minimum", "minimize_bounded", "free_parameters"]
+__all__ = ["Minimum", "free_parameters", "minimize_bounded"]
 
 ObjectiveGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
 Hessian = Callable[[np.ndarray], np.ndarray]
@@ -129,7 +129,14 @@ def minimize_bounded(
     return res
 
 
-def _newton(fg: ObjectiveGradient, hess: Hessian, x: np.ndarray, lower: np.ndarray, maxiter: int, ftol: float) -> Minimum:
+def _newton(
+    fg: ObjectiveGradient,
+    hess: Hessian,
+    x: np.ndarray,
+    lower: np.ndarray,
+    maxiter: int,
+    ftol: float,
+) -> Minimum:
     """Projected Newton iterations from x (see the module docstring)."""
     f, g = _safe(fg, x)
     if not np.isfinite(f):
@@ -150,7 +157,9 @@ def _newton(fg: ObjectiveGradient, hess: Hessian, x: np.ndarray, lower: np.ndarr
     return Minimum(x, f, g, free, nfev, it, decrement, decrement < 1e3 * ftol)
 
 
-def _escape_bounds(fg: ObjectiveGradient, res: Minimum, lower: np.ndarray, probe: np.ndarray) -> np.ndarray | None:
+def _escape_bounds(
+    fg: ObjectiveGradient, res: Minimum, lower: np.ndarray, probe: np.ndarray
+) -> np.ndarray | None:
     """A point with lower f next to a bound where ``res`` stopped, or None if there is none."""
     for i in np.flatnonzero(res.x <= lower):
         trial = res.x.copy()

@@ -24,8 +24,9 @@ standard error.  Each evaluation costs O(n³) (dense Cholesky factor of V).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, overload
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -186,7 +187,9 @@ class VarianceDecomposition:
         return "\n".join(lines)
 
 
-def _fractions(sigma: np.ndarray, cov: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _fractions(
+    sigma: np.ndarray, cov: np.ndarray, free: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """f = σ / Σσ and its delta-method standard errors (boundary components held at zero)."""
     total = sigma.sum()
     frac = sigma / total
@@ -204,7 +207,13 @@ def _start(y: np.ndarray, X: np.ndarray, kernels: list[np.ndarray | None]) -> np
     return s2 / len(kernels) / np.array(scale)
 
 
-def _fit_one(y: np.ndarray, X: np.ndarray, kernels: list[np.ndarray | None], names: list[str], xnames: list[str]) -> VarianceDecomposition:
+def _fit_one(
+    y: np.ndarray,
+    X: np.ndarray,
+    kernels: list[np.ndarray | None],
+    names: list[str],
+    xnames: list[str],
+) -> VarianceDecomposition:
     lik = RemlLikelihood(y, X, kernels)
     lower = np.zeros(len(kernels))
     opt = minimize_bounded(lik.objective_gradient, lik.hessian, _start(y, X, kernels), lower)
@@ -220,15 +229,21 @@ def _fit_one(y: np.ndarray, X: np.ndarray, kernels: list[np.ndarray | None], nam
     )  # fmt: skip
 
 
-def _check_kernels(kernels: Mapping[str, np.ndarray], n: int, residual: str | None) -> tuple[list[str], list[np.ndarray | None]]:
+def _check_kernels(
+    kernels: Mapping[str, np.ndarray], n: int, residual: str | None
+) -> tuple[list[str], list[np.ndarray | None]]:
     """Names and matrices of the components; the residual's identity is ``None``."""
     if residual is not None and residual in kernels:
-        raise DataError(f"a kernel is named {residual!r}, the name of the added identity: rename it or pass residual=None")
+        raise DataError(
+            f"a kernel is named {residual!r}, the name of the added identity: rename it or pass residual=None"
+        )
     names, mats = [], []
     for name, K in kernels.items():
         K = np.asarray(K, dtype=float)
         if K.shape != (n, n):
-            raise DataError(f"kernel {name!r} must be {n} x {n} (one row and column per observation), got {K.shape}")
+            raise DataError(
+                f"kernel {name!r} must be {n} x {n} (one row and column per observation), got {K.shape}"
+            )
         if not np.isfinite(K).all() or not np.allclose(K, K.T, rtol=1e-10, atol=1e-12):
             raise DataError(f"kernel {name!r} must be a finite symmetric matrix")
         names.append(str(name))
@@ -302,12 +317,16 @@ def vardec(
     if not np.isfinite(X).all():
         raise DataError("X has missing values: impute them or drop those observations first")
     names, mats = _check_kernels(kernels or {}, n, residual)
-    xnames = covariate_names or ([f"x{j}" for j in range(X.shape[1])] if X.shape[1] > 1 else ["(Intercept)"])
+    xnames = covariate_names or (
+        [f"x{j}" for j in range(X.shape[1])] if X.shape[1] > 1 else ["(Intercept)"]
+    )
     results = {}
     for j in progress_iter(range(Y.shape[1]), progress, "vardec", " phenotype"):
         keep = np.isfinite(Y[:, j])
         if keep.sum() <= X.shape[1]:
-            raise DataError(f"phenotype {pnames[j] if pnames else 'y'!r} has too few observed values")
+            raise DataError(
+                f"phenotype {pnames[j] if pnames else 'y'!r} has too few observed values"
+            )
         sub = mats if keep.all() else [None if K is None else K[np.ix_(keep, keep)] for K in mats]
         results[j] = _fit_one(Y[keep, j], X[keep], sub, names, xnames)
     return results[0] if pnames is None else {pnames[j]: r for j, r in results.items()}

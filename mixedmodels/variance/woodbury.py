@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from ..errors import DataError
 from .lambdapattern import LambdaPattern
 
-__all__ = ["HeteroskedasticGaussian", "Evaluation"]
+__all__ = ["Evaluation", "HeteroskedasticGaussian"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -141,7 +141,11 @@ class HeteroskedasticGaussian:
         self.X = np.asarray(X, dtype=float)
         self.D = np.asarray(D, dtype=float)
         n = len(self.y)
-        self.Z = np.zeros((n, 0)) if Z is None else (Z.tocsr() if sp.issparse(Z) else np.asarray(Z, dtype=float))
+        self.Z = (
+            np.zeros((n, 0))
+            if Z is None
+            else (Z.tocsr() if sp.issparse(Z) else np.asarray(Z, dtype=float))
+        )
         self.pattern = LambdaPattern.empty() if Z is None else pattern
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
         _check_shapes(self)
@@ -299,7 +303,9 @@ def _check_shapes(lik: HeteroskedasticGaussian) -> None:
         if M.ndim != 2 or M.shape[0] != n:
             raise DataError(f"{name} must have one row per observation ({n}), got shape {M.shape}")
     if lik.Z.shape[1] != lik.pattern.q:
-        raise DataError(f"Z has {lik.Z.shape[1]} columns but the covariance pattern has q = {lik.pattern.q}")
+        raise DataError(
+            f"Z has {lik.Z.shape[1]} columns but the covariance pattern has q = {lik.pattern.q}"
+        )
     if not (np.isfinite(lik.y).all() and np.isfinite(lik.X).all() and np.isfinite(lik.D).all()):
         raise DataError("y, X and D must be finite: remove or impute missing values first")
     if lik.weights is not None and (lik.weights.shape != (n,) or (lik.weights <= 0).any()):

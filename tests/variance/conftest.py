@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,7 +24,7 @@ def reference():
     return load_reference
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fit_reference(name: str):
     """The heteroskedastic model of reference ``name``, fitted once per session."""
     import mixedmodels as mm

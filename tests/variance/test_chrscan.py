@@ -31,10 +31,18 @@ def test_rows_agree_with_direct_fits(scan, genetics):
     null = fit_hlmm(y, X, V)
     row = scan.iloc[j]
     np.testing.assert_allclose(row["freq"], g.mean() / 2, rtol=1e-12)
-    np.testing.assert_allclose([row["mean_effect"], row["mean_se"]], [full.beta[-1], full.beta_se[-1]], rtol=1e-6)
-    np.testing.assert_allclose([row["var_effect"], row["var_se"]], [full.gamma[-1], full.gamma_se[-1]], rtol=1e-6)
-    np.testing.assert_allclose(row["mean_lrt"], 2 * (full.loglik - no_mean.loglik), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(row["joint_lrt"], 2 * (full.loglik - null.loglik), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        [row["mean_effect"], row["mean_se"]], [full.beta[-1], full.beta_se[-1]], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        [row["var_effect"], row["var_se"]], [full.gamma[-1], full.gamma_se[-1]], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        row["mean_lrt"], 2 * (full.loglik - no_mean.loglik), rtol=1e-6, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        row["joint_lrt"], 2 * (full.loglik - null.loglik), rtol=1e-6, atol=1e-8
+    )
     assert scan["converged"].all() and (scan["q_random"] == 0).all()
     assert ((scan["mean_p"] > 0) & (scan["mean_p"] <= 1)).all()
 
@@ -52,12 +60,19 @@ def test_window_random_effects(genetics):
     )  # fmt: skip
     bim = genetics.panel.bim
     j = 301
-    near = bim.index[(bim["chrom"] == bim["chrom"][j]) & ((bim["pos"] - bim["pos"][j]).abs() <= 2000)]
+    near = bim.index[
+        (bim["chrom"] == bim["chrom"][j]) & ((bim["pos"] - bim["pos"][j]).abs() <= 2000)
+    ]
     usable = [k for k in near if k != j]  # every SNP of the panel passes the filters here
     assert res["q_random"].iloc[1] == len(usable)
     G = standardise(read_dosages(genetics.panel, np.array(usable))) / np.sqrt(len(usable))
     g = read_dosages(genetics.panel, np.s_[j : j + 1])
-    full = fit_hlmm(genetics.pheno["pheno1"], np.hstack([genetics.X, g - g.mean()]), np.hstack([np.ones((400, 1)), g - g.mean()]), G)
+    full = fit_hlmm(
+        genetics.pheno["pheno1"],
+        np.hstack([genetics.X, g - g.mean()]),
+        np.hstack([np.ones((400, 1)), g - g.mean()]),
+        G,
+    )
     np.testing.assert_allclose(res["loglik"].iloc[1], full.loglik, rtol=1e-9)
 
 
@@ -79,7 +94,9 @@ def test_filters_and_missing_genotypes():
 
 def test_bad_requests(genetics, tmp_path):
     with pytest.raises(DataError, match="empty or outside"):
-        hlmm_scan(genetics.path / "geno.bed", genetics.pheno, "pheno1", start=5, end=5, progress=False)
+        hlmm_scan(
+            genetics.path / "geno.bed", genetics.pheno, "pheno1", start=5, end=5, progress=False
+        )
     with pytest.raises(DataError, match="not in the phenotype file"):
         hlmm_scan(genetics.path / "geno.bed", genetics.pheno, "nothing", progress=False)
     other = genetics.pheno.assign(iid="x" + genetics.pheno["iid"])
@@ -97,9 +114,14 @@ def test_tsv_round_trip(scan, tmp_path):
 def test_individuals_without_phenotype_are_left_out(genetics):
     pheno = genetics.pheno.copy()
     pheno.loc[:9, "pheno1"] = np.nan
-    res = hlmm_scan(genetics.path / "geno.bed", pheno.iloc[::-1], "pheno1", start=0, end=2, progress=False)
+    res = hlmm_scan(
+        genetics.path / "geno.bed", pheno.iloc[::-1], "pheno1", start=0, end=2, progress=False
+    )
     assert (res["n"] == 390).all()
     direct = scan_genotypes(
-        genetics.pheno["pheno1"][10:], np.ones((390, 1)), np.ones((390, 1)), read_dosages(genetics.panel, np.s_[:2])[10:]
+        genetics.pheno["pheno1"][10:],
+        np.ones((390, 1)),
+        np.ones((390, 1)),
+        read_dosages(genetics.panel, np.s_[:2])[10:],
     )
     np.testing.assert_allclose(res["loglik"], direct["loglik"], rtol=1e-10)

@@ -7,7 +7,6 @@ import mixedmodels as mm
 from mixedmodels.errors import FormulaError, MixedModelsError
 from mixedmodels.variance import HeteroskedasticMixedModel
 
-
 REFERENCES = ["sleepstudy_disp_ml", "geno_hlm"]
 
 
@@ -35,10 +34,16 @@ def test_reference_disp_scale(name, reference, fitted_reference):
     beta = np.asarray(ref["beta"])
     theta = [ref["re_sd"]] if ref["re_sd"] else []
     as_logvar = m.lik.evaluate(np.concatenate([ref["disp_coef"], theta]), beta).objective
-    as_logsd = m.lik.evaluate(np.concatenate([2 * np.asarray(ref["disp_coef"]), theta]), beta).objective
+    as_logsd = m.lik.evaluate(
+        np.concatenate([2 * np.asarray(ref["disp_coef"]), theta]), beta
+    ).objective
     np.testing.assert_allclose(as_logvar, ref["objective"], rtol=1e-8)
-    assert as_logsd > ref["objective"] + 0.5  # far beyond the 1e-8 agreement of the log-variance reading
-    np.testing.assert_allclose(m.disp_coef_logsd, np.asarray(ref["disp_coef"]) / 2, rtol=1e-4, atol=1e-4)
+    assert (
+        as_logsd > ref["objective"] + 0.5
+    )  # far beyond the 1e-8 agreement of the log-variance reading
+    np.testing.assert_allclose(
+        m.disp_coef_logsd, np.asarray(ref["disp_coef"]) / 2, rtol=1e-4, atol=1e-4
+    )
 
 
 def test_constant_dispersion_is_the_ordinary_ml_lmm(sleepstudy):
@@ -64,7 +69,9 @@ def test_scaling_y_shifts_the_log_variance_intercept(sleepstudy, fitted_referenc
     m = HeteroskedasticMixedModel(base.formula, scaled, dispformula="~ 1 + Days").fit()
     shift = np.array([2 * np.log(c), 0.0])
     np.testing.assert_allclose(m.disp_coef, base.disp_coef + shift, rtol=1e-7, atol=1e-7)
-    np.testing.assert_allclose(m.disp_coef_logsd, base.disp_coef_logsd + shift / 2, rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(
+        m.disp_coef_logsd, base.disp_coef_logsd + shift / 2, rtol=1e-7, atol=1e-7
+    )
     np.testing.assert_allclose(m.beta, c * base.beta, rtol=1e-7)
     np.testing.assert_allclose(m.theta, c * base.theta, rtol=1e-6)
     np.testing.assert_allclose(m.objective, base.objective + 2 * m.nobs * np.log(c), rtol=1e-10)
@@ -75,8 +82,12 @@ def test_constant_weights_shift_the_log_variance_intercept(sleepstudy, fitted_re
     # Var(ε_i) = exp(d_i'γ) / w_i: weights w = 4 raise the intercept by log 4; the variances,
     # and so the likelihood, stay the same.
     base = fitted_reference("sleepstudy_disp_ml")
-    m = HeteroskedasticMixedModel(base.formula, sleepstudy, dispformula="~ 1 + Days", weights=np.full(180, 4.0)).fit()
-    np.testing.assert_allclose(m.disp_coef, base.disp_coef + [np.log(4.0), 0.0], rtol=1e-7, atol=1e-7)
+    m = HeteroskedasticMixedModel(
+        base.formula, sleepstudy, dispformula="~ 1 + Days", weights=np.full(180, 4.0)
+    ).fit()
+    np.testing.assert_allclose(
+        m.disp_coef, base.disp_coef + [np.log(4.0), 0.0], rtol=1e-7, atol=1e-7
+    )
     np.testing.assert_allclose(m.beta, base.beta, rtol=1e-8)
     np.testing.assert_allclose(m.objective, base.objective, rtol=1e-12)
     np.testing.assert_allclose(m.residual_sd(), base.residual_sd(), rtol=1e-7)
@@ -101,7 +112,12 @@ def test_conditional_modes_and_variances_equal_dense_formulas(fitted_reference):
 def test_summary_and_tables(fitted_reference):
     m = fitted_reference("sleepstudy_disp_ml")
     text = str(m)
-    for piece in ("Heteroskedastic linear mixed model", "~ 1 + Days", "Dispersion parameters", "Subject"):
+    for piece in (
+        "Heteroskedastic linear mixed model",
+        "~ 1 + Days",
+        "Dispersion parameters",
+        "Subject",
+    ):
         assert piece in text
     logsd = m.disp_coeftable("logsd")
     np.testing.assert_allclose(logsd["Estimate"], m.disp_coef / 2)
@@ -114,9 +130,13 @@ def test_summary_and_tables(fitted_reference):
 def test_missing_dispersion_values_drop_rows(sleepstudy):
     data = sleepstudy.assign(z=np.where(np.arange(180) % 9 == 0, np.nan, sleepstudy["Days"]))
     with pytest.warns(UserWarning, match="dispersion formula"):
-        m = HeteroskedasticMixedModel("Reaction ~ 1 + Days + (1|Subject)", data, dispformula="~ 1 + z").fit()
+        m = HeteroskedasticMixedModel(
+            "Reaction ~ 1 + Days + (1|Subject)", data, dispformula="~ 1 + z"
+        ).fit()
     complete = data.dropna().reset_index(drop=True)
-    ref = HeteroskedasticMixedModel("Reaction ~ 1 + Days + (1|Subject)", complete, dispformula="~ 1 + z").fit()
+    ref = HeteroskedasticMixedModel(
+        "Reaction ~ 1 + Days + (1|Subject)", complete, dispformula="~ 1 + z"
+    ).fit()
     assert m.nobs == 160
     np.testing.assert_allclose(m.objective, ref.objective, rtol=1e-12)
 
@@ -131,7 +151,7 @@ def test_bad_input_messages(sleepstudy, fitted_reference):
         HeteroskedasticMixedModel(f, sleepstudy, dispformula="~ 1 + nothing")
     m = HeteroskedasticMixedModel(f, sleepstudy, dispformula="~ 1")
     with pytest.raises(MixedModelsError, match="fit"):
-        m.beta
+        _ = m.beta
     with pytest.raises(MixedModelsError, match="logvar"):
         fitted_reference("geno_hlm").disp_coeftable("sd")
     with pytest.raises(MixedModelsError, match="no random-effects"):
@@ -139,7 +159,9 @@ def test_bad_input_messages(sleepstudy, fitted_reference):
 
 
 def test_verbose_prints_evaluations(sleepstudy, capsys):
-    HeteroskedasticMixedModel("Reaction ~ 1 + Days", sleepstudy, dispformula="~ 1 + Days").fit(verbose=True)
+    HeteroskedasticMixedModel("Reaction ~ 1 + Days", sleepstudy, dispformula="~ 1 + Days").fit(
+        verbose=True
+    )
     assert capsys.readouterr().out.count("f: ") >= 3
 
 
@@ -149,7 +171,9 @@ def test_crossed_terms_with_constant_dispersion_equal_the_lmm():
     het = HeteroskedasticMixedModel(formula, data, dispformula="~ 1").fit()
     lmm = mm.LinearMixedModel(formula, data).fit()
     np.testing.assert_allclose(het.objective, lmm.objective, rtol=1e-9)
-    np.testing.assert_allclose(het.varcorr()["std. dev."], lmm.varcorr()["std. dev."][:2], rtol=1e-4)
+    np.testing.assert_allclose(
+        het.varcorr()["std. dev."], lmm.varcorr()["std. dev."][:2], rtol=1e-4
+    )
     assert list(het.ranef()) == ["plate", "sample"]
 
 
@@ -160,6 +184,8 @@ def test_vector_term_with_dispersion_has_a_vanishing_gradient(sleepstudy):
     assert m.theta_names == ["Subject.(Intercept)", "Subject.Days.(Intercept)", "Subject.Days"]
     grad = m.lik.evaluate(m.fitted_model.phi).gradient
     np.testing.assert_allclose(grad, 0.0, atol=1e-6)
-    homo = HeteroskedasticMixedModel("Reaction ~ 1 + Days + (1 + Days | Subject)", sleepstudy, dispformula="~ 1").fit()
+    homo = HeteroskedasticMixedModel(
+        "Reaction ~ 1 + Days + (1 + Days | Subject)", sleepstudy, dispformula="~ 1"
+    ).fit()
     assert m.objective < homo.objective  # one more parameter cannot fit worse
     assert np.all(np.isfinite(m.stderror)) and np.all(np.isfinite(m.disp_stderror))

@@ -11,8 +11,12 @@ from mixedmodels.variance.hlmm import fit_hlmm
 def test_hlm_matches_glmmtmb(genetics, reference):
     ref = reference("geno_hlm")
     ph = genetics.pheno
-    V = np.column_stack([np.ones(len(ph)), ph["sex"], ph["age"]])  # the reference's dispformula order
-    res = fit_hlmm(ph["pheno1"], genetics.X, V, x_names=ref["beta_names"], v_names=ref["disp_names"])
+    V = np.column_stack(
+        [np.ones(len(ph)), ph["sex"], ph["age"]]
+    )  # the reference's dispformula order
+    res = fit_hlmm(
+        ph["pheno1"], genetics.X, V, x_names=ref["beta_names"], v_names=ref["disp_names"]
+    )
     np.testing.assert_allclose(res.objective, ref["objective"], rtol=1e-6)
     np.testing.assert_allclose(res.beta, ref["beta"], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(res.gamma, ref["disp_coef"], rtol=1e-4, atol=1e-4)
@@ -43,7 +47,12 @@ def test_hlmm_estimates_a_simulated_window_effect():
     n, q = 2000, 30
     G = rng.normal(size=(n, q)) / np.sqrt(q)
     x = rng.normal(size=n)
-    y = 1.0 + 0.5 * x + G @ rng.normal(scale=np.sqrt(0.8), size=q) + rng.normal(size=n) * np.exp(0.5 * (0.2 * x))
+    y = (
+        1.0
+        + 0.5 * x
+        + G @ rng.normal(scale=np.sqrt(0.8), size=q)
+        + rng.normal(size=n) * np.exp(0.5 * (0.2 * x))
+    )
     X = np.column_stack([np.ones(n), x])
     res = fit_hlmm(y, X, X, G)
     assert res.converged

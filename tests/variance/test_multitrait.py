@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from mixedmodels.errors import DataError
-from mixedmodels.variance.multitrait import KroneckerLikelihood, fit_kronecker
 from mixedmodels.variance.mtscan import mt_scan, trait_design
+from mixedmodels.variance.multitrait import KroneckerLikelihood, fit_kronecker
 from mixedmodels.variance.vardec import vardec
 
 
@@ -39,18 +39,28 @@ def _dense_gls(Y, X, K, Cg, Cn, extra=None):
 def test_objective_and_gradient_equal_dense(reml):
     Y, X, K, rng = _problem(1, t=3)
     lik = KroneckerLikelihood(Y, X, K, reml=reml)
-    phi = np.concatenate([np.array([1, 0.2, 0.9, -0.1, 0.3, 0.8]), np.array([0.7, 0.1, 0.8, 0.0, 0.2, 0.9])])
+    phi = np.concatenate(
+        [np.array([1, 0.2, 0.9, -0.1, 0.3, 0.8]), np.array([0.7, 0.1, 0.8, 0.0, 0.2, 0.9])]
+    )
     phi = phi + 0.1 * rng.normal(size=phi.size)
     Lg, Ln = lik.factors(phi)
     Cg, Cn = Lg @ Lg.T, Ln @ Ln.T
     n, t = Y.shape
     quad, _, _, Si, C = _dense_gls(Y, X, K, Cg, Cn)
     m = n - X.shape[1] if reml else n
-    dense = m * t * np.log(2 * np.pi) - np.linalg.slogdet(Si)[1] + quad + (np.linalg.slogdet(C)[1] if reml else 0.0)
+    dense = (
+        m * t * np.log(2 * np.pi)
+        - np.linalg.slogdet(Si)[1]
+        + quad
+        + (np.linalg.slogdet(C)[1] if reml else 0.0)
+    )
     f, g = lik.objective_gradient(phi)
     np.testing.assert_allclose(f, dense, rtol=1e-11)
     h = 1e-6
-    numeric = [(lik.objective_gradient(phi + e)[0] - lik.objective_gradient(phi - e)[0]) / (2 * h) for e in h * np.eye(phi.size)]
+    numeric = [
+        (lik.objective_gradient(phi + e)[0] - lik.objective_gradient(phi - e)[0]) / (2 * h)
+        for e in h * np.eye(phi.size)
+    ]
     np.testing.assert_allclose(g, numeric, rtol=1e-5, atol=1e-6)
 
 
@@ -69,7 +79,12 @@ def test_fit_is_a_stationary_point_with_gls_coefficients():
     frame = pd.DataFrame(Y, columns=["height", "weight"])
     fit = fit_kronecker(frame, X, K, reml=False)
     assert fit.converged and fit.trait_names == ["height", "weight"]
-    phi = np.concatenate([np.linalg.cholesky(fit.Cg)[np.tril_indices(2)], np.linalg.cholesky(fit.Cn)[np.tril_indices(2)]])
+    phi = np.concatenate(
+        [
+            np.linalg.cholesky(fit.Cg)[np.tril_indices(2)],
+            np.linalg.cholesky(fit.Cn)[np.tril_indices(2)],
+        ]
+    )
     np.testing.assert_allclose(fit.lik.objective_gradient(phi)[1], 0.0, atol=1e-6)
     _, b, cov, _, _ = _dense_gls(Y, X, K, fit.Cg, fit.Cn)
     np.testing.assert_allclose(fit.B.T.ravel(), b, rtol=1e-8)

@@ -53,7 +53,9 @@ def test_saddle_on_the_bound_is_left():
         s = x[0]
         return s**4 - s**2, np.array([4 * s**3 - 2 * s])
 
-    res = minimize_bounded(fg, lambda x: np.array([[12 * x[0] ** 2 - 2]]), np.array([0.0]), np.zeros(1))
+    res = minimize_bounded(
+        fg, lambda x: np.array([[12 * x[0] ** 2 - 2]]), np.array([0.0]), np.zeros(1)
+    )
     np.testing.assert_allclose(res.x, [1 / np.sqrt(2)], rtol=1e-10)
 
 

@@ -10,7 +10,9 @@ from mixedmodels.variance.vardec import RemlLikelihood, vardec
 
 @pytest.fixture(scope="module")
 def three_kernels(genetics):
-    return vardec(genetics.pheno["pheno1"], genetics.X, {"genetic": genetics.K, "family": genetics.F})
+    return vardec(
+        genetics.pheno["pheno1"], genetics.X, {"genetic": genetics.K, "family": genetics.F}
+    )
 
 
 def test_three_kernel_decomposition_matches_reference(three_kernels, reference):
@@ -32,19 +34,29 @@ def test_genetic_plus_residual_matches_the_kinship_reference(genetics, reference
         r = ref[phenotype]["reml"]
         np.testing.assert_allclose(res.reml_loglik, r["loglik"], rtol=1e-6)
         np.testing.assert_allclose(res.fractions[0], r["h2"], atol=1e-4)
-        np.testing.assert_allclose(res.variances, [r["sigma2_g"], r["sigma2_e"]], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            res.variances, [r["sigma2_g"], r["sigma2_e"]], rtol=1e-4, atol=1e-4
+        )
         np.testing.assert_allclose(res.beta, r["beta"], rtol=1e-4, atol=1e-4)
 
 
 def test_boundary_component_is_flagged(genetics):
-    res = vardec(genetics.pheno["pheno2"], genetics.X, {"genetic": genetics.K, "family": genetics.F})
+    res = vardec(
+        genetics.pheno["pheno2"], genetics.X, {"genetic": genetics.K, "family": genetics.F}
+    )
     assert res.boundary.tolist() == [True, False, False]
     assert res.variances[0] == 0.0 and res.fractions[0] == 0.0
     assert np.isnan(res.variance_se[0]) and np.isnan(res.fraction_se[0])
     # On the boundary the REML criterion must increase inwards.
-    lik = RemlLikelihood(genetics.pheno["pheno2"].to_numpy(), genetics.X, [genetics.K, genetics.F, None])
+    lik = RemlLikelihood(
+        genetics.pheno["pheno2"].to_numpy(), genetics.X, [genetics.K, genetics.F, None]
+    )
     assert lik.objective_gradient(res.variances)[1][0] > 0
-    assert "on the boundary" in str(res) and res.table()["boundary"].tolist() == [True, False, False]
+    assert "on the boundary" in str(res) and res.table()["boundary"].tolist() == [
+        True,
+        False,
+        False,
+    ]
 
 
 def _small_problem(seed=0, n=90):
@@ -54,7 +66,9 @@ def _small_problem(seed=0, n=90):
     fam = np.repeat(np.arange(n // 3), 3)
     F = (fam[:, None] == fam[None, :]).astype(float)
     X = np.column_stack([np.ones(n), rng.normal(size=n)])
-    y = X @ [1.0, 0.5] + np.linalg.cholesky(0.6 * K + 0.3 * F + 0.5 * np.eye(n) + 1e-9 * np.eye(n)) @ rng.normal(size=n)
+    y = X @ [1.0, 0.5] + np.linalg.cholesky(
+        0.6 * K + 0.3 * F + 0.5 * np.eye(n) + 1e-9 * np.eye(n)
+    ) @ rng.normal(size=n)
     return y, X, K, F
 
 
@@ -82,9 +96,19 @@ def test_derivatives_match_finite_differences():
     lik = RemlLikelihood(y, X, [K, F, None])
     sigma, h = np.array([0.5, 0.3, 0.6]), 1e-6
     steps = np.eye(3) * h
-    g = np.array([(lik.objective_gradient(sigma + e)[0] - lik.objective_gradient(sigma - e)[0]) / (2 * h) for e in steps])
+    g = np.array(
+        [
+            (lik.objective_gradient(sigma + e)[0] - lik.objective_gradient(sigma - e)[0]) / (2 * h)
+            for e in steps
+        ]
+    )
     np.testing.assert_allclose(lik.objective_gradient(sigma)[1], g, rtol=1e-6)
-    H = np.array([(lik.objective_gradient(sigma + e)[1] - lik.objective_gradient(sigma - e)[1]) / (2 * h) for e in steps])
+    H = np.array(
+        [
+            (lik.objective_gradient(sigma + e)[1] - lik.objective_gradient(sigma - e)[1]) / (2 * h)
+            for e in steps
+        ]
+    )
     np.testing.assert_allclose(lik.hessian(sigma), H, rtol=1e-5)
 
 
@@ -94,7 +118,9 @@ def test_fraction_standard_errors_are_the_delta_method():
     free = ~res.boundary
     s = res.variances
     # Jacobian of f = σ / Σσ by central differences.
-    J = np.array([((s + e) / (s + e).sum() - (s - e) / (s - e).sum()) / 2e-7 for e in np.eye(3) * 1e-7]).T
+    J = np.array(
+        [((s + e) / (s + e).sum() - (s - e) / (s - e).sum()) / 2e-7 for e in np.eye(3) * 1e-7]
+    ).T
     cov = res.vcov[np.ix_(free, free)]
     expected = np.sqrt(np.diag(J[:, free] @ cov @ J[:, free].T))
     np.testing.assert_allclose(res.fraction_se[free], expected[free], rtol=1e-5)
@@ -113,14 +139,14 @@ def test_scaling_and_several_phenotypes():
 
 
 def test_explicit_identity_instead_of_the_residual():
-    y, X, K, F = _small_problem(4)
+    y, X, K, _ = _small_problem(4)
     default = vardec(y, X, {"K": K})
     explicit = vardec(y, X, {"K": K, "I": np.eye(len(y))}, residual=None)
     np.testing.assert_allclose(explicit.variances, default.variances, rtol=1e-8)
 
 
 def test_bad_kernels():
-    y, X, K, F = _small_problem(5)
+    y, X, K, _ = _small_problem(5)
     with pytest.raises(DataError, match="90 x 90"):
         vardec(y, X, {"K": K[:10, :10]})
     with pytest.raises(DataError, match="symmetric"):

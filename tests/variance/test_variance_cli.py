@@ -36,6 +36,17 @@ def test_hlmm_scan_command_writes_the_scan(genetics, tmp_path, capsys):
 
 
 def test_missing_phenotype_file(tmp_path):
-    args = _parser().parse_args(["hlmm-scan", "geno", "--pheno", str(tmp_path / "none.csv"), "--phenotype", "y", "--out", "x"])
+    args = _parser().parse_args(
+        [
+            "hlmm-scan",
+            "geno",
+            "--pheno",
+            str(tmp_path / "none.csv"),
+            "--phenotype",
+            "y",
+            "--out",
+            "x",
+        ]
+    )
     with pytest.raises(DataError, match="not found"):
         args.handler(args)

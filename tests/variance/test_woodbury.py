@@ -42,7 +42,9 @@ def _random_model(seed: int, vector: bool, sparse: bool, weighted: bool):
     return lik, phi, rng.normal(size=X.shape[1]), Z
 
 
-def _dense_objective(lik: HeteroskedasticGaussian, Z: np.ndarray, phi: np.ndarray, beta: np.ndarray) -> float:
+def _dense_objective(
+    lik: HeteroskedasticGaussian, Z: np.ndarray, phi: np.ndarray, beta: np.ndarray
+) -> float:
     """n log 2π + log|V| + e'V⁻¹e with V formed and factorised densely."""
     gamma, theta = lik.split(phi)
     Lam = lik.pattern.Lambda(theta)
@@ -61,9 +63,12 @@ def _central_differences(f, x, h=1e-6):
     return np.array(cols)
 
 
-model_cases = dict(
-    seed=st.integers(0, 10_000), vector=st.booleans(), sparse=st.booleans(), weighted=st.booleans()
-)
+model_cases = {
+    "seed": st.integers(0, 10_000),
+    "vector": st.booleans(),
+    "sparse": st.booleans(),
+    "weighted": st.booleans(),
+}
 
 
 @settings(max_examples=30, deadline=None)
@@ -102,7 +107,9 @@ def test_gradient_and_hessian_match_finite_differences(seed, vector, sparse, wei
     np.testing.assert_allclose(g, _central_differences(objective, x), rtol=1e-5, atol=1e-5)
     H = lik.hessian(phi, beta)
     np.testing.assert_allclose(H, H.T, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(H, _central_differences(gradient, x), rtol=1e-5, atol=1e-5 * np.abs(H).max())
+    np.testing.assert_allclose(
+        H, _central_differences(gradient, x), rtol=1e-5, atol=1e-5 * np.abs(H).max()
+    )
 
 
 @settings(max_examples=10, deadline=None)
@@ -118,7 +125,9 @@ def test_zero_covariance_factor_is_the_model_without_random_effects():
     gamma, theta = lik.split(phi)
     plain = HeteroskedasticGaussian(lik.y, lik.X, lik.D, weights=lik.weights)
     zero = np.concatenate([gamma, np.zeros_like(theta)])
-    np.testing.assert_allclose(lik.evaluate(zero, beta).objective, plain.evaluate(gamma, beta).objective, rtol=1e-13)
+    np.testing.assert_allclose(
+        lik.evaluate(zero, beta).objective, plain.evaluate(gamma, beta).objective, rtol=1e-13
+    )
 
 
 def test_shape_and_value_checks():
