@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
-from ..errors import DataError
+from ..errors import DataError, MixedModelsError
 from .genotypes import open_panel, read_dosages, standardise
 from .hlmm import HLMMResult, fit_hlmm
 from .monitor import progress_iter
@@ -76,6 +76,15 @@ def _null_fit(cov: _Covariates, keep: np.ndarray, G: np.ndarray | None, key: byt
 
 
 def _test_snp(cov: _Covariates, g: np.ndarray, G: np.ndarray | None, key: bytes) -> dict:
+    """Full and reduced fits for one SNP; a SNP whose models cannot be fitted gets NaN."""
+    try:
+        return _fit_snp(cov, g, G, key)
+    except (MixedModelsError, np.linalg.LinAlgError, FloatingPointError):
+        # e.g. the SNP is collinear with the covariates among the individuals it was observed in
+        return {"n": int((~np.isnan(g)).sum()), "converged": False}
+
+
+def _fit_snp(cov: _Covariates, g: np.ndarray, G: np.ndarray | None, key: bytes) -> dict:
     """Full and reduced fits for one SNP (g has NaN where missing)."""
     keep = ~np.isnan(g)
     Gk = None if G is None else G[keep]

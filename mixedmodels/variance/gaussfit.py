@@ -17,13 +17,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from .newton import minimize_bounded
 from .woodbury import HeteroskedasticGaussian
 
-__all__ = ["GaussianFit", "default_start", "fit_gaussian", "observed_covariance"]
+__all__ = ["GaussianFit", "default_start", "fit_gaussian", "inverse_information"]
 
 
 @dataclass
@@ -80,7 +81,7 @@ def default_start(lik: HeteroskedasticGaussian) -> np.ndarray:
     e = lik.y - lik.X @ beta
     s2 = max(float(e @ e) / max(lik.nobs - lik.X.shape[1], 1), 1e-12)
     gamma, *_ = np.linalg.lstsq(lik.D, np.full(lik.nobs, np.log(s2)), rcond=None)
-    theta = np.where(np.isfinite(lik.pattern.lower), np.sqrt(s2), 0.0)
+    theta = np.where(lik.pattern.is_diagonal(), np.sqrt(s2), 0.0)
     return np.concatenate([gamma, theta])
 
 
@@ -92,16 +93,16 @@ def profiled_hessian(lik: HeteroskedasticGaussian, phi: np.ndarray) -> np.ndarra
     return H[p:, p:] - H[p:, :p] @ np.linalg.solve(H[:p, :p], H[:p, p:])
 
 
-def observed_covariance(H: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """2 H⁻¹ over the free parameters (F = -2 log L, so the information is H / 2); NaN elsewhere."""
-    k = len(H)
+def inverse_information(info: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """The inverse of ``info`` over the free parameters; NaN rows and columns elsewhere."""
+    k = len(info)
     cov = np.full((k, k), np.nan)
     idx = np.flatnonzero(free)
     try:
-        cov[np.ix_(idx, idx)] = 2.0 * np.linalg.inv(H[np.ix_(idx, idx)])
+        cov[np.ix_(idx, idx)] = np.linalg.inv(info[np.ix_(idx, idx)])
     except np.linalg.LinAlgError:
         warnings.warn(
-            "the observed information is singular: standard errors are not available", stacklevel=3
+            "the information matrix is singular: standard errors are not available", stacklevel=3
         )
     return cov
 
@@ -122,10 +123,14 @@ def fit_gaussian(
     """
     phi0 = default_start(lik) if start is None else np.asarray(start, dtype=float)
     fg = lik.objective_gradient if monitor is None else _monitored(lik.objective_gradient, monitor)
-    opt = minimize_bounded(fg, lambda x: profiled_hessian(lik, x), phi0, lik.lower)
+    # Saddle probes for standard deviations on their bound: 1% of the residual sd.
+    sd = float(np.exp(0.5 * np.mean(lik.D @ phi0[: lik.ngamma])))
+    probe = np.concatenate([np.full(lik.ngamma, 0.01), np.full(lik.ntheta, 0.01 * sd)])
+    opt = minimize_bounded(fg, partial(profiled_hessian, lik), phi0, lik.lower, probe=probe)
     beta = lik.evaluate(opt.x).beta
     free = np.concatenate([np.ones(len(beta), dtype=bool), opt.free])
-    vcov = observed_covariance(lik.hessian(opt.x, beta), free)
+    # F = -2 log L, so the observed information is H / 2.
+    vcov = inverse_information(0.5 * lik.hessian(opt.x, beta), free)
     return GaussianFit(lik, beta, opt.x, opt.fun, vcov, opt.converged, opt.nfev)
 
 

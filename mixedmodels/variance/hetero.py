@@ -16,9 +16,10 @@ with up to a few hundred random effects.
 Scale of the variance part
 --------------------------
 ``disp_coef`` are the coefficients γ of the log residual *variance*,
-σ_i² = exp(d_i'γ): the numbers glmmTMB 1.1 reports for a Gaussian
-``dispformula`` and hlmm's parametrisation.  ``disp_coef_logsd`` = γ / 2
-are the coefficients of the log residual standard deviation.
+σ_i² = exp(d_i'γ): hlmm's parametrisation, and the scale of the glmmTMB
+reference results' ``disp_coef`` (whose label says log sd; see
+docs/variance.md).  ``disp_coef_logsd`` = γ / 2 are the coefficients of
+the log residual standard deviation.
 """
 
 from __future__ import annotations
@@ -158,7 +159,9 @@ class HeteroskedasticMixedModel:
 
     # ---- fitting ----------------------------------------------------------------------------
     def fit(self, verbose: bool = False, progress: bool = False) -> HeteroskedasticMixedModel:
-        """Maximum-likelihood estimates (L-BFGS-B with the analytic gradient, then Newton steps).
+        """Maximum-likelihood estimates by Newton's method with the exact gradient and Hessian.
+
+        The start is the ordinary (homoskedastic) ML fit of :class:`~mixedmodels.LinearMixedModel`.
 
         Parameters
         ----------
@@ -194,6 +197,9 @@ class HeteroskedasticMixedModel:
         lmm._init_from_structure(self.structure, self.response, reml=False, sparse=None)
         lmm.fit()
         theta = lmm.sigma * np.concatenate([r.get_theta() for r in self.reterms])
+        # A singular homoskedastic fit would start Newton on a bound, possibly at a saddle.
+        diagonal = self.lik.pattern.is_diagonal()
+        theta[diagonal] = np.maximum(theta[diagonal], 0.01 * lmm.sigma)
         gamma, *_ = np.linalg.lstsq(
             self.lik.D, np.full(self.nobs, 2.0 * np.log(lmm.sigma)), rcond=None
         )

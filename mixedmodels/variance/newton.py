@@ -18,7 +18,8 @@ Each iteration (Bertsekas, 1982):
 It stops after a step whose Newton decrement -∇f'·step (the predicted
 decrease of f, independent of the parameters' scales) was below ``ftol``.
 
-A point on a bound can be a saddle rather than a minimum: with a Cholesky
+Iterates that converge to a bound are put on it at the end.  A point on a
+bound can be a saddle rather than a minimum: with a Cholesky
 parametrisation, a zero column of a covariance factor has zero gradient
 in every direction that would revive it, and only the (negative)
 curvature shows that it should.  So each parameter that ends on its bound
@@ -103,6 +104,7 @@ def minimize_bounded(
     *,
     maxiter: int = 200,
     ftol: float = 1e-12,
+    probe: np.ndarray | None = None,
 ) -> Minimum:
     """Minimise f over x ≥ lower (elementwise; -inf for unbounded parameters) from x0.
 
@@ -117,16 +119,39 @@ def minimize_bounded(
         Maximum number of Newton iterations.
     ftol : float
         Stop when the Newton decrement is below ``ftol`` (in units of f).
+    probe : ndarray (k,), optional
+        Inward steps that test whether a parameter ending on its bound is at a
+        saddle; by default 1e-3 times the parameter's starting magnitude (or 1e-3).
     """
     lower = np.asarray(lower, dtype=float)
     x = np.maximum(np.asarray(x0, dtype=float), lower)
-    probe = 1e-3 * np.where(x0 != 0, np.abs(x0), 1.0)
+    if probe is None:
+        probe = 1e-3 * np.where(x != 0, np.abs(x), 1.0)
     for _ in range(int(np.isfinite(lower).sum()) + 1):
-        res = _newton(fg, hess, x, lower, maxiter, ftol)
+        res = _settle_on_bounds(fg, _newton(fg, hess, x, lower, maxiter, ftol), lower, probe)
         x = _escape_bounds(fg, res, lower, probe)
         if x is None:
             return res
     return res
+
+
+def _settle_on_bounds(
+    fg: ObjectiveGradient, res: Minimum, lower: np.ndarray, probe: np.ndarray
+) -> Minimum:
+    """Put parameters within 1e-6 probes of their bound on it, if f does not rise beyond rounding.
+
+    Newton's iterates approach a minimum on the bound from inside (in the limit,
+    not exactly), where a standard deviation of zero should be reported as zero.
+    """
+    near = (res.x > lower) & (res.x - lower < 1e-6 * probe)
+    if not near.any():
+        return res
+    trial = np.where(near, lower, res.x)
+    f, g = _safe(fg, trial)
+    if f > res.fun + 1e-12 * max(1.0, abs(res.fun)):
+        return res
+    free = free_parameters(trial, g, lower)
+    return Minimum(trial, f, g, free, res.nfev + 1, res.niter, res.decrement, res.converged)
 
 
 def _newton(

@@ -34,6 +34,7 @@ import scipy.linalg as sla
 
 from ..errors import DataError
 from ..lmm import coef_table
+from .gaussfit import inverse_information
 from .monitor import progress_iter
 from .newton import minimize_bounded
 
@@ -218,8 +219,7 @@ def _fit_one(
     lower = np.zeros(len(kernels))
     opt = minimize_bounded(lik.objective_gradient, lik.hessian, _start(y, X, kernels), lower)
     sigma, free = opt.x, opt.x > 0
-    cov = np.full((len(sigma), len(sigma)), np.nan)
-    cov[np.ix_(free, free)] = np.linalg.inv(lik.information(sigma)[np.ix_(free, free)])
+    cov = inverse_information(lik.information(sigma), free)
     frac, frac_se = _fractions(sigma, cov, free)
     st = lik.state(sigma)
     beta_cov = np.linalg.inv(st.XtViX)

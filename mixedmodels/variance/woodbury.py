@@ -299,6 +299,8 @@ def _trace_pairs(xs: list[np.ndarray], ys: list[np.ndarray]) -> np.ndarray:
 
 def _check_shapes(lik: HeteroskedasticGaussian) -> None:
     n = lik.nobs
+    if lik.pattern is None:
+        raise DataError("random effects Z need a covariance pattern (LambdaPattern) for Λ")
     for name, M in (("X", lik.X), ("D", lik.D), ("Z", lik.Z)):
         if M.ndim != 2 or M.shape[0] != n:
             raise DataError(f"{name} must have one row per observation ({n}), got shape {M.shape}")

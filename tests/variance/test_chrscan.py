@@ -125,3 +125,13 @@ def test_individuals_without_phenotype_are_left_out(genetics):
         read_dosages(genetics.panel, np.s_[:2])[10:],
     )
     np.testing.assert_allclose(res["loglik"], direct["loglik"], rtol=1e-10)
+
+
+def test_snp_collinear_with_a_covariate_gets_nan():
+    rng = np.random.default_rng(8)
+    n = 200
+    dosages = rng.binomial(2, 0.4, size=(n, 2)).astype(float)
+    X = np.column_stack([np.ones(n), dosages[:, 1]])  # the second SNP is also a covariate
+    res = scan_genotypes(rng.normal(size=n), X, np.ones((n, 1)), dosages)
+    assert res["mean_p"].notna().tolist() == [True, False]
+    assert res["converged"].tolist() == [True, False] and res["n"].tolist() == [n, n]

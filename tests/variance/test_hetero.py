@@ -189,3 +189,14 @@ def test_vector_term_with_dispersion_has_a_vanishing_gradient(sleepstudy):
     ).fit()
     assert m.objective < homo.objective  # one more parameter cannot fit worse
     assert np.all(np.isfinite(m.stderror)) and np.all(np.isfinite(m.disp_stderror))
+
+
+def test_singular_fit_ends_on_the_boundary():
+    # dyestuff2 has no batch effect: lme4's ML fit is singular (θ = 0).
+    data = mm.datasets.load("dyestuff2")
+    het = HeteroskedasticMixedModel("Yield ~ 1 + (1 | Batch)", data, dispformula="~ 1").fit()
+    lmm = mm.LinearMixedModel("Yield ~ 1 + (1 | Batch)", data).fit()
+    assert het.theta[0] == 0.0 and lmm.theta[0] == 0.0
+    np.testing.assert_allclose(het.objective, lmm.objective, rtol=1e-10)
+    assert np.isnan(het.fitted_model.stderror[-1])  # no standard error on the bound
+    assert np.all(np.isfinite(het.stderror)) and het.converged

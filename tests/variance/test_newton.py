@@ -70,3 +70,15 @@ def test_start_where_the_objective_fails_is_an_error():
 
     with pytest.raises(FloatingPointError, match="starting values"):
         minimize_bounded(fg, lambda x: np.eye(1), np.array([1.0]), np.zeros(1))
+
+
+def test_minimum_approached_from_inside_is_put_on_the_bound():
+    # f(s) = s² + s⁴, s >= 0: the gradient vanishes at the bound, iterates only tend to it.
+    def fg(x):
+        s = x[0]
+        return s**2 + s**4, np.array([2 * s + 4 * s**3])
+
+    res = minimize_bounded(
+        fg, lambda x: np.array([[2 + 12 * x[0] ** 2]]), np.array([1.0]), np.zeros(1)
+    )
+    assert res.x[0] == 0.0 and not res.free[0] and res.converged
