@@ -1,7 +1,7 @@
 """Maximum-likelihood fit of the heteroskedastic Gaussian model of :mod:`.woodbury`.
 
 β is profiled out; φ = (γ, θ) is found by :func:`.newton.minimize_bounded`
-with the profiled gradient and, for the Newton refinement, the Hessian of
+with the profiled gradient and, for the Newton steps, the Hessian of
 the profiled objective, which is the Schur complement
 
     H_φφ - H_φβ H_ββ⁻¹ H_βφ

@@ -94,6 +94,11 @@ def _design(M, n: int, what: str) -> np.ndarray:
     return M
 
 
+def _names(M, prefix: str, k: int) -> list[str]:
+    """Column labels: "(Intercept)" for the default design, else prefix0, prefix1, ..."""
+    return ["(Intercept)"] if M is None else [f"{prefix}{j}" for j in range(k)]
+
+
 def hlmm_likelihood(y, X=None, V=None, G=None) -> HeteroskedasticGaussian:
     """The HLMM's likelihood object (checks shapes and missing values)."""
     y = np.asarray(y, dtype=float).ravel()
@@ -158,7 +163,7 @@ def fit_hlmm(
         loglik=fit.loglikelihood,
         nobs=lik.nobs,
         converged=fit.converged,
-        beta_names=x_names or [f"x{j}" for j in range(p)],
-        gamma_names=v_names or [f"v{j}" for j in range(d)],
+        beta_names=x_names or _names(X, "x", p),
+        gamma_names=v_names or _names(V, "v", d),
         fit=fit,
     )

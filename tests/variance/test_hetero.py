@@ -200,3 +200,18 @@ def test_singular_fit_ends_on_the_boundary():
     np.testing.assert_allclose(het.objective, lmm.objective, rtol=1e-10)
     assert np.isnan(het.fitted_model.stderror[-1])  # no standard error on the bound
     assert np.all(np.isfinite(het.stderror)) and het.converged
+
+
+def test_offset_in_the_mean_formula(sleepstudy):
+    with_offset = HeteroskedasticMixedModel(
+        "Reaction ~ 1 + Days + offset(2 * Days) + (1 | Subject)",
+        sleepstudy,
+        dispformula="~ 1 + Days",
+    ).fit()
+    shifted = sleepstudy.assign(Reaction=sleepstudy["Reaction"] - 2 * sleepstudy["Days"])
+    plain = HeteroskedasticMixedModel(
+        "Reaction ~ 1 + Days + (1 | Subject)", shifted, dispformula="~ 1 + Days"
+    ).fit()
+    np.testing.assert_allclose(with_offset.objective, plain.objective, rtol=1e-12)
+    np.testing.assert_allclose(with_offset.beta, plain.beta, rtol=1e-9)
+    np.testing.assert_allclose(with_offset.fitted, plain.fitted + 2 * sleepstudy["Days"], rtol=1e-9)
