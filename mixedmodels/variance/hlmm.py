@@ -76,6 +76,23 @@ class HLMMResult:
         """Log-variance coefficients with z statistics and p-values."""
         return coef_table(self.gamma, self.gamma_se, self.gamma_names)
 
+    def __str__(self) -> str:
+        from ..printing import format_coeftable
+
+        kind = "HLMM" if np.isfinite(self.re_variance) else "HLM"
+        parts = [
+            f"{kind} fit by maximum likelihood: {self.nobs} observations, log-likelihood {self.loglik:.4f}",
+            "Mean parameters:",
+            format_coeftable(self.coeftable()),
+            "Log-variance parameters:",
+            format_coeftable(self.disp_coeftable()),
+        ]
+        if kind == "HLMM":
+            parts.append(
+                f" random-effect variance σ_g² = {self.re_variance:.6g} (se {self.re_variance_se:.3g})"
+            )
+        return "\n".join(parts)
+
 
 def _design(M, n: int, what: str) -> np.ndarray:
     """An (n, k) float matrix; ``None`` means an intercept column."""

@@ -208,6 +208,21 @@ class KroneckerFit:
         g, e = np.diag(self.Cg), np.diag(self.Cn)
         return pd.Series(g / (g + e), index=self.trait_names, name="h2")
 
+    def __str__(self) -> str:
+        how = "REML" if self.reml else "maximum likelihood"
+        fmt = {"float_format": lambda v: f"{v:.6g}"}
+        sizes = f"{self.nobs} individuals, {len(self.trait_names)} traits"
+        parts = [
+            f"Kronecker multi-trait model fit by {how}: {sizes}, log-likelihood {self.loglik:.4f}",
+            "Genetic covariance Cg:",
+            pd.DataFrame(self.Cg, self.trait_names, self.trait_names).to_string(**fmt),
+            "Noise covariance Cn:",
+            pd.DataFrame(self.Cn, self.trait_names, self.trait_names).to_string(**fmt),
+            "Heritability:",
+            self.heritability.to_string(**fmt),
+        ]
+        return "\n".join(parts)
+
     def correlations(self, which: str = "genetic") -> pd.DataFrame:
         """Trait correlation matrix from Cg (``"genetic"``) or Cn (``"noise"``)."""
         C = {"genetic": self.Cg, "noise": self.Cn}[which]

@@ -24,6 +24,7 @@ def test_hlm_matches_glmmtmb(genetics, reference):
     assert np.isnan(res.re_variance) and res.nobs == 400
     assert list(res.coeftable().index) == ref["beta_names"]
     assert list(res.disp_coeftable().index) == ref["disp_names"]
+    assert str(res).startswith("HLM fit by maximum likelihood: 400 observations")
 
 
 def test_group_indicators_as_random_effects_give_the_random_intercept_model(sleepstudy, reference):

@@ -125,3 +125,9 @@ def test_scan_input_checks():
         fit_kronecker(Y, X, K[:3, :3])
     with pytest.raises(DataError, match="complete"):
         fit_kronecker(np.where(Y > 2, np.nan, Y), X, K)
+
+
+def test_summary_text():
+    Y, X, K, _ = _problem(6)
+    text = str(fit_kronecker(Y, X, K))
+    assert "fit by REML" in text and "Genetic covariance Cg" in text and "trait1" in text
