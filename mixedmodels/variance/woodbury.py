@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg as sla
@@ -85,10 +86,16 @@ class _Woodbury:
         """log|V| = Σ log r_i + log|M|."""
         return float(np.log(self.r).sum() + 2.0 * np.log(np.diag(self.LM)).sum())
 
+    @cached_property
+    def h(self) -> np.ndarray:
+        """(Zr N Zr')_ii, shape (n,): O(n q²), computed once."""
+        return _rowwise_quadratic(self.Zr, self.N)
+
     def diag_P(self) -> np.ndarray:
         """Diagonal of V⁻¹: 1/r_i - (Zr N Zr')_ii."""
-        return 1.0 / self.r - _rowwise_quadratic(self.Zr, self.N)
+        return 1.0 / self.r - self.h
 
+    @cached_property
     def S(self) -> np.ndarray:
         """Z'V⁻¹Z = A - ANA (q x q)."""
         return self.A - self.A @ self.N @ self.A
@@ -209,7 +216,7 @@ class HeteroskedasticGaussian:
     def _gradient(self, wb: _Woodbury, a: np.ndarray) -> np.ndarray:
         g_gamma = self.D.T @ (wb.r * (wb.diag_P() - a * a))
         u = self.Z.T @ a
-        g_theta = 2.0 * self.pattern.inner((wb.S() - np.outer(u, u)) @ wb.Lam)
+        g_theta = 2.0 * self.pattern.inner((wb.S - np.outer(u, u)) @ wb.Lam)
         return np.concatenate([g_gamma, g_theta])
 
     def objective_gradient(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
@@ -257,7 +264,7 @@ class HeteroskedasticGaussian:
         out = np.zeros((k + self.ntheta,) * 2)
         out[:k, :k] = self.D.T @ (self.D * (wb.r * (wb.diag_P() - a * a))[:, None])
         u = self.Z.T @ a
-        S_hat = wb.S() - np.outer(u, u)
+        S_hat = wb.S - np.outer(u, u)
         for m, Fm in enumerate(self.pattern.F):
             SF = np.asarray(Fm.T @ S_hat).T  # S_hat F_m
             out[k:, k + m] = 2.0 * self.pattern.inner(SF)
@@ -273,7 +280,7 @@ class HeteroskedasticGaussian:
         out = np.empty((k + self.ntheta,) * 2)
         gam = self._gammas(wb)
         E = self._E(wb)
-        h = _rowwise_quadratic(wb.Zr, wb.N)
+        h = wb.h
         # γ-γ: Σ_il x_i y_l P_il² with P = R⁻¹ - Zr N Zr' and x = d_j r.
         NG = [wb.N @ g for g in gam]
         out[:k, :k] = self.D.T @ (self.D * (1.0 - 2.0 * wb.r * h)[:, None]) + _trace_pairs(NG, NG)
@@ -282,7 +289,7 @@ class HeteroskedasticGaussian:
         out[:k, k:] = _trace_pairs([B.T @ g @ B for g in gam], E)
         out[k:, :k] = out[:k, k:].T
         # θ-θ: tr(S E_m S E_l).
-        S = wb.S()
+        S = wb.S
         SE = [S @ Em for Em in E]
         out[k:, k:] = _trace_pairs(SE, SE)
         return out
