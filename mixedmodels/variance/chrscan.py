@@ -24,7 +24,7 @@ SNP's fits, as hlmm does; SNPs with a minor allele frequency below
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,7 @@ class _Covariates:
     y: np.ndarray
     X: np.ndarray
     V: np.ndarray
-    null_fits: dict = field(default_factory=dict)
+    last_null: tuple[bytes, HLMMResult] | None = None
 
     def subset(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.y[keep], self.X[keep], self.V[keep]
@@ -68,11 +68,11 @@ def _lrt(full: HLMMResult, reduced: HLMMResult, df: int) -> tuple[float, float]:
 
 
 def _null_fit(cov: _Covariates, keep: np.ndarray, G: np.ndarray | None, key: bytes) -> HLMMResult:
-    """The model without the test SNP, cached per (individuals, random-effect SNPs)."""
-    if key not in cov.null_fits:
+    """The model without the test SNP; the last one is reused while (individuals, random-effect SNPs) stay the same."""
+    if cov.last_null is None or cov.last_null[0] != key:
         y, X, V = cov.subset(keep)
-        cov.null_fits[key] = fit_hlmm(y, X, V, G)
-    return cov.null_fits[key]
+        cov.last_null = (key, fit_hlmm(y, X, V, G))
+    return cov.last_null[1]
 
 
 def _test_snp(cov: _Covariates, g: np.ndarray, G: np.ndarray | None, key: bytes) -> dict:
