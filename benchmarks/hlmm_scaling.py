@@ -119,8 +119,10 @@ def plot(results: pd.DataFrame, path: Path) -> None:
     ax_n.set(xlabel="n (observations)", ylabel="seconds per evaluation", title="time vs n, q = 50")
     by_q = results[results["experiment"] == "q at n = 8000"]
     upper = by_q[by_q["q"] >= 80]
-    ax_q.loglog(by_q["q"], by_q["seconds_median"], "o-",
-                label=f"Woodbury (slope {slope(upper['q'], upper['seconds_median']):.2f} for q ≥ 80)")  # fmt: skip
+    b = slope(upper["q"], upper["seconds_median"])
+    ax_q.loglog(
+        by_q["q"], by_q["seconds_median"], "o-", label=f"Woodbury (slope {b:.2f} for q ≥ 80)"
+    )
     ref = upper["seconds_median"].iloc[-1] * (upper["q"] / upper["q"].iloc[-1]) ** 2
     ax_q.loglog(upper["q"], ref, "k--", label="slope 2 (q²)")
     ax_q.set(xlabel="q (random effects)", title="time vs q, n = 8,000")

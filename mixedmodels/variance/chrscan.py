@@ -68,7 +68,7 @@ def _lrt(full: HLMMResult, reduced: HLMMResult, df: int) -> tuple[float, float]:
 
 
 def _null_fit(cov: _Covariates, keep: np.ndarray, G: np.ndarray | None, key: bytes) -> HLMMResult:
-    """The model without the test SNP; the last one is reused while (individuals, random-effect SNPs) stay the same."""
+    """The model without the test SNP, reused while the individuals and random-effect SNPs stay the same."""
     if cov.last_null is None or cov.last_null[0] != key:
         y, X, V = cov.subset(keep)
         cov.last_null = (key, fit_hlmm(y, X, V, G))
@@ -278,7 +278,8 @@ def hlmm_scan(
     lo, hi, end = _segment(panel, start, end, window_bp)
     dosages = read_dosages(panel, np.s_[lo:hi], rows)
     result = scan_genotypes(
-        table[phenotype].to_numpy(dtype=float), _design(table, mean_covariates), _design(table, var_covariates),
+        table[phenotype].to_numpy(dtype=float),
+        _design(table, mean_covariates), _design(table, var_covariates),
         dosages, chrom=panel.bim["chrom"].to_numpy()[lo:hi], pos=panel.bim["pos"].to_numpy()[lo:hi],
         tests=range(start - lo, end - lo), window_bp=window_bp, min_maf=min_maf, max_missing=max_missing,
         progress=progress,

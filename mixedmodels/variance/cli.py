@@ -31,7 +31,8 @@ def _hlmm_scan(args: argparse.Namespace) -> int:
     results = hlmm_scan(
         args.bed, _read_table(args.pheno), args.phenotype, mean_covariates=args.mean_covar,
         var_covariates=args.var_covar, iid_column=args.iid_column, start=args.start, end=args.end,
-        window_bp=args.window_bp, min_maf=args.min_maf, max_missing=args.max_missing, progress=not args.no_progress,
+        window_bp=args.window_bp, min_maf=args.min_maf, max_missing=args.max_missing,
+        progress=not args.no_progress,
     )  # fmt: skip
     path = write_tsv(results, args.out)
     tested = int(results["mean_p"].notna().sum())

@@ -68,12 +68,16 @@ def dispersion_rhs(dispformula: str) -> str:
 
 
 def _complete_dispersion_rows(data: pd.DataFrame, rhs: str) -> pd.DataFrame:
-    """Rows of ``data`` with the dispersion formula's columns present (the mean formula's are screened later)."""
+    """Rows of ``data`` without missing values in the dispersion formula's columns.
+
+    The mean formula's columns are screened afterwards by :func:`build_structure`.
+    """
     cols = used_columns([rhs], data)
     complete = data[cols].notna().all(axis=1).to_numpy()
     if not complete.all():
         warnings.warn(
-            f"{int((~complete).sum())} row(s) with missing values in the dispersion formula's columns were dropped",
+            f"{int((~complete).sum())} row(s) with missing values in the dispersion formula's "
+            "columns were dropped",
             stacklevel=4,
         )
     return data.loc[complete].reset_index(drop=True)
@@ -184,7 +188,9 @@ class HeteroskedasticMixedModel:
         return self
 
     def _homoskedastic_start(self) -> np.ndarray | None:
-        """φ from the ordinary ML fit (constant residual variance σ²): γ from log σ², θ = σ × relative θ.
+        """φ from the ordinary ML fit with a constant residual variance σ².
+
+        γ from log σ², θ = σ times lme4's relative θ.
 
         Newton's method from lme4's crude start (relative factors I) can
         overshoot onto the bound of a standard deviation, where a Cholesky
@@ -338,7 +344,7 @@ class HeteroskedasticMixedModel:
         return varcorr_long(terms, None) if form == "long" else varcorr_frame(terms, None)
 
     def _u(self) -> np.ndarray:
-        """Λ'Z'V⁻¹(y - Xβ̂): spherical random effects, so that E[b | y] = Λu = ΛΛ'Z'V⁻¹(y - Xβ̂)."""
+        """Spherical random effects u = Λ'Z'V⁻¹(y - Xβ̂), so that E[b | y] = Λu."""
         wb = self.lik.woodbury(self.fitted_model.phi)
         a = wb.P(self.lik.y - self.lik.X @ self.beta)
         return wb.Lam.T @ (self.lik.Z.T @ a)

@@ -17,8 +17,8 @@ transformed coordinates of :mod:`.multitrait` the traits are independent
 with weights W = 1/ω, the design of b for transformed trait j is g̃ Ã_j
 (g̃ = U'g, Ã = A T), and eliminating the covariates trait by trait gives
 
-    information  I_b = Σ_j ρ_j Ã_j Ã_j',   ρ_j = g̃'W_j g̃ - g̃'W_j X̃ (X̃'W_j X̃)⁻¹ X̃'W_j g̃,
-    score        s_b = Σ_j η_j Ã_j,       η_j = g̃'W_j ê_j,
+    information  I_b = Σ_j ρ_j Ã_j Ã_j',   score  s_b = Σ_j η_j Ã_j,
+    ρ_j = g̃'W_j g̃ - g̃'W_j X̃ (X̃'W_j X̃)⁻¹ X̃'W_j g̃,   η_j = g̃'W_j ê_j,
 
 with ê the null model's residuals.  b̂ = I_b⁻¹ s_b and the likelihood-ratio
 statistic with fixed covariances is s_b' I_b⁻¹ s_b; a test of A1 against

@@ -17,7 +17,8 @@ and with X̃ = U'X each transformed trait j is a weighted regression on X̃.
 Minus twice the log-likelihood (ML) and the REML criterion are
 
     F   = nt log 2π + n log|Cn| + Σ_ij log ω_ij + Σ_ij ê_ij² / ω_ij,
-    F_R = (n - p)t log 2π + (n - p) log|Cn| + Σ_ij log ω_ij + Σ_j log|X̃'Ω_j⁻¹X̃| + Σ_ij ê_ij² / ω_ij
+    F_R = (n - p)t log 2π + (n - p) log|Cn| + Σ_ij log ω_ij + Σ_ij ê_ij² / ω_ij
+          + Σ_j log|X̃'Ω_j⁻¹X̃|
 
 (as for :func:`~mixedmodels.variance.vardec.vardec`, no log|X'X| term).
 Their gradients in Cg and Cn are, with A = (Ê / Ω) T' (= Σ⁻¹ times the

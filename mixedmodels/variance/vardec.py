@@ -176,8 +176,9 @@ class VarianceDecomposition:
         return coef_table(self.beta, self.beta_se, self.covariate_names)
 
     def __str__(self) -> str:
+        head = f"Variance decomposition by REML: {self.nobs} observations"
         lines = [
-            f"Variance decomposition by REML: {self.nobs} observations, REML log-likelihood {self.reml_loglik:.4f}",
+            f"{head}, REML log-likelihood {self.reml_loglik:.4f}",
             self.table().to_string(float_format=lambda v: f"{v:.6g}"),
         ]
         if self.boundary.any():
@@ -235,7 +236,8 @@ def _check_kernels(
     """Names and matrices of the components; the residual's identity is ``None``."""
     if residual is not None and residual in kernels:
         raise DataError(
-            f"a kernel is named {residual!r}, the name of the added identity: rename it or pass residual=None"
+            f"a kernel is named {residual!r}, the name of the added identity: "
+            "rename it or pass residual=None"
         )
     names, mats = [], []
     for name, K in kernels.items():

@@ -8,7 +8,7 @@ from mixedmodels.variance.genotypes import open_panel, standardise
 
 
 def test_grm_matches_reference_kernel(genetics, reference):
-    # ../shared/reference/genetics/geno_kernel.json: K = Zs Zs'/m with counts of the bim file's first allele.
+    # ../shared/reference/genetics/geno_kernel.json: K = Zs Zs'/m, Zs from counts of the first bim allele.
     ref = reference("geno_kernel_excerpt")
     K = genetics.K
     assert K.shape == (ref["n"], ref["n"])
