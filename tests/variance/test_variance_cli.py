@@ -1,0 +1,52 @@
+"""The ``hlmm-scan`` subcommand, through a parser built as the main CLI builds it."""
+
+import argparse
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixedmodels.errors import DataError
+from mixedmodels.variance.chrscan import SCAN_COLUMNS, hlmm_scan
+from mixedmodels.variance.cli import register
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="mixedmodels")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_hlmm_scan_command_writes_the_scan(genetics, tmp_path, capsys):
+    pheno = tmp_path / "pheno.tsv"
+    genetics.pheno.to_csv(pheno, sep="\t", index=False)
+    out = tmp_path / "scan.tsv"
+    args = _parser().parse_args([
+        "hlmm-scan", str(genetics.path / "geno"), "--pheno", str(pheno), "--phenotype", "pheno1",
+        "--mean-covar", "age", "sex", "--var-covar", "sex", "--start", "5", "--end", "9",
+        "--out", str(out), "--no-progress",
+    ])  # fmt: skip
+    assert args.handler(args) == 0
+    assert "4 SNPs, 4 tested" in capsys.readouterr().out
+    written = pd.read_csv(out, sep="\t", dtype={"chrom": str})
+    assert list(written.columns) == SCAN_COLUMNS
+    direct = hlmm_scan(genetics.path / "geno.bed", genetics.pheno, "pheno1", mean_covariates=["age", "sex"],
+                       var_covariates=["sex"], start=5, end=9, progress=False)  # fmt: skip
+    np.testing.assert_allclose(written["var_p"], direct["var_p"], rtol=1e-7)
+
+
+def test_missing_phenotype_file(tmp_path):
+    args = _parser().parse_args(
+        [
+            "hlmm-scan",
+            "geno",
+            "--pheno",
+            str(tmp_path / "none.csv"),
+            "--phenotype",
+            "y",
+            "--out",
+            "x",
+        ]
+    )
+    with pytest.raises(DataError, match="not found"):
+        args.handler(args)
