@@ -90,6 +90,11 @@ class LinearMixedModel:
         Grouping factor -> known covariance matrix K of its scalar term
         ``(1|g)``: b ~ N(0, σ²θ²K), e.g. a kinship matrix.  K is a DataFrame
         indexed by level labels or an array in the factor's level order.
+    dispformula : str, optional
+        A residual variance model, e.g. ``"~ 1 + z"`` (log-linear in the
+        covariates); the call then returns a
+        :class:`~mixedmodels.variance.HeteroskedasticMixedModel` fitted by ML
+        (the formula may have no random-effects term at all).
 
     Examples
     --------
@@ -99,6 +104,18 @@ class LinearMixedModel:
     >>> round(m.objective, 4)
     1751.9393
     """
+
+    def __new__(cls, formula=None, data=None, *args, dispformula: str | None = None, **kwargs):
+        # a residual variance model turns this into a heteroskedastic mixed model (fitted by ML)
+        if dispformula is not None and cls is LinearMixedModel:
+            if kwargs.get("reml"):
+                raise MixedModelsError("a model with a dispformula is fitted by maximum likelihood only: drop reml=True")
+            from .variance.hetero import HeteroskedasticMixedModel
+
+            return HeteroskedasticMixedModel(
+                formula, data, dispformula=dispformula, weights=kwargs.get("weights"), contrasts=kwargs.get("contrasts")
+            )
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -110,6 +127,7 @@ class LinearMixedModel:
         contrasts: Mapping[str, Any] | None = None,
         covariance: Mapping[str, Any] | None = None,
         sparse: bool | None = None,
+        dispformula: str | None = None,
     ):
         structure = build_structure(
             formula, data, weights=weights, contrasts=contrasts, strict_levels=True, covariance=covariance
