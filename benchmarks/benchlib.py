@@ -98,7 +98,7 @@ def write_tsv(path: Path, fields: list[str], rows: list[dict]) -> None:
 def run_lme4(jobs: list[dict], timeout: float | None = None) -> dict[str, dict]:
     """Run ``lme4_fits.R`` on ``jobs`` (dicts with JOB_FIELDS) in one R process.
 
-    Returns one record per job name: median_s, min_s, reps, times, feval_stages
+    Returns one record per job name: status ("ok" or lme4's error), median_s, min_s, reps, times, feval_stages
     (list of int: evaluations of each optimisation stage), feval_reported
     (what ``m@optinfo$feval`` says) and objective (-2 logLik).
     """
@@ -112,7 +112,10 @@ def run_lme4(jobs: list[dict], timeout: float | None = None) -> dict[str, dict]:
 
 
 def _parse_lme4_row(row: dict) -> dict:
+    if row["status"] != "ok":
+        return {"status": "lme4 error: " + row["status"]}
     return {
+        "status": "ok",
         "median_s": float(row["median_s"]),
         "min_s": float(row["min_s"]),
         "reps": int(row["reps"]),

@@ -82,6 +82,15 @@ run_job <- function(job) {
     times = paste(format(times, digits = 6), collapse = ";"),
     feval_stages = paste(counted$stages, collapse = ";"),
     feval_reported = m@optinfo$feval, objective = -2 * as.numeric(logLik(m)),
+    status = "ok", stringsAsFactors = FALSE
+  )
+}
+
+# A job lme4 refuses is reported (status = its message), not fatal for the others.
+failed_row <- function(job, err) {
+  data.frame(
+    name = job$name, median_s = NA, min_s = NA, reps = 0, times = "", feval_stages = "",
+    feval_reported = NA, objective = NA, status = gsub("[\t\n]", " ", conditionMessage(err)),
     stringsAsFactors = FALSE
   )
 }
@@ -89,6 +98,6 @@ run_job <- function(job) {
 rows <- lapply(seq_len(nrow(jobs)), function(i) {
   job <- as.list(jobs[i, ])
   message(sprintf("lme4: %s", job$name))
-  run_job(job)
+  tryCatch(run_job(job), error = function(err) failed_row(job, err))
 })
 write.table(do.call(rbind, rows), args[2], sep = "\t", quote = FALSE, row.names = FALSE)
