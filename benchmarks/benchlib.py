@@ -84,6 +84,27 @@ def ensure_statsmodels() -> str | None:
     return None
 
 
+def ensure_python(modules: dict[str, str]) -> None:
+    """Import each module or pip-install its package (the package itself: this checkout).
+
+    ``modules`` maps an importable name to the pip argument that provides it.
+    """
+    import importlib
+
+    for module, requirement in modules.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            cmd = [sys.executable, "-m", "pip", "install", *requirement.split()]
+            print(f"[bench] {module} missing: running `{' '.join(cmd)}`", file=sys.stderr)
+            if subprocess.run(cmd).returncode != 0:
+                sys.exit(f"could not install {module}; run `{' '.join(cmd)}` and try again")
+            importlib.invalidate_caches()
+
+
+BASE_NEEDS = {"mixedmodels": f"-e {REPO_DIR}", "numpy": "numpy", "pandas": "pandas"}
+
+
 # ---- running lme4 -------------------------------------------------------------------------
 JOB_FIELDS = ["name", "csv", "levels", "formula", "kind", "reml", "family", "nagq", "reps"]
 

@@ -283,6 +283,7 @@ def main(argv=None) -> None:
     from pathlib import Path
 
     args = parse_args(argv)
+    bl.ensure_python({**bl.BASE_NEEDS})
     bandwidth = read_bandwidth()
     n = int(args.scale_n)
     results = []

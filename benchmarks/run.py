@@ -406,6 +406,7 @@ def reps_for(args):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    bl.ensure_python({**bl.BASE_NEEDS})
     specs, reps_of = select_specs(args), reps_for(args)
     load_start = bl.load_average()
     r_note = "skipped by --no-r" if args.no_r else bl.ensure_lme4()

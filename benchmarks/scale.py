@@ -296,6 +296,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    bl.ensure_python({**bl.BASE_NEEDS, "matplotlib": "matplotlib"})
     if args.worker:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.reps, args.budget, args.trace)))
         return
