@@ -237,6 +237,56 @@ def load_average() -> str:
         return "unknown"
 
 
+def busy_cores() -> tuple[float, float]:
+    """(busy jiffies of all CPUs, seconds of wall time) now, from /proc/stat."""
+    import time
+
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), time.monotonic()
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds used by this process and its finished children."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class OtherLoad:
+    """Average number of cores kept busy by other processes while a block runs.
+
+    On a shared machine a busy neighbour skews timings (multithreaded BLAS most of
+    all), so each measurement records it.
+    """
+
+    def __enter__(self):
+        self.busy0, self.t0 = busy_cores()
+        self.own0 = own_cpu_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        busy1, t1 = busy_cores()
+        other = (busy1 - self.busy0) - (own_cpu_seconds() - self.own0)
+        self.cores = max(0.0, other / max(t1 - self.t0, 1e-9))
+        return False
+
+
+def wait_for_quiet(limit: float = 0.3, max_wait: float = 600.0) -> float:
+    """Wait (at most ``max_wait`` s) until others use under ``limit`` cores; return their last load."""
+    import time
+
+    deadline = time.monotonic() + max_wait
+    while True:
+        with OtherLoad() as load:
+            time.sleep(1.0)
+        if load.cores < limit or time.monotonic() > deadline:
+            return load.cores
+        print(f"[bench] waiting: other processes keep {load.cores:.1f} cores busy", file=sys.stderr, flush=True)
+        time.sleep(4.0)
+
+
 def machine_markdown(desc: dict[str, str]) -> str:
     return "\n".join(f"- {key}: {value}" for key, value in desc.items())
 

@@ -78,15 +78,27 @@ def our_stages(spec: dict, m) -> list[int]:
     return [m.optsum_fast.feval, m.optsum.feval]
 
 
+QUIET_WAIT = 120.0  # seconds to wait for other processes to calm down before a timing
+
+
+def repeat_timed(call, reps: int) -> tuple[list[float], float]:
+    """Seconds of each of ``reps`` calls, and the cores other processes kept busy meanwhile."""
+    bl.wait_for_quiet(max_wait=QUIET_WAIT)
+    times = []
+    with bl.OtherLoad() as load:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+    return times, load.cores
+
+
 def time_ours(spec: dict, reps: int) -> dict:
     df = load_data(spec["data"])
     warm = fit_ours(spec, df)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fit_ours(spec, df)
-        times.append(time.perf_counter() - t0)
-    out = {"times": times, "median_s": bl.median(times), "stages": our_stages(spec, warm), "objective": warm.objective}
+    times, load = repeat_timed(lambda: fit_ours(spec, df), reps)
+    out = {"times": times, "median_s": bl.median(times), "stages": our_stages(spec, warm), "objective": warm.objective,
+           "other_cores": load}
     if spec["kind"] == "lmm":
         # our defaults (MixedModels.jl's) stop later than lme4's nloptwrap; count both
         strict = fit_ours(spec, df, LME4_STOPPING)
@@ -135,11 +147,7 @@ def time_statsmodels(spec: dict, reps: int) -> dict:
         return {"note": reason}
     df = load_data(spec["data"])
     warm = fit_statsmodels(spec, kwargs, df)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fit_statsmodels(spec, kwargs, df)
-        times.append(time.perf_counter() - t0)
+    times, _ = repeat_timed(lambda: fit_statsmodels(spec, kwargs, df), reps)
     return {"times": times, "median_s": bl.median(times), "objective": -2.0 * warm.llf, "note": ""}
 
 
@@ -174,7 +182,12 @@ def lme4_job(spec: dict, reps: int, folder: Path) -> dict:
 def time_lme4(specs: list[dict], reps_of) -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [lme4_job(s, reps_of(s), Path(tmp)) for s in specs]
-        return bl.run_lme4(jobs)
+        bl.wait_for_quiet(max_wait=QUIET_WAIT)
+        with bl.OtherLoad() as load:
+            out = bl.run_lme4(jobs)
+    for rec in out.values():
+        rec["other_cores"] = load.cores  # one R process for all models: one figure
+    return out
 
 
 # ---- start-up costs -----------------------------------------------------------------------
@@ -243,6 +256,8 @@ def make_row(spec: dict, ours: dict, lme4: dict | None, sm: dict, r_note: str) -
         "reps_ours": len(ours["times"]),
         "reps_lme4": lme4.get("reps"),
         "reps_statsmodels": len(sm.get("times", [])) or None,
+        "other_cores_ours": ours.get("other_cores"),
+        "other_cores_lme4": lme4.get("other_cores"),
         "r_note": r_note,
     }
     return row
@@ -252,7 +267,7 @@ CSV_FIELDS = [
     "model", "kind", "nobs", "ours_s", "lme4_s", "ratio", "statsmodels_s", "statsmodels_ratio", "statsmodels_note",
     "evals_ours", "evals_ours_stages", "evals_lme4", "evals_lme4_stages", "evals_ours_lme4_rule",
     "objective_ours", "objective_lme4", "objective_statsmodels", "objective_ours_lme4_rule",
-    "reps_ours", "reps_lme4", "reps_statsmodels", "r_note",
+    "reps_ours", "reps_lme4", "reps_statsmodels", "other_cores_ours", "other_cores_lme4", "r_note",
 ]
 
 
@@ -275,8 +290,8 @@ def delta(a, b) -> str:
 def table_markdown(rows: list[dict]) -> str:
     head = (
         "| model | kind | ours (s) | lme4 (s) | ours/lme4 | statsmodels (s) | statsmodels/lme4 "
-        "| evals ours | evals lme4 | evals ours, lme4's stopping rule | Δobjective ours−lme4 | Δobjective statsmodels−lme4 |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| evals ours | evals lme4 | evals ours, lme4's stopping rule | Δobjective ours−lme4 | Δobjective statsmodels−lme4 | other load (cores) |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for r in rows:
@@ -287,7 +302,8 @@ def table_markdown(rows: list[dict]) -> str:
             f"| {evals_text(r['evals_ours_stages'] and list(map(int, r['evals_ours_stages'].split('+'))))} "
             f"| {evals_text(r['evals_lme4_stages'] and list(map(int, r['evals_lme4_stages'].split('+'))))} "
             f"| {fmt(r['evals_ours_lme4_rule'], 'd')} "
-            f"| {delta(r['objective_ours'], r['objective_lme4'])} | {delta(r['objective_statsmodels'], r['objective_lme4'])} |"
+            f"| {delta(r['objective_ours'], r['objective_lme4'])} | {delta(r['objective_statsmodels'], r['objective_lme4'])} "
+            f"| {fmt(r['other_cores_ours'], '.2f')} |"
         )
     return "\n".join(lines)
 
@@ -350,6 +366,9 @@ Notes on what is counted:
   evaluations, but their time is in lme4's column.
 - "lme4's stopping rule": our LMM refitted with nloptwrap's defaults (`xtol_rel = 1e-4`, `ftol_rel = 0`,
   `ftol_abs = 1e-8`, `xtol_abs = 1e-8`) instead of our default (MixedModels.jl's `ftol_rel = 1e-12`).
+- Other load: cores kept busy by other processes while our repetitions ran (from /proc/stat less our own
+  CPU time); each timing first waits up to 2 minutes for the machine to be quiet. lme4's single R run
+  saw {lme4_load} cores of other load.
 - Δobjective: −2 log-likelihood (or REML criterion) of the fit minus lme4's; negative means a better optimum.
 - statsmodels' `MixedLM` is fitted where the model has a single grouping factor (random slopes through
   `re_formula`, `||` and nested terms through `vc_formula`); its Δobjective shows it fitted the same model."""
@@ -364,7 +383,7 @@ def report_markdown(rows: list[dict], s: dict, desc: dict, args, r_note: str | N
         "## Machine\n\n" + bl.machine_markdown(desc),
         "## Targets\n\n" + summary_markdown(s, args.startup_reps),
         "## Models\n\n" + table_markdown(rows),
-        NOTES,
+        NOTES.format(lme4_load=fmt(rows[0].get("other_cores_lme4") if rows else None, ".2f")),
     ]
     if r_note:
         parts.insert(1, f"**lme4 column skipped:** {r_note}")
