@@ -48,7 +48,7 @@ def _can_apt() -> bool:
 def _lme4_loads() -> bool:
     if shutil.which("Rscript") is None:
         return False
-    probe = subprocess.run(["Rscript", "-e", "library(lme4)"], capture_output=True)
+    probe = subprocess.run(["Rscript", "-e", "library(lme4)"], capture_output=True, check=False)
     return probe.returncode == 0
 
 
@@ -78,7 +78,7 @@ def ensure_statsmodels() -> str | None:
     except ImportError:
         pass
     print(f"[bench] statsmodels missing: running `{PIP_STATSMODELS}`", file=sys.stderr)
-    done = subprocess.run(PIP_STATSMODELS.split(), capture_output=True)
+    done = subprocess.run(PIP_STATSMODELS.split(), capture_output=True, check=False)
     if done.returncode != 0:
         return f"statsmodels not installed; run `{PIP_STATSMODELS}` to get its column"
     return None
@@ -97,7 +97,7 @@ def ensure_python(modules: dict[str, str]) -> None:
         except ImportError:
             cmd = [sys.executable, "-m", "pip", "install", *requirement.split()]
             print(f"[bench] {module} missing: running `{' '.join(cmd)}`", file=sys.stderr)
-            if subprocess.run(cmd).returncode != 0:
+            if subprocess.run(cmd, check=False).returncode != 0:
                 sys.exit(f"could not install {module}; run `{' '.join(cmd)}` and try again")
             importlib.invalidate_caches()
 
@@ -153,7 +153,7 @@ def r_versions() -> dict[str, str]:
         'cat(R.version.string, as.character(packageVersion("lme4")), '
         'as.character(packageVersion("Matrix")), La_library(), extSoftVersion()[["BLAS"]], sep="\\n")'
     )
-    out = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True)
+    out = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return {}
     r, lme4, matrix, lapack, blas = (out.stdout.splitlines() + [""] * 5)[:5]
@@ -188,7 +188,7 @@ def numpy_blas() -> str:
     try:
         info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{info.get('name', '?')} {info.get('version', '')}".strip()
-    except Exception:  # older numpy: no dict mode
+    except (TypeError, KeyError):  # older numpy: no dict mode
         return "unknown"
 
 
@@ -197,8 +197,9 @@ def package_commit() -> str:
     import mixedmodels
 
     src = Path(mixedmodels.__file__).resolve().parent
-    out = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--", "."], capture_output=True, text=True)
+    git = ["git", "-C", str(src)]
+    out = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "."], capture_output=True, text=True, check=False)
     commit = out.stdout.strip() or "unknown"
     return commit + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 

@@ -17,6 +17,7 @@ import argparse
 import csv
 import fnmatch
 import json
+import math
 import re
 import subprocess
 import sys
@@ -78,12 +79,12 @@ def our_stages(spec: dict, m) -> list[int]:
     return [m.optsum_fast.feval, m.optsum.feval]
 
 
-QUIET_WAIT = 120.0  # seconds to wait for other processes to calm down before a timing
+QUIET_WAIT = [30.0]  # seconds to wait for other processes to calm down before a timing (--quiet-wait)
 
 
 def repeat_timed(call, reps: int) -> tuple[list[float], float]:
     """Seconds of each of ``reps`` calls, and the cores other processes kept busy meanwhile."""
-    bl.wait_for_quiet(max_wait=QUIET_WAIT)
+    bl.wait_for_quiet(max_wait=QUIET_WAIT[0])
     times = []
     with bl.OtherLoad() as load:
         for _ in range(reps):
@@ -182,7 +183,7 @@ def lme4_job(spec: dict, reps: int, folder: Path) -> dict:
 def time_lme4(specs: list[dict], reps_of) -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [lme4_job(s, reps_of(s), Path(tmp)) for s in specs]
-        bl.wait_for_quiet(max_wait=QUIET_WAIT)
+        bl.wait_for_quiet(max_wait=QUIET_WAIT[0])
         with bl.OtherLoad() as load:
             out = bl.run_lme4(jobs)
     for rec in out.values():
@@ -328,28 +329,37 @@ def summary(rows: list[dict], startup: dict) -> dict:
 
 
 def verdict(value, limit) -> str:
-    if value is None or value != value:
+    if value is None or math.isnan(value):
         return "not measured"
     return "met" if value <= limit else "NOT met"
 
 
+def target_row(what: str, limit: str, measured: str, status: str) -> str:
+    return f"| {what} | {limit} | {measured} | {status} |"
+
+
+def count_row(what: str, hits: int, n: int) -> str:
+    return target_row(what, f"{n} of {n}", f"{hits} of {n}", "met" if n and hits == n else "NOT met")
+
+
 def summary_markdown(s: dict, startup_reps: int) -> str:
     n = s["lmm_compared"]
-    lines = [
-        "| target | limit | measured | |",
-        "|---|---:|---:|---|",
-        f"| geometric mean ours/lme4, LMMs | ≤ 0.5 | {fmt(s['geomean_ratio_lmm'], '.3f')} | {verdict(s['geomean_ratio_lmm'], 0.5)} |",
-        f"| InstEval ours/lme4 | ≤ 0.25 | {fmt(s['insteval_ratio'], '.3f')} | {verdict(s['insteval_ratio'], 0.25)} |",
-        f"| geometric mean ours/glmer, GLMMs | ≤ 0.5 | {fmt(s['geomean_ratio_glmm'], '.3f')} | {verdict(s['geomean_ratio_glmm'], 0.5)} |",
-        f"| LMMs with no more evaluations than lme4 (our default tolerances) | {n} of {n} | "
-        f"{s['lmm_evals_not_above_lme4']} of {n} | {'met' if n and s['lmm_evals_not_above_lme4'] == n else 'NOT met'} |",
-        f"| same, with lme4's stopping rule | {n} of {n} | {s['lmm_evals_not_above_lme4_lme4_rule']} of {n} | "
-        f"{'met' if n and s['lmm_evals_not_above_lme4_lme4_rule'] == n else 'NOT met'} |",
-        f"| `import mixedmodels` (fresh process, median of {startup_reps}) | ≤ 0.5 s | {fmt(s['import_median_s'], '.4f')} s "
-        f"| {verdict(s['import_median_s'], 0.5)} |",
-    ]
     cold = f"{fmt(s['cold_ours_median_s'], '.3f')} s vs lme4 {fmt(s['cold_lme4_median_s'], '.3f')} s"
-    lines.append(f"| import + first fit (dyestuff) in a fresh process, vs `library(lme4)` + read.csv + first `lmer` | – | {cold} | |")
+    ratio_rows = [
+        ("geometric mean ours/lme4, LMMs", s["geomean_ratio_lmm"], 0.5),
+        ("InstEval ours/lme4", s["insteval_ratio"], 0.25),
+        ("geometric mean ours/glmer, GLMMs", s["geomean_ratio_glmm"], 0.5),
+    ]
+    lines = ["| target | limit | measured | |", "|---|---:|---:|---|"]
+    lines += [target_row(what, f"≤ {lim}", fmt(v, ".3f"), verdict(v, lim)) for what, v, lim in ratio_rows]
+    lines += [
+        count_row("LMMs with no more evaluations than lme4 (our default tolerances)", s["lmm_evals_not_above_lme4"], n),
+        count_row("same, with lme4's stopping rule", s["lmm_evals_not_above_lme4_lme4_rule"], n),
+        target_row(f"`import mixedmodels` (fresh process, median of {startup_reps})", "≤ 0.5 s",
+                   f"{fmt(s['import_median_s'], '.4f')} s", verdict(s["import_median_s"], 0.5)),
+        target_row("import + first fit (dyestuff) in a fresh process, vs `library(lme4)` + read.csv + first `lmer`",
+                   "–", cold, ""),
+    ]
     return "\n".join(lines)
 
 
@@ -367,7 +377,7 @@ Notes on what is counted:
 - "lme4's stopping rule": our LMM refitted with nloptwrap's defaults (`xtol_rel = 1e-4`, `ftol_rel = 0`,
   `ftol_abs = 1e-8`, `xtol_abs = 1e-8`) instead of our default (MixedModels.jl's `ftol_rel = 1e-12`).
 - Other load: cores kept busy by other processes while our repetitions ran (from /proc/stat less our own
-  CPU time); each timing first waits up to 2 minutes for the machine to be quiet. lme4's single R run
+  CPU time); each timing first waits up to `--quiet-wait` seconds for the machine to be quiet. lme4's single R run
   saw {lme4_load} cores of other load.
 - Δobjective: −2 log-likelihood (or REML criterion) of the fit minus lme4's; negative means a better optimum.
 - statsmodels' `MixedLM` is fitted where the model has a single grouping factor (random slopes through
@@ -377,9 +387,11 @@ Notes on what is counted:
 def report_markdown(rows: list[dict], s: dict, desc: dict, args, r_note: str | None) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
-        f"# Reference models: mixedmodels vs lme4 vs statsmodels\n\nRun {stamp} with "
-        f"`python benchmarks/run.py --reps {args.reps}{' --quick' if args.quick else ''}` "
-        f"(models slower than {SLOW_LME4_SECONDS:g} s in lme4: {args.slow_reps} repetitions).",
+        (
+            f"# Reference models: mixedmodels vs lme4 vs statsmodels\n\nRun {stamp} with "
+            f"`python benchmarks/run.py --reps {args.reps}{' --quick' if args.quick else ''}` "
+            f"(models slower than {SLOW_LME4_SECONDS:g} s in lme4: {args.slow_reps} repetitions)."
+        ),
         "## Machine\n\n" + bl.machine_markdown(desc),
         "## Targets\n\n" + summary_markdown(s, args.startup_reps),
         "## Models\n\n" + table_markdown(rows),
@@ -399,6 +411,7 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="2 repetitions and no InstEval: a smoke test")
     p.add_argument("--models", default="*", help="glob on model names, e.g. 'sleepstudy*'")
     p.add_argument("--no-r", action="store_true", help="skip lme4")
+    p.add_argument("--quiet-wait", type=float, default=30.0, help="seconds to wait for a quiet machine before a timing")
     p.add_argument("--no-statsmodels", action="store_true", help="skip statsmodels")
     p.add_argument("--out", type=Path, default=bl.RESULTS_DIR, help="folder for the result files")
     args = p.parse_args(argv)
@@ -427,6 +440,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     bl.ensure_python({**bl.BASE_NEEDS})
     specs, reps_of = select_specs(args), reps_for(args)
+    QUIET_WAIT[0] = args.quiet_wait
     load_start = bl.load_average()
     r_note = "skipped by --no-r" if args.no_r else bl.ensure_lme4()
     sm_note = "skipped by --no-statsmodels" if args.no_statsmodels else bl.ensure_statsmodels()

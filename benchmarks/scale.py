@@ -118,15 +118,17 @@ def run_worker(model: str, n: int, args, trace: bool = False) -> dict:
     """One case in a fresh interpreter; a timeout is reported, not hidden."""
     cmd = [sys.executable, __file__, "--worker", model, str(n), "--reps", str(args.reps), "--budget", str(args.budget)]
     cmd += ["--trace"] if trace else []
+    bl.wait_for_quiet(max_wait=args.quiet_wait)
     t0 = time.perf_counter()
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        with bl.OtherLoad() as load:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"status": f"timeout after {args.timeout:g} s"}
     if done.returncode != 0:
         return {"status": "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]}
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    out.update(status="ok", wall=time.perf_counter() - t0)
+    out.update(status="ok", wall=time.perf_counter() - t0, other_cores=load.cores)
     return out
 
 
@@ -146,11 +148,13 @@ def lme4_cases(cases: list[tuple[str, int]], args) -> dict[tuple[str, int], dict
                     "name": f"{model}_{n}", "csv": str(path), "levels": "-", "formula": MODELS[model],
                     "kind": "lmm", "reml": "FALSE", "family": "gaussian", "nagq": "1", "reps": str(r_reps(n, args)),
                 })
+        bl.wait_for_quiet(max_wait=args.quiet_wait)
         try:
-            res = bl.run_lme4(jobs, timeout=args.timeout * len(jobs))
+            with bl.OtherLoad() as load:
+                res = bl.run_lme4(jobs, timeout=args.timeout * len(jobs))
         except subprocess.TimeoutExpired:
             return {case: {"status": "timeout"} for case in small}
-    return {(m, n): res[f"{m}_{n}"] for m, n in small}
+    return {(m, n): {**res[f"{m}_{n}"], "other_cores": load.cores} for m, n in small}
 
 
 def r_reps(n: int, args) -> int:
@@ -161,7 +165,7 @@ def r_reps(n: int, args) -> int:
 # ---- results --------------------------------------------------------------------------------
 FIELDS = [
     "model", "formula", "n", "levels_a", "levels_b", "tool", "status", "reps", "median_s", "min_s", "ratio_to_lme4",
-    "feval", "objective", "peak_rss_mib", "rss_before_fit_mib", "tracemalloc_peak_mib",
+    "feval", "objective", "peak_rss_mib", "rss_before_fit_mib", "tracemalloc_peak_mib", "other_cores",
 ]
 MIB = 2**20
 
@@ -175,6 +179,7 @@ def our_row(model: str, n: int, res: dict, traced: dict) -> dict:
         reps=len(res["times"]), median_s=bl.median(res["times"]), min_s=min(res["times"]), feval=res["feval"],
         objective=res["objective"], peak_rss_mib=res["peak_rss"] / MIB, rss_before_fit_mib=res["rss_before_fit"] / MIB,
         tracemalloc_peak_mib=traced["tracemalloc_peak"] / MIB if traced.get("status") == "ok" else None,
+        other_cores=res["other_cores"],
     )
     return row
 
@@ -184,7 +189,7 @@ def lme4_row(model: str, n: int, res: dict) -> dict:
     if "median_s" not in res:
         return {**row, "status": res.get("status", "failed")}
     return {**row, "status": "ok", "reps": res["reps"], "median_s": res["median_s"], "min_s": res["min_s"],
-            "feval": res["feval_reported"], "objective": res["objective"]}
+            "feval": res["feval_reported"], "objective": res["objective"], "other_cores": res["other_cores"]}
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -208,15 +213,15 @@ def fmt(value, spec: str) -> str:
 
 def table_markdown(rows: list[dict]) -> str:
     lines = [
-        "| model | n | levels a × b | tool | median s (reps) | ours/lme4 | evals | peak RSS MiB | RSS before fit MiB | tracemalloc peak MiB | status |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "| model | n | levels a × b | tool | median s (reps) | ours/lme4 | evals | peak RSS MiB | RSS before fit MiB | tracemalloc peak MiB | other load (cores) | status |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['n']:.0e} | {r['levels_a']} × {r['levels_b']} | {r['tool']} "
             f"| {fmt(r.get('median_s'), '.3f')} ({r.get('reps', '–')}) | {fmt(r.get('ratio_to_lme4'), '.3f')} "
             f"| {r.get('feval', '–')} | {fmt(r.get('peak_rss_mib'), '.0f')} | {fmt(r.get('rss_before_fit_mib'), '.0f')} "
-            f"| {fmt(r.get('tracemalloc_peak_mib'), '.0f')} | {r['status']} |"
+            f"| {fmt(r.get('tracemalloc_peak_mib'), '.0f')} | {fmt(r.get('other_cores'), '.2f')} | {r['status']} |"
         )
     return "\n".join(lines)
 
@@ -286,6 +291,7 @@ def parse_args(argv=None):
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds before a case is reported as timed out")
     p.add_argument("--r-max-n", type=float, default=1e5, help="largest n also fitted by lme4")
     p.add_argument("--no-r", action="store_true", help="skip lme4")
+    p.add_argument("--quiet-wait", type=float, default=30.0, help="seconds to wait for a quiet machine before a case")
     p.add_argument("--no-trace", action="store_true", help="skip the tracemalloc runs")
     p.add_argument("--out", type=Path, default=bl.RESULTS_DIR)
     p.add_argument("--plot", type=Path, default=PLOT)
