@@ -155,7 +155,22 @@ class LinearMixedModel:
         return self.structure.reterms
 
     def _initial_theta(self) -> np.ndarray:
-        return np.concatenate([r.initial_theta() for r in self.reterms])[self.structure.theta_perm]
+        """λ = I, or lme4's moment start when every term is a random intercept.
+
+        For intercept-only terms lme4 starts from θ_g = √(v_g / v_e), with v_g
+        the variance of the response's group means (expanded to observations)
+        and v_e = var(y) - Σ v_g, when v_e > 0.  Using the same start, BOBYQA
+        takes the same path as in lme4 (and usually fewer evaluations than from λ = I).
+        """
+        theta = np.concatenate([r.initial_theta() for r in self.reterms])[self.structure.theta_perm]
+        if not all(r.cnames == ["(Intercept)"] and not r.has_factor for r in self.reterms):
+            return theta
+        y = self.y
+        v = np.array([np.var(group_means(y, r.refs, r.nlevels)[r.refs], ddof=1) for r in self.reterms])
+        v_e = np.var(y, ddof=1) - v.sum()
+        if not v_e > 0:
+            return theta
+        return np.sqrt(v / v_e)[self.structure.theta_perm]
 
     @cached_property
     def lowerbd(self) -> np.ndarray:
@@ -431,6 +446,11 @@ def make_system(reterms, Xy: np.ndarray, sqrtw: np.ndarray | None, sparse: bool 
 
 # ---------------------------------------------------------------------------
 # ---------------------------------------------------------------------------
+def group_means(y: np.ndarray, refs: np.ndarray, nlevels: int) -> np.ndarray:
+    """Mean of y in each level."""
+    return np.bincount(refs, y, minlength=nlevels) / np.bincount(refs, minlength=nlevels)
+
+
 def coef_table(beta: np.ndarray, se: np.ndarray, names: list[str]) -> pd.DataFrame:
     from scipy.stats import norm
 
