@@ -138,10 +138,11 @@ class ScalarProduct:
 
         (L21 L21')[i, j] = λ_i λ_j Σ_l A21[i, l] A21[j, l] r_l².
 
-    The pairs of non-zeros (i >= j) sharing a column l are listed once, sorted by
-    their target (i, j); an evaluation multiplies the fixed products A21[i,l]A21[j,l]
-    by r_l² and sums them per target in one sparse matrix-vector product, then
-    scales by λ_i λ_j.  This avoids a general sparse product per evaluation.
+    The pairs of non-zeros (i >= j) sharing a column l are listed once, as the
+    entries of a sparse matrix M whose rows are the positions (i, j) of the
+    lower triangle in Fortran order: one sparse matrix-vector product M r² is
+    then the lower triangle of A21 diag(r²) A21', and scaling by λ_i λ_j gives
+    L21 L21' without a general sparse product per evaluation.
     """
 
     def __init__(self, L21: sp.csr_matrix):
@@ -155,16 +156,12 @@ class ScalarProduct:
         second = first - k[first] + (np.arange(len(first)) - np.repeat(np.cumsum(k + 1) - (k + 1), k + 1))
         P1, P2 = pos[first], pos[second]
         target = rows[P2].astype(np.int64) * qB + rows[P1]  # Fortran order, lower triangle
-        order = np.argsort(target, kind="stable")
-        self.P1, self.P2, self.col = P1[order], P2[order], cols[P1[order]]
-        target = target[order]
-        self.starts = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
-        self.targets = target[self.starts]
-        self.row_i, self.row_j = np.divmod(self.targets, qB)[::-1]
-        self.npairs = len(self.P1)
-        # (target x column) matrix of the products: one sparse mat-vec with r² sums them
-        indptr = np.r_[self.starts, self.npairs]
-        self._M = sp.csr_matrix((np.zeros(self.npairs), self.col, indptr), shape=(len(self.targets), q1))
+        # building the CSR matrix sorts by target in linear time; its data records the order
+        tag = np.arange(1, len(P1) + 1, dtype=float)
+        self._M = sp.csr_matrix((tag, (target, cols[P1])), shape=(qB * qB, q1))
+        order = self._M.data.astype(np.int64) - 1
+        self.P1, self.P2 = P1[order], P2[order]
+        self.qB = qB
 
     @staticmethod
     def count_pairs(L21: sp.csr_matrix) -> int:
@@ -175,11 +172,11 @@ class ScalarProduct:
         """A21's values in L21's CSR order (after a change of weights)."""
         self._M.data[:] = a[self.P1] * a[self.P2]
 
-    def subtract_into(self, C: np.ndarray, r1: np.ndarray, lam_rows: np.ndarray) -> None:
-        """C[lower triangle] -= L21 L21' for the current r1 (= R1) and λ per row."""
-        sums = self._M @ (r1 * r1)
-        sums *= lam_rows[self.row_i] * lam_rows[self.row_j]
-        C.ravel(order="F")[self.targets] -= sums
+    def lower_product(self, r1: np.ndarray, lam_rows: np.ndarray) -> np.ndarray:
+        """L21 L21' for the current r1 (= R1) and λ per row: exact in the lower triangle, zero above."""
+        prod = (self._M @ (r1 * r1)).reshape((self.qB, self.qB), order="F")
+        prod *= lam_rows[:, None] * lam_rows[None, :]
+        return prod
 
 
 def ubd_entries(remat: ReMat, offset: int) -> tuple[np.ndarray, np.ndarray]:
@@ -340,6 +337,7 @@ class PenalizedSystem:
         self._build_structure()
         self.set_weights(sqrtw)
         self.factorB = self._choose_factor(sparse)
+        self._scalar_product = self._make_scalar_product()
         self.ok = False
 
     # ---- structure (once) ---------------------------------------------------------
@@ -356,9 +354,7 @@ class PenalizedSystem:
         self.L21 = sp.csr_matrix((np.zeros(len(rows)), order.indices, order.indptr), shape=(self.qB, self.q1))
         # a nearly full, small L21 is cheaper to multiply as a dense matrix (BLAS)
         self._L21_dense = self.qB * self.q1 <= 4_000_000 and len(rows) > 0.25 * self.qB * self.q1
-        all_scalar = all(r.is_scalar for r in self.remats)
-        small = ScalarProduct.count_pairs(self.L21) <= self.MAX_PAIRS
-        self._scalar_product = ScalarProduct(self.L21) if all_scalar and small and not self._L21_dense else None
+        self._scalar_product = None  # built once the factor of block B is chosen
         self._C22_entries()
 
     MAX_PAIRS = 50_000_000
@@ -401,7 +397,7 @@ class PenalizedSystem:
             zB = self.zw[1:]
             self.A21 = [c.values(z, zw1) for c, z in zip(self.cross1, zB)]
             if self._scalar_product is not None:
-                self._scalar_product.set_A21(np.concatenate([a.ravel() for a in self.A21])[self._L21_perm])
+                self._scalar_product.set_A21(self._A21_csr_values())
             self.A22_diag = [level_crossprod(r.refs, r.nlevels, z, z) for r, z in zip(self.rest, zB)]
             self.A22_cross = {key: c.values(zB[key[0]], zB[key[1]]) for key, c in self.crossB.items()}
 
@@ -426,6 +422,19 @@ class PenalizedSystem:
         if self.qB:
             parts = [level_sums(r.refs, r.nlevels, z, col)[0] for r, z in zip(self.rest, self.zw[1:])]
             self.A32[-1] = np.concatenate(parts)
+
+    def _make_scalar_product(self) -> ScalarProduct | None:
+        """Pair lists for L21 L21' when every term is scalar and block B is dense."""
+        if not self.qB or self.factorB.sparse or self._L21_dense:
+            return None
+        if not all(r.is_scalar for r in self.remats) or ScalarProduct.count_pairs(self.L21) > self.MAX_PAIRS:
+            return None
+        product = ScalarProduct(self.L21)
+        product.set_A21(self._A21_csr_values())
+        return product
+
+    def _A21_csr_values(self) -> np.ndarray:
+        return np.concatenate([a.ravel() for a in self.A21])[self._L21_perm]
 
     def _choose_factor(self, sparse: bool | None) -> DenseFactor | CholmodFactor | None:
         if not self.qB:
@@ -488,8 +497,8 @@ class PenalizedSystem:
             C = np.asfortranarray(L21 @ L21.T)
             C *= -1.0
         elif self._scalar_product is not None:
-            C = np.zeros((self.qB, self.qB), order="F")
-            self._scalar_product.subtract_into(C, self.F1.R1, self._lambda_rows())
+            C = self._scalar_product.lower_product(self.F1.R1, self._lambda_rows())
+            C *= -1.0
         else:
             C = -np.asfortranarray((self.L21 @ self.L21.T).toarray())
         flat = C.ravel(order="F")  # a view: C is Fortran-contiguous
