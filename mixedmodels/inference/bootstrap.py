@@ -1,7 +1,7 @@
 """Parametric bootstrap of a fitted mixed model.
 
 Each replicate i simulates a response from the fitted model (new random
-effects and noise, :mod:`.simulate`) and refits the model to it, reusing
+effects and noise, :mod:`.simulation`) and refits the model to it, reusing
 its structure (no formula parsing, no new model matrices).  Replicate i
 draws its random numbers from ``SeedSequence(seed).spawn(n)[i]`` and
 every refit starts from the estimate θ̂, so a replicate's result depends on
@@ -28,7 +28,7 @@ import pandas as pd
 from ..errors import MixedModelsError
 from .modelcopy import copy_model, is_lmm, portable_copy
 from .params import variance_layout
-from .simulate import simulation_plan
+from .simulation import simulation_plan
 
 __all__ = ["parametric_bootstrap", "BootstrapResult", "shortest_interval"]
 

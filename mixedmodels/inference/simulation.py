@@ -28,7 +28,7 @@ import pandas as pd
 from ..errors import MixedModelsError
 from .modelcopy import is_lmm
 from .newdata import new_data
-from .predict import _offset, random_part, selected_terms, term_rows
+from .prediction import _offset, random_part, selected_terms, term_rows
 
 __all__ = ["simulate", "simulation_plan", "SimulationPlan", "lambdas_for"]
 
