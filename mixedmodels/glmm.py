@@ -35,6 +35,7 @@ import pandas as pd
 
 from .errors import DataError, MixedModelsError
 from .families import Bernoulli, Binomial, Family, get_family
+from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
 from .lmm import (
     LinearMixedModel,
     SINGULAR_TOL,
@@ -78,7 +79,7 @@ def glm_response(response: Any, family: Family, prior: np.ndarray | None, expr: 
     return arr.astype(float), prior
 
 
-class GeneralizedLinearMixedModel:
+class GeneralizedLinearMixedModel(InferenceMixin):
     """A generalised linear mixed-effects model from an lme4-style formula.
 
     Parameters
