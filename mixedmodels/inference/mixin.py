@@ -62,11 +62,14 @@ class InferenceMixin:
 
         return simulate(self, n, seed, newdata, **kwargs)
 
-    def restore_optsum(self, source) -> Any:
-        """Take the optimum saved by ``optsum.save(path)`` without refitting; returns the model."""
+    def restore_optsum(self, source, **kwargs: Any) -> Any:
+        """Take the optimum saved by ``optsum.save(path)`` without refitting; returns the model.
+
+        See :func:`mixedmodels.inference.restore.restore_optsum`.
+        """
         from .restore import restore_optsum
 
-        return restore_optsum(self, source)
+        return restore_optsum(self, source, **kwargs)
 
     def _ddf_coeftable(self, ddf: str) -> "pd.DataFrame":
         """lmerTest's coefficient table; the hook behind ``coeftable(ddf=...)`` of linear models."""

@@ -104,9 +104,16 @@ def profile_interval(values: np.ndarray, zeta: np.ndarray, z: float, lower: floa
     return lo, hi
 
 
-def _first_step(problem, j: int, direction: int) -> float:
-    """A small move from the estimate: a twentieth of its scale (sd, σ, β) or of the room left (cor)."""
+def _first_step(problem, j: int, direction: int, delta: float) -> float:
+    """The first move from the estimate.
+
+    ``delta`` standard errors for a fixed effect (ζ then moves by about
+    delta); for a variance parameter, whose standard error is not at hand, a
+    twentieth of its magnitude (sd, σ) or of the room to its bound (cor).
+    """
     est = problem.estimate[j]
+    if problem.kinds[j] == "beta":
+        return delta * problem.scale[j]
     if problem.kinds[j] == "cor":
         room = (problem.upper[j] - est) if direction > 0 else (est - problem.lower[j])
         return 0.05 * max(room, 1e-3)
@@ -131,7 +138,7 @@ def _walk(problem, j: int, direction: int, cutoff: float, delta: float, maxpts: 
     points = [(0.0, problem.estimate.copy())]
     if (direction < 0 and est <= lo) or (direction > 0 and est >= hi):
         return points
-    step = _first_step(problem, j, direction)
+    step = _first_step(problem, j, direction, delta)
     while len(points) < maxpts:
         value = float(np.clip(points[-1][1][j] + direction * step, lo, hi))
         dev, row = problem.fix(j, value, points[-1][1])

@@ -75,10 +75,12 @@ def _restore_glmm(model, saved: OptSummary) -> None:
     model._factor_full()
 
 
-def restore_optsum(model, source):
+def restore_optsum(model, source, *, rtol: float = RTOL):
     """Put a saved optimisation (a path written by ``optsum.save`` or an OptSummary) into ``model``.
 
-    Returns the model, now fitted at the saved optimum.
+    Returns the model, now fitted at the saved optimum.  ``rtol`` is the
+    relative agreement required between the objective recomputed at the
+    saved parameters and the saved ``fmin``.
 
     Raises
     ------
@@ -91,7 +93,7 @@ def restore_optsum(model, source):
         raise MixedModelsError("the saved optimisation summary is not of a finished fit")
     (_restore_lmm if is_lmm(model) else _restore_glmm)(model, saved)
     value = model.objective
-    if abs(value - saved.fmin) > RTOL * max(1.0, abs(saved.fmin)):
+    if abs(value - saved.fmin) > rtol * max(1.0, abs(saved.fmin)):
         raise MixedModelsError(
             f"the saved optimisation does not belong to this model and data: the objective at the saved "
             f"parameters is {value:.10g}, the saved minimum {saved.fmin:.10g}"
