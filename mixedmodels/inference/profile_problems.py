@@ -122,9 +122,12 @@ class LmmProfile(_Problem):
     def _fix_beta(self, k: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
         red = self._reduced_model(k)
         try:
-            red.optsum.initial = self.layout.to_theta(start[: self.ntheta], start[self.ntheta])
+            initial = self.layout.to_theta(start[: self.ntheta], start[self.ntheta])
         except NotPositiveDefinite:
-            red.optsum.initial = self._theta_hat.copy()
+            initial = self._theta_hat.copy()
+        red.optsum.initial = initial
+        # a warm start is close to the optimum: steps of lme4's size (0.75) can jump to a bound
+        red.optsum.initial_step = np.maximum(0.1 * np.abs(initial), 0.02)
         red.refit(self.m.y - self.m.structure.fe.X[:, k] * value)
         beta = np.insert(red.beta, k, value)
         full = np.concatenate([self.layout.to_sdcor(red.theta, red.sigma), [red.sigma], beta])

@@ -132,6 +132,23 @@ def _zeta(problem, j: int, value: float, dev: float, warned: list) -> float:
     return math.copysign(math.sqrt(max(diff, 0.0)), value - problem.estimate[j])
 
 
+def _fix_checked(problem, j: int, value: float, last: tuple, delta: float) -> tuple[float, np.ndarray]:
+    """The profile at ``value`` from the last point; retried from the estimate if ζ jumps.
+
+    The conditional optimum from a warm start is usually right, but the
+    optimiser can stop at a worse point (a bound, say).  A ζ that moved by
+    more than three times the target step or backwards is re-optimised from
+    the estimate and the lower deviance kept.
+    """
+    dev, row = problem.fix(j, value, last[1])
+    moved = abs(math.copysign(math.sqrt(max(dev - problem.base, 0.0)), value - problem.estimate[j]) - last[0])
+    if moved > 3 * delta or abs(dev - problem.base) < last[0] ** 2 - 1e-9:
+        dev2, row2 = problem.fix(j, value, problem.estimate)
+        if dev2 < dev:
+            return dev2, row2
+    return dev, row
+
+
 def _walk(problem, j: int, direction: int, cutoff: float, delta: float, maxpts: int, warned: list) -> list:
     """Profile points of parameter j from the estimate in one direction: [(zeta, row), ...]."""
     est, lo, hi = problem.estimate[j], problem.lower[j], problem.upper[j]
@@ -141,7 +158,7 @@ def _walk(problem, j: int, direction: int, cutoff: float, delta: float, maxpts: 
     step = _first_step(problem, j, direction, delta)
     while len(points) < maxpts:
         value = float(np.clip(points[-1][1][j] + direction * step, lo, hi))
-        dev, row = problem.fix(j, value, points[-1][1])
+        dev, row = _fix_checked(problem, j, value, points[-1], delta)
         points.append((_zeta(problem, j, value, dev, warned), row))
         (z0, r0), (z1, r1) = points[-2], points[-1]
         moved = abs(r1[j] - r0[j])
@@ -154,7 +171,13 @@ def _walk(problem, j: int, direction: int, cutoff: float, delta: float, maxpts: 
 
 
 def _crossings(problem, j: int, points: list, targets: list[float], warned: list) -> list:
-    """Exact profile points where ζ equals each target inside the walked range."""
+    """Exact profile points where ζ equals each target inside the walked range.
+
+    The bracketing grid points keep their recorded ζ (a re-optimisation from
+    another start could differ in the last digits and lose the bracket); if
+    the root search fails all the same, the interval end is left to the
+    spline through the grid.
+    """
     from scipy.optimize import brentq
 
     extra = []
@@ -162,17 +185,47 @@ def _crossings(problem, j: int, points: list, targets: list[float], warned: list
         for (z0, r0), (z1, r1) in zip(points, points[1:]):
             if (z0 - target) * (z1 - target) >= 0:
                 continue
+            known = {r0[j]: z0 - target, r1[j]: z1 - target}
             found = {}
 
             def gap(v: float) -> float:
-                dev, row = problem.fix(j, v, r0)
-                found[v] = row
+                if v in known:
+                    return known[v]
+                dev, found[v] = problem.fix(j, v, r0)
                 return _zeta(problem, j, v, dev, warned) - target
 
             tol = 1e-9 * max(abs(r0[j]), abs(r1[j]), 1e-3)
-            root = brentq(gap, min(r0[j], r1[j]), max(r0[j], r1[j]), xtol=tol)
-            extra.append((target, found.get(root, problem.fix(j, root, r0)[1])))
+            try:
+                root = brentq(gap, min(r0[j], r1[j]), max(r0[j], r1[j]), xtol=tol)
+            except (ValueError, RuntimeError):
+                continue
+            if root not in known:
+                extra.append((target, found[root] if root in found else problem.fix(j, root, r0)[1]))
     return extra
+
+
+def _repair(problem, j: int, points: list, warned: list, passes: int = 3) -> list:
+    """Make |ζ| non-decreasing away from the estimate by re-optimising from farther points.
+
+    A point whose |ζ| exceeds that of a point farther out was left at a
+    local optimum (typically a correlation whose standard deviation should
+    be 0, where the deviance no longer depends on it).  It is re-optimised
+    from the farther point's parameters and the lower deviance kept, which
+    can only bring the profile closer to the true minimum.
+    """
+    for _ in range(passes):
+        changed = False
+        for k in range(len(points) - 2, 0, -1):
+            (zk, rk), (zf, rf) = points[k], points[k + 1]
+            if abs(zk) <= abs(zf) + 1e-8:
+                continue
+            dev, row = problem.fix(j, rk[j], rf)
+            z = _zeta(problem, j, rk[j], dev, warned)
+            if abs(z) < abs(zk) - 1e-10:
+                points[k], changed = (z, row), True
+        if not changed:
+            break
+    return points
 
 
 def profile(model, which: list[str] | None = None, *, levels=(0.95,), alphamax: float = 0.01,
@@ -213,8 +266,8 @@ def profile(model, which: list[str] | None = None, *, levels=(0.95,), alphamax: 
     targets = [s * _normal_quantile(level) for level in levels for s in (-1, 1)]
     frames, warned = [], []
     for j in _progress(chosen, progress, problem.names):
-        points = _walk(problem, j, -1, cutoff, delta, maxpts, warned)[::-1]
-        points += _walk(problem, j, +1, cutoff, delta, maxpts, warned)[1:]
+        down, up = (_repair(problem, j, _walk(problem, j, d, cutoff, delta, maxpts, warned), warned) for d in (-1, 1))
+        points = down[::-1] + up[1:]
         points += _crossings(problem, j, points, targets, warned)
         frames.append(_frame(problem, j, sorted(points, key=lambda p: p[1][j])))
     out = ProfileResult(pd.concat(frames, ignore_index=True))

@@ -37,11 +37,11 @@ def test_confint_profile_is_the_profile_interval(sleep_ml, sleep_profile):
     np.testing.assert_allclose(ci.to_numpy(), sleep_profile.confint().loc[["sigma", "Days"]].to_numpy(), rtol=1e-9)
 
 
-# all parameters of the small models; a selection of the larger ones to keep the run short
+# all parameters of the smallest model; a selection of the others to keep the run short
 OTHER = {
     "dyestuff_ml": None,
-    "penicillin_ml": None,
-    "pastes_ml": None,  # sd of batch: the profile reaches the bound 0
+    "penicillin_ml": ["sd_(Intercept)|plate", "(Intercept)"],  # crossed terms
+    "pastes_ml": ["sd_(Intercept)|batch", "sigma"],  # nested; the sd of batch reaches its bound 0
     "sleepstudy_uncorrelated_ml": ["sd_(Intercept)|Subject", "sd_Days|Subject", "Days"],
     "machines_nested_reml": ["sd_(Intercept)|Worker", "sigma", "MachineB"],  # REML fit: profiled by ML
     "cbpp_laplace": ["sd_(Intercept)|herd", "period2"],  # generalised model
