@@ -96,7 +96,7 @@ def main() -> None:
 def markdown(table: pd.DataFrame) -> str:
     """The coverage table as Markdown (methods as rows, parameters as columns)."""
     cells = lambda v: "–" if np.isnan(v) else f"{v:.3f}"  # noqa: E731
-    lines = ["| method | " + " | ".join(f"`{c}`" for c in table.columns) + " |",
+    lines = ["| method | " + " | ".join(c.replace("|", "\\|") for c in table.columns) + " |",
              "|---" * (len(table.columns) + 1) + "|"]
     lines += [f"| {m} | " + " | ".join(cells(v) for v in row) + " |" for m, row in table.iterrows()]
     return "\n".join(lines)

@@ -96,6 +96,7 @@ class _Replicator:
         self.offset = model.structure.offset if is_lmm(model) else None
 
     def run(self, seeds: list[np.random.SeedSequence]) -> np.ndarray:
+        """One result row per seed (NaN for a refit that failed)."""
         return np.array([self._one(s) for s in seeds]).reshape(len(seeds), len(self.columns))
 
     def _one(self, seed: np.random.SeedSequence) -> np.ndarray:
@@ -112,13 +113,9 @@ class _Replicator:
         return _estimates(m, self.layout)
 
 
-def _sigma(model) -> float | None:
-    return model.sigma if is_lmm(model) else model.sigma  # None for families without dispersion
-
-
 def _estimates(model, layout) -> np.ndarray:
     """objective, β, [σ], sd/cor, θ of a fitted model, as one row."""
-    sigma = _sigma(model)
+    sigma = model.sigma  # None for generalised models without a dispersion parameter
     sdcor = layout.to_sdcor(model.theta, 1.0 if sigma is None else sigma)
     extra = [] if sigma is None else [sigma]
     return np.concatenate([[model.objective], model.beta, extra, sdcor, model.theta])
@@ -126,7 +123,7 @@ def _estimates(model, layout) -> np.ndarray:
 
 def _columns(model, layout) -> tuple[list[str], list[str]]:
     """All result columns, and those that get an interval."""
-    sigma = ["sigma"] if _sigma(model) is not None else []
+    sigma = ["sigma"] if model.sigma is not None else []
     params = list(model.coefnames) + sigma + layout.names()
     return ["objective", *params, *(f"theta.{n}" for n in model.theta_names)], params
 

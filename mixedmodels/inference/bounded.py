@@ -15,6 +15,25 @@ import numpy as np
 __all__ = ["minimize_bounded"]
 
 
+class _Scaled:
+    """``fun`` of z = x / scale for NLopt, remembering the best point and the worst finite value."""
+
+    def __init__(self, fun: Callable[[np.ndarray], float], scale: np.ndarray, x0: np.ndarray):
+        self.fun, self.scale = fun, scale
+        self.worst = -np.inf
+        self.best = (np.inf, x0.copy())
+
+    def __call__(self, z: np.ndarray, grad: np.ndarray) -> float:
+        x = z * self.scale
+        value = float(self.fun(x))
+        if not np.isfinite(value):  # NaN or ∞ would wreck BOBYQA's quadratic model
+            return self.worst if np.isfinite(self.worst) else 1e300
+        self.worst = max(self.worst, value)
+        if value < self.best[0]:
+            self.best = (value, x.copy())
+        return value
+
+
 def minimize_bounded(
     fun: Callable[[np.ndarray], float],
     x0: np.ndarray,
@@ -32,7 +51,7 @@ def minimize_bounded(
     ----------
     fun : callable
         x of shape (m,) -> float.  Non-finite values are replaced by the
-        largest finite value seen, which keeps BOBYQA's quadratic model sane.
+        largest finite value seen.
     x0, lower, upper, scale : ndarray, shape (m,)
         Start, bounds (may be infinite) and typical magnitudes (> 0).
     step : float
@@ -44,23 +63,11 @@ def minimize_bounded(
     if len(x0) == 0:
         return float(fun(x0)), x0
     scale = np.asarray(scale, float)
-    worst = [-np.inf]
-    best = [np.inf, x0.copy()]
-
-    def scaled(z: np.ndarray, grad: np.ndarray) -> float:
-        x = z * scale
-        value = float(fun(x))
-        if not np.isfinite(value):
-            return worst[0] if np.isfinite(worst[0]) else 1e300
-        worst[0] = max(worst[0], value)
-        if value < best[0]:
-            best[0], best[1] = value, x.copy()
-        return value
-
+    objective = _Scaled(fun, scale, x0)
     opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
     opt.set_lower_bounds(lower / scale)
     opt.set_upper_bounds(upper / scale)
-    opt.set_min_objective(scaled)
+    opt.set_min_objective(objective)
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_rel(1e-10)
     opt.set_maxeval(maxeval)
@@ -69,7 +76,7 @@ def minimize_bounded(
         opt.optimize(x0 / scale)
     except nlopt.RoundoffLimited:
         pass  # the best point seen is as good as the arithmetic allows
-    return best[0], best[1]
+    return objective.best
 
 
 def _initial_step(z0: np.ndarray, lo: np.ndarray, hi: np.ndarray, step: float) -> np.ndarray:

@@ -24,6 +24,8 @@ Every G_r is written as B M_r B' with B = [Z̃, W^{-½}] (Z̃ holding one
 n x levels block per term column) and M_r a sparse selection of identity
 blocks, so that traces and products reduce to K = B'Σ⁻¹B and B'Σ⁻¹X.
 Σ⁻¹ is formed densely (n x n): the method is meant for moderate n.
+With prior weights the residual block is W⁻¹ (pbkrtest uses the identity,
+ignoring the weights).
 """
 
 from __future__ import annotations

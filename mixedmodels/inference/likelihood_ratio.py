@@ -117,8 +117,6 @@ def lrt(*models, names: list[str] | None = None, check_nested: bool = True) -> p
         ``loglik``, and for all but the first ``chisq``, ``df`` and ``p``.
         χ² is floored at 0 (as lme4); p is NaN when df is 0.
     """
-    from scipy.stats import chi2
-
     if len(models) < 2:
         raise MixedModelsError("a likelihood ratio test needs at least two models")
     labels = list(names) if names is not None else [m.formula for m in models]
@@ -133,6 +131,13 @@ def lrt(*models, names: list[str] | None = None, check_nested: bool = True) -> p
     if check_nested:
         for small, big in zip(ordered, ordered[1:]):
             _check_nested(small, big)
+    return _table(ordered, [labels[i] for i in order])
+
+
+def _table(ordered: list, labels: list[str]) -> pd.DataFrame:
+    """Fit statistics of models sorted by dof, with each one's test against the one before."""
+    from scipy.stats import chi2
+
     table = pd.DataFrame(
         {
             "dof": [m.dof for m in ordered],
@@ -141,7 +146,7 @@ def lrt(*models, names: list[str] | None = None, check_nested: bool = True) -> p
             "bic": [m.bic for m in ordered],
             "loglik": [m.loglikelihood for m in ordered],
         },
-        index=pd.Index([labels[i] for i in order], name="model"),
+        index=pd.Index(labels, name="model"),
     )
     dev, dof = table["objective"].to_numpy(), table["dof"].to_numpy()
     chisq = np.concatenate([[np.nan], np.maximum(0.0, dev[:-1] - dev[1:])])

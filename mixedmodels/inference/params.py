@@ -39,6 +39,7 @@ class TermLayout:
 
     @property
     def k(self) -> int:
+        """Number of columns (random effects per level)."""
         return len(self.cnames)
 
     @property

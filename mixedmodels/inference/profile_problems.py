@@ -187,6 +187,7 @@ class GlmmProfile(_Problem):
             return math.inf
 
     def fix(self, j: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+        """Deviance and parameters at their conditional optimum with parameter j = ``value``."""
         return self._optimize_others(self.deviance, j, value, start, np.arange(len(self.names)))
 
 

@@ -42,17 +42,18 @@ def test_zeta_plot(fitted):
     assert _panels(plots.zeta_plot(prof, absolute=True)) == 3
 
 
+def _run(code: str) -> str:
+    """stdout of ``code`` run by a fresh interpreter (module state of this one does not leak in)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_plots_do_not_touch_pyplot():
-    code = ("import mixedmodels as mm, sys; from mixedmodels import plots; "
-            "m = mm.LinearMixedModel('Yield ~ 1 + (1|Batch)', mm.datasets.load('dyestuff')).fit(); "
-            "plots.caterpillar_plot(m); print('matplotlib.pyplot' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert _run("import mixedmodels as mm, sys; from mixedmodels import plots; "
+                "m = mm.LinearMixedModel('Yield ~ 1 + (1|Batch)', mm.datasets.load('dyestuff')).fit(); "
+                "plots.caterpillar_plot(m); print('matplotlib.pyplot' in sys.modules)") == "False"
 
 
 def test_import_stays_light():
-    code = ("import sys, mixedmodels; import mixedmodels.inference; "
-            "heavy = [m for m in ('scipy.stats', 'matplotlib', 'mixedmodels.inference.profiling', "
-            "'mixedmodels.inference.bootstrap', 'mixedmodels.plots') if m in sys.modules]; print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert _run("import sys, mixedmodels; import mixedmodels.inference; "
+                "print([m for m in ('scipy.stats', 'matplotlib', 'mixedmodels.inference.profiling', "
+                "'mixedmodels.inference.bootstrap', 'mixedmodels.plots') if m in sys.modules])") == "[]"

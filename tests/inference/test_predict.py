@@ -110,3 +110,21 @@ def test_bad_options_are_errors(sleep_ml):
         sleep_ml.predict(type="mean")
     with pytest.raises(MixedModelsError, match="no random-effects term"):
         sleep_ml.predict(re_form="~ (1 | Days)")
+
+
+def test_formula_offsets_are_evaluated_on_new_data(fitted):
+    model = fitted("TICKS ~ 1 + YEAR + (1|BROOD) + offset(log(HEIGHT))", "grouseticks", family="poisson")
+    data = mm.datasets.load("grouseticks")
+    np.testing.assert_allclose(model.predict(data).to_numpy(), model.eta, rtol=1e-12)
+    shifted = model.predict(data.assign(HEIGHT=data["HEIGHT"] * np.e))
+    np.testing.assert_allclose(shifted.to_numpy(), model.eta + 1.0, rtol=1e-12)
+
+
+def test_offset_argument_needs_values_for_new_rows():
+    data = mm.datasets.load("grouseticks")
+    model = mm.GeneralizedLinearMixedModel("TICKS ~ 1 + YEAR + (1|BROOD)", data, family="poisson",
+                                           offset=np.zeros(len(data))).fit()
+    rows = data.iloc[:3]
+    with pytest.raises(MixedModelsError, match="offset="):
+        model.predict(rows)
+    np.testing.assert_allclose(model.predict(rows, offset=np.ones(3)).to_numpy(), model.eta[:3] + 1.0, rtol=1e-12)
