@@ -97,7 +97,23 @@ nd_ort <- data.frame(age = c(8, 11, 14, 9.5), Sex = c("Male", "Female", "Female"
 cb <- load_data("cbpp")
 m_cb <- glmer(cbind(incidence, size - incidence) ~ 1 + period + (1|herd), cb, family = binomial)
 nd_cb <- data.frame(period = c("1", "2", "4", "3"), herd = c("1", "5", "99", "15"))
+pas <- load_data("pastes")
+m_pas <- lme4::lmer(strength ~ 1 + (1|batch/cask), pas, REML = FALSE)
+nd_pas <- data.frame(batch = c("A", "A", "Z", "B"), cask = c("a", "c", "a", "b"))
+mac <- load_data("machines")
+m_mac <- lme4::lmer(score ~ 1 + Machine + (0 + Machine|Worker), mac, REML = TRUE)
+nd_mac <- data.frame(Machine = c("A", "B", "C", "C"), Worker = c("1", "3", "6", "7"))
 pred_out <- list(
+  pastes_nested_ml = list(data = "pastes", formula = "strength ~ 1 + (1|batch/cask)", reml = FALSE,
+                          newdata = nd_pas,
+                          conditional = unname(predict(m_pas, nd_pas, allow.new.levels = TRUE)),
+                          marginal = unname(predict(m_pas, nd_pas, re.form = NA)),
+                          fit = estimates(m_pas)),
+  machines_vector_reml = list(data = "machines", formula = "score ~ 1 + Machine + (0 + Machine|Worker)", reml = TRUE,
+                              newdata = nd_mac,
+                              conditional = unname(predict(m_mac, nd_mac, allow.new.levels = TRUE)),
+                              marginal = unname(predict(m_mac, nd_mac, re.form = NA)),
+                              fit = estimates(m_mac)),
   penicillin_ml = list(data = "penicillin", formula = "diameter ~ 1 + (1|plate) + (1|sample)", reml = FALSE,
                        newdata = nd_pen,
                        conditional = unname(predict(m_pen, nd_pen, allow.new.levels = TRUE)),

@@ -33,7 +33,7 @@ def test_own_fit_predictions_are_close_to_lme4(sleep_ml, shared_ref):
     np.testing.assert_allclose(sleep_ml.predict(newdata, re_form="~0"), ref["marginal"], atol=1e-8)
 
 
-@pytest.mark.parametrize("name", ["penicillin_ml", "orthodont_reml"])
+@pytest.mark.parametrize("name", ["penicillin_ml", "orthodont_reml", "pastes_nested_ml", "machines_vector_reml"])
 def test_linear_predictions_on_other_data(name, extra_ref, at_lme4_optimum):
     spec = extra_ref("predict")[name]
     model = at_lme4_optimum(spec["formula"], spec["data"], spec["fit"], reml=spec["reml"])
