@@ -87,44 +87,28 @@ for (spec in lrts) {
 }
 
 # ---- predictions --------------------------------------------------------------------------------
-pen <- load_data("penicillin")
-m_pen <- lme4::lmer(diameter ~ 1 + (1|plate) + (1|sample), pen, REML = FALSE)
-nd_pen <- data.frame(plate = c("a", "x", "b", "y"), sample = c("A", "B", "Z", "Z"))
-ort <- load_data("orthodont")
-m_ort <- lme4::lmer(distance ~ 1 + age * Sex + (1 + age|Subject), ort, REML = TRUE)
-nd_ort <- data.frame(age = c(8, 11, 14, 9.5), Sex = c("Male", "Female", "Female", "Male"),
-                     Subject = c("M01", "F03", "F99", "M99"))
+# conditional (new levels get 0), population (re.form = NA) and lme4's estimates of a linear model
+lmm_predictions <- function(data, formula, reml, newdata, ...) {
+  m <- lme4::lmer(as.formula(formula), load_data(data), REML = reml)
+  c(list(data = data, formula = formula, reml = reml, newdata = newdata,
+         conditional = unname(predict(m, newdata, allow.new.levels = TRUE)),
+         marginal = unname(predict(m, newdata, re.form = NA)), fit = estimates(m)),
+    lapply(list(...), function(re) unname(predict(m, newdata, re.form = re, allow.new.levels = TRUE))))
+}
 cb <- load_data("cbpp")
 m_cb <- glmer(cbind(incidence, size - incidence) ~ 1 + period + (1|herd), cb, family = binomial)
 nd_cb <- data.frame(period = c("1", "2", "4", "3"), herd = c("1", "5", "99", "15"))
-pas <- load_data("pastes")
-m_pas <- lme4::lmer(strength ~ 1 + (1|batch/cask), pas, REML = FALSE)
-nd_pas <- data.frame(batch = c("A", "A", "Z", "B"), cask = c("a", "c", "a", "b"))
-mac <- load_data("machines")
-m_mac <- lme4::lmer(score ~ 1 + Machine + (0 + Machine|Worker), mac, REML = TRUE)
-nd_mac <- data.frame(Machine = c("A", "B", "C", "C"), Worker = c("1", "3", "6", "7"))
 pred_out <- list(
-  pastes_nested_ml = list(data = "pastes", formula = "strength ~ 1 + (1|batch/cask)", reml = FALSE,
-                          newdata = nd_pas,
-                          conditional = unname(predict(m_pas, nd_pas, allow.new.levels = TRUE)),
-                          marginal = unname(predict(m_pas, nd_pas, re.form = NA)),
-                          fit = estimates(m_pas)),
-  machines_vector_reml = list(data = "machines", formula = "score ~ 1 + Machine + (0 + Machine|Worker)", reml = TRUE,
-                              newdata = nd_mac,
-                              conditional = unname(predict(m_mac, nd_mac, allow.new.levels = TRUE)),
-                              marginal = unname(predict(m_mac, nd_mac, re.form = NA)),
-                              fit = estimates(m_mac)),
-  penicillin_ml = list(data = "penicillin", formula = "diameter ~ 1 + (1|plate) + (1|sample)", reml = FALSE,
-                       newdata = nd_pen,
-                       conditional = unname(predict(m_pen, nd_pen, allow.new.levels = TRUE)),
-                       marginal = unname(predict(m_pen, nd_pen, re.form = NA)),
-                       plate_only = unname(predict(m_pen, nd_pen, re.form = ~(1|plate), allow.new.levels = TRUE)),
-                       fit = estimates(m_pen)),
-  orthodont_reml = list(data = "orthodont", formula = "distance ~ 1 + age * Sex + (1 + age|Subject)", reml = TRUE,
-                        newdata = nd_ort,
-                        conditional = unname(predict(m_ort, nd_ort, allow.new.levels = TRUE)),
-                        marginal = unname(predict(m_ort, nd_ort, re.form = NA)),
-                        fit = estimates(m_ort)),
+  pastes_nested_ml = lmm_predictions("pastes", "strength ~ 1 + (1|batch/cask)", FALSE,
+                                     data.frame(batch = c("A", "A", "Z", "B"), cask = c("a", "c", "a", "b"))),
+  machines_vector_reml = lmm_predictions("machines", "score ~ 1 + Machine + (0 + Machine|Worker)", TRUE,
+                                         data.frame(Machine = c("A", "B", "C", "C"), Worker = c("1", "3", "6", "7"))),
+  penicillin_ml = lmm_predictions("penicillin", "diameter ~ 1 + (1|plate) + (1|sample)", FALSE,
+                                  data.frame(plate = c("a", "x", "b", "y"), sample = c("A", "B", "Z", "Z")),
+                                  plate_only = ~(1|plate)),
+  orthodont_reml = lmm_predictions("orthodont", "distance ~ 1 + age * Sex + (1 + age|Subject)", TRUE,
+                                   data.frame(age = c(8, 11, 14, 9.5), Sex = c("Male", "Female", "Female", "Male"),
+                                              Subject = c("M01", "F03", "F99", "M99"))),
   cbpp_laplace = list(data = "cbpp", formula = "cbind(incidence, size - incidence) ~ 1 + period + (1|herd)",
                       family = "binomial", newdata = nd_cb,
                       link = unname(predict(m_cb, nd_cb, allow.new.levels = TRUE)),
