@@ -3,9 +3,12 @@
 For each replicate, random effects are drawn afresh for the terms that are
 not conditioned on,
 
-    b_t = Λ_t u_t,   u_t ~ N(0, I)   (one k-vector per level),
+    b_t = σ Λ_t u_t,   u_t ~ N(0, I)   (one k-vector per level),
 
-while terms kept by ``re_form`` use their conditional modes b̂ (lme4's
+with σ the residual standard deviation of a linear model, the square root of
+the dispersion of a generalised model, or 1 for families without one (the
+covariance σ²ΛΛ' that the variance components report; lme4 leaves the random
+effects of gamma and inverse Gaussian models unscaled), while terms kept by ``re_form`` use their conditional modes b̂ (lme4's
 ``simulate``: ``re_form="~0"``, the default, conditions on none).  Then
 
 * linear models: y = o + Xβ + Zb + ε,  εᵢ ~ N(0, σ²/wᵢ);
@@ -88,9 +91,10 @@ class SimulationPlan:
     lambdas : list of ndarray
         λ per ReMat for the fresh random effects.
     scale : float
-        σ for linear models (random effects are σλu), 1 otherwise.
-    phi : float
-        Dispersion of a generalised model (1 without one).
+        σ: the residual standard deviation of a linear model, the square root
+        of the dispersion φ of a generalised one (1 for families without a
+        dispersion).  Random effects are σλu, as the variance components
+        report them.
     wt : ndarray
         Prior weights (binomial: trials).
     family : Family or None
@@ -105,7 +109,6 @@ class SimulationPlan:
     b_hat: list
     lambdas: list
     scale: float
-    phi: float
     wt: np.ndarray
     family: Any
 
@@ -120,7 +123,7 @@ class SimulationPlan:
         eta = eta + random_part(self.reterms, self.rows, others, fresh)
         if self.family is None:
             return eta + self.scale / np.sqrt(self.wt) * rng.standard_normal(len(eta))
-        return _family_draw(self.family, self.phi, self.family.link.linkinv(eta), self.wt, rng)
+        return _family_draw(self.family, self.scale**2, self.family.link.linkinv(eta), self.wt, rng)
 
 
 def simulation_plan(model, newdata: pd.DataFrame | None = None, *, re_form: Any = "~0", beta=None,
@@ -137,13 +140,12 @@ def _plan(model, nd, re_form, beta, sigma, theta, weights) -> SimulationPlan:
         raise MixedModelsError(f"beta must have {len(model.beta)} elements ({model.coefnames}), got shape {beta.shape}")
     lmm = is_lmm(model)
     X = model.structure.fe.X if nd is None else model.structure.fe.X_on(nd.frame)
-    scale = (model.sigma if sigma is None else float(sigma)) if lmm else 1.0
-    phi = 1.0 if lmm else model.dispersion_parameter**2
+    scale = float(sigma) if sigma is not None else (model.sigma if lmm else model.dispersion_parameter)
     return SimulationPlan(
         reterms=model.reterms, nterms=len(model.structure.formula.random),
         fixed=X @ beta + _offset(model, nd, None), rows=term_rows(model, nd, number_unseen=True),
         keep=keep, b_hat=model.b() if keep else [], lambdas=lambdas_for(model, theta), scale=scale,
-        phi=phi, wt=_prior_weights(model, nd, weights), family=None if lmm else model.family,
+        wt=_prior_weights(model, nd, weights), family=None if lmm else model.family,
     )
 
 
@@ -164,7 +166,8 @@ def simulate(model, n: int = 1, seed: Any = None, newdata: pd.DataFrame | None =
     re_form : "~0", None or str
         Terms to condition on (use b̂): none by default, all with None.
     beta, sigma, theta : optional
-        Parameters to simulate from instead of the estimates (σ for linear models).
+        Parameters to simulate from instead of the estimates (σ: the residual
+        standard deviation, or the square root of a GLMM's dispersion).
     weights : array, optional
         Prior weights (binomial: trials) of the new rows; 1 by default.
 

@@ -61,3 +61,17 @@ def test_binomial_and_poisson_responses(cbpp, fitted):
 def test_bad_n(sleep_ml):
     with pytest.raises(MixedModelsError, match="positive integer"):
         sleep_ml.simulate(0)
+
+
+def test_glmm_random_effects_have_the_reported_scale():
+    """Gamma model: subjects' simulated log-means vary with the sd that varcorr reports (b = σλu)."""
+    import mixedmodels as mm
+
+    data = mm.datasets.load("sleepstudy")  # ten rows per subject, subject by subject
+    model = mm.GeneralizedLinearMixedModel("Reaction ~ 1 + Days + (1|Subject)", data, family="gamma", link="log").fit()
+    sd = model.varcorr()["std. dev."].iloc[0]
+    sims = model.simulate(300, seed=8).to_numpy()
+    subject_means = np.log(sims).reshape(18, 10, 300).mean(axis=1)
+    spread = (subject_means - subject_means.mean(axis=1, keepdims=True)).std()
+    # var(log y) is about the dispersion σ² for a gamma response with small σ
+    assert spread == pytest.approx(np.hypot(sd, model.sigma / np.sqrt(10)), rel=0.1)
