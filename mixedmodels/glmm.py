@@ -37,6 +37,7 @@ import scipy.linalg as sla
 from .blocks import CholeskyFailed
 from .errors import ConvergenceError, DataError, MixedModelsError
 from .families import Bernoulli, Binomial, Family, get_family
+from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
 from .lmm import (
     LinearMixedModel,
     SINGULAR_TOL,
@@ -80,7 +81,7 @@ def glm_response(response: Any, family: Family, prior: np.ndarray | None, expr: 
     return arr.astype(float), prior
 
 
-class GeneralizedLinearMixedModel:
+class GeneralizedLinearMixedModel(InferenceMixin):
     """A generalised linear mixed-effects model from an lme4-style formula.
 
     Parameters

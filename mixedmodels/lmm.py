@@ -28,6 +28,7 @@ import scipy.linalg as sla
 
 from .blocks import CholeskyFailed, PenalizedSystem
 from .errors import DataError, MixedModelsError
+from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
 from .optimize import minimize
 from .optsummary import OptSummary
 from .structure import ModelStructure, build_structure
@@ -67,7 +68,7 @@ def check_weights(w: np.ndarray | None, strictly_positive: bool = True) -> None:
         raise DataError("weights must be positive (drop the rows with zero weight instead)")
 
 
-class LinearMixedModel:
+class LinearMixedModel(InferenceMixin):
     """A linear mixed-effects model from an lme4-style formula.
 
     Parameters
@@ -342,8 +343,15 @@ class LinearMixedModel:
     def stderror(self) -> np.ndarray:
         return np.sqrt(np.diag(self.vcov))
 
-    def coeftable(self) -> pd.DataFrame:
-        """Estimates, standard errors, z statistics and two-sided normal p-values."""
+    def coeftable(self, ddf: str | None = None) -> pd.DataFrame:
+        """Estimates, standard errors, z statistics and two-sided normal p-values.
+
+        With ``ddf="satterthwaite"`` or ``"kenward-roger"``: t tests on those
+        denominator degrees of freedom (lmerTest's table, see
+        :mod:`mixedmodels.inference.ddf`).
+        """
+        if ddf is not None:
+            return self._ddf_coeftable(ddf)
         return coef_table(self.beta, self.stderror, self.coefnames)
 
     @cached_property

@@ -1,0 +1,78 @@
+"""Inference methods shared by the linear and generalised model classes.
+
+:class:`InferenceMixin` is a base class of both model classes.  Its methods
+only forward to the modules of :mod:`mixedmodels.inference`, which are
+imported when a method is first called, so that importing a model class
+stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    import pandas as pd
+
+    from .profiling import ProfileResult
+
+__all__ = ["InferenceMixin"]
+
+
+class InferenceMixin:
+    """Profiles, confidence intervals, predictions, simulation and restoring a saved fit."""
+
+    def profile(self, which: list[str] | None = None, *, levels=(0.95,), progress: bool = True,
+                **kwargs: Any) -> "ProfileResult":
+        """Likelihood profiles of the parameters (see :func:`mixedmodels.inference.profiling.profile`).
+
+        Returns a tidy DataFrame (``parameter``, ``zeta`` and every parameter's
+        value); ``.confint(level)`` reads intervals off it and ``.plot()``
+        draws the zeta plot.
+        """
+        from .profiling import profile
+
+        return profile(self, which, levels=levels, progress=progress, **kwargs)
+
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> "pd.DataFrame":
+        """Confidence intervals by ``"profile"`` (default), ``"wald"`` or ``"bootstrap"``.
+
+        See :func:`mixedmodels.inference.intervals.confint` for the options
+        (``parm``, ``n``, ``seed``, ``n_jobs``, ``boot_method``, ``progress``).
+        """
+        from .intervals import confint
+
+        return confint(self, method, level, **kwargs)
+
+    def predict(self, newdata: "pd.DataFrame | None" = None, *, re_form: Any = None,
+                new_levels: str = "population", type: str = "link", offset=None) -> "pd.Series":
+        """Predictions on the training data or ``newdata`` (see :func:`mixedmodels.inference.prediction.predict`).
+
+        ``re_form="~0"`` gives population predictions; unseen levels of a
+        grouping factor get a zero random effect unless ``new_levels="error"``;
+        ``type="response"`` gives means of a generalised model.
+        """
+        from .prediction import predict
+
+        return predict(self, newdata, re_form=re_form, new_levels=new_levels, type=type, offset=offset)
+
+    def simulate(self, n: int = 1, seed: Any = None, newdata: "pd.DataFrame | None" = None,
+                 **kwargs: Any) -> "pd.DataFrame":
+        """``n`` simulated responses, one column each (see :func:`mixedmodels.inference.simulation.simulate`)."""
+        from .simulation import simulate
+
+        return simulate(self, n, seed, newdata, **kwargs)
+
+    def restore_optsum(self, source, **kwargs: Any) -> Any:
+        """Take the optimum saved by ``optsum.save(path)`` without refitting; returns the model.
+
+        See :func:`mixedmodels.inference.restore.restore_optsum`.
+        """
+        from .restore import restore_optsum
+
+        return restore_optsum(self, source, **kwargs)
+
+    def _ddf_coeftable(self, ddf: str) -> "pd.DataFrame":
+        """lmerTest's coefficient table; the hook behind ``coeftable(ddf=...)`` of linear models."""
+        from .ddf import ddf_coeftable
+
+        return ddf_coeftable(self, ddf)

@@ -1,0 +1,95 @@
+"""Satterthwaite's denominator degrees of freedom for t tests of a linear mixed model.
+
+With variance parameters φ = (θ, σ) and V(φ) = σ² (L_X L_X')⁻¹ the
+covariance of β̂, a contrast c'β has variance v = c'Vc.  Its approximate
+distribution is scaled χ² with
+
+    ν = 2 v² / (g' A g),    gᵢ = c' (∂V/∂φᵢ) c,    A = 2 H⁻¹,
+
+where H is the Hessian, at the estimate, of the deviance (ML) or REML
+criterion as a function of φ with β profiled out:
+
+    d(θ, σ)   = log|L_Z|² + r²(θ)/σ² + n log(2πσ²)
+    d_R(θ, σ) = d(θ, σ) + log|L_X|² - p log(2πσ²).
+
+A = 2H⁻¹ is the asymptotic covariance of φ̂.  This is the method of
+Kuznetsova, Brockhoff & Christensen (2017, lmerTest), in the same
+parametrisation and with numerical derivatives (:mod:`.numderiv`);
+a singular H is inverted on its positive eigenvalues.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import MixedModelsError
+from .modelcopy import copy_model, is_lmm
+from .numderiv import hessian, jacobian
+
+__all__ = ["SatterthwaiteState", "satterthwaite_state", "satterthwaite_df"]
+
+
+@dataclass
+class SatterthwaiteState:
+    """What every contrast needs: V, ∂V/∂φᵢ (stacked) and A = cov(φ̂)."""
+
+    vcov: np.ndarray  # (p, p)
+    jac: np.ndarray  # (k, p, p): ∂V/∂φᵢ
+    cov_varpar: np.ndarray  # (k, k)
+
+
+def _criterion(m, varpar: np.ndarray) -> float:
+    """d or d_R of :mod:`this module <.satterthwaite>` at φ = (θ, σ)."""
+    theta, sigma2 = varpar[:-1], varpar[-1] ** 2
+    m.objective_at(theta)
+    s = m.system
+    n = m.nobs
+    value = 2 * s.logdet_Z() + s.pwrss() / sigma2 + n * math.log(2 * math.pi * sigma2)
+    if m.reml:
+        value += 2 * s.logdet_X() - m.rank * math.log(2 * math.pi * sigma2)
+    return value
+
+
+def _vcov_at(m, varpar: np.ndarray) -> np.ndarray:
+    """σ² (L_X L_X')⁻¹ at φ = (θ, σ), flattened."""
+    m.objective_at(varpar[:-1])
+    return (varpar[-1] ** 2 * m._vcov_unscaled).ravel()
+
+
+def _pseudo_inverse(H: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+    """Inverse of a symmetric matrix on its eigenvalues above ``tol`` (with a warning otherwise)."""
+    values, vectors = np.linalg.eigh(H)
+    if np.any(values < -tol):
+        warnings.warn(
+            "the Hessian of the criterion has negative eigenvalues: the fit may not have converged, "
+            "so the degrees of freedom are unreliable", stacklevel=4,
+        )
+    keep = values > tol
+    return (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
+
+
+def satterthwaite_state(model) -> SatterthwaiteState:
+    """Derivatives at the fit of a linear mixed model (ML or REML), on a private copy."""
+    if not is_lmm(model):
+        raise MixedModelsError("denominator degrees of freedom are for linear mixed models only")
+    if not model.optsum.fitted:
+        raise MixedModelsError("the model is not fitted; call fit() first")
+    m = copy_model(model)
+    varpar = np.append(model.theta, model.sigma)
+    p = len(model.beta)
+    H = hessian(lambda x: _criterion(m, x), varpar)
+    J = jacobian(lambda x: _vcov_at(m, x), varpar)
+    jac = np.moveaxis(J.reshape(p, p, len(varpar)), 2, 0)
+    return SatterthwaiteState(model.vcov, jac, 2 * _pseudo_inverse(H))
+
+
+def satterthwaite_df(state: SatterthwaiteState, contrast: np.ndarray) -> float:
+    """ν = 2 (c'Vc)² / (g'Ag) for one contrast vector c of length p."""
+    c = np.asarray(contrast, dtype=float)
+    v = c @ state.vcov @ c
+    g = np.einsum("a,kab,b->k", c, state.jac, c)
+    return float(2 * v**2 / (g @ state.cov_varpar @ g))
