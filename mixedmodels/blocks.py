@@ -309,7 +309,26 @@ class CholmodFactor:
 # ---------------------------------------------------------------------------
 # The whole system
 # ---------------------------------------------------------------------------
-class PenalizedSystem:
+class FixedEffectsBlock:
+    """What the last block row L33 = [L_X 0; l_yX' r] gives, for any storage of L_Z."""
+
+    L33: np.ndarray
+
+    def logdet_X(self) -> float:
+        """log|L_X| for the fixed-effects block (half of lme4's ldRX2)."""
+        return float(np.log(np.diag(self.L33)[:-1]).sum())
+
+    def pwrss(self) -> float:
+        """Penalised weighted residual sum of squares at the conditional optimum."""
+        return float(self.L33[-1, -1] ** 2)
+
+    def beta(self) -> np.ndarray:
+        """Fixed effects: L_X' β = (y row of L33)."""
+        L = self.L33
+        return sla.solve_triangular(L[:-1, :-1], L[-1, :-1], lower=True, trans="T", check_finite=False)
+
+
+class PenalizedSystem(FixedEffectsBlock):
     """A = [ZΛ X y]'W[ZΛ X y] in blocks, and its blocked Cholesky factor L.
 
     Parameters
@@ -537,20 +556,7 @@ class PenalizedSystem:
             out += self.factorB.logdet()
         return out
 
-    def logdet_X(self) -> float:
-        """log|L_X| for the fixed-effects block (half of lme4's ldRX2)."""
-        return float(np.log(np.diag(self.L33)[:-1]).sum())
-
-    def pwrss(self) -> float:
-        """Penalised weighted residual sum of squares at the conditional optimum."""
-        return float(self.L33[-1, -1] ** 2)
-
     # ---- solutions --------------------------------------------------------------------
-    def beta(self) -> np.ndarray:
-        """Fixed effects: L_X' β = (y row of L33)."""
-        L = self.L33
-        return sla.solve_triangular(L[:-1, :-1], L[-1, :-1], lower=True, trans="T", check_finite=False)
-
     def u(self, beta: np.ndarray) -> np.ndarray:
         """Spherical random effects u for fixed effects β: L_Z' u = c_Z - L_XZ' β."""
         p = len(beta)

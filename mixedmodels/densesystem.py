@@ -17,13 +17,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
-from .blocks import dense_cholesky
+from .blocks import FixedEffectsBlock, dense_cholesky
 from .remat import ReMat
 
 __all__ = ["DenseSystem"]
 
 
-class DenseSystem:
+class DenseSystem(FixedEffectsBlock):
     """Dense A = [ZΛ X y]'W[ZΛ X y] and its Cholesky factor (interface of PenalizedSystem)."""
 
     def __init__(self, remats: list[ReMat], Xy: np.ndarray, sqrtw: np.ndarray | None = None, sparse: bool | None = None):
@@ -84,16 +84,6 @@ class DenseSystem:
     # ---- pieces of the objective and solutions ----------------------------------------
     def logdet_Z(self) -> float:
         return float(np.log(np.diag(self.LZ)).sum())
-
-    def logdet_X(self) -> float:
-        return float(np.log(np.diag(self.L33)[:-1]).sum())
-
-    def pwrss(self) -> float:
-        return float(self.L33[-1, -1] ** 2)
-
-    def beta(self) -> np.ndarray:
-        L = self.L33
-        return sla.solve_triangular(L[:-1, :-1], L[-1, :-1], lower=True, trans="T", check_finite=False)
 
     def u(self, beta: np.ndarray) -> np.ndarray:
         p = len(beta)

@@ -37,10 +37,10 @@ import scipy.linalg as sla
 from .blocks import CholeskyFailed
 from .errors import ConvergenceError, DataError, MixedModelsError
 from .families import Bernoulli, Binomial, Family, get_family
+from .fitstats import FitStatistics
 from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
 from .lmm import (
     LinearMixedModel,
-    SINGULAR_TOL,
     coef_table,
     conditional_variances,
     ranef_frames,
@@ -81,7 +81,7 @@ def glm_response(response: Any, family: Family, prior: np.ndarray | None, expr: 
     return arr.astype(float), prior
 
 
-class GeneralizedLinearMixedModel(InferenceMixin):
+class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
     """A generalised linear mixed-effects model from an lme4-style formula.
 
     Parameters
@@ -374,9 +374,6 @@ class GeneralizedLinearMixedModel(InferenceMixin):
     def coefnames(self) -> list[str]:
         return self.structure.fe.coefnames
 
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.beta, index=self.coefnames, name="fixef")
-
     def stderror_rx(self) -> np.ndarray:
         """Standard errors from the fixed-effects block of L (MixedModels.jl's; lme4's use.hessian=FALSE)."""
         return np.sqrt(np.diag(self.vcov))
@@ -452,25 +449,9 @@ class GeneralizedLinearMixedModel(InferenceMixin):
         return len(self.beta) + len(self.theta) + int(self.family.has_dispersion)
 
     @property
-    def loglikelihood(self) -> float:
-        return -0.5 * self.objective
-
-    @property
     def deviance(self) -> float:
         """lme4's deviance(): Σ wᵢ d(yᵢ, μ̃ᵢ), the conditional deviance at the modes."""
         return self.family.deviance(self.y, self.mu, self.wt)
-
-    @property
-    def aic(self) -> float:
-        return self.objective + 2 * self.dof
-
-    @property
-    def bic(self) -> float:
-        return self.objective + self.dof * math.log(self.nobs)
-
-    @property
-    def issingular(self) -> bool:
-        return bool(np.any(np.abs(self.theta[self.lowerbd == 0]) < SINGULAR_TOL))
 
     def varcorr(self, form: str = "wide") -> pd.DataFrame:
         sigma = self.dispersion_parameter

@@ -28,6 +28,7 @@ import scipy.linalg as sla
 
 from .blocks import CholeskyFailed, PenalizedSystem
 from .errors import DataError, MixedModelsError
+from .fitstats import FitStatistics
 from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
 from .optimize import minimize
 from .optsummary import OptSummary
@@ -35,10 +36,6 @@ from .structure import ModelStructure, build_structure
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
 
 __all__ = ["LinearMixedModel"]
-
-SINGULAR_TOL = 1e-4
-"""Diagonal θ elements below this are reported as on the boundary (lme4's isSingular default)."""
-
 
 def numeric_response(response: Any, expr: str) -> np.ndarray:
     """The response as floats; a clear error for categorical or text responses."""
@@ -68,7 +65,7 @@ def check_weights(w: np.ndarray | None, strictly_positive: bool = True) -> None:
         raise DataError("weights must be positive (drop the rows with zero weight instead)")
 
 
-class LinearMixedModel(InferenceMixin):
+class LinearMixedModel(FitStatistics, InferenceMixin):
     """A linear mixed-effects model from an lme4-style formula.
 
     Parameters
@@ -316,9 +313,6 @@ class LinearMixedModel(InferenceMixin):
     def coefnames(self) -> list[str]:
         return self.structure.fe.coefnames
 
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.beta, index=self.coefnames, name="fixef")
-
     @property
     def pwrss(self) -> float:
         return self.system.pwrss()
@@ -386,28 +380,9 @@ class LinearMixedModel(InferenceMixin):
         return self.rank + len(self.theta) + 1
 
     @property
-    def loglikelihood(self) -> float:
-        return -0.5 * self.objective
-
-    @property
     def deviance(self) -> float:
         """lme4's deviance(): the objective (REML criterion for a REML fit)."""
         return self.objective
-
-    @property
-    def aic(self) -> float:
-        return self.objective + 2 * self.dof
-
-    @property
-    def bic(self) -> float:
-        return self.objective + self.dof * math.log(self.nobs)
-
-    @property
-    def issingular(self) -> bool:
-        """True if some standard-deviation parameter of θ is on (within 1e-4 of) its bound 0."""
-        theta = self.theta
-        on_bound = self.lowerbd == 0
-        return bool(np.any(np.abs(theta[on_bound]) < SINGULAR_TOL))
 
     def _term_order(self) -> list[tuple[int, int]]:
         return term_order(self.reterms)

@@ -66,15 +66,9 @@ def _groups_line(m) -> str:
     return f" Number of obs: {m.nobs}{extra}; levels of grouping factors: {levels}"
 
 
-def lmm_summary(m) -> str:
-    if not m.optsum.fitted:
-        return f"LinearMixedModel (not fitted): {m.formula}"
-    how = "REML" if m.reml else "maximum likelihood"
-    crit = "REML criterion" if m.reml else "-2 logLik"
+def _body(m) -> list[str]:
+    """Variance components, group sizes and the coefficient table, shared by every model."""
     parts = [
-        f"Linear mixed model fit by {how}",
-        f" {m.formula}",
-        _fit_statistics(m).replace("-2 logLik", crit.rjust(9)[-9:]) if m.reml else _fit_statistics(m),
         "",
         "Variance components:",
         format_varcorr(m.varcorr()),
@@ -87,27 +81,26 @@ def lmm_summary(m) -> str:
         parts.append(f" Aliased columns dropped: {', '.join(m.structure.fe.dropped)}")
     if m.issingular:
         parts.append(" boundary (singular) fit: some variance components are zero")
-    return "\n".join(parts)
+    return parts
+
+
+def lmm_summary(m) -> str:
+    if not m.optsum.fitted:
+        return f"LinearMixedModel (not fitted): {m.formula}"
+    how = "REML" if m.reml else "maximum likelihood"
+    stats = _fit_statistics(m).replace("-2 logLik", "REML crit" if m.reml else "-2 logLik")
+    return "\n".join([f"Linear mixed model fit by {how}", f" {m.formula}", stats, *_body(m)])
 
 
 def glmm_summary(m) -> str:
     if not m.optsum.fitted:
         return f"GeneralizedLinearMixedModel (not fitted): {m.formula}"
     method = "fast (β in PIRLS)" if m.fast else ("Laplace approximation" if m.nagq == 1 else f"adaptive Gauss-Hermite quadrature, nAGQ = {m.nagq}")
-    parts = [
+    head = [
         f"Generalized linear mixed model fit by maximum likelihood ({method})",
         f" {m.formula}",
         f" Family: {m.family.name}  Link: {m.family.link.name}",
         _fit_statistics(m),
         f"{'deviance':>12}\n{m.deviance:>12.4f}",
-        "",
-        "Variance components:",
-        format_varcorr(m.varcorr()),
-        _groups_line(m),
-        "",
-        "Fixed-effects parameters:",
-        format_coeftable(m.coeftable()),
     ]
-    if m.issingular:
-        parts.append(" boundary (singular) fit: some variance components are zero")
-    return "\n".join(parts)
+    return "\n".join([*head, *_body(m)])

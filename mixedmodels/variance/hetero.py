@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from ..design import model_matrix
 from ..errors import FormulaError, MixedModelsError
 from ..feterm import FeTerm
+from ..fitstats import FitStatistics
 from ..formula import parse_formula
 from ..lmm import LinearMixedModel, coef_table, numeric_response, ranef_frames, split_b, term_order
 from ..modelframe import check_dataframe, used_columns
@@ -103,7 +104,7 @@ def remat_pattern(reterms: list[ReMat]) -> LambdaPattern:
     )
 
 
-class HeteroskedasticMixedModel:
+class HeteroskedasticMixedModel(FitStatistics):
     """A linear (mixed) model with a log-linear model for the residual variance.
 
     Parameters
@@ -248,18 +249,6 @@ class HeteroskedasticMixedModel:
         return self.fitted_model.objective
 
     @property
-    def loglikelihood(self) -> float:
-        return -0.5 * self.objective
-
-    @property
-    def aic(self) -> float:
-        return self.objective + 2 * self.dof
-
-    @property
-    def bic(self) -> float:
-        return self.objective + self.dof * math.log(self.nobs)
-
-    @property
     def converged(self) -> bool:
         return self.fitted_model.converged
 
@@ -272,9 +261,6 @@ class HeteroskedasticMixedModel:
     @property
     def coefnames(self) -> list[str]:
         return self.structure.fe.coefnames
-
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.beta, index=self.coefnames, name="fixef")
 
     @property
     def vcov(self) -> np.ndarray:
