@@ -33,6 +33,16 @@ def check_optimizer(name: str, derivative_free_only: bool = True) -> int:
     return int(getattr(nlopt, name.upper()))
 
 
+def default_initial_step(initial: np.ndarray, lowerbd: np.ndarray) -> np.ndarray:
+    """NLopt's own choice of first step, which lme4 uses: 0.75 (x - lower) above a bound, else |x| or 1.
+
+    From λ = I this is 0.75 for diagonal θ elements and 1 for the others.
+    """
+    bounded = np.isfinite(lowerbd) & (initial > lowerbd)
+    free = np.where(initial != 0, np.abs(initial), 1.0)
+    return np.where(bounded, 0.75 * (initial - np.where(bounded, lowerbd, 0.0)), free)
+
+
 @dataclass
 class OptSummary:
     """Settings and results of the optimisation of a model's objective.
@@ -76,10 +86,20 @@ class OptSummary:
         if self.xtol_abs is None:
             self.xtol_abs = np.full(len(self.initial), 1e-10)
         if self.initial_step is None:
-            # 0.75 for θ elements bounded below (diagonal of λ), 1 for the others
-            self.initial_step = np.where(np.isfinite(self.lowerbd), 0.75, 1.0)
+            self.initial_step = default_initial_step(self.initial, self.lowerbd)
         if self.final is None:
             self.final = self.initial.copy()
+
+    def use_lme4_settings(self) -> "OptSummary":
+        """Stop as lme4's default ``nloptwrap`` does: xtol_rel 1e-4 (nloptr's default), xtol_abs and ftol_abs 1e-8.
+
+        With the same start and initial steps, BOBYQA then follows lme4's path
+        evaluation for evaluation, which helps when comparing with lme4 to many
+        digits; the defaults (MixedModels.jl's) converge further.
+        """
+        self.xtol_rel, self.ftol_rel, self.ftol_abs = 1e-4, 0.0, 1e-8
+        self.xtol_abs = np.full(len(self.initial), 1e-8)
+        return self
 
     # ---- display ---------------------------------------------------------------
     def rows(self) -> list[tuple[str, str]]:

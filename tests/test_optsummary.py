@@ -96,3 +96,15 @@ def test_save_and_load(model, tmp_path):
     np.testing.assert_allclose(back.final, model.optsum.final)
     assert back.fmin == model.optsum.fmin and back.feval == model.optsum.feval
     assert len(back.fitlog) == len(model.optsum.fitlog)
+
+
+@pytest.mark.parametrize("name", ["sleepstudy_ml", "penicillin_ml", "dyestuff_reml", "pastes_ml"])
+def test_lme4_settings_follow_lme4s_path(name):
+    from conftest import reference
+
+    ref = reference(name)
+    m = mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"])
+    m.optsum.use_lme4_settings()
+    m.fit()
+    assert m.optsum.feval == ref["feval"]
+    np.testing.assert_allclose(m.theta, np.atleast_1d(ref["theta"]), rtol=1e-6, atol=1e-7)
