@@ -1,32 +1,8 @@
-"""Shared fixtures: reference results and a cache of fitted reference models."""
+"""Shared fixtures (reference helpers live in reference_data.py)."""
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
-
 import pytest
-
-REFERENCE = Path(__file__).parent / "data" / "reference"
-
-
-def reference(name: str) -> dict:
-    """A reference result (lme4 1.1-31 on R 4.2.2) by file stem, e.g. ``"sleepstudy_ml"``."""
-    return json.loads((REFERENCE / f"{name}.json").read_text())
-
-
-def reference_names(kind: str) -> list[str]:
-    return sorted(p.stem for p in REFERENCE.glob("*.json") if json.loads(p.read_text())["kind"] == kind)
-
-
-@lru_cache(maxsize=None)
-def fitted_lmm(name: str):
-    """The LMM of reference ``name`` fitted once per test session."""
-    import mixedmodels as mm
-
-    ref = reference(name)
-    return mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"]).fit()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from conftest import reference, reference_names
+from reference_data import reference, reference_names
 
 GLMMS = reference_names("glmm")
 EXTRA = json.loads((Path(__file__).parent / "data" / "extra_reference.json").read_text())

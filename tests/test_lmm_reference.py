@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import fitted_lmm, reference, reference_names
+from reference_data import fitted_lmm, reference, reference_names
 
 LMMS = reference_names("lmm")
 

@@ -100,7 +100,7 @@ def test_save_and_load(model, tmp_path):
 
 @pytest.mark.parametrize("name", ["sleepstudy_ml", "penicillin_ml", "dyestuff_reml", "pastes_ml"])
 def test_lme4_settings_follow_lme4s_path(name):
-    from conftest import reference
+    from reference_data import reference
 
     ref = reference(name)
     m = mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"])
