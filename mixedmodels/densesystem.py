@@ -65,7 +65,11 @@ class DenseSystem(FixedEffectsBlock):
     # ---- factorisation -------------------------------------------------------------
     def _factor_Z(self) -> None:
         self.Lam = self._lambda_diag_blocks()
-        M = self.Lam.T @ self.ZtZ @ self.Lam
+        if all(r.k == 1 for r in self.remats):  # Λ diagonal: a scaling, not two products
+            lam = np.diag(self.Lam)
+            M = self.ZtZ * lam[:, None] * lam[None, :]
+        else:
+            M = self.Lam.T @ self.ZtZ @ self.Lam
         M[np.diag_indices_from(M)] += 1.0
         self.LZ = dense_cholesky(np.asfortranarray(M))
 
