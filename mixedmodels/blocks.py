@@ -548,6 +548,12 @@ class PenalizedSystem(FixedEffectsBlock):
             out[:, off : off + r.q] = (block @ r.lambda_).reshape(m, r.q)
         return out
 
+    @property
+    def dense_dim(self) -> int:
+        """Rows of the largest dense matrix factored in an evaluation."""
+        p1 = self.Xy.shape[1]
+        return p1 if self.factorB is None or self.factorB.sparse else max(self.qB, p1)
+
     # ---- pieces of the objective ----------------------------------------------------------
     def logdet_Z(self) -> float:
         """log|L_Z| where L_Z L_Z' = Λ'Z'WZΛ + I (half of lme4's ldL2)."""

@@ -35,6 +35,10 @@ class DenseSystem(FixedEffectsBlock):
         self.set_weights(sqrtw)
         self.ok = False
 
+    @property
+    def dense_dim(self) -> int:
+        return max(self.q, self.Xy.shape[1])
+
     # ---- assembly ----------------------------------------------------------------
     def set_weights(self, sqrtw: np.ndarray | None, y: np.ndarray | None = None) -> None:
         if y is not None:

@@ -52,9 +52,13 @@ from .optsummary import OptSummary
 from .pirls import glm_start, pirls
 from .quadrature import gauss_hermite
 from .structure import ModelStructure, build_structure
+from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
 
 __all__ = ["GeneralizedLinearMixedModel"]
+
+STAGE1_FTOL_REL = 1e-6
+"""Relative tolerance of the fast stage when it only provides the start of the joint stage."""
 
 
 def glm_response(response: Any, family: Family, prior: np.ndarray | None, expr: str) -> tuple[np.ndarray, np.ndarray]:
@@ -306,10 +310,17 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
     def fit(self, fast: bool = False, nagq: int = 1, verbose: bool = False, progress: bool = False) -> "GeneralizedLinearMixedModel":
         """Fit by the fast method (θ only) and then, unless ``fast``, by Laplace or AGQ over (θ, β)."""
         nagq = self._check_nagq(nagq)
+        with blas_threads_for(self.lmm.system.dense_dim):
+            return self._fit(fast, nagq, verbose, progress)
+
+    def _fit(self, fast: bool, nagq: int, verbose: bool, progress: bool) -> "GeneralizedLinearMixedModel":
         settings = self.optsum
         self.beta, self.u = self.beta0.copy(), np.zeros_like(self.u)
         self.fast, self.nagq = True, 1
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
+        if not fast:
+            # only a starting point for the joint stage, which refines θ anyway
+            stage1.ftol_rel, stage1.ftol_abs = max(stage1.ftol_rel, STAGE1_FTOL_REL), max(stage1.ftol_abs, 1e-6)
         minimize(self._guarded(self._fast_objective), stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
         self._fast_objective(stage1.final)
         stage1.fmin = self.laplace_objective()

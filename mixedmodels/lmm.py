@@ -33,6 +33,7 @@ from .inference.mixin import InferenceMixin  # light: its methods import their m
 from .optimize import minimize
 from .optsummary import OptSummary
 from .structure import ModelStructure, build_structure
+from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
 
 __all__ = ["LinearMixedModel"]
@@ -248,7 +249,8 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
         """
         self.optsum.reml = self.reml
         self._first_value: float | None = None
-        minimize(self._safe_objective, self.optsum, verbose=verbose, progress=progress, label="LMM fit")
+        with blas_threads_for(self.system.dense_dim):
+            minimize(self._safe_objective, self.optsum, verbose=verbose, progress=progress, label="LMM fit")
         self._settle_boundary()
         self.objective_at(self.optsum.final)
         return self
