@@ -57,9 +57,6 @@ from .varcorr import term_covariances, varcorr_frame, varcorr_long
 
 __all__ = ["GeneralizedLinearMixedModel"]
 
-STAGE1_FTOL_REL = 1e-6
-"""Relative tolerance of the fast stage when it only provides the start of the joint stage."""
-
 
 def glm_response(response: Any, family: Family, prior: np.ndarray | None, expr: str) -> tuple[np.ndarray, np.ndarray]:
     """Response y and weights for the family: proportions and trials for binomial models.
@@ -318,9 +315,6 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         self.beta, self.u = self.beta0.copy(), np.zeros_like(self.u)
         self.fast, self.nagq = True, 1
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
-        if not fast:
-            # only a starting point for the joint stage, which refines θ anyway
-            stage1.ftol_rel, stage1.ftol_abs = max(stage1.ftol_rel, STAGE1_FTOL_REL), max(stage1.ftol_abs, 1e-6)
         minimize(self._guarded(self._fast_objective), stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
         self._fast_objective(stage1.final)
         stage1.fmin = self.laplace_objective()
