@@ -4,9 +4,11 @@
 phenotype is rotated by ``U'`` once; then the profiled log-likelihood is a
 function of ``h²`` alone costing ``O(n p²)`` per evaluation
 (:mod:`mixedmodels.genetics.likelihood`).  It is maximised over ``[0, 1]`` by a
-grid search followed by Brent's method on the bracket around the best grid
-point; the end points are evaluated exactly, so an estimate on the boundary
-(``h² = 0`` is common) is found and reported as such.
+grid search, then Brent's method between the best grid point's neighbours:
+on the analytic score ``dℓ/dh²`` (root finding, precise to ``1e-12``) and, if
+the score does not bracket a root, on ``ℓ`` itself.  The ends of ``[0, 1]``
+are grid points, and a score pointing outwards there puts the estimate
+exactly on the boundary (``h² = 0`` is common), reported as such.
 
 REML is the default: it accounts for the degrees of freedom spent on ``β``,
 and it stays bounded when ``K`` is singular (next paragraph).
@@ -30,11 +32,16 @@ from typing import NamedTuple, overload
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
+from scipy.optimize import brentq, minimize_scalar
 
 from mixedmodels.errors import DataError
 from mixedmodels.genetics.decomposition import Decomposition, decompose
-from mixedmodels.genetics.likelihood import Profile, RotatedData, profiled_loglik
+from mixedmodels.genetics.likelihood import (
+    Profile,
+    RotatedData,
+    profiled_loglik,
+    profiled_score,
+)
 from mixedmodels.genetics.phenotypes import as_covariates, as_phenotypes
 
 __all__ = [
@@ -96,10 +103,13 @@ def estimate_h2(data: RotatedData, *, reml: bool = True, grid_size: int = 101) -
     def objective(h2: float) -> float:
         return float(profiled_loglik(data, np.array([h2]), reml).loglik[0])
 
-    h2, _ = _refine(objective, grid, grid_loglik, peaks[0])
+    def score(h2: float) -> float:
+        return float(profiled_score(data, np.array([h2]), reml)[0])
+
+    h2 = _refine(objective, score, grid, grid_loglik, peaks[0])
     note = None
     if data.singular and h2 > upper - 1e-5:
-        h2, note = _away_from_one(objective, grid, grid_loglik, peaks)
+        h2, note = _away_from_one(objective, score, grid, grid_loglik, peaks)
     boundary = "lower" if h2 == 0.0 else "upper" if h2 == upper else None
     fit = profiled_loglik(data, np.array([h2]), reml)
     return H2Estimate(h2, fit, boundary, grid, grid_loglik, note)
@@ -114,24 +124,40 @@ def _local_maxima(loglik: np.ndarray) -> list[int]:
 
 
 def _refine(
-    objective: Callable[[float], float], grid: np.ndarray, loglik: np.ndarray, i: int
-) -> tuple[float, float]:
-    """Brent's method between the grid neighbours of point ``i``; keep the point if better.
+    objective: Callable[[float], float],
+    score: Callable[[float], float],
+    grid: np.ndarray,
+    loglik: np.ndarray,
+    i: int,
+) -> float:
+    """The maximiser near grid point ``i``, found between its two grid neighbours.
 
-    Brent never evaluates the ends of its bracket, so a maximum exactly on the
-    boundary of ``[0, upper]`` survives only because the grid point is kept.
+    Where the score ``dℓ/dh²`` changes sign, Brent's root finder locates its zero
+    to ``1e-12``; the log-likelihood is too flat at its maximum to locate ``h²``
+    beyond about ``1e-6`` from its values alone.  A score of the wrong sign at an
+    end of ``[0, upper]`` puts the maximum exactly on that boundary.  Otherwise
+    (a very flat or irregular curve) Brent's minimiser on ``-ℓ`` is used.
     """
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    at = grid[i]
+    score_at = score(at)
+    if score_at <= 0 and i == 0 or score_at >= 0 and i == grid.size - 1:
+        return float(at)
+    a, b = (at, hi) if score_at > 0 else (lo, at)
+    if score(a) > 0 > score(b):
+        return float(brentq(score, a, b, xtol=1e-12, rtol=4 * np.finfo(float).eps))
     found = minimize_scalar(
         lambda h: -objective(h), bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
     )
-    if -found.fun > loglik[i]:
-        return float(found.x), float(-found.fun)
-    return float(grid[i]), float(loglik[i])
+    return float(found.x) if -found.fun > loglik[i] else float(at)
 
 
 def _away_from_one(
-    objective: Callable[[float], float], grid: np.ndarray, loglik: np.ndarray, peaks: list[int]
+    objective: Callable[[float], float],
+    score: Callable[[float], float],
+    grid: np.ndarray,
+    loglik: np.ndarray,
+    peaks: list[int],
 ) -> tuple[float, str]:
     """The best interior local maximum when the likelihood climbs towards a singular ``V``.
 
@@ -145,7 +171,7 @@ def _away_from_one(
     )
     if not interior:
         return float(grid[-1]), why + f"reporting h² = {grid[-1]}, the end of the search"
-    h2, _ = _refine(objective, grid, loglik, interior[0])
+    h2 = _refine(objective, score, grid, loglik, interior[0])
     return h2, why + f"reporting the interior local maximum h² = {h2:.6g}; REML avoids this"
 
 
