@@ -92,7 +92,7 @@ def _check_complete(column: np.ndarray, what: str) -> None:
     bad = np.flatnonzero(~np.isfinite(column))
     if bad.size:
         raise DataError(
-            f"{what} has {bad.size} missing or infinite value(s) (rows {few(bad)}); drop those "
+            f"{what} has {bad.size} missing or infinite value(s) (rows {few(bad, quote=False)}); drop those "
             "individuals from the phenotype, the covariates and the kinship first "
             "(match_samples does this for PLINK data)"
         )
