@@ -96,7 +96,9 @@ def test_check_aligns_labelled_kinship():
     frame = pd.DataFrame(K, index=ids, columns=ids)
     out = check_kinship(frame, levels=["c", "a"])
     np.testing.assert_array_equal(out, [[1.0, 0.1], [0.1, 1.0]])
-    with pytest.raises(DataError, match=r"2 individual\(s\) missing from the kinship matrix: 'x', 'y'"):
+    with pytest.raises(
+        DataError, match=r"2 individual\(s\) missing from the kinship matrix: 'x', 'y'"
+    ):
         check_kinship(frame, levels=["a", "x", "y"])
     with pytest.raises(DataError, match="same labels"):
         check_kinship(pd.DataFrame(K, index=ids, columns=["a", "b", "z"]))
