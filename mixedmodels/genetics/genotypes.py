@@ -140,11 +140,14 @@ def mean_impute(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     G_imputed : ndarray, shape (n, c)
-        A copy with ``NaN`` replaced; a SNP with no observed call becomes all 0.
+        A copy with ``NaN`` replaced (``G`` itself when no call is missing); a SNP
+        with no observed call becomes all 0.
     mean : ndarray, shape (c,)
         Per-SNP mean of the observed calls (``NaN`` when none was observed).
     """
     missing = np.isnan(G)
+    if not missing.any():  # the common case, without the copies below
+        return G, G.mean(axis=0)
     n_obs = G.shape[0] - missing.sum(axis=0)
     total = np.where(missing, 0.0, G).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -92,13 +92,13 @@ class PlinkData:
         from bed_reader import open_bed
 
         stop = self.n_snps if stop is None else stop
+        everyone = self.n_samples == len(self.fam) and (np.diff(self.sample_index) == 1).all()
+        samples = np.s_[:] if everyone else self.sample_index
         try:
             with open_bed(
                 self.bed, iid_count=len(self.fam), sid_count=self.n_snps, count_A1=True
             ) as bed:
-                return bed.read(
-                    index=(self.sample_index, np.s_[start:stop]), dtype="float64", order="F"
-                )
+                return bed.read(index=(samples, np.s_[start:stop]), dtype="float64", order="F")
         except (ValueError, OSError) as exc:
             raise DataError(
                 f"cannot read {self.bed} as {len(self.fam)} individuals × {self.n_snps} SNPs "
