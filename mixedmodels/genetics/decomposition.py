@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg
 
 from mixedmodels.errors import DataError
-from mixedmodels.genetics.genotypes import as_genotype_source, iter_standardised
+from mixedmodels.genetics.genotypes import as_genotype_source, check_samples, iter_standardised
 from mixedmodels.genetics.kinship import check_kinship, kinship
 
 __all__ = ["Decomposition", "decompose", "eigh_kinship", "singular_at_one", "svd_genotypes"]
@@ -160,6 +160,7 @@ def decompose(
         decomposition = eigh_kinship(K, levels)
     else:
         source = as_genotype_source(G)
+        check_samples(source, n, levels)
         low_rank = source.n_snps < source.n_samples
         decomposition = svd_genotypes(source) if low_rank else eigh_kinship(kinship(source))
     if decomposition.n != n:

@@ -23,6 +23,7 @@ __all__ = [
     "ArrayGenotypes",
     "GenotypeSource",
     "as_genotype_source",
+    "check_samples",
     "chunk_bounds",
     "iter_chunks",
     "iter_standardised",
@@ -115,6 +116,26 @@ def as_genotype_source(G: object, what: str = "G") -> GenotypeSource:
         names = np.array([f"snp{j}" for j in range(values.shape[1])])
     m = values.shape[1]
     return ArrayGenotypes(values, names, np.full(m, "NA"), np.zeros(m, dtype=np.int64))
+
+
+def check_samples(source: GenotypeSource, n: int, levels: pd.Index | None = None) -> None:
+    """Check that the genotypes describe the model's ``n`` individuals.
+
+    When both sides are labelled (a source with ``iid``, such as
+    :class:`PlinkData`, and a phenotype with an index) they must list the same
+    ids in the same order.
+    """
+    fix = "use match_samples to align them"
+    if source.n_samples != n:
+        raise DataError(
+            f"the genotypes have {source.n_samples} individuals but the phenotype has {n}; {fix}"
+        )
+    iid = getattr(source, "iid", None)
+    if levels is not None and iid is not None and not pd.Index(iid.astype(str)).equals(levels):
+        raise DataError(
+            "the phenotype's individuals are not those of the genotype file in the same order; "
+            + fix
+        )
 
 
 def chunk_bounds(n_snps: int, chunk_size: int) -> list[tuple[int, int]]:

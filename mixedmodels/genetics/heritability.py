@@ -141,7 +141,7 @@ def _refine(
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
     at = grid[i]
     score_at = score(at)
-    if score_at <= 0 and i == 0 or score_at >= 0 and i == grid.size - 1:
+    if (score_at <= 0 and i == 0) or (score_at >= 0 and i == grid.size - 1):
         return float(at)
     a, b = (at, hi) if score_at > 0 else (lo, at)
     if score(a) > 0 > score(b):

@@ -25,6 +25,42 @@ _BIM_COLUMNS = ["chrom", "snp", "cm", "pos", "allele_1", "allele_2"]
 
 
 @dataclass(frozen=True, eq=False)
+class BedBlocks:
+    """Where to read SNP blocks: the ``.bed`` path, its dimensions, the samples kept.
+
+    ``samples`` is ``None`` for all individuals in file order, else row indices.
+    """
+
+    bed: Path
+    iid_count: int
+    sid_count: int
+    samples: np.ndarray | None
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Genotypes of SNPs ``start:stop``.
+
+        Returns
+        -------
+        ndarray, shape (n, stop - start), float64, Fortran order
+            Counts of each SNP's ``allele_1`` (the ``.bim`` file's first allele);
+            ``NaN`` for a missing call.
+        """
+        from bed_reader import open_bed
+
+        rows = np.s_[:] if self.samples is None else self.samples
+        try:
+            with open_bed(
+                self.bed, iid_count=self.iid_count, sid_count=self.sid_count, count_A1=True
+            ) as bed:
+                return bed.read(index=(rows, np.s_[start:stop]), dtype="float64", order="F")
+        except (ValueError, OSError) as exc:
+            raise DataError(
+                f"cannot read {self.bed} as {self.iid_count} individuals × {self.sid_count} "
+                f"SNPs (from its .fam and .bim files): {exc}"
+            ) from None
+
+
+@dataclass(frozen=True, eq=False)
 class PlinkData:
     """A PLINK file set, possibly restricted to some individuals, genotypes not yet read.
 
@@ -38,8 +74,8 @@ class PlinkData:
     sample_index : ndarray of int, shape (n,)
         Rows of ``fam`` used, in the order used.
 
-    Cheap to copy and to pickle (paths and annotations only), so that Dask
-    workers can read their own SNP blocks.
+    Cheap to copy; :attr:`blocks` is the smaller handle that Dask workers get
+    to read their own SNP blocks.
     """
 
     bed: Path
@@ -81,29 +117,16 @@ class PlinkData:
         """SNP annotations: snp, chrom, pos, allele_1 (the allele counted), allele_2."""
         return self.bim[["snp", "chrom", "pos", "allele_1", "allele_2"]].reset_index(drop=True)
 
-    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Genotypes of SNPs ``start:stop`` for the samples used.
-
-        Returns
-        -------
-        ndarray, shape (n, stop - start), float64, Fortran order
-            Counts of each SNP's ``allele_1``; ``NaN`` for a missing call.
-        """
-        from bed_reader import open_bed
-
-        stop = self.n_snps if stop is None else stop
+    @property
+    def blocks(self) -> BedBlocks:
+        """A light reader of this file's SNP blocks (what Dask workers are sent)."""
         everyone = self.n_samples == len(self.fam) and (np.diff(self.sample_index) == 1).all()
-        samples = np.s_[:] if everyone else self.sample_index
-        try:
-            with open_bed(
-                self.bed, iid_count=len(self.fam), sid_count=self.n_snps, count_A1=True
-            ) as bed:
-                return bed.read(index=(samples, np.s_[start:stop]), dtype="float64", order="F")
-        except (ValueError, OSError) as exc:
-            raise DataError(
-                f"cannot read {self.bed} as {len(self.fam)} individuals × {self.n_snps} SNPs "
-                f"(from its .fam and .bim files): {exc}"
-            ) from None
+        samples = None if everyone else self.sample_index
+        return BedBlocks(self.bed, len(self.fam), self.n_snps, samples)
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Genotypes of SNPs ``start:stop`` for the samples used (see :meth:`BedBlocks.read`)."""
+        return self.blocks.read(start, self.n_snps if stop is None else stop)
 
     def select_samples(self, iids: object) -> PlinkData:
         """The same files restricted to the individuals ``iids``, in that order."""

@@ -38,18 +38,20 @@ from mixedmodels.genetics.association import (
     wald_statistic,
     weighted_cross_products,
 )
+from mixedmodels.genetics.basis import Rotation, Whitening, whitening_pays
 from mixedmodels.genetics.decomposition import Decomposition, decompose
 from mixedmodels.genetics.genotypes import (
     GenotypeSource,
     as_genotype_source,
+    check_samples,
     chunk_bounds,
     mean_impute,
 )
 from mixedmodels.genetics.heritability import estimate_h2
-from mixedmodels.genetics.likelihood import RotatedData, profiled_loglik, spectral_weights
+from mixedmodels.genetics.likelihood import RotatedData, profiled_loglik
 from mixedmodels.genetics.parallel import run_blocks
 from mixedmodels.genetics.phenotypes import Phenotypes, as_covariates, as_phenotypes
-from mixedmodels.genetics.plink import PlinkData
+from mixedmodels.genetics.plink import BedBlocks, PlinkData
 
 __all__ = ["genomic_inflation", "scan"]
 
@@ -58,14 +60,15 @@ __all__ = ["genomic_inflation", "scan"]
 class ScanState:
     """Everything a block of SNPs needs; sent once to each Dask worker.
 
-    ``U`` (n, k) and ``S`` (k,) the decomposition; ``X`` (n, p), ``Y`` (n, t),
-    their rotations and ``gram_XY = [X Y]'[X Y]``; ``nulls`` one :class:`NullFit` per phenotype; ``E`` (n, e)
-    the environments of an interaction scan or ``None``; ``reestimate`` whether
-    ``h²`` is re-fitted for every SNP (by ML, searching ``grid_size`` points).
+    ``basis`` where blocks are brought (:mod:`mixedmodels.genetics.basis`);
+    ``X`` (n, p), ``Y`` (n, t), their images in that basis and
+    ``gram_XY = [X Y]'[X Y]``; ``nulls`` one :class:`NullFit` per phenotype, with
+    weights for that basis; ``E`` (n, e) the environments of an interaction
+    scan or ``None``; ``reestimate`` whether ``h²`` is re-fitted for every SNP
+    (by ML, searching ``grid_size`` points; the basis is then a rotation).
     """
 
-    U: np.ndarray
-    S: np.ndarray
+    basis: Rotation | Whitening
     X: np.ndarray
     X_rot: np.ndarray
     Y: np.ndarray
@@ -78,7 +81,7 @@ class ScanState:
 
     @property
     def n(self) -> int:
-        return self.U.shape[0]
+        return self.X.shape[0]
 
     @property
     def q0(self) -> int:
@@ -87,13 +90,13 @@ class ScanState:
 
     @property
     def low_rank(self) -> bool:
-        return self.U.shape[1] < self.n
+        return self.basis.low_rank
 
 
 class BlockRef(NamedTuple):
     """A block a Dask worker reads itself from a PLINK file (rather than being sent)."""
 
-    source: PlinkData
+    source: BedBlocks
     start: int
     stop: int
 
@@ -128,7 +131,7 @@ def scan_block(block: np.ndarray | BlockRef, state: ScanState) -> BlockResult:
     filled, mean = mean_impute(G)
     C = snp_columns(filled, state.E)
     n, c, q = C.shape
-    C_rot = (state.U.T @ C.reshape(n, c * q)).reshape(-1, c, q)
+    C_rot = state.basis.apply(C.reshape(n, c * q)).reshape(-1, c, q)
     raw = _raw_products(C, state) if state.low_rank or state.reestimate else None
     tests, h2s, notes = [], [], 0
     for i, null in enumerate(state.nulls):
@@ -203,7 +206,7 @@ def _snp_design(
         ]
     )
     rot = np.column_stack([state.X_rot, C_rot_j, state.Y_rot[:, i]])
-    return RotatedData(rot, gram, state.S, state.n)
+    return RotatedData(rot, gram, state.basis.S, state.n)
 
 
 def scan(
@@ -268,10 +271,21 @@ def scan(
     """
     source = as_genotype_source(G)
     pheno = as_phenotypes(y)
-    n = _check_individuals(source, pheno)
+    n = pheno.values.shape[0]
+    check_samples(source, n, pheno.index)
     Xv, _, E, e_names = _fixed_design(X, interaction, n, pheno.index)
     decomposition = decompose(K, source if K is None else None, n=n, levels=pheno.index)
-    state = _scan_state(decomposition, Xv, pheno, E, h2, reml, reestimate, grid_size)
+    state = _scan_state(
+        decomposition,
+        Xv,
+        pheno,
+        E,
+        h2=h2,
+        reml=reml,
+        reestimate=reestimate,
+        grid_size=grid_size,
+        n_snps=source.n_snps,
+    )
     blocks = chunk_bounds(source.n_snps, chunk_size)
     results = run_blocks(
         scan_block,
@@ -289,22 +303,6 @@ def scan(
             stacklevel=2,
         )
     return _assemble(results, source.snp_table(), pheno.names, e_names, state)
-
-
-def _check_individuals(source: GenotypeSource, pheno: Phenotypes) -> int:
-    n = pheno.values.shape[0]
-    if source.n_samples != n:
-        raise DataError(
-            f"the genotypes have {source.n_samples} individuals but the phenotype has {n}; "
-            "use match_samples to align them"
-        )
-    labelled = isinstance(source, PlinkData) and pheno.index is not None
-    if labelled and not pd.Index(source.iid.astype(str)).equals(pheno.index):
-        raise DataError(
-            "the phenotype's individuals are not those of the .fam file in the same order; "
-            "use match_samples to align them"
-        )
-    return n
 
 
 def _fixed_design(
@@ -338,28 +336,37 @@ def _scan_state(
     X: np.ndarray,
     pheno: Phenotypes,
     E: np.ndarray | None,
+    *,
     h2: float | Sequence[float] | None,
     reml: bool,
     reestimate: bool,
     grid_size: int,
+    n_snps: int,
 ) -> ScanState:
-    """Rotate ``[X Y]`` once and fit each phenotype's null model."""
+    """Fit each phenotype's null model, choose the basis, bring ``X`` and ``Y`` there.
+
+    The keywords are :func:`scan`'s, and ``n_snps`` the number of SNPs to test.
+    """
     p, t = X.shape[1], pheno.values.shape[1]
-    everything = RotatedData.build(decomposition, X, pheno.values)
+    rotated = RotatedData.per_phenotype(decomposition, X, pheno.values)
     fixed = _fixed_h2(h2, t, reestimate)
-    nulls = tuple(
-        _null_fit(data, fixed[j], reml and not reestimate, grid_size, pheno.names[j])
-        for j, data in enumerate(everything.split(p))
-    )
+    reml = reml and not reestimate
+    h2s = [
+        _null_h2(data, fixed[j], reml, grid_size, pheno.names[j]) for j, data in enumerate(rotated)
+    ]
+    basis: Rotation | Whitening = Rotation(decomposition.U, decomposition.S)
+    if whitening_pays(basis, n_snps, t, reestimate):
+        basis = Whitening.at(basis, h2s[0])
+    XY = np.column_stack([X, pheno.values])
+    image = basis.apply(XY)
     return ScanState(
-        U=decomposition.U,
-        S=decomposition.S,
+        basis=basis,
         X=X,
-        X_rot=everything.rot[:, :p],
+        X_rot=image[:, :p],
         Y=pheno.values,
-        Y_rot=everything.rot[:, p:],
-        gram_XY=np.column_stack([X, pheno.values]).T @ np.column_stack([X, pheno.values]),
-        nulls=nulls,
+        Y_rot=image[:, p:],
+        gram_XY=XY.T @ XY,
+        nulls=tuple(_null_fit(data, h2, basis) for data, h2 in zip(rotated, h2s)),
         E=E,
         reestimate=reestimate,
         grid_size=grid_size,
@@ -377,34 +384,32 @@ def _fixed_h2(h2: float | Sequence[float] | None, t: int, reestimate: bool) -> l
     return [float(v) for v in values]
 
 
-def _null_fit(
-    data: RotatedData, h2: float | None, reml: bool, grid_size: int, name: str
-) -> NullFit:
-    """The null model of one phenotype at ``h²`` (estimated when not given)."""
+def _null_h2(data: RotatedData, h2: float | None, reml: bool, grid_size: int, name: str) -> float:
+    """The null model's ``h²``: estimated when not given."""
     if h2 is None:
         estimate = estimate_h2(data, reml=reml, grid_size=grid_size)
         if estimate.note:
             warnings.warn(f"phenotype {name!r}, null model: {estimate.note}", stacklevel=4)
-        h2 = estimate.h2
-    elif h2 == 1.0 and data.singular:
+        return estimate.h2
+    if h2 == 1.0 and data.singular:
         raise DataError("K has a zero eigenvalue, so V is singular at h2 = 1; give h2 < 1")
+    return h2
+
+
+def _null_fit(data: RotatedData, h2: float, basis: Rotation | Whitening) -> NullFit:
+    """The null model of one phenotype at ``h²``, with its weights in ``basis``."""
     fit = profiled_loglik(data, np.array([h2]), reml=False)
-    w, w0, _ = spectral_weights(data.S, data.n, np.array([h2]))
+    delta, w0 = basis.weights(h2)
     return NullFit(
-        h2,
-        w[0] - w0[0],
-        float(w0[0]),
-        fit.beta[0],
-        fit.A_inv[0],
-        float(fit.rss[0]),
-        float(fit.loglik[0]),
+        h2, delta, w0, fit.beta[0], fit.A_inv[0], float(fit.rss[0]), float(fit.loglik[0])
     )
 
 
 def _task_input(source: GenotypeSource, scheduler: object):
     """Dask workers read PLINK blocks themselves; anything else is read here and sent."""
     if scheduler != "threads" and isinstance(source, PlinkData):
-        return lambda start, stop: BlockRef(source, start, stop)
+        blocks = source.blocks
+        return lambda start, stop: BlockRef(blocks, start, stop)
     return source.read
 
 
@@ -419,6 +424,7 @@ def _assemble(
     af = np.concatenate([r.af for r in results])
     frames = [_phenotype_frame(results, i, name, snps, af, e_names) for i, name in enumerate(names)]
     table = pd.concat(frames, ignore_index=True)
+    table.attrs["basis"] = type(state.basis).__name__.lower()
     table.attrs["null"] = {
         name: {"h2": null.h2, "loglik_ml": null.loglik} for name, null in zip(names, state.nulls)
     }

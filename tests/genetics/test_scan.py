@@ -36,6 +36,7 @@ def test_lrt_matches_reference_at_its_h2(reference_scan, reference):
     # geno_kernel.json scan_pheno1: every LRT within 1e-6 absolute.
     ref = reference["scan_pheno1"]
     assert list(reference_scan["snp"]) == ref["snp"]
+    assert reference_scan.attrs["basis"] == "whitening"  # 2,000 SNPs > 2 × 400 individuals
     assert np.abs(reference_scan["lrt"] - ref["lrt"]).max() < 1e-6
     np.testing.assert_allclose(reference_scan["beta"], ref["effect"], rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(reference_scan["p_lrt"], ref["p"], rtol=1e-5, atol=1e-9)
@@ -121,6 +122,33 @@ def test_interaction_scan_equals_dense():
     np.testing.assert_allclose(as_values["lrt"], results["lrt"], rtol=1e-10)
 
 
+def test_whitened_blocks_equal_dense():
+    # More SNPs than 2n, one phenotype, full-rank K: the scan whitens instead of rotating.
+    rng = np.random.default_rng(12)
+    n, m = 20, 45
+    G = random_panel(rng, n, m, missing=0.1)
+    env = rng.normal(size=n)
+    y = rng.normal(size=n)
+    dec = eigh_kinship(kinship(G))
+    X = np.column_stack([np.ones(n), env])
+    E = pd.Series(env, name="env").to_frame()  # given as values: added to X
+    results = scan(G, y, np.ones((n, 1)), dec, h2=0.4, interaction=E)
+    plain = scan(G, y, X, dec, h2=0.4)
+    assert results.attrs["basis"] == plain.attrs["basis"] == "whitening"
+    filled = np.where(np.isnan(G), np.nanmean(G, axis=0), G)
+    K = dec.kinship()
+    testable = np.flatnonzero(plain["lrt"].notna())[:8]
+    gxe = _dense_tests(
+        y, X, K, 0.4, [np.column_stack([filled[:, j], filled[:, j] * env]) for j in testable], 1
+    )
+    main = _dense_tests(y, X, K, 0.4, [filled[:, [j]] for j in testable], 0)
+    for j, (lrt, wald, _), (lrt1, wald1, _) in zip(testable, gxe, main):
+        assert abs(results["lrt"][j] - lrt) < 1e-8 * max(1, lrt)
+        assert abs(results["wald"][j] - wald) < 1e-8 * max(1, wald)
+        assert abs(plain["lrt"][j] - lrt1) < 1e-8 * max(1, lrt1)
+        assert abs(plain["wald"][j] - wald1) < 1e-8 * max(1, wald1)
+
+
 def test_two_environments_give_two_degrees_of_freedom():
     rng = np.random.default_rng(9)
     n = 50
@@ -172,6 +200,7 @@ def test_several_phenotypes_and_chunking(panel, decomposition, reference_scan):
         chunk_size=13,
     )
     assert list(pd.unique(both["phenotype"])) == ["pheno1", "pheno2"] and len(both) == 100
+    assert both.attrs["basis"] == "rotation"  # two phenotypes share one rotation
     first = both[both["phenotype"] == "pheno1"].reset_index(drop=True)
     np.testing.assert_allclose(first["lrt"], reference_scan["lrt"][:50], rtol=1e-10, atol=1e-12)
     alone = scan(match.genotypes.read(0, 50), match.phenotypes["pheno2"], X, decomposition, h2=0.1)
@@ -214,7 +243,7 @@ def test_scan_errors(panel, decomposition):
     y = match.phenotypes["pheno1"]
     with pytest.raises(DataError, match="phenotype has 399; use match_samples"):
         scan(data, y.iloc[:399], None, decomposition)
-    with pytest.raises(DataError, match="not those of the .fam file in the same order"):
+    with pytest.raises(DataError, match="not those of the genotype file in the same order"):
         scan(data, y.iloc[::-1], None, decomposition)
     with pytest.raises(DataError, match="either a fixed h2 or reestimate"):
         scan(data, y, X, decomposition, h2=0.5, reestimate=True)
