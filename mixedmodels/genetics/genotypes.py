@@ -183,7 +183,7 @@ def standardise(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     ``Z[:, j] = (g_j - mean_j) / sd_j`` with ``sd_j`` the ddof=0 standard deviation of
     the imputed column.  Monomorphic SNPs (``sd_j = 0``) cannot be scaled and are
-    left out; the caller reports them (see :func:`warn_monomorphic`) once for all chunks.
+    left out; :func:`iter_standardised` reports them once for all blocks.
 
     Parameters
     ----------
