@@ -19,6 +19,10 @@ Steps, each in its own process so that peak memory is that of the step alone:
    the same ``h²`` (ours), no leave-one-chromosome-out: a first run that
    eigendecomposes ``K`` and caches it, then ``--repeats`` runs from the cache.
 
+5. ``heritability`` — REML heritability of 10 phenotypes (the simulated one
+   and 9 more drawn from the model with h² from 0 to 0.8) with the saved
+   decomposition: time per phenotype.
+
 The summary (medians, ratios, agreement of the p-values) goes to
 ``benchmarks/results/genetics_scan.json`` and is printed as a Markdown table.
 """
@@ -154,6 +158,31 @@ def fastlmm(work: Path, cached: bool, save: bool) -> dict:
     return {"run_s": seconds, "cached": cached, "peak_mb": _peak_mb(), "h2": h2}
 
 
+def heritability_step(work: Path) -> dict:
+    """Ten phenotypes fitted with one saved decomposition; time per phenotype."""
+    from mixedmodels.genetics import Decomposition, heritability
+
+    y, X = _inputs(work)
+    saved = np.load(work / "decomposition.npz")
+    dec = Decomposition(U=saved["U"], S=saved["S"])
+    rng = np.random.default_rng(2)
+    h2_true = np.linspace(0, 0.8, 9)
+    g = dec.U @ (np.sqrt(dec.S)[:, None] * rng.normal(size=(len(y), 9)))
+    noise = rng.normal(size=(len(y), 9))
+    simulated = (X @ [1, 0.01, 0.2])[:, None] + np.sqrt(h2_true) * g + np.sqrt(1 - h2_true) * noise
+    Y = np.column_stack([y, simulated])
+    t0 = time.perf_counter()
+    fits = heritability(Y, X, dec)
+    seconds = time.perf_counter() - t0
+    return {
+        "phenotypes": Y.shape[1],
+        "total_s": seconds,
+        "per_phenotype_s": seconds / Y.shape[1],
+        "h2_true": [None, *h2_true.tolist()],
+        "h2_reml": [f.h2 for f in fits],
+    }
+
+
 def _child(python: str, step: str, args: argparse.Namespace, *extra: str) -> dict:
     """Run one step in a fresh process and return its JSON report."""
     command = [
@@ -234,6 +263,7 @@ def main() -> None:
             "decompose": lambda: decompose(args.workdir),
             "ours": lambda: ours(args.workdir, args.chunk, args.save, args.h2),
             "fastlmm": lambda: fastlmm(args.workdir, args.cached, args.save),
+            "heritability": lambda: heritability_step(args.workdir),
         }
         print(json.dumps(steps[args.step]()))
         return
@@ -249,6 +279,7 @@ def run(args: argparse.Namespace) -> None:
         report["simulate_s"] = time.perf_counter() - t0
     report["decompose"] = _decomposition(args)
     report.update(_scans(args))
+    report["heritability"] = _child(sys.executable, "heritability", args)
     report["machine"]["load_average_at_end"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "genetics_scan.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -321,6 +352,11 @@ def _markdown(report: dict) -> str:
                 f"| scan, {name} | {r['median_s']:.1f} | {r['us_per_snp']:.0f} | "
                 f"{r['peak_mb']:.0f} |"
             )
+    h2 = report["heritability"]
+    lines.append(
+        f"\nHeritability, {h2['phenotypes']} phenotypes with one decomposition: "
+        f"{h2['per_phenotype_s']:.3f} s per phenotype"
+    )
     if "ratio_fastlmm_over_ours" in report:
         ratio = report["ratio_fastlmm_over_ours"]
         lines.append(
