@@ -188,6 +188,22 @@ def test_reestimated_h2_per_snp_equals_dense_maximisation():
     assert results["h2"].nunique() == 3  # one estimate per SNP
 
 
+def test_reestimated_interaction_equals_dense_maximisation():
+    rng = np.random.default_rng(6)
+    n = 40
+    G = random_panel(rng, n, 2)
+    B = rng.normal(size=(n, 100))
+    K = B @ B.T / 100
+    env = rng.normal(size=n)
+    y = rng.multivariate_normal(np.zeros(n), 0.3 * K + 0.7 * np.eye(n)) + 0.5 * G[:, 0] * env
+    results = scan(G, y, np.ones((n, 1)), K, reestimate=True, interaction=env)
+    X = np.column_stack([np.ones(n), env])
+    for j in range(2):
+        null = _dense_ml_max(y, np.column_stack([X, G[:, j]]), K)
+        alt = _dense_ml_max(y, np.column_stack([X, G[:, j], G[:, j] * env]), K)
+        assert abs(results["lrt"][j] - 2 * (alt - null)) < 1e-5
+
+
 def test_several_phenotypes_and_chunking(panel, decomposition, reference_scan):
     match, X = panel
     h2 = reference_scan.attrs["null"]["pheno1"]["h2"]
