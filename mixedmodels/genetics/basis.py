@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 from scipy.linalg.blas import dtrmm
 
 from mixedmodels.genetics.likelihood import spectral_weights
@@ -64,7 +65,12 @@ class Whitening:
         """Factor ``V⁻¹ = (U diag(√w))(U diag(√w))'`` at ``h²`` (full-rank ``U`` only)."""
         w, _ = rotation.weights(h2)
         half = rotation.U * np.sqrt(w)
-        return cls(np.asfortranarray(np.linalg.cholesky(half @ half.T)))
+        precision = half @ half.T
+        del half  # n × n arrays: keep at most three alive
+        # V⁻¹ is symmetric, so its transpose is the same matrix in Fortran order,
+        # which LAPACK factors in place.
+        L = scipy.linalg.cholesky(precision.T, lower=True, overwrite_a=True, check_finite=False)
+        return cls(L)
 
     def apply(self, A: np.ndarray) -> np.ndarray:
         """``L'A`` (n × c) by a triangular matrix product (BLAS ``trmm``)."""
