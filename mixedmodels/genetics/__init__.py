@@ -1,0 +1,46 @@
+"""Genetic models: kinship, SNP heritability and association scans (FaST-LMM / limix style).
+
+Model: ``y = Xβ + g + e`` with ``g ~ N(0, σg² K)``, ``e ~ N(0, σe² I)`` and a
+known kinship ``K``.  See ``docs/genetics.md`` for the algebra and examples.
+"""
+
+from mixedmodels.genetics.decomposition import Decomposition, eigh_kinship, svd_genotypes
+from mixedmodels.genetics.genotypes import ArrayGenotypes, GenotypeSource, mean_impute, standardise
+from mixedmodels.genetics.heritability import (
+    HeritabilityResult,
+    HeritabilityResults,
+    heritability,
+    loglik_curve,
+)
+from mixedmodels.genetics.kinship import check_kinship, kinship
+from mixedmodels.genetics.phenotypes import covariate_matrix, read_phenotypes
+from mixedmodels.genetics.plink import PlinkData, SampleMatch, match_samples, read_plink
+from mixedmodels.genetics.plots import kinship_heatmap, manhattan_plot, qq_plot
+from mixedmodels.genetics.scan import genomic_inflation, scan
+
+__all__ = [
+    "ArrayGenotypes",
+    "Decomposition",
+    "GenotypeSource",
+    "HeritabilityResult",
+    "HeritabilityResults",
+    "PlinkData",
+    "SampleMatch",
+    "check_kinship",
+    "covariate_matrix",
+    "eigh_kinship",
+    "genomic_inflation",
+    "heritability",
+    "kinship",
+    "kinship_heatmap",
+    "loglik_curve",
+    "manhattan_plot",
+    "match_samples",
+    "mean_impute",
+    "qq_plot",
+    "read_phenotypes",
+    "read_plink",
+    "scan",
+    "standardise",
+    "svd_genotypes",
+]

@@ -1,0 +1,130 @@
+"""Command-line subcommands ``mixedmodels scan`` and ``mixedmodels heritability``.
+
+The main program (``mixedmodels/cli.py``) calls :func:`register` with its
+subparsers; each subcommand stores its handler as ``func``, to be called as
+``args.func(args)`` and returning the exit status.
+
+Example::
+
+    mixedmodels scan --bed data/geno --pheno pheno.csv --covar age,sex \\
+        --pheno-col pheno1 --out results.tsv
+    mixedmodels heritability --bed data/geno --pheno pheno.csv --covar age,sex
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register", "run_heritability", "run_scan"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``scan`` and ``heritability`` subcommands to ``subparsers``."""
+    scan = subparsers.add_parser(
+        "scan",
+        help="association scan of every SNP under the kinship model",
+        description="Test each SNP of a PLINK file for association with the phenotype(s), "
+        "h² fixed at the null REML estimate; K is built from the same SNPs.",
+    )
+    _add_inputs(scan)
+    scan.add_argument("--out", required=True, help="tab-separated results file to write")
+    scan.add_argument("--chunk", type=int, default=1000, help="SNPs per block (default 1000)")
+    scan.add_argument("--no-progress", action="store_true", help="no progress bar")
+    scan.add_argument("--interaction", metavar="COLUMN", help="SNP × COLUMN interaction scan")
+    scan.add_argument("--reestimate", action="store_true", help="re-fit h² for every SNP (slow)")
+    scan.add_argument("--dask-scheduler", metavar="ADDRESS", help="run blocks on a Dask cluster")
+    scan.set_defaults(func=run_scan)
+
+    heritability = subparsers.add_parser(
+        "heritability",
+        help="SNP heritability by REML with a kinship from the genotypes",
+        description="Estimate h² = σg²/(σg² + σe²) for each phenotype; K from the PLINK file.",
+    )
+    _add_inputs(heritability)
+    heritability.add_argument("--ml", action="store_true", help="maximum likelihood, not REML")
+    heritability.add_argument("--out", help="also write the estimates to this tab-separated file")
+    heritability.set_defaults(func=run_heritability)
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bed", required=True, metavar="PREFIX", help="PLINK prefix (PREFIX.bed/.bim/.fam)"
+    )
+    parser.add_argument(
+        "--pheno", required=True, metavar="FILE", help="phenotype table (.csv or whitespace)"
+    )
+    parser.add_argument(
+        "--covar", default="", help="comma-separated covariate columns (intercept added)"
+    )
+    parser.add_argument(
+        "--pheno-col",
+        default="",
+        help="comma-separated phenotype columns (default: every other numeric one)",
+    )
+    parser.add_argument("--iid-col", default="iid", help="column of individual ids (default iid)")
+
+
+def _split(names: str) -> list[str]:
+    return [name.strip() for name in names.split(",") if name.strip()]
+
+
+def _load(args: argparse.Namespace, extra_covariates: list[str] = ()):
+    """Read the files, keep the shared complete individuals; return (match, phenotypes, X)."""
+    from mixedmodels.genetics.phenotypes import covariate_matrix, read_phenotypes
+    from mixedmodels.genetics.plink import match_samples, read_plink
+
+    table = read_phenotypes(args.pheno, args.iid_col)
+    covariates = _split(args.covar)
+    covariates += [c for c in extra_covariates if c not in covariates]
+    phenotypes = _split(args.pheno_col) or [
+        c
+        for c in table.select_dtypes("number").columns
+        if c not in covariates and c != args.iid_col
+    ]
+    match = match_samples(
+        read_plink(args.bed), table, iid_column=args.iid_col, columns=phenotypes + covariates
+    )
+    print(match, file=sys.stderr)
+    return match, match.phenotypes[phenotypes], covariate_matrix(match.phenotypes, covariates)
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    """Handler of ``mixedmodels scan``: write the results table, print a short summary."""
+    from mixedmodels.genetics.scan import genomic_inflation, scan
+
+    extra = [args.interaction] if args.interaction else []
+    match, Y, X = _load(args, extra)
+    results = scan(
+        match.genotypes,
+        Y,
+        X,
+        interaction=args.interaction,
+        reestimate=args.reestimate,
+        chunk_size=args.chunk,
+        progress=not args.no_progress,
+        scheduler=args.dask_scheduler or "threads",
+    )
+    results.to_csv(args.out, sep="\t", index=False)
+    for name, part in results.groupby("phenotype", sort=False):
+        best = part.loc[part["p_lrt"].idxmin()]
+        print(
+            f"{name}: {len(part)} SNPs, h2 (null) = {results.attrs['null'][name]['h2']:.4f}, "
+            f"lambda = {genomic_inflation(part['p_lrt']):.3f}, "
+            f"top {best['snp']} p = {best['p_lrt']:.3g}"
+        )
+    print(f"results written to {args.out}")
+    return 0
+
+
+def run_heritability(args: argparse.Namespace) -> int:
+    """Handler of ``mixedmodels heritability``: print the estimates (and write them)."""
+    from mixedmodels.genetics.heritability import heritability
+
+    match, Y, X = _load(args)
+    y = Y.iloc[:, 0] if Y.shape[1] == 1 else Y
+    result = heritability(y, X, G=match.genotypes, reml=not args.ml)
+    print(result)
+    if args.out:
+        result.to_frame().to_csv(args.out, sep="\t")
+    return 0

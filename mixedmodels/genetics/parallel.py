@@ -1,0 +1,119 @@
+"""Running a function over SNP blocks: in this process, or as Dask tasks on a cluster.
+
+``scheduler="threads"`` runs the blocks one after another here; each block's
+linear algebra already uses every core through the BLAS threads.  A
+``dask.distributed.Client`` (or a scheduler address such as
+``"tcp://10.0.0.1:8786"``) sends each block to a worker as a task: the shared
+state (the decomposition and the null fits) is scattered once to every worker,
+and at most two tasks per worker thread are in flight, so memory stays bounded
+however many SNPs there are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import islice
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mixedmodels.errors import DataError
+
+__all__ = ["run_blocks"]
+
+Block = tuple[int, int]
+
+
+def run_blocks(
+    func: Callable[[Any, Any], Any],
+    blocks: Sequence[Block],
+    task_input: Callable[[int, int], Any],
+    shared: Any,
+    *,
+    scheduler: object = "threads",
+    progress: bool = False,
+) -> list[Any]:
+    """``[func(task_input(start, stop), shared) for (start, stop) in blocks]``, in order.
+
+    Parameters
+    ----------
+    func : callable
+        Must be importable by Dask workers (a module-level function).
+    blocks : sequence of (start, stop)
+        SNP ranges.
+    task_input : callable
+        Builds a task's first argument; called only when the task is started, so
+        at most a window of blocks exists at once.
+    shared : object
+        Second argument of every call (scattered once with Dask).
+    scheduler : "threads", a ``dask.distributed.Client`` or a scheduler address
+    progress : bool
+        Show a tqdm bar counting SNPs.
+    """
+    total = sum(stop - start for start, stop in blocks)
+    with tqdm(total=total, unit="SNP", disable=not progress, desc="scan") as bar:
+        if scheduler == "threads":
+            return [_one(func, task_input, block, shared, bar) for block in blocks]
+        client, owned = _client(scheduler)
+        try:
+            return _on_dask(client, func, blocks, task_input, shared, bar)
+        finally:
+            if owned:
+                client.close()
+
+
+def _one(func: Callable, task_input: Callable, block: Block, shared: Any, bar: tqdm) -> Any:
+    result = func(task_input(*block), shared)
+    bar.update(block[1] - block[0])
+    return result
+
+
+def _client(scheduler: object) -> tuple[Any, bool]:
+    """The Dask client to use and whether this module opened it (and must close it)."""
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise DataError(
+            "a Dask scheduler needs the 'dask' extra: pip install mixedmodels[dask]"
+        ) from None
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    if isinstance(scheduler, str):
+        return Client(scheduler), True
+    raise DataError(
+        f"scheduler must be 'threads', a dask.distributed.Client or a scheduler address, "
+        f"not {scheduler!r}"
+    )
+
+
+def _on_dask(
+    client: Any,
+    func: Callable,
+    blocks: Sequence[Block],
+    task_input: Callable,
+    shared: Any,
+    bar: tqdm,
+) -> list[Any]:
+    """Submit the blocks in a sliding window and gather the results in block order."""
+    from distributed import as_completed
+
+    shared_future = client.scatter(shared, broadcast=True)
+    window = 2 * max(1, sum(client.nthreads().values()))
+    pending = iter(enumerate(blocks))
+    results: list[Any] = [None] * len(blocks)
+    position: dict[str, int] = {}
+
+    def submit(i: int, block: Block) -> Any:
+        future = client.submit(func, task_input(*block), shared_future, pure=False)
+        position[future.key] = i
+        return future
+
+    running = as_completed([submit(i, block) for i, block in islice(pending, window)])
+    for future in running:
+        i = position.pop(future.key)
+        results[i] = future.result()
+        bar.update(blocks[i][1] - blocks[i][0])
+        following = next(pending, None)
+        if following is not None:
+            running.add(submit(*following))
+    return results

@@ -1,0 +1,470 @@
+"""Genome-wide association scan under the kinship model (FaST-LMM's ``single_snp``, limix's scan/iscan).
+
+For each SNP ``g`` and phenotype ``y`` the scan compares
+
+* null:        ``y = Xβ + e'``,
+* alternative: ``y = Xβ + g γ + e'``,  ``Cov(e') = s² (h² K + (1 - h²) I)``,
+
+with ``h²`` fixed at the null model's estimate (REML by default), ``β`` and
+``s²`` profiled by maximum likelihood.  Genotypes are allele counts of the
+``.bim`` file's first allele, missing calls mean-imputed per SNP, so ``γ`` is
+the effect of one more copy of that allele.
+
+In the interaction mode (limix's ``iscan``) the null model holds ``g`` and
+the environments ``E`` (in ``X``); the alternative adds ``g ∘ E``; the test has
+``ncol(E)`` degrees of freedom.
+
+``K`` is decomposed once; SNPs are read, rotated by ``U'`` and tested in
+blocks of ``chunk_size`` (:mod:`mixedmodels.genetics.association`), in this
+process or as Dask tasks (:mod:`mixedmodels.genetics.parallel`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2
+
+from mixedmodels.errors import DataError
+from mixedmodels.genetics.association import (
+    NullFit,
+    TestResult,
+    nested_tests,
+    wald_statistic,
+    weighted_cross_products,
+)
+from mixedmodels.genetics.basis import Rotation, Whitening, whitening_pays
+from mixedmodels.genetics.decomposition import Decomposition, decompose
+from mixedmodels.genetics.genotypes import (
+    GenotypeSource,
+    as_genotype_source,
+    check_samples,
+    chunk_bounds,
+    mean_impute,
+)
+from mixedmodels.genetics.heritability import estimate_h2
+from mixedmodels.genetics.likelihood import RotatedData, profiled_loglik
+from mixedmodels.genetics.parallel import run_blocks
+from mixedmodels.genetics.phenotypes import Phenotypes, as_covariates, as_phenotypes
+from mixedmodels.genetics.plink import BedBlocks, PlinkData
+
+__all__ = ["genomic_inflation", "scan"]
+
+
+@dataclass(frozen=True)
+class ScanState:
+    """Everything a block of SNPs needs; sent once to each Dask worker.
+
+    ``basis`` where blocks are brought (:mod:`mixedmodels.genetics.basis`);
+    ``X`` (n, p), ``Y`` (n, t), their images in that basis and
+    ``gram_XY = [X Y]'[X Y]``; ``nulls`` one :class:`NullFit` per phenotype, with
+    weights for that basis; ``E`` (n, e) the environments of an interaction
+    scan or ``None``; ``reestimate`` whether ``h²`` is re-fitted for every SNP
+    (by ML, searching ``grid_size`` points; the basis is then a rotation).
+    """
+
+    basis: Rotation | Whitening
+    X: np.ndarray
+    X_rot: np.ndarray
+    Y: np.ndarray
+    Y_rot: np.ndarray
+    gram_XY: np.ndarray
+    nulls: tuple[NullFit, ...]
+    E: np.ndarray | None
+    reestimate: bool
+    grid_size: int
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def q0(self) -> int:
+        """SNP columns in the null model: the SNP itself in an interaction scan."""
+        return 0 if self.E is None else 1
+
+    @property
+    def low_rank(self) -> bool:
+        return self.basis.low_rank
+
+
+class BlockRef(NamedTuple):
+    """A block a Dask worker reads itself from a PLINK file (rather than being sent)."""
+
+    source: BedBlocks
+    start: int
+    stop: int
+
+
+class BlockResult(NamedTuple):
+    """Per block: ``af`` (c,) frequency of the counted allele; per phenotype a
+    :class:`TestResult` and the ``h²`` used (c,); ``notes`` how many per-SNP ``h²``
+    fits stopped short of a singular ``V``."""
+
+    af: np.ndarray
+    tests: list[TestResult]
+    h2: list[np.ndarray]
+    notes: int
+
+
+def snp_columns(G: np.ndarray, E: np.ndarray | None) -> np.ndarray:
+    """Per-SNP design columns ``C`` (n, c, q): ``g`` alone, or ``[g, g∘E_1, ..., g∘E_e]``."""
+    if E is None:
+        return G[:, :, None]
+    return np.concatenate([G[:, :, None], G[:, :, None] * E[:, None, :]], axis=2)
+
+
+def scan_block(block: np.ndarray | BlockRef, state: ScanState) -> BlockResult:
+    """Test every SNP of one block against every phenotype.
+
+    Parameters
+    ----------
+    block : ndarray (n, c) of allele counts, or a :class:`BlockRef` to read
+    state : ScanState
+    """
+    G = block.source.read(block.start, block.stop) if isinstance(block, BlockRef) else block
+    filled, mean = mean_impute(G)
+    C = snp_columns(filled, state.E)
+    n, c, q = C.shape
+    C_rot = state.basis.apply(C.reshape(n, c * q)).reshape(-1, c, q)
+    raw = _raw_products(C, state) if state.low_rank or state.reestimate else None
+    tests, h2s, notes = [], [], 0
+    for i, null in enumerate(state.nulls):
+        if state.reestimate:
+            result, h2, n_notes = _reestimated_tests(C_rot, raw, state, i)
+            notes += n_notes
+        else:
+            raw_i = (raw[0], raw[1], raw[2][..., i]) if raw is not None else None
+            products = weighted_cross_products(C_rot, state.X_rot, state.Y_rot[:, i], null, raw_i)
+            result, h2 = nested_tests(*products, null, n, state.q0), np.full(c, null.h2)
+        tests.append(result)
+        h2s.append(h2)
+    return BlockResult(mean / 2, tests, h2s, notes)
+
+
+def _raw_products(C: np.ndarray, state: ScanState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unrotated ``C_j'C_j`` (c, q, q), ``C_j'X`` (c, q, p), ``C_j'Y`` (c, q, t)."""
+    CC = np.einsum("ncq,ncr->cqr", C, C)
+    CX = np.tensordot(C, state.X, axes=([0], [0]))
+    CY = np.tensordot(C, state.Y, axes=([0], [0]))
+    return CC, CX, CY
+
+
+def _reestimated_tests(
+    C_rot: np.ndarray, raw: tuple[np.ndarray, np.ndarray, np.ndarray], state: ScanState, i: int
+) -> tuple[TestResult, np.ndarray, int]:
+    """Per-SNP ML fits of ``h²`` under both models; the LRT compares the two maxima."""
+    fits = [
+        _reestimated_snp(_snp_design(C_rot[:, j, :], [r[j] for r in raw], state, i), state, i)
+        for j in range(C_rot.shape[1])
+    ]
+    gamma, se, wald, lrt, h2, notes = (np.array(column) for column in zip(*fits))
+    return TestResult(gamma, se, wald, lrt), h2, int(notes.sum())
+
+
+def _reestimated_snp(data: RotatedData, state: ScanState, i: int) -> tuple:
+    """``(γ, se, wald, lrt, h²_alt, notes)`` of one SNP, NaN if its design is rank deficient."""
+    p, q0 = state.X.shape[1], state.q0
+    q = data.p - p
+    design = data.gram[:-1, :-1]
+    if np.linalg.matrix_rank(design) < design.shape[0]:
+        return np.full(q, np.nan), np.full(q, np.nan), np.nan, np.nan, np.nan, 0
+    alt = estimate_h2(data, reml=False, grid_size=state.grid_size)
+    notes = alt.note is not None
+    loglik_null = state.nulls[i].loglik
+    if q0:
+        null = estimate_h2(
+            data.subset([*range(p + q0), p + q]), reml=False, grid_size=state.grid_size
+        )
+        loglik_null, notes = float(null.fit.loglik[0]), notes + (null.note is not None)
+    fit = alt.fit
+    cov = fit.s2[0] * fit.A_inv[0][p:, p:]
+    wald = wald_statistic(fit.beta[0, p + q0 :], cov[q0:, q0:])
+    lrt = max(2.0 * (float(fit.loglik[0]) - loglik_null), 0.0)
+    return fit.beta[0, p:], np.sqrt(np.diag(cov)), wald, lrt, alt.h2, notes
+
+
+def _snp_design(
+    C_rot_j: np.ndarray, raw_j: list[np.ndarray], state: ScanState, i: int
+) -> RotatedData:
+    """Statistics of the design ``[X C_j y_i]`` from the block's products (no new rotation)."""
+    CC, CX, CY = raw_j
+    p = state.X.shape[1]
+    keep = [*range(p), p + i]
+    gram_Xy = state.gram_XY[np.ix_(keep, keep)]
+    cross = np.column_stack([CX, CY[:, i]])  # C_j'[X y_i], (q, p + 1)
+    gram = np.block(
+        [
+            [gram_Xy[:p, :p], cross[:, :p].T, gram_Xy[:p, p:]],
+            [cross[:, :p], CC, cross[:, p:]],
+            [gram_Xy[p:, :p], cross[:, p:].T, gram_Xy[p:, p:]],
+        ]
+    )
+    rot = np.column_stack([state.X_rot, C_rot_j, state.Y_rot[:, i]])
+    return RotatedData(rot, gram, state.basis.S, state.n)
+
+
+def scan(
+    G: object,
+    y: object,
+    X: object = None,
+    K: np.ndarray | pd.DataFrame | Decomposition | None = None,
+    *,
+    h2: float | Sequence[float] | None = None,
+    reml: bool = True,
+    reestimate: bool = False,
+    interaction: object = None,
+    chunk_size: int = 1000,
+    progress: bool = False,
+    scheduler: object = "threads",
+    grid_size: int = 101,
+) -> pd.DataFrame:
+    """Test every SNP for association with one or several phenotypes.
+
+    Parameters
+    ----------
+    G : PlinkData, array (n, m) or DataFrame
+        Allele counts, ``NaN`` for missing calls (mean-imputed per SNP).  A
+        :class:`PlinkData` is read ``chunk_size`` SNPs at a time.
+    y : array (n,) or (n, t), Series or DataFrame
+        Phenotype(s), complete.  With a PLINK ``G`` a labelled ``y`` must list
+        the ``.fam`` individuals in order (use :func:`match_samples`).
+    X : array (n, p) or DataFrame, optional
+        Covariates including the intercept column; default intercept only.
+    K : array (n, n), DataFrame or Decomposition, optional
+        Kinship or its decomposition; default ``kinship(G)``, computed block-wise.
+    h2 : float or one per phenotype, optional
+        Fix ``h²`` instead of estimating it on the null model.
+    reml : bool
+        Estimate the null ``h²`` by REML (default) or ML.
+    reestimate : bool
+        Re-fit ``h²`` for every SNP, by ML under both models (slow: two
+        one-dimensional searches per SNP and phenotype).
+    interaction : str, list of str, array (n,) / (n, e), Series or DataFrame, optional
+        Environments ``E`` for a SNP × environment scan: names of columns of a
+        DataFrame ``X``, or values added to ``X``.  The null model holds the SNP;
+        the alternative adds ``g ∘ E``.
+    chunk_size : int
+        SNPs per block; memory grows as ``8 n chunk_size (1 + e)`` bytes a few times.
+    progress : bool
+        Show a progress bar.
+    scheduler : "threads", dask.distributed.Client or scheduler address
+        Where blocks run; see :mod:`mixedmodels.genetics.parallel`.
+    grid_size : int
+        Grid points of each ``h²`` search.
+
+    Returns
+    -------
+    DataFrame
+        One row per SNP and phenotype: ``phenotype``, the SNP annotations
+        (``snp``, ``chrom``, ``pos``, ...), ``af`` (frequency of the counted
+        allele), ``h2``, ``beta``, ``se``, ``wald``, ``p_wald``, ``lrt``, ``p_lrt``
+        (χ² with 1 df).  An interaction scan reports ``beta_snp``, ``se_snp`` and
+        ``beta_snp:E``, ``se_snp:E`` per environment, and ``df``.  Untestable SNPs
+        (monomorphic, or collinear with ``X``) have ``NaN`` statistics.
+        ``attrs["null"]`` holds each phenotype's null ``h²`` and ML log-likelihood.
+    """
+    source = as_genotype_source(G)
+    pheno = as_phenotypes(y)
+    n = pheno.values.shape[0]
+    check_samples(source, n, pheno.index)
+    Xv, _, E, e_names = _fixed_design(X, interaction, n, pheno.index)
+    decomposition = decompose(K, source if K is None else None, n=n, levels=pheno.index)
+    state = _scan_state(
+        decomposition,
+        Xv,
+        pheno,
+        E,
+        h2=h2,
+        reml=reml,
+        reestimate=reestimate,
+        grid_size=grid_size,
+        n_snps=source.n_snps,
+    )
+    blocks = chunk_bounds(source.n_snps, chunk_size)
+    results = run_blocks(
+        scan_block,
+        blocks,
+        _task_input(source, scheduler),
+        state,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    notes = sum(r.notes for r in results)
+    if notes:
+        warnings.warn(
+            f"{notes} per-SNP ML fits of h² climbed towards h² = 1 where V is singular; "
+            "their interior local maximum is used (see heritability's notes)",
+            stacklevel=2,
+        )
+    return _assemble(results, source.snp_table(), pheno.names, e_names, state)
+
+
+def _fixed_design(
+    X: object, interaction: object, n: int, index: pd.Index | None
+) -> tuple[np.ndarray, list[str], np.ndarray | None, list[str]]:
+    """The null design, and for an interaction scan the environments ``E`` and their names."""
+    Xv, names = as_covariates(X, n, index)
+    if interaction is None:
+        return Xv, names, None, []
+    if isinstance(interaction, str) or (
+        isinstance(interaction, (list, tuple)) and all(isinstance(v, str) for v in interaction)
+    ):
+        wanted = [interaction] if isinstance(interaction, str) else list(interaction)
+        absent = [e for e in wanted if e not in names]
+        if absent:
+            raise DataError(
+                f"interaction column(s) {absent} are not covariates ({names}); pass X as a "
+                "DataFrame holding them, or give the environment's values instead"
+            )
+        return Xv, names, Xv[:, [names.index(e) for e in wanted]], wanted
+    E, e_names = as_covariates(interaction, n, index)
+    if not isinstance(interaction, (pd.Series, pd.DataFrame)):
+        e_names = [f"E{j}" for j in range(E.shape[1])]
+    combined = pd.DataFrame(np.column_stack([Xv, E]), columns=names + e_names, index=index)
+    Xv, names = as_covariates(combined, n, index)
+    return Xv, names, E, e_names
+
+
+def _scan_state(
+    decomposition: Decomposition,
+    X: np.ndarray,
+    pheno: Phenotypes,
+    E: np.ndarray | None,
+    *,
+    h2: float | Sequence[float] | None,
+    reml: bool,
+    reestimate: bool,
+    grid_size: int,
+    n_snps: int,
+) -> ScanState:
+    """Fit each phenotype's null model, choose the basis, bring ``X`` and ``Y`` there.
+
+    The keywords are :func:`scan`'s, and ``n_snps`` the number of SNPs to test.
+    """
+    p, t = X.shape[1], pheno.values.shape[1]
+    rotated = RotatedData.per_phenotype(decomposition, X, pheno.values)
+    fixed = _fixed_h2(h2, t, reestimate)
+    reml = reml and not reestimate
+    h2s = [
+        _null_h2(data, fixed[j], reml, grid_size, pheno.names[j]) for j, data in enumerate(rotated)
+    ]
+    basis: Rotation | Whitening = Rotation(decomposition.U, decomposition.S)
+    if whitening_pays(basis, n_snps, t, reestimate):
+        basis = Whitening.at(basis, h2s[0])
+    XY = np.column_stack([X, pheno.values])
+    image = basis.apply(XY)
+    return ScanState(
+        basis=basis,
+        X=X,
+        X_rot=image[:, :p],
+        Y=pheno.values,
+        Y_rot=image[:, p:],
+        gram_XY=XY.T @ XY,
+        nulls=tuple(_null_fit(data, h2, basis) for data, h2 in zip(rotated, h2s)),
+        E=E,
+        reestimate=reestimate,
+        grid_size=grid_size,
+    )
+
+
+def _fixed_h2(h2: float | Sequence[float] | None, t: int, reestimate: bool) -> list[float | None]:
+    if h2 is None:
+        return [None] * t
+    if reestimate:
+        raise DataError("give either a fixed h2 or reestimate=True, not both")
+    values = np.broadcast_to(np.asarray(h2, dtype=np.float64), (t,))
+    if ((values < 0) | (values > 1)).any():
+        raise DataError(f"h2 must lie in [0, 1], not {h2}")
+    return [float(v) for v in values]
+
+
+def _null_h2(data: RotatedData, h2: float | None, reml: bool, grid_size: int, name: str) -> float:
+    """The null model's ``h²``: estimated when not given."""
+    if h2 is None:
+        estimate = estimate_h2(data, reml=reml, grid_size=grid_size)
+        if estimate.note:
+            warnings.warn(f"phenotype {name!r}, null model: {estimate.note}", stacklevel=4)
+        return estimate.h2
+    if h2 == 1.0 and data.singular:
+        raise DataError("K has a zero eigenvalue, so V is singular at h2 = 1; give h2 < 1")
+    return h2
+
+
+def _null_fit(data: RotatedData, h2: float, basis: Rotation | Whitening) -> NullFit:
+    """The null model of one phenotype at ``h²``, with its weights in ``basis``."""
+    fit = profiled_loglik(data, np.array([h2]), reml=False)
+    delta, w0 = basis.weights(h2)
+    return NullFit(
+        h2, delta, w0, fit.beta[0], fit.A_inv[0], float(fit.rss[0]), float(fit.loglik[0])
+    )
+
+
+def _task_input(source: GenotypeSource, scheduler: object):
+    """Dask workers read PLINK blocks themselves; anything else is read here and sent."""
+    if scheduler != "threads" and isinstance(source, PlinkData):
+        blocks = source.blocks
+        return lambda start, stop: BlockRef(blocks, start, stop)
+    return source.read
+
+
+def _assemble(
+    results: list[BlockResult],
+    snps: pd.DataFrame,
+    names: list[str],
+    e_names: list[str],
+    state: ScanState,
+) -> pd.DataFrame:
+    """One row per SNP and phenotype, phenotypes one after the other."""
+    af = np.concatenate([r.af for r in results])
+    frames = [_phenotype_frame(results, i, name, snps, af, e_names) for i, name in enumerate(names)]
+    table = pd.concat(frames, ignore_index=True)
+    table.attrs["basis"] = type(state.basis).__name__.lower()
+    table.attrs["null"] = {
+        name: {"h2": null.h2, "loglik_ml": null.loglik} for name, null in zip(names, state.nulls)
+    }
+    return table
+
+
+def _phenotype_frame(
+    results: list[BlockResult],
+    i: int,
+    name: str,
+    snps: pd.DataFrame,
+    af: np.ndarray,
+    e_names: list[str],
+) -> pd.DataFrame:
+    gamma, se, wald, lrt = (
+        np.concatenate([getattr(r.tests[i], f) for r in results]) for f in TestResult._fields
+    )
+    frame = snps.reset_index(drop=True).copy()
+    frame.insert(0, "phenotype", name)
+    frame["af"] = af
+    frame["h2"] = np.concatenate([r.h2[i] for r in results])
+    labels = ["beta_snp", *(f"beta_snp:{e}" for e in e_names)] if e_names else ["beta"]
+    for j, label in enumerate(labels):
+        frame[label] = gamma[:, j]
+        frame[label.replace("beta", "se", 1)] = se[:, j]
+    df = max(len(e_names), 1)
+    frame["wald"], frame["p_wald"] = wald, chi2.sf(wald, df)
+    frame["lrt"], frame["p_lrt"] = lrt, chi2.sf(lrt, df)
+    if e_names:
+        frame["df"] = df
+    return frame
+
+
+def genomic_inflation(p_values: object) -> float:
+    """Genomic inflation ``λ = median(χ²₁ quantiles of p) / median(χ²₁)`` (≈ 1 under no inflation).
+
+    ``NaN`` p-values (untested SNPs) are ignored.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    p = p[np.isfinite(p)]
+    if p.size == 0:
+        raise DataError("no finite p-value to compute the genomic inflation from")
+    return float(np.median(chi2.isf(p, 1)) / chi2.ppf(0.5, 1))
