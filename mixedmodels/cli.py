@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        handler = getattr(args, "handler", None) or args.func  # plugins name it func
+        return int(handler(args) or 0)
     except MixedModelsError as exc:
         print(f"mixedmodels: error: {exc}", file=sys.stderr)
         return 2

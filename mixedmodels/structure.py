@@ -172,7 +172,7 @@ def _attach_covariance(remat: ReMat, K: Any) -> None:
             f"a known covariance can only be given for a single scalar term such as (1|{remat.name}); "
             f"{remat.name!r} has columns {', '.join(remat.cnames)}"
         )
-    remat.factor = covariance_factor(check_covariance(K, remat.levels, remat.name), remat.name)
+    remat.factor = covariance_factor(check_covariance(K, remat.levels, what=f"the covariance for {remat.name!r}"))
 
 
 def _amalgamate(name: str, refs: np.ndarray, levels: list[str], parts: list) -> ReMat:

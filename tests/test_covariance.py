@@ -77,11 +77,11 @@ def test_label_order_does_not_matter(data):
     "bad, match",
     [
         (lambda K: K.iloc[:, :-1], "same labels"),
-        (lambda K: K.iloc[1:, 1:], "no row for 1 level"),
-        (lambda K: K.to_numpy()[:-1, :-1], "59 x 59"),
+        (lambda K: K.iloc[1:, 1:], "1 individual.*missing from the covariance for 'id'"),
+        (lambda K: K.to_numpy()[:-1, :-1], "59 × 59 but there are 60"),
         (lambda K: K + np.triu(np.ones(K.shape), 1), "not symmetric"),
-        (lambda K: K - 3 * np.eye(len(K)), "not positive semidefinite"),
-        (lambda K: K.replace(K.iloc[0, 0], np.nan), "non-finite"),
+        (lambda K: K - 3 * np.eye(len(K)), "not positive semi-definite"),
+        (lambda K: K.replace(K.iloc[0, 0], np.nan), "missing or infinite"),
     ],
 )
 def test_bad_covariance(data, bad, match):

@@ -13,10 +13,12 @@ from mixedmodels.genetics.heritability import (
     loglik_curve,
 )
 from mixedmodels.genetics.kinship import check_kinship, kinship
+from mixedmodels.genetics.latent import LatentHeritability, latent_heritability, threshold_heritability
 from mixedmodels.genetics.phenotypes import covariate_matrix, read_phenotypes
 from mixedmodels.genetics.plink import PlinkData, SampleMatch, match_samples, read_plink
 from mixedmodels.genetics.plots import kinship_heatmap, manhattan_plot, qq_plot
 from mixedmodels.genetics.scan import genomic_inflation, scan
+from mixedmodels.variance.vardec import vardec
 
 __all__ = [
     "ArrayGenotypes",
@@ -24,6 +26,7 @@ __all__ = [
     "GenotypeSource",
     "HeritabilityResult",
     "HeritabilityResults",
+    "LatentHeritability",
     "PlinkData",
     "SampleMatch",
     "check_kinship",
@@ -33,6 +36,7 @@ __all__ = [
     "heritability",
     "kinship",
     "kinship_heatmap",
+    "latent_heritability",
     "loglik_curve",
     "manhattan_plot",
     "match_samples",
@@ -43,4 +47,6 @@ __all__ = [
     "scan",
     "standardise",
     "svd_genotypes",
+    "threshold_heritability",
+    "vardec",
 ]

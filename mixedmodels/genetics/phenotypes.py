@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mixedmodels.errors import DataError
-from mixedmodels.genetics._text import few
+from mixedmodels._text import few
 
 __all__ = ["Phenotypes", "as_covariates", "as_phenotypes", "covariate_matrix", "read_phenotypes"]
 

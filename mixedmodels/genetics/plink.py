@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mixedmodels.errors import DataError
-from mixedmodels.genetics._text import few
+from mixedmodels._text import few
 
 __all__ = ["PlinkData", "SampleMatch", "match_samples", "read_plink"]
 

@@ -284,7 +284,7 @@ def hlmm_scan(
         tests=range(start - lo, end - lo), window_bp=window_bp, min_maf=min_maf, max_missing=max_missing,
         progress=progress,
     )  # fmt: skip
-    snps = panel.bim.iloc[start:end][["snp", "chrom", "pos", "a1", "a2"]].reset_index(drop=True)
+    snps = panel.bim.iloc[start:end][["snp", "chrom", "pos", "allele_1", "allele_2"]].rename(columns={"allele_1": "a1", "allele_2": "a2"}).reset_index(drop=True)
     return pd.concat([snps, result], axis=1)[SCAN_COLUMNS]
 
 

@@ -1,86 +1,42 @@
 """Genotypes from PLINK bed files, as the variance models use them.
 
-Allele counts are of the bim file's *first* allele (PLINK's A1), which is
-what bed-reader counts with ``count_A1=True``.  Standardised genotypes are
-mean-imputed, centred and divided by their population (ddof = 0) standard
-deviation, as in the genomic relationship matrix K = Zs Zs' / m.
+A thin layer over :mod:`mixedmodels.genetics`: the PLINK file set is read by
+:func:`~mixedmodels.genetics.read_plink` (counts of the bim file's first
+allele, through bed-reader) and standardised by
+:func:`~mixedmodels.genetics.standardise` (mean-imputed, centred, divided by
+the population sd; monomorphic SNPs dropped), as in the genomic relationship
+matrix K = Zs Zs' / m.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from ..errors import DataError
+from ..genetics.genotypes import standardise as _standardise
+from ..genetics.plink import PlinkData, read_plink
 
-__all__ = ["Panel", "open_panel", "read_dosages", "standardise"]
-
-_FAM = ["fid", "iid", "father", "mother", "sex", "phenotype"]
-_BIM = ["chrom", "snp", "cm", "pos", "a1", "a2"]
+__all__ = ["open_panel", "read_dosages", "standardise"]
 
 
-@dataclass
-class Panel:
-    """A PLINK fileset: the bed reader and the fam and bim tables.
-
-    Attributes
-    ----------
-    bed : bed_reader.open_bed
-    fam : DataFrame
-        Columns fid, iid, father, mother, sex, phenotype (as text).
-    bim : DataFrame
-        Columns chrom, snp (as text), cm, pos, a1 (the counted allele), a2.
-    """
-
-    bed: Any
-    fam: pd.DataFrame
-    bim: pd.DataFrame
+def open_panel(path: str | Path) -> PlinkData:
+    """Open a PLINK file set; ``path`` names the .bed file or the prefix."""
+    return read_plink(path)
 
 
-def _table(path: Path, names: list[str]) -> pd.DataFrame:
-    """A fam or bim file: whitespace-separated (tabs or spaces, as PLINK accepts)."""
-    dtypes = {n: str for n in names if n not in ("cm", "pos")}
-    return pd.read_csv(path, sep=r"\s+", header=None, names=names, dtype=dtypes)
-
-
-def open_panel(path: str | Path) -> Panel:
-    """Open a PLINK bed file with its .bim and .fam; ``path`` names the .bed file or the prefix."""
-    try:
-        from bed_reader import open_bed
-    except ImportError as exc:  # an optional dependency
-        raise DataError(
-            "reading PLINK files needs bed-reader: pip install 'mixedmodels[genetics]'"
-        ) from exc
-    path = Path(path)
-    bed = path if path.suffix == ".bed" else path.with_name(path.name + ".bed")
-    for needed in (bed, bed.with_suffix(".bim"), bed.with_suffix(".fam")):
-        if not needed.exists():
-            raise DataError(f"PLINK file {str(needed)!r} not found")
-    fam, bim = _table(bed.with_suffix(".fam"), _FAM), _table(bed.with_suffix(".bim"), _BIM)
-    # Sizes given, so that bed-reader reads only genotypes (its bim parser expects tabs).
-    reader = open_bed(bed, iid_count=len(fam), sid_count=len(bim), count_A1=True)
-    return Panel(reader, fam, bim)
-
-
-def read_dosages(
-    panel: Panel, columns: slice | np.ndarray, rows: np.ndarray | None = None
-) -> np.ndarray:
-    """Counts of the first bim allele, (n, k) float64 with NaN where missing."""
-    rows = slice(None) if rows is None else rows
-    return panel.bed.read(index=np.s_[rows, columns], dtype="float64", order="F")
+def read_dosages(panel: PlinkData, columns: slice | np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Counts of the first bim allele for SNPs ``columns`` (a slice or indices), (n, k) float64, NaN where missing."""
+    selected = panel if rows is None else replace(panel, sample_index=panel.sample_index[np.asarray(rows)])
+    if isinstance(columns, slice):
+        start, stop, step = columns.indices(panel.n_snps)
+        return selected.read(start, stop)[:, ::step]
+    columns = np.asarray(columns, dtype=int)
+    lo = int(columns.min())
+    return selected.read(lo, int(columns.max()) + 1)[:, columns - lo]
 
 
 def standardise(G: np.ndarray) -> np.ndarray:
-    """Mean-impute per column, centre and divide by the population sd; constant columns dropped."""
-    G = np.array(G, dtype=float)
-    means = np.nanmean(G, axis=0)
-    missing = np.isnan(G)
-    G[missing] = np.take(means, np.nonzero(missing)[1])
-    G -= means
-    sd = G.std(axis=0)
-    keep = sd > 0
-    return G[:, keep] / sd[keep]
+    """Standardised genotypes with monomorphic SNPs dropped (see the module docstring)."""
+    return _standardise(np.asarray(G, dtype=float))[0]

@@ -1,4 +1,4 @@
-"""Wording shared by the genetics error messages."""
+"""Wording shared by error messages."""
 
 from __future__ import annotations
 
