@@ -194,18 +194,29 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
 
     @property
     def mu(self) -> np.ndarray:
-        return self.family.link.linkinv(self.eta)
+        """Conditional mean g⁻¹(η), cached with η."""
+        eta = self.eta
+        if getattr(self, "_mu_for", None) is not eta:
+            self._mu_for, self._mu_val, self._dev_val = eta, self.family.link.linkinv(eta), None
+        return self._mu_val
+
+    def conditional_deviance(self) -> float:
+        """Σ wᵢ d(yᵢ, μᵢ) at the current β, u (cached with η: PIRLS and the objective share it)."""
+        mu = self.mu
+        if self._dev_val is None:
+            self._dev_val = self.family.deviance(self.y, mu, self.wt)
+        return self._dev_val
 
     def penalized_deviance(self) -> float:
         """Σ wᵢ d(yᵢ, μᵢ) + ‖u‖² at the current β, u."""
-        return self.family.deviance(self.y, self.mu, self.wt) + float(self.u @ self.u)
+        return self.conditional_deviance() + float(self.u @ self.u)
 
     # ---- objectives --------------------------------------------------------------------
     def _aic_dispersion(self) -> float:
         """φ plugged into the log density by the objective: Σ wᵢ d(yᵢ, μᵢ) / Σ wᵢ (R's ``family$aic``)."""
         if not self.family.has_dispersion:
             return 1.0
-        return self.family.deviance(self.y, self.mu, self.wt) / float(self.wt.sum())
+        return self.conditional_deviance() / float(self.wt.sum())
 
     def _minus2_loglik(self) -> float:
         """-2 Σ log p(yᵢ | μᵢ) with all constants, at the current modes.
@@ -219,7 +230,7 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         if not hasattr(self, "_loglik_constant"):
             mu0 = self.family.mustart(self.y, self.wt)
             self._loglik_constant = -2.0 * self.family.loglik(self.y, mu0, self.wt) - self.family.deviance(self.y, mu0, self.wt)
-        return self.family.deviance(self.y, self.mu, self.wt) + self._loglik_constant
+        return self.conditional_deviance() + self._loglik_constant
 
     def laplace_objective(self) -> float:
         """-2 log-likelihood by the Laplace approximation at the current modes and L."""
@@ -363,6 +374,7 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
                 raise DataError(f"the new response must have shape {self.y.shape}, got {y.shape}")
             self.family.check_response(y, self.wt)
             self.y = y
+            self._mu_for = None  # cached μ and deviance belong to the old response
             self.beta0 = glm_start(self.family, self.X, y, self.wt, self.offset)
         fast = self.fast if fast is None else fast
         nagq = self.nagq if nagq is None else nagq
@@ -456,7 +468,7 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
     @property
     def deviance(self) -> float:
         """lme4's deviance(): Σ wᵢ d(yᵢ, μ̃ᵢ), the conditional deviance at the modes."""
-        return self.family.deviance(self.y, self.mu, self.wt)
+        return self.conditional_deviance()
 
     def varcorr(self, form: str = "wide") -> pd.DataFrame:
         sigma = self.dispersion_parameter
