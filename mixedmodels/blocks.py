@@ -139,10 +139,10 @@ class ScalarProduct:
         (L21 L21')[i, j] = λ_i λ_j Σ_l A21[i, l] A21[j, l] r_l².
 
     The pairs of non-zeros (i >= j) sharing a column l are listed once, as the
-    entries of a sparse matrix M whose rows are the positions (i, j) of the
-    lower triangle in Fortran order: one sparse matrix-vector product M r² is
-    then the lower triangle of A21 diag(r²) A21', and scaling by λ_i λ_j gives
-    L21 L21' without a general sparse product per evaluation.
+    entries of a sparse matrix M with a row for each position (i, j) of the lower
+    triangle that receives products: one sparse matrix-vector product M r² gives
+    those entries of A21 diag(r²) A21', and scaling by λ_i λ_j gives L21 L21'
+    without a general sparse product per evaluation.
     """
 
     def __init__(self, L21: sp.csr_matrix):
@@ -158,9 +158,13 @@ class ScalarProduct:
         target = rows[P2].astype(np.int64) * qB + rows[P1]  # Fortran order, lower triangle
         # building the CSR matrix sorts by target in linear time; its data records the order
         tag = np.arange(1, len(P1) + 1, dtype=float)
-        self._M = sp.csr_matrix((tag, (target, cols[P1])), shape=(qB * qB, q1))
+        M = sp.csr_matrix((tag, (target, cols[P1])), shape=(qB * qB, q1))
+        # keep only the positions that receive products (a fraction of the lower triangle)
+        self.targets = np.flatnonzero(np.diff(M.indptr))
+        self._M = M[self.targets]
         order = self._M.data.astype(np.int64) - 1
         self.P1, self.P2 = P1[order], P2[order]
+        self.row_i, self.row_j = self.targets % qB, self.targets // qB
         self.qB = qB
 
     @staticmethod
@@ -174,8 +178,10 @@ class ScalarProduct:
 
     def lower_product(self, r1: np.ndarray, lam_rows: np.ndarray) -> np.ndarray:
         """L21 L21' for the current r1 (= R1) and λ per row: exact in the lower triangle, zero above."""
-        prod = (self._M @ (r1 * r1)).reshape((self.qB, self.qB), order="F")
-        prod *= lam_rows[:, None] * lam_rows[None, :]
+        sums = self._M @ (r1 * r1)
+        sums *= lam_rows[self.row_i] * lam_rows[self.row_j]
+        prod = np.zeros((self.qB, self.qB), order="F")
+        prod.ravel(order="F")[self.targets] = sums
         return prod
 
 
