@@ -57,12 +57,12 @@ def numeric_response(response: Any, expr: str) -> np.ndarray:
     return arr
 
 
-def check_weights(w: np.ndarray | None, strictly_positive: bool = True) -> None:
+def check_weights(w: np.ndarray | None) -> None:
     if w is None:
         return
     if (w < 0).any():
         raise DataError("weights must not be negative")
-    if strictly_positive and (w == 0).any():
+    if (w == 0).any():
         raise DataError("weights must be positive (drop the rows with zero weight instead)")
 
 
@@ -386,16 +386,13 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
         """lme4's deviance(): the objective (REML criterion for a REML fit)."""
         return self.objective
 
-    def _term_order(self) -> list[tuple[int, int]]:
-        return term_order(self.reterms)
-
     def varcorr(self, form: str = "wide") -> pd.DataFrame:
         """Variance components.
 
         ``form="wide"``: group, name, variance, std. dev., correlation (with the
         term's first column); ``form="long"``: lme4's grp, var1, var2, vcov, sdcor.
         """
-        terms = term_covariances(self.reterms, self._term_order(), self.sigma)
+        terms = term_covariances(self.reterms, term_order(self.reterms), self.sigma)
         return varcorr_long(terms, self.sigma) if form == "long" else varcorr_frame(terms, self.sigma)
 
     def ranef(self, condvar: bool = False, form: str = "wide") -> dict[str, pd.DataFrame] | pd.DataFrame:

@@ -151,15 +151,3 @@ class ReMat:
         indices = (self.refs[:, None] * k + np.arange(k)).ravel()
         indptr = np.arange(0, n * k + 1, k)
         return sp.csr_matrix((data.ravel(), indices, indptr), shape=(n, self.q))
-
-    def Lambda(self) -> sp.csr_matrix:
-        """The term's block of Λθ: kron(I_nlevels, λ), sparse (q x q)."""
-        return sp.kron(sp.identity(self.nlevels, format="csr"), sp.csr_matrix(self.lambda_), format="csr")
-
-    def covariance_blocks(self) -> list[tuple[slice, np.ndarray]]:
-        """λ λ' restricted to each original term (σ² times the term's covariance)."""
-        out = []
-        for b in self.blocks:
-            lam = self.lambda_[b, b]
-            out.append((b, lam @ lam.T))
-        return out
