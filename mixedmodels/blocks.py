@@ -316,9 +316,19 @@ class CholmodFactor:
 # The whole system
 # ---------------------------------------------------------------------------
 class FixedEffectsBlock:
-    """What the last block row L33 = [L_X 0; l_yX' r] gives, for any storage of L_Z."""
+    """What the last block row L33 = [L_X 0; l_yX' r] gives, for any storage of L_Z.
+
+    Also the columns of L_Z⁻¹, from whatever ``solve_LZ`` the storage provides.
+    """
 
     L33: np.ndarray
+    q: int
+
+    def LZ_inverse_columns(self, start: int, stop: int) -> np.ndarray:
+        """Columns start:stop of L_Z⁻¹ (dense, q x (stop - start))."""
+        E = np.zeros((self.q, stop - start))
+        E[np.arange(start, stop), np.arange(stop - start)] = 1.0
+        return self.solve_LZ(E)
 
     def logdet_X(self) -> float:
         """log|L_X| for the fixed-effects block (half of lme4's ldRX2)."""
@@ -359,6 +369,7 @@ class PenalizedSystem(FixedEffectsBlock):
         self.q1 = self.first.q
         self.offsets = np.cumsum([0] + [r.q for r in self.rest]).tolist()
         self.qB = self.offsets[-1]
+        self.q = self.q1 + self.qB
         self._build_structure()
         self.set_weights(sqrtw)
         self.factorB = self._choose_factor(sparse)
@@ -605,9 +616,3 @@ class PenalizedSystem(FixedEffectsBlock):
         u1 = self.F1.solve_transpose(v[: self.q1] - self.L21.T @ u2)
         return np.concatenate([u1, u2])
 
-    def LZ_inverse_columns(self, start: int, stop: int) -> np.ndarray:
-        """Columns start:stop of L_Z⁻¹ (dense, q x (stop - start))."""
-        q = self.q1 + self.qB
-        E = np.zeros((q, stop - start))
-        E[np.arange(start, stop), np.arange(stop - start)] = 1.0
-        return self.solve_LZ(E)

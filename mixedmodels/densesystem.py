@@ -106,8 +106,3 @@ class DenseSystem(FixedEffectsBlock):
 
     def solve_LZt(self, v: np.ndarray) -> np.ndarray:
         return sla.solve_triangular(self.LZ, v, lower=True, trans="T", check_finite=False)
-
-    def LZ_inverse_columns(self, start: int, stop: int) -> np.ndarray:
-        E = np.zeros((self.q, stop - start))
-        E[np.arange(start, stop), np.arange(stop - start)] = 1.0
-        return self.solve_LZ(E)
