@@ -99,12 +99,12 @@ def test_offset_argument_equals_offset_term():
     a = glmm("TICKS ~ YEAR + (1|BROOD) + offset(log(HEIGHT))", ticks, family="poisson").fit(fast=True)
     b = glmm("TICKS ~ YEAR + (1|BROOD)", ticks, family="poisson", offset=np.log(ticks["HEIGHT"])).fit(fast=True)
     assert a.objective == pytest.approx(b.objective, rel=1e-12)
-    np.testing.assert_allclose(a.fitted, b.fitted, rtol=1e-10)
+    np.testing.assert_allclose(a.fitted(), b.fitted(), rtol=1e-10)
 
 
 def test_residual_kinds(cbpp):
     m = glmm(CBPP, cbpp, family="binomial").fit(fast=True)
-    np.testing.assert_allclose(m.residuals("response"), m.y - m.fitted)
+    np.testing.assert_allclose(m.residuals("response"), m.y - m.fitted())
     assert np.sum(m.residuals() ** 2) == pytest.approx(m.deviance)
     with pytest.raises(MixedModelsError, match="unknown residual type"):
         m.residuals("raw")

@@ -24,7 +24,7 @@ def test_defaults(model):
     np.testing.assert_array_equal(o.initial_step, [0.75, 1.0, 0.75])
     np.testing.assert_array_equal(o.initial, [1.0, 0.0, 1.0])
     np.testing.assert_array_equal(o.lowerbd, [0.0, -np.inf, 0.0])
-    assert o.maxfeval == -1 and not o.fitted
+    assert o.maxfeval == -1 and not o.fitted()
 
 
 def test_switch_to_nelder_mead_reaches_same_optimum(model):
