@@ -201,7 +201,8 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         self.optsum = OptSummary(self._initial_theta(), self.lowerbd, reml=self.reml)
 
     def _after_load(self) -> None:
-        self.update_L()
+        if self.is_fitted:  # a GLMM's working LMM is refactored by the GLMM itself
+            self.update_L()
 
     # ---- what the model is ----------------------------------------------------------------
     @property

@@ -64,7 +64,8 @@ def test_nagq_needs_single_scalar_term():
 
 def test_nagq_not_positive(cbpp):
     with pytest.raises(MixedModelsError, match="positive integer"):
-        glmm(CBPP, cbpp, family="binomial").fit(nagq=0)
+        glmm(CBPP, cbpp, family="binomial").fit(nagq=-1)
+    assert glmm(CBPP, cbpp, family="binomial").fit(nagq=0).fast  # lme4's nAGQ = 0: the fast fit
 
 
 def test_two_column_response_needs_binomial(cbpp):

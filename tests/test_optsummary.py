@@ -24,7 +24,7 @@ def test_defaults(model):
     np.testing.assert_array_equal(o.initial_step, [0.75, 1.0, 0.75])
     np.testing.assert_array_equal(o.initial, [1.0, 0.0, 1.0])
     np.testing.assert_array_equal(o.lowerbd, [0.0, -np.inf, 0.0])
-    assert o.maxfeval == -1 and not o.fitted()
+    assert o.maxfeval == -1 and not o.fitted
 
 
 def test_switch_to_nelder_mead_reaches_same_optimum(model):
@@ -74,7 +74,7 @@ def test_roundoff_limited_is_a_normal_end(model, monkeypatch):
     import nlopt
 
     calls = {"n": 0}
-    original = model._safe_objective
+    original = model.objective_at
 
     def objective(theta):
         calls["n"] += 1
@@ -82,7 +82,7 @@ def test_roundoff_limited_is_a_normal_end(model, monkeypatch):
             raise nlopt.RoundoffLimited()
         return original(theta)
 
-    monkeypatch.setattr(model, "_safe_objective", objective)
+    monkeypatch.setattr(model, "objective_at", objective)
     model.fit()
     assert model.optsum.returnvalue == "ROUNDOFF_LIMITED"
     assert np.isfinite(model.objective) and model.optsum.feval == 29
