@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from reference_data import load_json
 
 HERE = Path(__file__).parent / "data" / "poisson_slopes"
-REF = json.loads((HERE / "reference.json").read_text())
+REF = load_json("data/poisson_slopes/reference.json")
 
 
 @pytest.mark.parametrize("name", sorted(REF))

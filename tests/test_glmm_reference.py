@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from reference_data import reference, reference_names
+from reference_data import load_json, reference, reference_names
 
 GLMMS = reference_names("glmm")
-EXTRA = json.loads((Path(__file__).parent / "data" / "extra_reference.json").read_text())
+EXTRA = load_json("data/extra_reference.json")
 EXTRA_GLMMS = sorted(k for k, v in EXTRA.items() if k != "versions" and v["kind"] == "glmm")
 
 
