@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, FormulaError
+from .modelframe import check_magnitude
 
-__all__ = ["Design", "model_matrix", "formula_context", "lme4_name"]
+__all__ = ["Design", "model_matrix", "formula_context", "lme4_name", "r_to_formulaic"]
 
 _CONTRAST_NAMES = {
     "treatment": "TreatmentContrasts",
@@ -46,8 +47,17 @@ class Design:
 
 
 def formula_context(contrasts: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Names available inside formulas: numpy's elementwise functions and contrasts."""
+    """Names available inside formulas: numpy's elementwise functions, R's ``factor`` and contrasts.
+
+    ``factor(x)`` (and ``as.factor(x)``, spelt ``as_factor`` for Python) is
+    formulaic's ``C``: the column is treated as categorical, with its levels
+    remembered for new data, and named as R names it (``factor(cyl)6``).
+    """
+    from formulaic.transforms import C
+
     ctx: dict[str, Any] = {
+        "factor": C,
+        "as_factor": C,
         "np": np,
         "log": np.log,
         "exp": np.exp,
@@ -98,7 +108,17 @@ def lme4_name(name: str) -> str:
     """Translate a formulaic column name into lme4's spelling."""
     if name == "Intercept":
         return "(Intercept)"
+    name = _AS_FACTOR_PY.sub("as.factor(", name)
     return ":".join(_factor_part(part) for part in _split_colon(name))
+
+
+_AS_FACTOR_R = re.compile(r"(?<![\w.`])as\.factor\(")
+_AS_FACTOR_PY = re.compile(r"(?<![\w.`])as_factor\(")
+
+
+def r_to_formulaic(rhs: str) -> str:
+    """R spellings formulaic cannot read: ``as.factor(`` (``as`` is a Python keyword) -> ``as_factor(``."""
+    return _AS_FACTOR_R.sub("as_factor(", rhs)
 
 
 def _split_colon(name: str) -> list[str]:
@@ -142,7 +162,7 @@ def model_matrix(
     import formulaic
 
     context = formula_context(contrasts)
-    text = apply_contrasts(rhs, contrasts)
+    text = apply_contrasts(r_to_formulaic(rhs), contrasts)
     try:
         mm = formulaic.Formula(text).get_model_matrix(frame, context=context, na_action="raise")
     except Exception as exc:  # formulaic raises many types; report them in the user's terms
@@ -153,7 +173,10 @@ def model_matrix(
     if not np.isfinite(matrix).all():
         bad = [lme4_name(c) for c, ok in zip(mm.columns, np.isfinite(matrix).all(axis=0)) if not ok]
         raise DataError(f"{what} {rhs!r}: non-finite values in column(s) {', '.join(bad)}")
-    return Design(matrix, [lme4_name(str(c)) for c in mm.columns], mm.model_spec, context)
+    names = [lme4_name(str(c)) for c in mm.columns]
+    for name, column in zip(names, matrix.T):
+        check_magnitude(column, f"column {name!r} of the {what}")
+    return Design(matrix, names, mm.model_spec, context)
 
 
 def _formula_error(exc: Exception, rhs: str, what: str) -> FormulaError:

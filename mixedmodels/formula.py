@@ -61,7 +61,11 @@ class ParsedFormula:
     offsets: tuple[str, ...] = ()
 
 
-_IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
+_IDENT = re.compile(r"^(?:[^\W\d]|\.)[\w.]*$|^`[^`]+`$")
+"""A column name: letters of any script, digits, ``_`` and ``.``, or anything back-quoted."""
+
+_AS_FACTOR = re.compile(r"^(?:as\.)?factor\((?P<name>[^()]+)\)$")
+"""``factor(g)`` / ``as.factor(g)`` around a grouping column: lme4 makes every grouping variable a factor anyway."""
 
 
 def split_top_level(text: str, ops: str = "+-") -> list[tuple[str, str]]:
@@ -135,6 +139,11 @@ def _strip_outer_parens(piece: str) -> str | None:
 
 
 def _check_factor_name(name: str, source: str) -> str:
+    """The data column of one grouping variable: ``g``, a back-quoted name, ``factor(g)``."""
+    name = name.strip()
+    wrapped = _AS_FACTOR.match(name)
+    if wrapped:
+        name = wrapped.group("name").strip()
     if not _IDENT.match(name):
         raise FormulaError(
             f"grouping factor {name!r} in random-effects term {source!r} must be a column "

@@ -8,6 +8,7 @@ generalised models share it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -18,10 +19,20 @@ from .design import formula_context, model_matrix
 from .errors import DataError, FormulaError
 from .feterm import FeTerm
 from .formula import ParsedFormula, RandomTerm, parse_formula
-from .modelframe import ModelFrame, check_dataframe, grouping_factor, model_frame, used_columns
+from .modelframe import (
+    NAME_PATTERN,
+    ModelFrame,
+    check_dataframe,
+    check_magnitude,
+    check_unique_columns,
+    grouping_factor,
+    identifiers,
+    model_frame,
+    used_columns,
+)
 from .remat import ReMat
 
-__all__ = ["ModelStructure", "build_structure", "evaluate_expression"]
+__all__ = ["ModelStructure", "build_structure", "evaluate_expression", "lme4_term_order"]
 
 _WEIGHTS = "(weights)"
 _OFFSET = "(offset)"
@@ -63,37 +74,107 @@ class ModelStructure:
 
 
 def evaluate_expression(expr: str, frame: pd.DataFrame, what: str = "response") -> np.ndarray | pd.Series:
-    """Evaluate an expression of columns (``log(y)``, ``cbind(a, n - a)``) on the frame."""
+    """Evaluate an expression of columns (``log(y)``, ``cbind(a, n - a)``) on the frame.
+
+    Column names that are not Python names (back-quoted names with spaces,
+    R's dotted ``my.var``) are replaced by placeholders first; a column
+    named like a function (``exp``) is the column.
+    """
     if expr in frame.columns:
         return frame[expr]
+    bare = expr.strip().strip("`") if _is_one_name(expr) else None
+    if bare is not None and bare in frame.columns:
+        return frame[bare]
+    text, columns = _placeholders(expr, frame)
     names: dict[str, Any] = dict(formula_context())
     names["cbind"] = lambda *cols: np.column_stack([np.asarray(c, dtype=float) for c in cols])
     names["I"] = lambda x: x
-    names.update({str(c): frame[c].to_numpy() for c in frame.columns})
+    names.update(columns)
     try:
-        return eval(expr, {"__builtins__": {}}, names)  # noqa: S307 - formulas are user code, as in formulaic
+        value = eval(text, {"__builtins__": {}}, names)  # noqa: S307 - formulas are user code, as in formulaic
     except NameError as exc:
         raise FormulaError(f"{what} {expr!r}: {str(exc).replace('name', 'column', 1)} in the data") from exc
     except Exception as exc:
         raise FormulaError(f"cannot evaluate the {what} {expr!r}: {exc}") from exc
+    _check_evaluated(value, expr, what)
+    return value
+
+
+def _is_one_name(expr: str) -> bool:
+    names = identifiers(expr)
+    return len(names) == 1 and expr.strip().strip("`") == names[0]
+
+
+def _placeholders(expr: str, frame: pd.DataFrame) -> tuple[str, dict[str, np.ndarray]]:
+    """``expr`` with each column name replaced by a Python name, and those names' values."""
+    columns: dict[str, np.ndarray] = {}
+    by_name = {str(c): c for c in frame.columns}
+
+    def substitute(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in by_name:
+            return match.group(0)
+        key = f"_column_{list(by_name).index(name)}"
+        columns[key] = frame[by_name[name]].to_numpy()
+        return key
+
+    return NAME_PATTERN.sub(substitute, expr), columns
+
+
+def _check_evaluated(value: Any, expr: str, what: str) -> None:
+    """A complex or overflowing result of an expression is a DataError naming it."""
+    arr = np.asarray(value) if not isinstance(value, pd.Series) else value
+    if np.iscomplexobj(arr):
+        raise DataError(f"the {what} {expr!r} is complex-valued; a mixed model needs real numbers")
+    if isinstance(arr, np.ndarray) and arr.dtype.kind in "fiu":
+        if not np.isfinite(arr).all():
+            raise DataError(f"the {what} {expr!r} has non-finite values (NaN or infinite) after evaluation")
+        check_magnitude(arr, f"the {what} {expr!r}")
+    elif isinstance(arr, pd.Series):
+        check_magnitude(arr, f"the {what} {expr!r}")
 
 
 def _per_row(values: Any, data: pd.DataFrame, what: str) -> np.ndarray:
-    """A column name or array of one value per row of ``data``, as floats."""
+    """A column name or array of one value per row of ``data``, as real floats.
+
+    Categorical, text, complex or date values are refused: their codes or
+    real parts would be used silently otherwise.
+    """
+    name = f"{what} column {values!r}" if isinstance(values, str) else what
     if isinstance(values, str):
         if values not in data.columns:
             raise DataError(f"{what} column {values!r} is not in the data")
+        check_unique_columns(data, [values])
         values = data[values]
-    arr = np.asarray(values, dtype=float) if not isinstance(values, pd.Series) else values.to_numpy(dtype=float, na_value=np.nan)
-    if arr.ndim != 1 or len(arr) != len(data):
+    series = values if isinstance(values, pd.Series) else None
+    arr = np.asarray(values) if series is None else None
+    if arr is not None and (arr.ndim != 1 or len(arr) != len(data)):
         raise DataError(f"{what} must have one value per row of the data ({len(data)}), got shape {arr.shape}")
-    return arr
+    series = pd.Series(arr) if series is None else series
+    _check_numeric(series, name)
+    out = series.to_numpy(dtype=float, na_value=np.nan)
+    if out.ndim != 1 or len(out) != len(data):
+        raise DataError(f"{what} must have one value per row of the data ({len(data)}), got shape {out.shape}")
+    check_magnitude(out[np.isfinite(out)], name)
+    return out
+
+
+def _check_numeric(series: pd.Series, name: str) -> None:
+    dtype = series.dtype
+    if pd.api.types.is_complex_dtype(dtype):
+        raise DataError(f"{name} is complex-valued; it must be real numbers")
+    numeric = pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+    if not numeric and pd.api.types.infer_dtype(series, skipna=True) not in ("integer", "floating", "mixed-integer-float", "empty"):
+        raise DataError(
+            f"{name} must be numbers, got {dtype} values (a categorical's codes are not weights); "
+            "convert it with pandas.to_numeric if the values are numbers written as text"
+        )
 
 
 def _term_texts(parsed: ParsedFormula) -> list[str]:
     texts = [parsed.response, parsed.fixed, *parsed.offsets]
     for term in parsed.random:
-        texts.extend([term.expr, *term.factors])
+        texts.extend([term.expr, *(f"`{col}`" for col in term.factors)])
     return texts
 
 
@@ -140,7 +221,7 @@ def build_reterms(
     ``covariance`` maps grouping-factor names to known covariance matrices
     (see :mod:`mixedmodels.covariance`); those terms must be scalar.
     """
-    covariance = dict(covariance or {})
+    covariance = _covariance_mapping(covariance)
     groups: dict[str, dict[str, Any]] = {}
     for tid, term in enumerate(parsed.random):
         z, names = _random_matrix(term, frame, contrasts)
@@ -164,6 +245,18 @@ def build_reterms(
     return remats, _theta_permutation(remats)
 
 
+def _covariance_mapping(covariance: Any) -> dict[str, Any]:
+    """``covariance=`` as a dict from grouping-factor name to matrix; anything else is refused."""
+    if covariance is None:
+        return {}
+    if not isinstance(covariance, Mapping):
+        raise FormulaError(
+            f"covariance= must map grouping-factor names to matrices, e.g. {{'line': K}}; "
+            f"got a {type(covariance).__name__}"
+        )
+    return dict(covariance)
+
+
 def _attach_covariance(remat: ReMat, K: Any) -> None:
     from .covariance import check_covariance, covariance_factor
 
@@ -185,14 +278,34 @@ def _amalgamate(name: str, refs: np.ndarray, levels: list[str], parts: list) -> 
     return ReMat(name, refs, levels, z, cnames, blocks, [tid for tid, _, _ in parts])
 
 
+def lme4_term_order(nlevels: list[int]) -> list[int]:
+    """Formula-order indices of the random-effects terms in lme4's order.
+
+    As ``mkReTrms``: terms already in non-increasing order of their number
+    of levels keep formula order; otherwise they are put in ``rev(order(nl))``
+    order, decreasing number of levels with ties in *reversed* formula order.
+    """
+    nl = np.asarray(nlevels)
+    if np.any(np.diff(nl) > 0):
+        return [int(i) for i in np.argsort(nl, kind="stable")[::-1]]
+    return list(range(len(nl)))
+
+
 def _theta_permutation(remats: list[ReMat]) -> np.ndarray:
-    """Order θ as lme4 does: terms by decreasing number of levels (stable), then within term."""
+    """``theta_lme4 = theta_internal[perm]``: θ by lme4's term order, then within term.
+
+    Internally θ follows the ReMats and their blocks; lme4 has one block per
+    term (terms on one grouping factor are not amalgamated), in
+    :func:`lme4_term_order`, each term's lower triangle column by column.
+    """
+    nlevels = {tid: r.nlevels for r in remats for tid in r.term_ids}
+    order = lme4_term_order([nlevels[tid] for tid in sorted(nlevels)])
+    rank = {tid: pos for pos, tid in enumerate(order)}
     keys = []
     for remat in remats:
         for tid, block in zip(remat.term_ids, remat.blocks):
             size = block.stop - block.start
-            for pos in range(size * (size + 1) // 2):
-                keys.append((-remat.nlevels, tid, pos))
+            keys.extend((rank[tid], pos) for pos in range(size * (size + 1) // 2))
     return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.intp)
 
 
@@ -217,7 +330,7 @@ def build_structure(
         observation (an observation-level random effect).
     """
     parsed = parse_formula(formula)
-    check_dataframe(data)
+    data = check_dataframe(data)
     if require_random and not parsed.random:
         raise FormulaError(
             f"formula {formula!r} has no random-effects term such as (1 | group); "
