@@ -135,9 +135,22 @@ def _split_colon(name: str) -> list[str]:
 def _factor_part(part: str) -> str:
     m = _LEVEL.match(part)
     if m is None:
-        return part
+        return r_name(part)
     var = (m.group("cvar") or m.group("var")).strip().strip("`")
-    return f"{var}{m.group('level')}"
+    return f"{r_name(var)}{m.group('level')}"
+
+
+_SYNTACTIC = re.compile(r"^(?:[^\W\d_]|\.(?!\d))[\w.]*$|^\.$")
+
+
+def r_name(var: str) -> str:
+    """A variable's name as R deparses it in column names: back-quoted unless syntactic.
+
+    Calls (``log(x)``, ``I(x ** 2)``) are left as they are.
+    """
+    if _SYNTACTIC.match(var) or "(" in var:
+        return var
+    return f"`{var}`"
 
 
 def model_matrix(
