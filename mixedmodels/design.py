@@ -72,7 +72,21 @@ def formula_context(contrasts: Mapping[str, Any] | None = None) -> dict[str, Any
     }
     for col, spec in (contrasts or {}).items():
         ctx[_contrast_var(col)] = _contrast_object(col, spec)
+    ctx.update({_FUNCTION_ALIAS + name: f for name, f in list(ctx.items()) if callable(f)})
     return ctx
+
+
+_FUNCTION_ALIAS = "_fn_"
+"""Prefix of a second name for each formula function: formulaic looks names up in the
+data first, so ``exp(x)`` fails when the data have a column ``exp`` (R looks
+functions up separately); such calls are rewritten to ``_fn_exp(x)``."""
+
+
+def unshadow_calls(rhs: str, columns) -> str:
+    """Calls to formula functions that share their name with a data column, spelt with the alias."""
+    for name in set(map(str, columns)) & set(formula_context()):
+        rhs = re.sub(rf"(?<![\w.`]){re.escape(name)}(?=\s*\()", _FUNCTION_ALIAS + name, rhs)
+    return rhs
 
 
 def _contrast_var(col: str) -> str:
@@ -108,7 +122,7 @@ def lme4_name(name: str) -> str:
     """Translate a formulaic column name into lme4's spelling."""
     if name == "Intercept":
         return "(Intercept)"
-    name = _AS_FACTOR_PY.sub("as.factor(", name)
+    name = _AS_FACTOR_PY.sub("as.factor(", name.replace(_FUNCTION_ALIAS, ""))
     return ":".join(_factor_part(part) for part in _split_colon(name))
 
 
@@ -175,9 +189,10 @@ def model_matrix(
     import formulaic
 
     context = formula_context(contrasts)
-    text = apply_contrasts(r_to_formulaic(rhs), contrasts)
+    text = apply_contrasts(unshadow_calls(r_to_formulaic(rhs), frame.columns), contrasts)
     try:
-        mm = formulaic.Formula(text).get_model_matrix(frame, context=context, na_action="raise")
+        with np.errstate(all="ignore"):  # non-finite results are reported below, by column
+            mm = formulaic.Formula(text).get_model_matrix(frame, context=context, na_action="raise")
     except Exception as exc:  # formulaic raises many types; report them in the user's terms
         raise _formula_error(exc, rhs, what) from exc
     matrix = np.asarray(mm, dtype=float)

@@ -112,7 +112,8 @@ def _placeholders(expr: str, frame: pd.DataFrame) -> tuple[str, dict[str, np.nda
 
     def substitute(match: re.Match) -> str:
         name = match.group(1) or match.group(2)
-        if name not in by_name:
+        called = re.match(r"\s*\(", expr[match.end():]) is not None and match.group(2) is not None
+        if name not in by_name or called:  # exp(x) is the function even when a column is named exp, as in R
             return match.group(0)
         key = f"_column_{list(by_name).index(name)}"
         columns[key] = frame[by_name[name]].to_numpy()
