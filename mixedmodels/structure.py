@@ -147,6 +147,8 @@ def _per_row(values: Any, data: pd.DataFrame, what: str) -> np.ndarray:
             raise DataError(f"{what} column {values!r} is not in the data")
         check_unique_columns(data, [values])
         values = data[values]
+    if isinstance(values, pd.api.extensions.ExtensionArray):  # a Categorical keeps its dtype
+        values = pd.Series(values)
     series = values if isinstance(values, pd.Series) else None
     arr = np.asarray(values) if series is None else None
     if arr is not None and (arr.ndim != 1 or len(arr) != len(data)):

@@ -81,3 +81,22 @@ def test_rank_deficient_columns_dropped_with_warning(sleepstudy):
         m = mm.LinearMixedModel("Reaction ~ 1 + Days + Days2 + (1|Subject)", df).fit()
     assert m.rank == 2 and m.coefnames == ["(Intercept)", "Days"]
     assert m.structure.fe.dropped == ["Days2"]
+
+
+def test_factor_and_backquoted_grouping_factors():
+    """(1|factor(g)) groups by column g (lme4 1.1.31 itself cannot evaluate it); the label keeps factor()."""
+    assert terms("y ~ (1|factor(g))") == [("1", ("g",), "factor(g)")]
+    assert terms("y ~ (1|as.factor(g))") == [("1", ("g",), "as.factor(g)")]
+    assert terms("y ~ (1|`sub ject`)") == [("1", ("sub ject",), "sub ject")]
+    assert terms("y ~ (1 + factor(x)|g)") == [("1 + factor(x)", ("g",), "g")]
+
+
+def test_non_ascii_names():
+    assert terms("Reaktion ~ Tage_ü + (1|Sujet_é/Größe)") == [
+        ("1", ("Sujet_é",), "Sujet_é"), ("1", ("Größe", "Sujet_é"), "Größe:Sujet_é")]
+
+
+@pytest.mark.parametrize("formula", ["y ~ (1|g + h)", "y ~ (1|log(g))", "y ~ (1|2g)"])
+def test_grouping_must_be_columns(formula):
+    with pytest.raises(mm.FormulaError, match="must be a column"):
+        parse_formula(formula)
