@@ -40,17 +40,44 @@ class SeparationWarning(UserWarning):
     """Some fixed-effect estimates are infinite: the outcome is (quasi-)perfectly predicted."""
 
 
-def check_constant_response(y: np.ndarray, family: Family, expr: str) -> None:
-    """DataError if the response ``y`` (on the family's scale: proportions for binomial) is constant.
+def check_constant_response(y: object, family: Family | None, expr: str) -> None:
+    """DataError if the response ``y`` takes a single value.
 
-    As lme4's ``checkResponse``: a response with a single value has nothing
-    to model; for a binary outcome all 0 or all 1 the intercept is -inf or +inf.
+    As lme4's ``checkResponse`` (``check.response.not.const = "stop"`` in
+    both lmer and glmer): a response with a single value has nothing to
+    model; for a binary outcome all 0 or all 1 the intercept would be ∓inf.
+
+    Parameters
+    ----------
+    y : array, Series or (n, 2) array
+        The response as evaluated: numbers, a categorical, or
+        ``cbind(successes, failures)`` counts (compared as proportions).
+    family : Family or None
+        Only used to word the message.
+    expr : str
+        The response as written in the formula.
     """
-    y = np.asarray(y, dtype=float)
-    if y.size and np.all(y == y.flat[0]):
-        kind = f"all {y.flat[0]:g}"
-        extra = " (every outcome is the same, so its probability is estimated as 0 or 1)" if isinstance(family, (Bernoulli, Binomial)) else ""
-        raise DataError(f"the response {expr!r} is constant ({kind}){extra}; there is nothing to model")
+    values = _response_values(y)
+    if len(values) and np.all(values == values[0]):
+        binary = isinstance(family, (Bernoulli, Binomial))
+        extra = " (every outcome is the same, so its probability is estimated as 0 or 1)" if binary else ""
+        shown = f"{values[0]:g}" if isinstance(values[0], (float, np.floating)) else str(values[0])
+        raise DataError(f"the response {expr!r} is constant (all {shown}){extra}; there is nothing to model")
+
+
+def _response_values(y: object) -> np.ndarray:
+    """Comparable values of a response: category codes, proportions of cbind counts, or the numbers."""
+    import pandas as pd
+
+    if isinstance(y, pd.Series) and isinstance(y.dtype, pd.CategoricalDtype):
+        return np.asarray(y.astype(str))
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 2 and arr.dtype.kind in "fiu":
+        total = arr.sum(axis=1)
+        return np.divide(arr[:, 0], total, out=np.zeros(len(arr)), where=total > 0)
+    if arr.dtype.kind in "fiub":
+        return arr.astype(float).ravel() if arr.dtype.kind != "b" else arr.ravel()
+    return np.asarray([str(v) for v in arr.ravel()])
 
 
 def _required_signs(y: np.ndarray, wt: np.ndarray, family: Family) -> np.ndarray | None:

@@ -31,6 +31,7 @@ from .modelframe import (
     used_columns,
 )
 from .remat import ReMat
+from .separation import check_constant_response
 
 __all__ = ["ModelStructure", "build_structure", "evaluate_expression", "lme4_term_order"]
 
@@ -120,6 +121,12 @@ def _placeholders(expr: str, frame: pd.DataFrame) -> tuple[str, dict[str, np.nda
         return key
 
     return NAME_PATTERN.sub(substitute, expr), columns
+
+
+def _is_numeric(values: Any) -> bool:
+    if isinstance(values, pd.Series):
+        return pd.api.types.is_numeric_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype)
+    return np.asarray(values).dtype.kind in "fiub"
 
 
 def _check_evaluated(value: Any, expr: str, what: str) -> None:
@@ -348,6 +355,8 @@ def build_structure(
     mf = model_frame(data, used_columns(_term_texts(parsed), data), extra)
     frame = mf.frame
     response = evaluate_expression(parsed.response, frame)
+    if _is_numeric(response):  # text and categories get the model's own type check first
+        check_constant_response(response, None, parsed.response)
     fe = FeTerm(model_matrix(parsed.fixed, frame, contrasts))
     reterms, perm = build_reterms(parsed, frame, contrasts, strict_levels, covariance) if parsed.random else ([], np.arange(0))
     return ModelStructure(

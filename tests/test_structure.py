@@ -138,3 +138,14 @@ def test_numbers_written_as_objects_are_weights(sleepstudy):
     w = (sleepstudy["Days"] % 3 + 1).astype(object)
     s = build_structure("Reaction ~ 1 + (1|Subject)", sleepstudy, weights=w)
     np.testing.assert_array_equal(s.weights, (sleepstudy["Days"] % 3 + 1).to_numpy(dtype=float))
+
+
+@pytest.mark.parametrize(
+    "formula, column, family",
+    [("y ~ 1 + Days + (1|Subject)", {"y": 1.0}, "bernoulli"), ("y ~ 1 + Days + (1|Subject)", {"y": 0}, "poisson"),
+     ("cbind(s, f) ~ 1 + Days + (1|Subject)", {"s": 3, "f": 0}, "binomial")],
+)
+def test_constant_response_is_lme4s_error(sleepstudy, formula, column, family):
+    """glmer: "Response is constant" (check.response.not.const = "stop")."""
+    with pytest.raises(DataError, match="is constant"):
+        mm.GeneralizedLinearMixedModel(formula, sleepstudy.assign(**column), family=family)
