@@ -19,7 +19,7 @@ import pandas as pd
 from .errors import DataError, FormulaError
 from .modelframe import check_magnitude
 
-__all__ = ["Design", "model_matrix", "formula_context", "lme4_name", "r_to_formulaic"]
+__all__ = ["Design", "model_matrix", "formula_context", "lme4_name", "r_to_formulaic", "check_contrasts"]
 
 _CONTRAST_NAMES = {
     "treatment": "TreatmentContrasts",
@@ -70,7 +70,7 @@ def formula_context(contrasts: Mapping[str, Any] | None = None) -> dict[str, Any
         "sin": np.sin,
         "cos": np.cos,
     }
-    for col, spec in (contrasts or {}).items():
+    for col, spec in check_contrasts(contrasts).items():
         ctx[_contrast_var(col)] = _contrast_object(col, spec)
     ctx.update({_FUNCTION_ALIAS + name: f for name, f in list(ctx.items()) if callable(f)})
     return ctx
@@ -87,6 +87,18 @@ def unshadow_calls(rhs: str, columns) -> str:
     for name in set(map(str, columns)) & set(formula_context()):
         rhs = re.sub(rf"(?<![\w.`]){re.escape(name)}(?=\s*\()", _FUNCTION_ALIAS + name, rhs)
     return rhs
+
+
+def check_contrasts(contrasts: Any) -> Mapping[str, Any]:
+    """``contrasts=`` as a mapping from column name to contrasts; anything else is a FormulaError."""
+    if contrasts is None:
+        return {}
+    if not isinstance(contrasts, Mapping):
+        raise FormulaError(
+            "contrasts= must map column names to contrasts, e.g. {'Machine': 'sum'}; "
+            f"got a {type(contrasts).__name__}"
+        )
+    return contrasts
 
 
 def _contrast_var(col: str) -> str:
@@ -109,7 +121,7 @@ def _contrast_object(col: str, spec: Any) -> Any:
 
 def apply_contrasts(rhs: str, contrasts: Mapping[str, Any] | None) -> str:
     """Wrap each bare use of a column with user contrasts in ``C(col, contrasts=...)``."""
-    for col in contrasts or {}:
+    for col in check_contrasts(contrasts):
         pattern = rf"(?<![\w.`])({re.escape(str(col))}|`{re.escape(str(col))}`)(?![\w.`(])"
         rhs = re.sub(pattern, rf"C(\1, contrasts={_contrast_var(col)})", rhs)
     return rhs

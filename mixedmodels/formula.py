@@ -227,6 +227,10 @@ def parse_formula(formula: str) -> ParsedFormula:
             random.extend(terms)
         elif "|" in piece:
             raise FormulaError(f"a random-effects term must be in parentheses: {piece!r}")
+        elif piece == ".":
+            raise FormulaError(
+                f"'.' (all other columns) is not supported in {formula!r}; name the columns of the fixed part"
+            )
         elif piece.startswith("offset(") and piece.endswith(")"):
             offsets.append(piece[len("offset(") : -1])
         else:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .design import formula_context, model_matrix
+from .design import check_contrasts, formula_context, model_matrix
 from .errors import DataError, FormulaError
 from .feterm import FeTerm
 from .formula import ParsedFormula, RandomTerm, parse_formula
@@ -270,6 +270,9 @@ def _covariance_mapping(covariance: Any) -> dict[str, Any]:
 def _attach_covariance(remat: ReMat, K: Any) -> None:
     from .covariance import check_covariance, covariance_factor
 
+    if np.iscomplexobj(K) or (isinstance(K, pd.DataFrame) and any(pd.api.types.is_complex_dtype(t) for t in K.dtypes)):
+        raise DataError(f"the covariance for {remat.name!r} is complex-valued; it must be a real symmetric matrix")
+
     if remat.k != 1 or len(remat.blocks) != 1:
         raise FormulaError(
             f"a known covariance can only be given for a single scalar term such as (1|{remat.name}); "
@@ -352,7 +355,9 @@ def build_structure(
         extra[_WEIGHTS] = _per_row(weights, data, "weights")
     if offset is not None:
         extra[_OFFSET] = _per_row(offset, data, "offset")
-    mf = model_frame(data, used_columns(_term_texts(parsed), data), extra)
+    used = used_columns(_term_texts(parsed), data)
+    _warn_unused_contrasts(contrasts, used)
+    mf = model_frame(data, used, extra)
     frame = mf.frame
     response = evaluate_expression(parsed.response, frame)
     if _is_numeric(response):  # text and categories get the model's own type check first
@@ -370,6 +375,18 @@ def build_structure(
         offset=_offsets(parsed, frame, offset is not None),
         contrasts=contrasts,
     )
+
+
+def _warn_unused_contrasts(contrasts: Any, used: list[str]) -> None:
+    """As R's model.matrix: contrasts for a column the model does not use are ignored, with a warning."""
+    import warnings
+
+    absent = [str(c) for c in check_contrasts(contrasts) if c not in used]
+    if absent:
+        warnings.warn(
+            f"contrasts given for {', '.join(map(repr, absent))}, which the formula does not use; ignored",
+            stacklevel=4,
+        )
 
 
 def _offsets(parsed: ParsedFormula, frame: pd.DataFrame, has_argument: bool) -> np.ndarray | None:

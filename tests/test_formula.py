@@ -100,3 +100,8 @@ def test_non_ascii_names():
 def test_grouping_must_be_columns(formula):
     with pytest.raises(mm.FormulaError, match="must be a column"):
         parse_formula(formula)
+
+
+def test_dot_is_refused_with_what_to_do():
+    with pytest.raises(mm.FormulaError, match=r"'\.' \(all other columns\) is not supported"):
+        parse_formula("y ~ . + (1|g)")

@@ -149,3 +149,15 @@ def test_constant_response_is_lme4s_error(sleepstudy, formula, column, family):
     """glmer: "Response is constant" (check.response.not.const = "stop")."""
     with pytest.raises(DataError, match="is constant"):
         mm.GeneralizedLinearMixedModel(formula, sleepstudy.assign(**column), family=family)
+
+
+def test_contrasts_for_unused_columns_warn_as_r_does(sleepstudy):
+    with pytest.warns(UserWarning, match="contrasts given for 'nope'.*ignored"):
+        build_structure("Reaction ~ 1 + Days + (1|Subject)", sleepstudy, contrasts={"nope": "sum"})
+    with pytest.raises(FormulaError, match="contrasts= must map column names"):
+        build_structure("Reaction ~ 1 + Days + (1|Subject)", sleepstudy, contrasts=["sum"])
+
+
+def test_complex_covariance_is_refused(sleepstudy):
+    with pytest.raises(DataError, match="covariance for 'Subject' is complex-valued"):
+        build_structure("Reaction ~ 1 + (1|Subject)", sleepstudy, covariance={"Subject": np.eye(18) * (1 + 1j)})
