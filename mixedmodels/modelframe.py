@@ -60,10 +60,10 @@ class ModelFrame:
 def check_dataframe(data: object) -> pd.DataFrame:
     """``data`` as a non-empty pandas DataFrame.
 
-    A pandas DataFrame is returned as is.  Other data frames (polars,
-    pyarrow tables, anything narwhals or the dataframe interchange protocol
-    understands) are converted; only when nothing converts them is this a
-    DataError naming their type.
+    A pandas DataFrame is returned as is.  Other data frames are converted,
+    trying in turn narwhals (polars, pyarrow, modin, ...), the Arrow
+    PyCapsule stream interface and the dataframe interchange protocol; only
+    when nothing converts them is this a DataError naming their type.
     """
     frame = data if isinstance(data, pd.DataFrame) else _to_pandas(data)
     if frame is None:
@@ -80,7 +80,7 @@ def _to_pandas(data: object) -> pd.DataFrame | None:
     """A pandas copy of a foreign data frame, or None if it is not one."""
     if data is None or isinstance(data, (dict, list, tuple, np.ndarray)):
         return None
-    for convert in (_via_narwhals, _via_interchange):
+    for convert in (_via_narwhals, _via_arrow_stream, _via_interchange):
         try:
             frame = convert(data)
         except Exception:  # each route fails in its own way on objects it does not know
@@ -96,10 +96,23 @@ def _via_narwhals(data: object) -> pd.DataFrame:
     return nw.from_native(data, eager_only=True).to_pandas()
 
 
+def _via_arrow_stream(data: object) -> pd.DataFrame:
+    """Objects exporting the Arrow PyCapsule stream interface (polars, duckdb, ...), through pyarrow."""
+    if not hasattr(data, "__arrow_c_stream__"):
+        raise TypeError("no Arrow stream")
+    import pyarrow as pa
+
+    return pa.table(data).to_pandas()
+
+
 def _via_interchange(data: object) -> pd.DataFrame:
+    """The older dataframe interchange protocol (deprecated by pandas, still offered by some libraries)."""
     if not hasattr(data, "__dataframe__"):
         raise TypeError("no interchange protocol")
-    return pd.api.interchange.from_dataframe(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        return pd.api.interchange.from_dataframe(data)
 
 
 def identifiers(text: str) -> list[str]:

@@ -33,6 +33,33 @@ def test_pyarrow_table_is_converted(sleepstudy):
     assert fit(table).objective == pytest.approx(fit(sleepstudy).objective, rel=1e-10)
 
 
+class InterchangeOnly:
+    """A frame known only through the dataframe interchange protocol (as polars, vaex, ... offer it)."""
+
+    def __init__(self, table):
+        self._table = table
+
+    def __dataframe__(self, nan_as_null=False, allow_copy=True):
+        return self._table.__dataframe__(nan_as_null=nan_as_null, allow_copy=allow_copy)
+
+
+class ArrowStreamOnly:
+    """A frame known only through the Arrow PyCapsule stream interface."""
+
+    def __init__(self, table):
+        self._table = table
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self._table.__arrow_c_stream__(requested_schema)
+
+
+@pytest.mark.parametrize("wrapper", [InterchangeOnly, ArrowStreamOnly])
+def test_protocol_only_frames_are_converted(sleepstudy, wrapper):
+    frame = check_dataframe(wrapper(pa.Table.from_pandas(sleepstudy)))
+    assert list(frame.columns) == list(sleepstudy.columns)
+    np.testing.assert_allclose(frame["Reaction"], sleepstudy["Reaction"])
+
+
 def test_pyarrow_backed_pandas_fits_as_numpy_backed(sleepstudy):
     arrow = sleepstudy.astype({"Subject": str}).convert_dtypes(dtype_backend="pyarrow")
     assert all(isinstance(t, pd.ArrowDtype) for t in arrow.dtypes)
