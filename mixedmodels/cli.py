@@ -51,7 +51,9 @@ def _read_file(path: Path):
     head = _head(path)
     parquet = path.suffix.lower() in (".parquet", ".pq") or head.startswith(b"PAR1")
     if not parquet and b"\x00" in head:
-        raise DataError(f"--data {str(path)!r} is not a CSV file (it holds binary data); give a CSV or Parquet file")
+        raise DataError(
+            f"--data {str(path)!r} is not a CSV file (it holds binary data); give a CSV or Parquet file"
+        )
     try:
         return pd.read_parquet(path) if parquet else pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -100,7 +102,10 @@ def check_writable(path: str, flag: str = "--out") -> None:
 
 
 def _is_linear(args: argparse.Namespace) -> bool:
-    """No family, or the Gaussian family with the identity link: a linear mixed model (as glmer delegates to lmer)."""
+    """No family, or the Gaussian family with the identity link: a linear mixed model.
+
+    glmer delegates that case to lmer the same way.
+    """
     if not args.family:
         return True
     from .families import Gaussian, IdentityLink, get_family
@@ -123,7 +128,9 @@ def check_fit_flags(args: argparse.Namespace) -> bool:
     if linear and args.fast:
         raise MixedModelsError(f"--fast applies to generalized models, not to {what}")
     if not linear and args.reml:
-        raise MixedModelsError(f"--reml applies to linear mixed models; family {args.family!r} is fitted by maximum likelihood")
+        raise MixedModelsError(
+            f"--reml applies to linear mixed models; family {args.family!r} is fitted by maximum likelihood"
+        )
     if args.optimizer:
         _check_cli_optimizer(args.optimizer)
         check_optimizer(args.optimizer)

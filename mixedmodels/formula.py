@@ -65,7 +65,7 @@ _IDENT = re.compile(r"^(?:[^\W\d]|\.)[\w.]*$|^`[^`]+`$")
 """A column name: letters of any script, digits, ``_`` and ``.``, or anything back-quoted."""
 
 _AS_FACTOR = re.compile(r"^(?:as\.)?factor\((?P<name>[^()]+)\)$")
-"""``factor(g)`` / ``as.factor(g)`` around a grouping column: lme4 makes every grouping variable a factor anyway."""
+"""``factor(g)`` / ``as.factor(g)`` around a grouping column (every grouping variable is a factor anyway)."""
 
 
 def split_top_level(text: str, ops: str = "+-") -> list[tuple[str, str]]:

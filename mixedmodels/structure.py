@@ -174,7 +174,8 @@ def _check_numeric(series: pd.Series, name: str) -> None:
     if pd.api.types.is_complex_dtype(dtype):
         raise DataError(f"{name} is complex-valued; it must be real numbers")
     numeric = pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
-    if not numeric and pd.api.types.infer_dtype(series, skipna=True) not in ("integer", "floating", "mixed-integer-float", "empty"):
+    numbers = ("integer", "floating", "mixed-integer-float", "empty")
+    if not numeric and pd.api.types.infer_dtype(series, skipna=True) not in numbers:
         raise DataError(
             f"{name} must be numbers, got {dtype} values (a categorical's codes are not weights); "
             "convert it with pandas.to_numeric if the values are numbers written as text"
@@ -270,7 +271,8 @@ def _covariance_mapping(covariance: Any) -> dict[str, Any]:
 def _attach_covariance(remat: ReMat, K: Any) -> None:
     from .covariance import check_covariance, covariance_factor
 
-    if np.iscomplexobj(K) or (isinstance(K, pd.DataFrame) and any(pd.api.types.is_complex_dtype(t) for t in K.dtypes)):
+    frame_complex = isinstance(K, pd.DataFrame) and any(pd.api.types.is_complex_dtype(t) for t in K.dtypes)
+    if frame_complex or np.iscomplexobj(K):
         raise DataError(f"the covariance for {remat.name!r} is complex-valued; it must be a real symmetric matrix")
 
     if remat.k != 1 or len(remat.blocks) != 1:
