@@ -33,7 +33,7 @@ from .modelframe import (
 from .remat import ReMat
 from .separation import check_constant_response
 
-__all__ = ["ModelStructure", "build_structure", "evaluate_expression", "lme4_term_order"]
+__all__ = ["ModelStructure", "build_structure", "evaluate_expression", "lme4_term_order", "lme4_blocks"]
 
 _WEIGHTS = "(weights)"
 _OFFSET = "(offset)"
@@ -252,7 +252,8 @@ def build_reterms(
             f"covariance given for {', '.join(map(repr, covariance))}, but the formula has no random-effects "
             f"term grouped by it; grouping factors: {', '.join(map(repr, groups))}"
         )
-    remats.sort(key=lambda r: -r.nlevels)  # stable: ties keep formula order
+    rank = _lme4_rank(remats)
+    remats.sort(key=lambda r: min(rank[tid] for tid in r.term_ids))  # most levels first, ties as lme4
     return remats, _theta_permutation(remats)
 
 
@@ -306,6 +307,23 @@ def lme4_term_order(nlevels: list[int]) -> list[int]:
     return list(range(len(nl)))
 
 
+def _lme4_rank(remats: list[ReMat]) -> dict[int, int]:
+    """Position of each term (by formula index) in :func:`lme4_term_order`."""
+    nlevels = {tid: r.nlevels for r in remats for tid in r.term_ids}
+    order = lme4_term_order([nlevels[tid] for tid in sorted(nlevels)])
+    return {tid: pos for pos, tid in enumerate(order)}
+
+
+def lme4_blocks(remats: list[ReMat]) -> list[tuple[int, int]]:
+    """(ReMat index, block index) of each original term, in lme4's term order.
+
+    What VarCorr, ranef and printing should iterate over to list terms as lme4 does.
+    """
+    rank = _lme4_rank(remats)
+    pairs = [(rank[tid], ri, bi) for ri, r in enumerate(remats) for bi, tid in enumerate(r.term_ids)]
+    return [(ri, bi) for _, ri, bi in sorted(pairs)]
+
+
 def _theta_permutation(remats: list[ReMat]) -> np.ndarray:
     """``theta_lme4 = theta_internal[perm]``: θ by lme4's term order, then within term.
 
@@ -313,9 +331,7 @@ def _theta_permutation(remats: list[ReMat]) -> np.ndarray:
     term (terms on one grouping factor are not amalgamated), in
     :func:`lme4_term_order`, each term's lower triangle column by column.
     """
-    nlevels = {tid: r.nlevels for r in remats for tid in r.term_ids}
-    order = lme4_term_order([nlevels[tid] for tid in sorted(nlevels)])
-    rank = {tid: pos for pos, tid in enumerate(order)}
+    rank = _lme4_rank(remats)
     keys = []
     for remat in remats:
         for tid, block in zip(remat.term_ids, remat.blocks):

@@ -43,6 +43,7 @@ def test_lme4_term_order(nlevels, order):
         ("y ~ x + (1|a) + (1|c) + (1+x|b)",
          {"b.(Intercept)": 0.5916137020, "b.x.(Intercept)": 0.1493928575, "b.x": 0.0,
           "a.(Intercept)": 0.5473304076, "c.(Intercept)": 0.9706558592}),
+        ("y ~ x + (1|c) + (1|a) + (0 + x|a)", {"a.x": 0.0, "a.(Intercept)": 0.5066362, "c.(Intercept)": 1.0134584}),
     ],
 )
 def test_theta_in_lme4_order_with_equal_numbers_of_levels(formula, theta):
@@ -161,3 +162,13 @@ def test_contrasts_for_unused_columns_warn_as_r_does(sleepstudy):
 def test_complex_covariance_is_refused(sleepstudy):
     with pytest.raises(DataError, match="covariance for 'Subject' is complex-valued"):
         build_structure("Reaction ~ 1 + (1|Subject)", sleepstudy, covariance={"Subject": np.eye(18) * (1 + 1j)})
+
+
+def test_terms_listed_in_lme4_order():
+    """lme4 1.1.31's VarCorr for y ~ x + (1|c) + (1|a) + (1|b) lists b, a, c; (1|a) and (0+x|a) stay apart."""
+    from mixedmodels.structure import lme4_blocks
+
+    s = build_structure("y ~ x + (1|c) + (1|a) + (1|b)", crossed_data())
+    assert [s.reterms[ri].name for ri, _ in lme4_blocks(s.reterms)] == ["b", "a", "c"]
+    s = build_structure("y ~ x + (1|c) + (1|a) + (0 + x|a)", crossed_data())
+    assert [(s.reterms[ri].name, bi) for ri, bi in lme4_blocks(s.reterms)] == [("a", 1), ("a", 0), ("c", 0)]
