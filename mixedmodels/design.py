@@ -9,7 +9,9 @@ both.  Columns are named as lme4 names them (``(Intercept)``, ``period2``,
 
 from __future__ import annotations
 
+import importlib
 import re
+import types
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -44,6 +46,19 @@ class Design:
         """The same columns evaluated on ``data`` (levels and transforms as learnt)."""
         mm = self.spec.get_model_matrix(data, context=self.context, na_action="raise")
         return np.asarray(mm, dtype=float)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Modules in the formula context (``np``) are pickled by name and imported again on load."""
+        state = dict(self.__dict__)
+        context = state.get("context") or {}
+        state["context"] = {k: v for k, v in context.items() if not isinstance(v, types.ModuleType)}
+        state["_modules"] = {k: v.__name__ for k, v in context.items() if isinstance(v, types.ModuleType)}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        modules = state.pop("_modules", {})
+        state["context"] = {**state["context"], **{k: importlib.import_module(m) for k, m in modules.items()}}
+        self.__dict__.update(state)
 
 
 def formula_context(contrasts: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -80,3 +80,22 @@ def test_overflowing_column_of_the_matrix_is_named(frame):
 def test_missing_column_is_a_formula_error(frame):
     with pytest.raises(FormulaError, match="column 'nope' is not in the data"):
         model_matrix("1 + nope", frame)
+
+
+def test_design_pickles_and_rebuilds_on_new_data(frame):
+    import pickle
+
+    design = model_matrix("1 + factor(cyl) + np.log(exp) + exp(x) + g", frame)
+    loaded = pickle.loads(pickle.dumps(design))
+    assert loaded.context["np"] is np and loaded.names == design.names
+    np.testing.assert_allclose(loaded.on(frame.iloc[:7]), design.matrix[:7])
+
+
+def test_fitted_model_pickles(sleepstudy):
+    import pickle
+
+    import mixedmodels as mm
+
+    m = mm.LinearMixedModel("Reaction ~ 1 + factor(Days > 4) + (1|Subject)", sleepstudy).fit()
+    again = pickle.loads(pickle.dumps(m))
+    np.testing.assert_allclose(np.asarray(again.predict(sleepstudy)), np.asarray(m.predict(sleepstudy)))
