@@ -219,6 +219,7 @@ def parse_formula(formula: str) -> ParsedFormula:
         raise FormulaError(f"formula {formula!r} has no terms on the right of '~'")
     fixed, random, offsets = [], [], []
     for op, piece in split_top_level(_r_powers_in_I(rhs)):
+        _check_operands(piece, formula)
         inner = _strip_outer_parens(piece)
         terms = _random_terms(inner, piece) if inner is not None else None
         if terms is not None:
@@ -242,6 +243,12 @@ def parse_formula(formula: str) -> ParsedFormula:
         random=tuple(random),
         offsets=tuple(offsets),
     )
+
+
+def _check_operands(piece: str, formula: str) -> None:
+    """FormulaError for a term that starts or ends with an operator (``x *``, ``: g``)."""
+    if piece[0] in "*:/^|%" or piece[-1] in "*:/^|%":
+        raise FormulaError(f"formula {formula!r}: the operator in {piece!r} has nothing on one side")
 
 
 def _join_terms(terms: list[tuple[str, str]]) -> str:

@@ -105,3 +105,9 @@ def test_grouping_must_be_columns(formula):
 def test_dot_is_refused_with_what_to_do():
     with pytest.raises(mm.FormulaError, match=r"'\.' \(all other columns\) is not supported"):
         parse_formula("y ~ . + (1|g)")
+
+
+@pytest.mark.parametrize("formula", ["y ~ x * + (1|g)", "y ~ (1|g) + x*", "y ~ x:", "y ~ / x + (1|g)"])
+def test_dangling_operators(formula):
+    with pytest.raises(mm.FormulaError, match="operator"):
+        parse_formula(formula)
