@@ -145,12 +145,18 @@ def apply_contrasts(rhs: str, contrasts: Mapping[str, Any] | None) -> str:
 _LEVEL = re.compile(r"^(?:C\((?P<cvar>[^,()]+)(?:,.*)?\)|(?P<var>.+?))\[(?:[A-Z]+\.)?(?P<level>.*)\]$")
 
 
-def lme4_name(name: str) -> str:
-    """Translate a formulaic column name into lme4's spelling."""
+def lme4_name(name: str, logical: frozenset[str] = frozenset(), columns: frozenset[str] = frozenset()) -> str:
+    """Translate a formulaic column name into lme4's spelling.
+
+    ``logical`` names the boolean columns of the data: R codes a logical
+    ``x`` as the column ``xTRUE`` (formulaic keeps it as 0/1 named ``x``),
+    and spells a factor's levels ``TRUE``/``FALSE``.  ``columns`` are the
+    data's other columns, whose levels ``True``/``False`` are text and kept.
+    """
     if name == "Intercept":
         return "(Intercept)"
     name = _AS_FACTOR_PY.sub("as.factor(", name.replace(_FUNCTION_ALIAS, ""))
-    return ":".join(_factor_part(part) for part in _split_colon(name))
+    return ":".join(_factor_part(part, logical, columns) for part in _split_colon(name))
 
 
 _AS_FACTOR_R = re.compile(r"(?<![\w.`])as\.factor\(")
@@ -173,12 +179,15 @@ def _split_colon(name: str) -> list[str]:
     return [*parts, name[start:]]
 
 
-def _factor_part(part: str) -> str:
+def _factor_part(part: str, logical: frozenset[str] = frozenset(), columns: frozenset[str] = frozenset()) -> str:
     m = _LEVEL.match(part)
     if m is None:
-        return r_name(part)
+        return r_name(part) + ("TRUE" if part.strip("`") in logical else "")
     var = (m.group("cvar") or m.group("var")).strip().strip("`")
-    return f"{r_name(var)}{m.group('level')}"
+    level = m.group("level")
+    if level in ("True", "False") and (var in logical or var not in columns):
+        level = level.upper()
+    return f"{r_name(var)}{level}"
 
 
 _SYNTACTIC = re.compile(r"^(?:[^\W\d_]|\.(?!\d))[\w.]*$|^\.$")
@@ -228,7 +237,9 @@ def model_matrix(
     if not np.isfinite(matrix).all():
         bad = [lme4_name(c) for c, ok in zip(mm.columns, np.isfinite(matrix).all(axis=0)) if not ok]
         raise DataError(f"{what} {rhs!r}: non-finite values in column(s) {', '.join(bad)}")
-    names = [lme4_name(str(c)) for c in mm.columns]
+    logical = frozenset(str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c]))
+    columns = frozenset(map(str, frame.columns)) - logical
+    names = [lme4_name(str(c), logical, columns) for c in mm.columns]
     for name, column in zip(names, matrix.T):
         check_magnitude(column, f"column {name!r} of the {what}")
     return Design(matrix, names, mm.model_spec, context)
