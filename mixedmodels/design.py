@@ -182,12 +182,34 @@ def _split_colon(name: str) -> list[str]:
 def _factor_part(part: str, logical: frozenset[str] = frozenset(), columns: frozenset[str] = frozenset()) -> str:
     m = _LEVEL.match(part)
     if m is None:
-        return r_name(part) + ("TRUE" if part.strip("`") in logical else "")
+        logical_value = part.strip("`") in logical or _is_comparison(part)
+        return r_deparse(r_name(part)) + ("TRUE" if logical_value else "")
     var = (m.group("cvar") or m.group("var")).strip().strip("`")
     level = m.group("level")
     if level in ("True", "False") and (var in logical or var not in columns):
         level = level.upper()
-    return f"{r_name(var)}{level}"
+    return f"{r_deparse(r_name(var))}{level}"
+
+
+def r_deparse(expr: str) -> str:
+    """formulaic's spelling of an expression in R's: ``x ** 2 / 3`` -> ``x^2/3`` (R spaces neither)."""
+    return expr.replace(" ** ", "^").replace(" / ", "/") if "(" in expr else expr
+
+
+_COMPARISON = re.compile(r"==|!=|<=|>=|<|>")
+
+
+def _is_comparison(part: str) -> bool:
+    """Is ``part`` ``I(a <op> b)`` with a comparison at the top level (a logical column in R)?"""
+    if not (part.startswith("I(") and part.endswith(")")):
+        return False
+    inner, depth = part[2:-1], 0
+    for pos, ch in enumerate(inner):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if depth == 0 and _COMPARISON.match(inner, pos):
+            return True
+    return False
 
 
 _SYNTACTIC = re.compile(r"^(?:[^\W\d_]|\.(?!\d))[\w.]*$|^\.$")

@@ -194,9 +194,20 @@ def _random_terms(inner: str, source: str) -> list[RandomTerm] | None:
     ]
 
 
-def _r_powers_in_I(text: str) -> str:
-    """Translate R's ``^`` inside ``I(...)`` into Python's ``**``."""
-    return re.sub(r"\bI\(([^()]*(?:\([^()]*\)[^()]*)*)\)", lambda m: "I(" + m.group(1).replace("^", "**") + ")", text)
+def r_powers(text: str) -> str:
+    """R's arithmetic ``^`` (inside any function call: ``I(x^2)``, ``log(x^2)``) as Python's ``**``.
+
+    A ``^`` outside calls (``(a + b)^2``) is the formula's crossing operator and is kept.
+    """
+    out, calls = [], []
+    for pos, ch in enumerate(text):
+        if ch == "(":
+            before = text[:pos].rstrip()
+            calls.append(bool(before) and (before[-1].isalnum() or before[-1] in "._`"))
+        elif ch == ")" and calls:
+            calls.pop()
+        out.append("**" if ch == "^" and any(calls) else ch)
+    return "".join(out)
 
 
 def parse_formula(formula: str) -> ParsedFormula:
@@ -218,7 +229,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     if not rhs:
         raise FormulaError(f"formula {formula!r} has no terms on the right of '~'")
     fixed, random, offsets = [], [], []
-    for op, piece in split_top_level(_r_powers_in_I(rhs)):
+    for op, piece in split_top_level(r_powers(rhs)):
         _check_operands(piece, formula)
         inner = _strip_outer_parens(piece)
         terms = _random_terms(inner, piece) if inner is not None else None
@@ -238,7 +249,7 @@ def parse_formula(formula: str) -> ParsedFormula:
             fixed.append((op, piece))
     return ParsedFormula(
         text=formula,
-        response=_r_powers_in_I(lhs),
+        response=r_powers(lhs),
         fixed=_join_terms(fixed),
         random=tuple(random),
         offsets=tuple(offsets),
