@@ -50,6 +50,11 @@ def _read_file(path: Path):
 
     head = _head(path)
     parquet = path.suffix.lower() in (".parquet", ".pq") or head.startswith(b"PAR1")
+    other = _OTHER_FORMATS.get(path.suffix.lower())
+    if other and not parquet:
+        raise DataError(
+            f"--data {str(path)!r} is {other}; the command line reads CSV and Parquet files, so save it as CSV first"
+        )
     if not parquet and b"\x00" in head:
         raise DataError(
             f"--data {str(path)!r} is not a CSV file (it holds binary data); give a CSV or Parquet file"
@@ -61,6 +66,14 @@ def _read_file(path: Path):
     except Exception as exc:  # readers raise many types (ArrowInvalid, ParserError, UnicodeDecodeError, OSError)
         kind = "a Parquet file" if parquet else "a CSV file"
         raise DataError(f"cannot read --data {str(path)!r} as {kind}: {_first_line(exc)}") from exc
+
+
+_OTHER_FORMATS = {
+    ".xlsx": "an Excel workbook", ".xls": "an Excel workbook", ".json": "a JSON file",
+    ".feather": "a Feather file", ".rds": "an R data file", ".rda": "an R data file", ".rdata": "an R data file",
+    ".sav": "an SPSS file", ".dta": "a Stata file", ".sas7bdat": "a SAS file", ".h5": "an HDF5 file",
+}
+"""Formats users try that are not CSV: named, rather than parsed as CSV into nonsense."""
 
 
 def _head(path: Path, size: int = 4096) -> bytes:

@@ -123,3 +123,10 @@ def test_gaussian_family_fits_the_linear_model(capsys):
     assert main(["fit", "Reaction ~ 1 + Days + (1 + Days|Subject)", "--data", "sleepstudy", "--family", "gaussian",
                  "--link", "identity", "--reml"]) == 0
     assert "1743.628" in capsys.readouterr().out
+
+
+def test_other_formats_are_named(tmp_path, capsys):
+    path = tmp_path / "d.xlsx"
+    path.write_bytes(b"PK\x03\x04 pretend workbook")
+    assert main(["fit", "Yield ~ 1 + (1|Batch)", "--data", str(path)]) == 2
+    assert "is an Excel workbook" in error_line(capsys)
