@@ -236,8 +236,10 @@ def _numpy_backed(values: pd.Series) -> pd.Series:
 def _object_column(values: pd.Series, name: str) -> pd.Series:
     """An object column of text, numbers or booleans; anything else (or a mixture) is refused."""
     kind = pd.api.types.infer_dtype(values, skipna=True)
-    if kind in ("string", "empty", "boolean", "categorical"):
+    if kind in ("string", "empty", "categorical"):
         return values
+    if kind == "boolean":
+        return values.astype(bool)
     if kind == "integer":
         return values.astype(np.int64)
     if kind in ("floating", "mixed-integer-float", "decimal"):
