@@ -245,8 +245,9 @@ def _object_column(values: pd.Series, name: str) -> pd.Series:
     if kind in ("floating", "mixed-integer-float", "decimal"):
         return values.astype(float)
     types = sorted({type(v).__name__ for v in values})
+    what = f"values of several kinds ({', '.join(types)})" if len(types) > 1 else f"{types[0]} values"
     raise DataError(
-        f"column {name!r} holds values of several kinds ({', '.join(types)}); make it numeric "
+        f"column {name!r} holds {what}, which a model matrix cannot use; make it numeric "
         f"(pandas.to_numeric) or text/categorical (data[{name!r}].astype(str)) before fitting"
     )
 

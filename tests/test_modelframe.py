@@ -198,3 +198,16 @@ def test_model_frame_keeps_row_positions(sleepstudy):
     with pytest.warns(UserWarning, match="18 row"):
         mf = model_frame(data, ["Reaction", "Days", "Subject"])
     assert mf.nobs == 162 and (mf.rows % 10 != 0).all() and mf.n_dropped == 18
+
+
+def test_object_booleans_are_logical(sleepstudy):
+    late = pd.Series(list(sleepstudy["Days"] > 4), dtype=object)
+    late[0] = None
+    with pytest.warns(UserWarning, match="1 row"):
+        m = fit(sleepstudy.assign(late=late), "Reaction ~ 1 + late + (1|Subject)")
+    assert m.coefnames == ["(Intercept)", "lateTRUE"]
+
+
+def test_single_unusable_kind_is_named(sleepstudy):
+    with pytest.raises(DataError, match="column 'b' holds dict values"):
+        fit(sleepstudy.assign(b=[{"a": 1}] * len(sleepstudy)), "Reaction ~ 1 + b + (1|Subject)")
