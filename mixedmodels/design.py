@@ -33,13 +33,6 @@ _CONTRAST_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class _ModuleRef:
-    """A module in a pickled formula context, by name."""
-
-    name: str
-
-
 @dataclass
 class Design:
     """A realised model matrix with the formulaic spec that rebuilds it on new data."""
@@ -48,18 +41,6 @@ class Design:
     names: list[str]
     spec: Any
     context: dict[str, Any]
-
-    def __getstate__(self) -> dict:
-        # modules in the formula context (numpy as ``np``) cannot be pickled: keep their names
-        state = dict(self.__dict__)
-        state["context"] = {k: _ModuleRef(v.__name__) if isinstance(v, types.ModuleType) else v
-                            for k, v in self.context.items()}
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        state["context"] = {k: importlib.import_module(v.name) if isinstance(v, _ModuleRef) else v
-                            for k, v in state["context"].items()}
-        self.__dict__.update(state)
 
     def on(self, data: pd.DataFrame) -> np.ndarray:
         """The same columns evaluated on ``data`` (levels and transforms as learnt)."""
