@@ -35,16 +35,21 @@ def format_coeftable(ct: pd.DataFrame, stat: str = "z") -> str:
     return _table(["", "Coef.", "Std. Error", stat, f"Pr(>|{stat}|)"], rows, "lrrrr")
 
 
+def _corr_columns(vc: pd.DataFrame) -> list[str]:
+    return [c for c in vc.columns if str(c).startswith("corr_")]
+
+
 def format_varcorr(vc: pd.DataFrame) -> str:
-    show_corr = vc["correlation"].notna().any()
+    """The wide ``varcorr()`` frame as a table, with each term's full lower triangle of correlations."""
+    corr_cols = [c for c in _corr_columns(vc) if vc[c].notna().any()]
     rows, last = [], None
     for _, r in vc.iterrows():
         group = r["group"] if r["group"] != last else ""
         last = r["group"]
-        corr = f"{r['correlation']:+.2f}" if show_corr and np.isfinite(r["correlation"]) else ""
-        rows.append([group, str(r["name"]), f"{r['variance']:.6g}", f"{r['std. dev.']:.6g}", corr])
-    header = ["", "Column", "Variance", "Std.Dev.", "Corr." if show_corr else ""]
-    return _table(header, rows, "llrrr")
+        corr = [f"{r[c]:+.2f}" if np.isfinite(r[c]) else "" for c in corr_cols]
+        rows.append([group, str(r["name"]), f"{r['variance']:.6g}", f"{r['std. dev.']:.6g}", *corr])
+    header = ["", "Column", "Variance", "Std.Dev.", *(["Corr."] + [""] * (len(corr_cols) - 1) if corr_cols else [])]
+    return _table(header, rows, "llrr" + "r" * len(corr_cols))
 
 
 def _fit_statistics(m) -> str:
