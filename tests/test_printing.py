@@ -191,7 +191,7 @@ def test_html_is_well_formed_and_holds_the_tables(model):
     parser = _Tables()
     parser.feed(model_html(m))
     assert parser.stack == []
-    fixed = next(t for t in parser.tables if t[0][1] == "Estimate")
+    fixed = next(t for t in parser.tables if t[0][1:2] == ["Estimate"])
     assert [r[0] for r in fixed[1:]] == list(m.coefnames)
     np.testing.assert_allclose([float(r[1]) for r in fixed[1:]], m.beta, rtol=1e-3, atol=1e-4)
     assert any("Pr(>|z|)" in cell for cell in fixed[0])  # unescaped by the parser: it was escaped
