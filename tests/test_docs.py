@@ -35,6 +35,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -350,9 +351,18 @@ def page_problems(page: str, blocks: list[Block], results: list[dict]) -> list[s
 
 
 # ---- the tests ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def page_runs(tmp_path_factory):
+    """Every page started at once (one process each, as many at a time as there are cores)."""
+    workers = max(1, min(len(PAGES), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {page: pool.submit(run_page, page, tmp_path_factory.mktemp(Path(page).stem)) for page in PAGES}
+        yield futures
+
+
 @pytest.mark.parametrize("page", PAGES)
-def test_page_runs_and_prints_what_it_shows(page, tmp_path):
-    blocks, results, stderr = run_page(page, tmp_path)
+def test_page_runs_and_prints_what_it_shows(page, page_runs):
+    blocks, results, stderr = page_runs[page].result()
     assert len(results) == len(blocks) or results[-1]["status"] == "error"
     problems = page_problems(page, blocks, results)
     assert not problems, "\n\n".join(problems) + f"\n\nstderr:\n{stderr[-2000:]}"
