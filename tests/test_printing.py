@@ -1,14 +1,18 @@
 """Summaries (mixedmodels/printing.py): lme4's layout as text, HTML and Markdown.
 
 The figures printed are read back and compared with the model's own numbers,
-so the tests check the layout's content rather than a frozen copy of it.
+so the tests check the layout's content rather than a frozen copy of it, and
+with lme4/lmerTest's summary (tests/data/varcorr_reference.json, written by
+tools/make_varcorr_reference.R).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +216,19 @@ def test_markdown_tables_are_rectangular(model):
     for t in tables:
         counts = {len(re.findall(r"(?<!\\)\|", row)) for row in t}
         assert len(counts) == 1 and set(t[1].replace("|", "").split()) <= {"---:", ":---"}
+
+
+REFS = json.loads((Path(__file__).parent / "data" / "varcorr_reference.json").read_text())
+
+
+@pytest.mark.parametrize("name, model", [("machines_vector_reml", machines), ("sleepstudy_reml", lambda: sleep(True))])
+def test_summary_numbers_equal_lme4s(name, model):
+    """Against lme4/lmerTest's summary (tools/make_varcorr_reference.R, lme4 1.1-31, lmerTest 3.1-3)."""
+    ref, text = REFS[name], summary_text(model())
+    np.testing.assert_allclose(numbers(section(text, "Scaled residuals:")[1]), ref["scaled_residuals"], atol=2e-3)
+    fixed = section(text, "Fixed effects:")[1:-2]
+    np.testing.assert_allclose([numbers(line)[2] for line in fixed], ref["coef_df"], rtol=1e-3)
+    corr = section(text, "Correlation of Fixed Effects:")[1:]
+    C = np.asarray(ref["fixef_correlation"])
+    for i, line in enumerate(corr, start=1):
+        np.testing.assert_allclose(numbers(line.split(None, 1)[1]), C[i, :i], atol=2e-3)

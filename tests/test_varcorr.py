@@ -1,8 +1,10 @@
 """Variance components (mixedmodels/varcorr.py): the wide and long frames and their correlations.
 
-Reference: lme4 1.1-31's θ for Machines' ``(0 + Machine|Worker)`` (REML), in
-tests/data/varcorr_reference.json; lme4 prints the correlations 0.803, 0.623 and
-0.771 computed from it.
+Reference: tests/data/varcorr_reference.json, written by
+tools/make_varcorr_reference.R (lme4 1.1-31, lmerTest 3.1-3, R 4.2.2): θ and
+``as.data.frame(VarCorr(m))`` of Machines' ``(0 + Machine|Worker)`` (REML; lme4
+prints the correlations 0.80, 0.62 and the B–C correlation 0.77) and of
+sleepstudy's ``(1 + Days|Subject)``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import pytest
 
 import mixedmodels as mm
 
-REF = json.loads((Path(__file__).parent / "data" / "varcorr_reference.json").read_text())["machines_vector_reml"]
+REFS = json.loads((Path(__file__).parent / "data" / "varcorr_reference.json").read_text())
+REF = REFS["machines_vector_reml"]
 
 
 def lme4_correlation(theta, k: int) -> np.ndarray:
@@ -48,6 +51,19 @@ def test_wide_frame_has_every_correlation_of_a_three_column_term():
     np.testing.assert_allclose(worker.loc[2, ["corr_1", "corr_2"]].to_numpy(float), ref[2, :2], atol=2e-3)
     assert worker.loc[0, ["corr_1", "corr_2"]].isna().all() and np.isnan(worker.loc[1, "corr_2"])
     assert vc.loc[vc["group"] == "Residual", ["corr_1", "corr_2"]].isna().all(axis=None)
+
+
+@pytest.mark.parametrize("name", ["machines_vector_reml", "sleepstudy_reml"])
+def test_long_form_equals_lme4s(name):
+    ref = REFS[name]
+    m = mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"]).fit()
+    ours = m.varcorr(form="long")
+    assert len(ours) == len(ref["varcorr"])
+    for (_, row), want in zip(ours.iterrows(), ref["varcorr"]):
+        assert (row["grp"], row["var1"] if isinstance(row["var1"], str) else None,
+                row["var2"] if isinstance(row["var2"], str) else None) == (want["grp"], want["var1"], want["var2"])
+        tol = 2e-3 if want["var2"] else 2e-4  # our optimum is a little lower than lme4's
+        assert row["sdcor"] == pytest.approx(want["sdcor"], rel=tol, abs=tol)
 
 
 def test_correlations_at_lme4_theta_equal_lme4s():
