@@ -232,3 +232,11 @@ def test_summary_numbers_equal_lme4s(name, model):
     C = np.asarray(ref["fixef_correlation"])
     for i, line in enumerate(corr, start=1):
         np.testing.assert_allclose(numbers(line.split(None, 1)[1]), C[i, :i], atol=2e-3)
+
+
+def test_scaled_residuals_of_a_weighted_fit_equal_lme4s():
+    ref = REFS["sleepstudy_weighted_reml"]  # weights Days + 1
+    data = mm.datasets.load(ref["data"])
+    m = mm.LinearMixedModel(ref["formula"], data, reml=True, weights=(data["Days"] + 1.0).to_numpy()).fit()
+    np.testing.assert_allclose(np.quantile(scaled_residuals(m), [0, .25, .5, .75, 1]), ref["scaled_residuals"],
+                               atol=2e-3)

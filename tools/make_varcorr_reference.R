@@ -9,11 +9,13 @@ load_data <- function(name) {
   for (col in names(levels_json[[name]])) df[[col]] <- factor(df[[col]], levels = unlist(levels_json[[name]][[col]]))
   df
 }
-one <- function(data, formula, reml) {
-  m <- lmerTest::lmer(as.formula(formula), load_data(data), REML = reml)
+one <- function(data, formula, reml, weights = NULL) {
+  df <- load_data(data)
+  m <- if (is.null(weights)) lmerTest::lmer(as.formula(formula), df, REML = reml) else
+    lmerTest::lmer(as.formula(formula), df, REML = reml, weights = eval(parse(text = weights), df))
   vc <- as.data.frame(VarCorr(m))
   s <- summary(m)
-  list(data = data, formula = formula, reml = reml, theta = unname(getME(m, "theta")),
+  list(data = data, formula = formula, reml = reml, weights = weights, theta = unname(getME(m, "theta")),
        varcorr = lapply(seq_len(nrow(vc)), function(i) list(grp = vc$grp[i], var1 = vc$var1[i], var2 = vc$var2[i],
                                                              vcov = vc$vcov[i], sdcor = vc$sdcor[i])),
        scaled_residuals = unname(quantile(residuals(m, type = "pearson", scaled = TRUE))),
@@ -23,6 +25,8 @@ one <- function(data, formula, reml) {
 res <- list(
   machines_vector_reml = one("machines", "score ~ 1 + Machine + (0 + Machine|Worker)", TRUE),
   sleepstudy_reml = one("sleepstudy", "Reaction ~ 1 + Days + (1 + Days|Subject)", TRUE),
+  # prior weights: the scaled residuals are Pearson residuals sqrt(w) (y - fitted) / sigma
+  sleepstudy_weighted_reml = one("sleepstudy", "Reaction ~ 1 + Days + (1 + Days|Subject)", TRUE, "Days + 1"),
   source = "lme4 (as.data.frame(VarCorr), residuals(type='pearson', scaled=TRUE)) and lmerTest (summary df)",
   versions = list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                   lmerTest = as.character(packageVersion("lmerTest"))))
