@@ -171,7 +171,7 @@ def _prior_weights(model) -> np.ndarray | None:
 
 def scaled_residuals(model) -> np.ndarray:
     """Pearson residuals √w (y - μ̂)/√V(μ̂) over σ (σ = 1 without a dispersion), as lme4's summary shows them."""
-    residuals, scale = model.residuals, model.sigma or 1.0
+    residuals, scale = model.residuals, getattr(model, "sigma", None) or 1.0
     if callable(residuals):
         try:
             return np.asarray(residuals(kind="pearson"), dtype=float) / scale
@@ -276,8 +276,10 @@ def fit_statistics_section(model) -> Section:
     return Section("", ["AIC", "BIC", "logLik", "deviance", "df.resid"], [cells], "rrrrr")
 
 
-def residuals_section(model) -> Section:
-    """Quantiles of the scaled (Pearson) residuals."""
+def residuals_section(model) -> Section | None:
+    """Quantiles of the scaled (Pearson) residuals; None for a linear model without one σ."""
+    if not _generalised(model) and getattr(model, "sigma", None) is None:
+        return None  # e.g. a residual variance model: no single scale to divide by
     q = np.quantile(scaled_residuals(model), [0, 0.25, 0.5, 0.75, 1])
     return Section("Scaled residuals:", ["Min", "1Q", "Median", "3Q", "Max"], [_fixed(q, 4)], "rrrrr")
 
