@@ -378,6 +378,16 @@ def test_every_page_output_block_belongs_to_a_code_block():
                 assert first in attached, f"{page}:{first}: a text block that follows no code block"
 
 
+def test_no_page_hides_a_block_from_the_runner():
+    """Indented fences (inside lists) and unknown languages would be skipped without a word."""
+    for page in PAGES:
+        text = (ROOT / page).read_text()
+        indented = [i + 1 for i, line in enumerate(text.splitlines()) if re.match(r"^\s+```", line)]
+        assert not indented, f"{page}: indented code fences at lines {indented}"
+        unknown = {lang for lang, *_ in fenced_blocks(text)} - {*PYTHON, *SHELL, *OUTPUT}
+        assert not unknown, f"{page}: code blocks in {sorted(unknown)}, which the docs test does not know"
+
+
 PAGE = textwrap.dedent('''
     Intro.
 
