@@ -99,8 +99,8 @@ def doctest_chunks(lines: list[str], first: int) -> list[tuple[int, str, str]]:
     for k, line in enumerate(lines):
         if line.startswith(">>> "):
             chunks.append([first + k, [line[4:]], []])
-        elif line.startswith("... ") or line == "...":
-            if chunks and not chunks[-1][2]:
+        elif chunks and (line.startswith("... ") or line == "..."):
+            if not chunks[-1][2]:
                 chunks[-1][1].append(line[4:])
             else:
                 chunks[-1][2].append(line)
