@@ -312,7 +312,7 @@ def random_effects_section(model) -> Section:
 
 
 def _groups_note(model) -> str:
-    levels = ";  ".join(f"{name}, {len(frame)}" for name, frame in model.ranef().items())
+    levels = "; ".join(f"{name}, {len(frame)}" for name, frame in model.ranef().items())
     return f"Number of obs: {model.nobs}, groups:  {levels}"
 
 
