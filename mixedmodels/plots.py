@@ -5,7 +5,8 @@ canvas, without pyplot, so the caller's backend and pyplot state are left
 alone: save it with ``fig.savefig(path)`` or display it in a notebook.
 
 * :func:`caterpillar_plot` - conditional modes of the random effects with
-  intervals from their conditional variances, levels sorted;
+  intervals from their conditional variances, levels sorted (for factors with
+  many levels, the extremes);
 * :func:`qq_plot` - normal quantile plot of the conditional modes;
 * :func:`residual_plot` - residuals against fitted values;
 * :func:`zeta_plot` - likelihood profiles on the ζ scale.
@@ -20,7 +21,7 @@ import numpy as np
 
 from .errors import MixedModelsError
 
-__all__ = ["caterpillar_plot", "qq_plot", "residual_plot", "zeta_plot"]
+__all__ = ["caterpillar_plot", "qq_plot", "residual_plot", "zeta_plot", "MAX_HEIGHT"]
 
 
 def _figure(nplots: int, ncols: int | None = None, size: tuple[float, float] = (3.6, 3.2)):
@@ -57,27 +58,65 @@ def _group_frame(model, group: str | None):
     return name, df, columns
 
 
-def caterpillar_plot(model, group: str | None = None, *, level: float = 0.95, sort: bool = True) -> Any:
+MAX_HEIGHT = 12.0
+"""Tallest figure (inches) a caterpillar plot is given, however many levels it shows."""
+
+
+def _shown_levels(modes: np.ndarray, sort: bool, max_levels: int | None) -> tuple[np.ndarray, int]:
+    """Row positions to draw (bottom to top) and where the omitted levels are (-1: none omitted).
+
+    With more than ``max_levels`` levels only the ``max_levels // 2`` lowest and
+    the as many highest modes of the first column are kept, in sorted order.
+    """
+    order = np.argsort(modes, kind="stable") if sort else np.arange(len(modes))
+    if max_levels is None or len(modes) <= max_levels:
+        return order, -1
+    half = max(1, max_levels // 2)
+    ranked = np.argsort(modes, kind="stable")
+    return np.concatenate([ranked[:half], ranked[-half:]]), half
+
+
+def caterpillar_plot(model, group: str | None = None, *, level: float = 0.95, sort: bool = True,
+                     max_levels: int | None = 60) -> Any:
     """Conditional modes b̂ of one grouping factor's random effects with ``level`` intervals.
 
     Intervals are b̂ ± z sqrt(Var(b | y)) (conditional on β̂, as lme4's
     ``dotplot(ranef(m, condVar = TRUE))``).  With ``sort`` the levels are
     ordered by the mode of the first column.  One panel per column.
+
+    A factor with more than ``max_levels`` levels shows the ``max_levels / 2``
+    levels with the lowest and the as many with the highest modes of the first
+    column (sorted, whatever ``sort`` says), with a dashed line where the
+    others are left out and a title that says how many are shown.  With
+    ``max_levels=None`` every level is drawn; beyond 100 levels without their
+    labels.  The figure is at most ``MAX_HEIGHT`` inches tall.
     """
     name, df, columns = _group_frame(model, group)
     z = _normal_quantile(0.5 + level / 2)
-    order = np.argsort(df[columns[0]].to_numpy()) if sort else np.arange(len(df))
-    fig, axes = _figure(len(columns), ncols=len(columns), size=(3.2, max(3.0, 0.16 * len(df) + 1)))
-    pos = np.arange(len(df))
+    rows, gap = _shown_levels(df[columns[0]].to_numpy(), sort, max_levels)
+    height = min(MAX_HEIGHT, max(3.0, 0.16 * len(rows) + 1))
+    fig, axes = _figure(len(columns), ncols=len(columns), size=(3.2, height))
+    pos = np.arange(len(rows))
+    labels = [str(v) for v in df.index.to_numpy()[rows]]
     for ax, col in zip(axes, columns):
-        mode = df[col].to_numpy()[order]
-        half = z * np.sqrt(df[f"condvar({col})"].to_numpy()[order])
-        ax.errorbar(mode, pos, xerr=half, fmt="o", ms=3, color="C0", ecolor="0.5", elinewidth=1)
+        mode = df[col].to_numpy()[rows]
+        half = z * np.sqrt(df[f"condvar({col})"].to_numpy()[rows])
+        ax.errorbar(mode, pos, xerr=half, fmt="o", ms=3 if len(rows) <= 100 else 1.5, color="C0",
+                    ecolor="0.5", elinewidth=1 if len(rows) <= 100 else 0.5)
         ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
-        ax.set_yticks(pos, [str(v) for v in df.index.to_numpy()[order]], fontsize=7)
+        if gap >= 0:
+            ax.axhline(gap - 0.5, color="0.6", lw=0.8, ls=":")
+        if len(rows) <= 100:
+            ax.set_yticks(pos, labels, fontsize=7)
+        else:
+            ax.set_yticks([])
+        ax.set_ylim(-1, len(rows))
         ax.set_title(str(col))
         ax.set_xlabel("conditional mode")
     axes[0].set_ylabel(name)
+    if gap >= 0:
+        fig.suptitle(f"{name}: the {gap} lowest and {gap} highest of {len(df)} levels "
+                     f"(by {columns[0]}; max_levels=None shows all)", fontsize=8)
     return fig
 
 

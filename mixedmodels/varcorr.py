@@ -42,19 +42,26 @@ def _correlation(cov: np.ndarray) -> np.ndarray:
 
 
 def varcorr_frame(terms, sigma: float | None) -> pd.DataFrame:
-    """One row per random-effect column (and the residual): variance, std. dev., correlation.
+    """One row per random-effect column (and the residual): variance, std. dev., correlations.
 
-    ``correlation`` is the correlation with the term's first column (NaN on
-    that first row); the full correlation matrices are in the long form.
+    The correlations are the lower triangle of each term's correlation matrix,
+    laid out as lme4 prints them: column ``corr_j`` holds, on a term's i-th row
+    (i > j), the correlation of column i with the term's j-th column (both
+    counted from 1).  Entries outside a term's lower triangle are NaN, and
+    there are as many ``corr_j`` columns as the largest term has columns,
+    less one (none when every term is scalar).
     """
+    width = max((len(names) for *_, names, _ in terms), default=1) - 1
+    corr_cols = [f"corr_{j + 1}" for j in range(width)]
     rows = []
     for group, _, names, cov in terms:
         corr = _correlation(cov)
-        for j, name in enumerate(names):
-            rows.append((group, name, cov[j, j], np.sqrt(cov[j, j]), corr[j, 0] if j > 0 else np.nan))
+        for i, name in enumerate(names):
+            lower = [corr[i, j] if j < i else np.nan for j in range(width)]
+            rows.append((group, name, cov[i, i], np.sqrt(cov[i, i]), *lower))
     if sigma is not None:
-        rows.append(("Residual", "", sigma**2, sigma, np.nan))
-    return pd.DataFrame(rows, columns=["group", "name", "variance", "std. dev.", "correlation"])
+        rows.append(("Residual", "", sigma**2, sigma, *([np.nan] * width)))
+    return pd.DataFrame(rows, columns=["group", "name", "variance", "std. dev.", *corr_cols])
 
 
 def varcorr_long(terms, sigma: float | None) -> pd.DataFrame:
