@@ -447,11 +447,11 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         return sum((np.einsum("tk,tk->t", r.z, b[r.refs]) for r, b in zip(self.reterms, self.b())), np.zeros(self.nobs))
 
     def residuals(self, kind: str = "response") -> pd.Series:
-        """Residuals y - ŷ (``"response"``, the default) or ``"pearson"`` (scaled by √w / σ)."""
+        """Residuals y - ŷ (``"response"``, the default) or ``"pearson"`` (times √w, as lme4's)."""
         self.require_fit("residuals")
         r = self.response - self._fitted_values()
         if kind == "pearson":
-            r = r * np.sqrt(self.prior_weights) / self.sigma
+            r = r * np.sqrt(self.prior_weights)
         elif kind not in ("response", "working", "deviance"):
             raise MixedModelsError(f"unknown residual type {kind!r}; use response or pearson")
         return self.per_observation(r, "residuals")

@@ -246,3 +246,12 @@ def test_update_changes_formula_options_and_data(sleepstudy):
     loaded = pickle.loads(pickle.dumps(m))
     with pytest.raises(MixedModelsError, match="pass data="):
         loaded.update("~ . - Days")
+
+
+def test_summary_and_notebook_reprs(sleepstudy):
+    m = mm.LinearMixedModel("Reaction ~ 1 + Days + (1 + Days|Subject)", sleepstudy, reml=True).fit()
+    text = str(m.summary())
+    # lme4's summary(): scaled residuals and Satterthwaite df (lmerTest)
+    assert "-3.9536 -0.4634 0.0231 0.4634 5.1793" in " ".join(text.split())
+    assert "Satterthwaite" in text
+    assert "<table" in m._repr_html_() and "Random effects" in m._repr_markdown_()

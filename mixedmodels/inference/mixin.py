@@ -19,7 +19,27 @@ __all__ = ["InferenceMixin"]
 
 
 class InferenceMixin:
-    """Profiles, confidence intervals, predictions, simulation and restoring a saved fit."""
+    """Profiles, confidence intervals, predictions, simulation, summaries and restoring a saved fit."""
+
+    def summary(self, style: str = "lme4", **kwargs: Any):
+        """lme4's ``summary()`` layout (see :func:`mixedmodels.printing.summary_text`).
+
+        For linear models the t tests use Satterthwaite's degrees of freedom,
+        as lmerTest's (``ddf=None`` gives Wald z tests, as for GLMMs).
+        """
+        from ..printing import summary_text
+
+        return summary_text(self, style, **kwargs)
+
+    def _repr_html_(self) -> str:
+        from ..printing import model_html
+
+        return model_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from ..printing import model_markdown
+
+        return model_markdown(self)
 
     def profile(self, which: list[str] | None = None, *, levels=(0.95,), progress: bool = True,
                 **kwargs: Any) -> "ProfileResult":
