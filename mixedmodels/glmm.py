@@ -47,6 +47,7 @@ from .optsummary import OptSummary
 from .pirls import glm_start, pirls
 from .quadrature import gauss_hermite
 from .results import conditional_variances, ranef_frames, split_b, term_order
+from .separation import check_constant_response, check_separation
 from .structure import ModelStructure, build_structure
 from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
@@ -189,6 +190,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         )
         self.X = structure.fe.X
         self._set_response(GlmResponse(self._family, y, wt))
+        check_constant_response(y, self._family, structure.formula.response)
+        check_separation(self.X, y, structure.fe.coefnames, self._family, wt,
+                         mu=self._family.link.linkinv(self.X @ self.beta0 + self.offset))
         self.beta = self.beta0.copy()
         self.u = np.zeros(sum(r.q for r in self.reterms))
         self.fast, self.nagq = False, 1

@@ -214,6 +214,10 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         self._reml = bool(value)
 
     @property
+    def is_evaluated(self) -> bool:
+        return bool(getattr(self.system, "ok", False))
+
+    @property
     def response(self) -> np.ndarray:
         """y as given (the blocked system works with y - offset)."""
         return self.y if self.structure.offset is None else self.y + self.structure.offset

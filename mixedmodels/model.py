@@ -132,9 +132,14 @@ class MixedModel(FitStatistics, ABC):
     def is_fitted(self) -> bool:
         return bool(getattr(self.optsum, "fitted", False))
 
+    @property
+    def is_evaluated(self) -> bool:
+        """True when the model's state is at some parameters (``objective_at`` was called), fitted or not."""
+        return False
+
     def require_fit(self, what: str = "this result") -> None:
         """Raise :class:`NotFittedError` unless the model has been fitted."""
-        if not self.is_fitted:
+        if not (self.is_fitted or self.is_evaluated):
             raise NotFittedError(f"{what} needs a fitted model: call fit() first")
 
     # ---- parameters -------------------------------------------------------------------------

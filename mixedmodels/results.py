@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .structure import lme4_blocks
+
 __all__ = [
     "group_means",
     "coef_table",
@@ -43,9 +45,8 @@ def split_b(reterms, u: np.ndarray) -> list[np.ndarray]:
 
 
 def term_order(reterms) -> list[tuple[int, int]]:
-    """(ReMat index, block index) of each original term in lme4's order."""
-    pairs = [(-r.nlevels, tid, ri, bi) for ri, r in enumerate(reterms) for bi, tid in enumerate(r.term_ids)]
-    return [(ri, bi) for _, _, ri, bi in sorted(pairs)]
+    """(ReMat index, block index) of each original term in lme4's order (as ``mkReTrms`` orders them)."""
+    return lme4_blocks(reterms)
 
 
 def conditional_variances(system, reterms, sigma: float, max_entries: int = 2**24) -> list[np.ndarray]:

@@ -123,7 +123,7 @@ def new_data(model, data: pd.DataFrame, keep: set[int] | None = None) -> NewData
     formula order; all terms when None) are needed, so population
     predictions need no grouping columns.
     """
-    check_dataframe(data)
+    data = check_dataframe(data)
     train = model.structure.frame.frame
     in_matrix, groups = _matrix_columns(model, keep), _group_columns(model, keep)
     needed = list(dict.fromkeys(in_matrix + groups))
