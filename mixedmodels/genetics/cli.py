@@ -102,7 +102,7 @@ def run_scan(args: argparse.Namespace) -> int:
         interaction=args.interaction,
         reestimate=args.reestimate,
         chunk_size=args.chunk,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else "auto",
         scheduler=args.dask_scheduler or "threads",
     )
     results.to_csv(args.out, sep="\t", index=False)

@@ -8,7 +8,11 @@ grid search, then Brent's method between the best grid point's neighbours:
 on the analytic score ``dℓ/dh²`` (root finding, precise to ``1e-12``) and, if
 the score does not bracket a root, on ``ℓ`` itself.  The ends of ``[0, 1]``
 are grid points, and a score pointing outwards there puts the estimate
-exactly on the boundary (``h² = 0`` is common), reported as such.
+exactly on the boundary (``h² = 0`` is common), reported as such.  The
+whole search is recorded in an :class:`~mixedmodels.optsummary.OptSummary`
+(``optimizer="brent"``, objective ``-2ℓ``: every grid point and every
+likelihood evaluation of the refinement) by
+:func:`mixedmodels.optimize.record_search`, as the core's NLopt fits are.
 
 REML is the default: it accounts for the degrees of freedom spent on ``β``,
 and it stays bounded when ``K`` is singular (next paragraph).
@@ -25,9 +29,10 @@ warning, when there is none).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, overload
 
 import numpy as np
@@ -35,6 +40,8 @@ import pandas as pd
 from scipy.optimize import brentq, minimize_scalar
 
 from mixedmodels.errors import DataError
+from mixedmodels.optimize import record_search
+from mixedmodels.optsummary import OptSummary
 from mixedmodels.genetics.decomposition import Decomposition, decompose
 from mixedmodels.genetics.likelihood import (
     Profile,
@@ -67,7 +74,8 @@ class H2Estimate(NamedTuple):
     ``boundary`` ``"lower"``/``"upper"`` when the estimate is an end of the
     search interval, else ``None``; ``grid`` and ``grid_loglik`` the curve searched;
     ``note`` a warning for the user when the likelihood climbs towards a singular
-    ``V`` (callers decide how to report it), else ``None``.
+    ``V`` (callers decide how to report it), else ``None``; ``optsum`` the
+    record of the search (objective ``-2ℓ``).
     """
 
     h2: float
@@ -76,6 +84,7 @@ class H2Estimate(NamedTuple):
     grid: np.ndarray
     grid_loglik: np.ndarray
     note: str | None = None
+    optsum: OptSummary | None = None
 
 
 def estimate_h2(data: RotatedData, *, reml: bool = True, grid_size: int = 101) -> H2Estimate:
@@ -95,24 +104,34 @@ def estimate_h2(data: RotatedData, *, reml: bool = True, grid_size: int = 101) -
     -------
     H2Estimate
     """
+    t0 = time.perf_counter()
     upper = 1.0 - H2_MARGIN if data.singular else 1.0
     grid = np.linspace(0.0, upper, max(grid_size, 3))
     grid_loglik = np.nan_to_num(profiled_loglik(data, grid, reml).loglik, nan=-np.inf)
+    fitlog = [(np.array([h]), -2.0 * ll) for h, ll in zip(grid, grid_loglik)]
     peaks = _local_maxima(grid_loglik)
 
     def objective(h2: float) -> float:
-        return float(profiled_loglik(data, np.array([h2]), reml).loglik[0])
+        loglik = float(profiled_loglik(data, np.array([h2]), reml).loglik[0])
+        fitlog.append((np.array([h2]), -2.0 * loglik))
+        return loglik
 
     def score(h2: float) -> float:
         return float(profiled_score(data, np.array([h2]), reml)[0])
 
-    h2 = _refine(objective, score, grid, grid_loglik, peaks[0])
+    h2, reason = _refine(objective, score, grid, grid_loglik, peaks[0])
     note = None
     if data.singular and h2 > upper - 1e-5:
-        h2, note = _away_from_one(objective, score, grid, grid_loglik, peaks)
+        h2, reason, note = _away_from_one(objective, score, grid, grid_loglik, peaks)
     boundary = "lower" if h2 == 0.0 else "upper" if h2 == upper else None
     fit = profiled_loglik(data, np.array([h2]), reml)
-    return H2Estimate(h2, fit, boundary, grid, grid_loglik, note)
+    fitlog.append((np.array([h2]), -2.0 * float(fit.loglik[0])))
+    optsum = record_search(
+        OptSummary(initial=[0.0], lowerbd=[0.0], ftol_abs=0.0, xtol_abs=np.array([1e-12])),
+        "brent", fitlog, np.array([h2]), -2.0 * float(fit.loglik[0]), reason,
+        time.perf_counter() - t0,
+    )  # fmt: skip
+    return H2Estimate(h2, fit, boundary, grid, grid_loglik, note, optsum)
 
 
 def _local_maxima(loglik: np.ndarray) -> list[int]:
@@ -129,27 +148,30 @@ def _refine(
     grid: np.ndarray,
     loglik: np.ndarray,
     i: int,
-) -> float:
-    """The maximiser near grid point ``i``, found between its two grid neighbours.
+) -> tuple[float, str]:
+    """The maximiser near grid point ``i``, found between its two grid neighbours, and how.
 
     Where the score ``dℓ/dh²`` changes sign, Brent's root finder locates its zero
-    to ``1e-12``; the log-likelihood is too flat at its maximum to locate ``h²``
-    beyond about ``1e-6`` from its values alone.  A score of the wrong sign at an
-    end of ``[0, upper]`` puts the maximum exactly on that boundary.  Otherwise
-    (a very flat or irregular curve) Brent's minimiser on ``-ℓ`` is used.
+    to ``1e-12`` (``"XTOL_REACHED"``); the log-likelihood is too flat at its
+    maximum to locate ``h²`` beyond about ``1e-6`` from its values alone.  A score
+    of the wrong sign at an end of ``[0, upper]`` puts the maximum exactly on that
+    boundary (``"BOUNDARY"``).  Otherwise (a very flat or irregular curve)
+    Brent's minimiser on ``-ℓ`` is used (``"XTOL_REACHED"``, or ``"GRID_POINT"``
+    when it finds nothing better than the grid point).
     """
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
     at = grid[i]
     score_at = score(at)
     if (score_at <= 0 and i == 0) or (score_at >= 0 and i == grid.size - 1):
-        return float(at)
+        return float(at), "BOUNDARY"
     a, b = (at, hi) if score_at > 0 else (lo, at)
     if score(a) > 0 > score(b):
-        return float(brentq(score, a, b, xtol=1e-12, rtol=4 * np.finfo(float).eps))
+        root = brentq(score, a, b, xtol=1e-12, rtol=4 * np.finfo(float).eps)
+        return float(root), "XTOL_REACHED"
     found = minimize_scalar(
         lambda h: -objective(h), bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
     )
-    return float(found.x) if -found.fun > loglik[i] else float(at)
+    return (float(found.x), "XTOL_REACHED") if -found.fun > loglik[i] else (float(at), "GRID_POINT")
 
 
 def _away_from_one(
@@ -158,10 +180,10 @@ def _away_from_one(
     grid: np.ndarray,
     loglik: np.ndarray,
     peaks: list[int],
-) -> tuple[float, str]:
+) -> tuple[float, str, str]:
     """The best interior local maximum when the likelihood climbs towards a singular ``V``.
 
-    Returns the ``h²`` to report and the note explaining the choice.
+    Returns the ``h²`` to report, how it was found and the note explaining the choice.
     """
     interior = [i for i in peaks if i < grid.size - 2]
     why = (
@@ -170,9 +192,9 @@ def _away_from_one(
         "likelihood unbounded there); "
     )
     if not interior:
-        return float(grid[-1]), why + f"reporting h² = {grid[-1]}, the end of the search"
-    h2 = _refine(objective, score, grid, loglik, interior[0])
-    return h2, why + f"reporting the interior local maximum h² = {h2:.6g}; REML avoids this"
+        return float(grid[-1]), "BOUNDARY", why + f"reporting h² = {grid[-1]}, the end of the search"
+    h2, reason = _refine(objective, score, grid, loglik, interior[0])
+    return h2, reason, why + f"reporting the interior local maximum h² = {h2:.6g}; REML avoids this"
 
 
 @dataclass(frozen=True)
@@ -198,6 +220,8 @@ class HeritabilityResult:
     curve : DataFrame
         The log-likelihood (same criterion as the fit) over the search grid,
         columns ``h2`` and ``loglik``.
+    optsum : OptSummary
+        The search over ``h²`` (objective ``-2 loglik``), recorded as the core's fits are.
     """
 
     phenotype: str
@@ -211,6 +235,7 @@ class HeritabilityResult:
     boundary: str | None
     n: int
     curve: pd.DataFrame
+    optsum: OptSummary | None = field(default=None, repr=False, compare=False)
 
     @property
     def total_variance(self) -> float:
@@ -325,6 +350,7 @@ def _result(
         boundary=est.boundary,
         n=data.n,
         curve=pd.DataFrame({"h2": est.grid, "loglik": est.grid_loglik}),
+        optsum=est.optsum,
     )
 
 

@@ -15,9 +15,8 @@ from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from mixedmodels.errors import DataError
+from mixedmodels.progress import ProgressOption, progress_bar
 
 __all__ = ["run_blocks"]
 
@@ -31,7 +30,7 @@ def run_blocks(
     shared: Any,
     *,
     scheduler: object = "threads",
-    progress: bool = False,
+    progress: ProgressOption = "auto",
 ) -> list[Any]:
     """``[func(task_input(start, stop), shared) for (start, stop) in blocks]``, in order.
 
@@ -47,11 +46,11 @@ def run_blocks(
     shared : object
         Second argument of every call (scattered once with Dask).
     scheduler : "threads", a ``dask.distributed.Client`` or a scheduler address
-    progress : bool
-        Show a tqdm bar counting SNPs.
+    progress : bool or "auto"
+        A bar counting SNPs (:func:`mixedmodels.progress.progress_bar`).
     """
     total = sum(stop - start for start, stop in blocks)
-    with tqdm(total=total, unit="SNP", disable=not progress, desc="scan") as bar:
+    with progress_bar(total=total, progress=progress, unit="SNP", desc="scan") as bar:
         if scheduler == "threads":
             return [_one(func, task_input, block, shared, bar) for block in blocks]
         client, owned = _client(scheduler)
@@ -62,7 +61,7 @@ def run_blocks(
                 client.close()
 
 
-def _one(func: Callable, task_input: Callable, block: Block, shared: Any, bar: tqdm) -> Any:
+def _one(func: Callable, task_input: Callable, block: Block, shared: Any, bar: Any) -> Any:
     result = func(task_input(*block), shared)
     bar.update(block[1] - block[0])
     return result
@@ -92,7 +91,7 @@ def _on_dask(
     blocks: Sequence[Block],
     task_input: Callable,
     shared: Any,
-    bar: tqdm,
+    bar: Any,
 ) -> list[Any]:
     """Submit the blocks in a sliding window and gather the results in block order."""
     from distributed import as_completed

@@ -220,7 +220,7 @@ def scan(
     reestimate: bool = False,
     interaction: object = None,
     chunk_size: int = 1000,
-    progress: bool = False,
+    progress: bool | str = "auto",
     scheduler: object = "threads",
     grid_size: int = 101,
 ) -> pd.DataFrame:
@@ -251,8 +251,9 @@ def scan(
         the alternative adds ``g ∘ E``.
     chunk_size : int
         SNPs per block; memory grows as ``8 n chunk_size (1 + e)`` bytes a few times.
-    progress : bool
-        Show a progress bar.
+    progress : bool or "auto"
+        Progress bar over SNPs; "auto" (default) shows one on a terminal or in a
+        notebook when the scan lasts (:mod:`mixedmodels.progress`).
     scheduler : "threads", dask.distributed.Client or scheduler address
         Where blocks run; see :mod:`mixedmodels.genetics.parallel`.
     grid_size : int

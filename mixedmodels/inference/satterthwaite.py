@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import MixedModelsError
 from .modelcopy import copy_model, is_lmm
-from .numderiv import hessian, jacobian
+from ..numderiv import hessian, jacobian
 
 __all__ = ["SatterthwaiteState", "satterthwaite_state", "satterthwaite_df"]
 

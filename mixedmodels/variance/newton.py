@@ -25,14 +25,22 @@ in every direction that would revive it, and only the (negative)
 curvature shows that it should.  So each parameter that ends on its bound
 is probed: if moving it inwards by a small step lowers f, Newton's method
 restarts from there.
+
+Every evaluation is recorded, as the core's NLopt fits are, in an
+:class:`~mixedmodels.optsummary.OptSummary` (``optimizer="newton"``) through
+:func:`mixedmodels.optimize.record_search`; the result's ``optsum`` holds it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..optimize import record_search
+from ..optsummary import OptSummary
 
 __all__ = ["Minimum", "free_parameters", "minimize_bounded"]
 
@@ -62,6 +70,8 @@ class Minimum:
         The last Newton decrement, the decrease of f still expected.
     converged : bool
         The decrement fell below the tolerance.
+    optsum : OptSummary or None
+        The record of the whole search (set by :func:`minimize_bounded`).
     """
 
     x: np.ndarray
@@ -72,6 +82,7 @@ class Minimum:
     niter: int
     decrement: float
     converged: bool
+    optsum: OptSummary | None = field(default=None, repr=False)
 
 
 def free_parameters(x: np.ndarray, grad: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -127,12 +138,46 @@ def minimize_bounded(
     x = np.maximum(np.asarray(x0, dtype=float), lower)
     if probe is None:
         probe = 1e-3 * np.where(x != 0, np.abs(x), 1.0)
+    fitlog: list[tuple[np.ndarray, float]] = []
+    logged = _logging(fg, fitlog)
+    t0 = time.perf_counter()
     for _ in range(int(np.isfinite(lower).sum()) + 1):
-        res = _settle_on_bounds(fg, _newton(fg, hess, x, lower, maxiter, ftol), lower, probe)
-        x = _escape_bounds(fg, res, lower, probe)
+        res = _settle_on_bounds(logged, _newton(logged, hess, x, lower, maxiter, ftol), lower, probe)
+        x = _escape_bounds(logged, res, lower, probe)
         if x is None:
-            return res
+            break
+    res.optsum = _record(res, x0, lower, fitlog, time.perf_counter() - t0, maxiter, ftol)
     return res
+
+
+def _logging(fg: ObjectiveGradient, fitlog: list[tuple[np.ndarray, float]]) -> ObjectiveGradient:
+    """``fg`` appending each evaluation ``(x, f)`` to ``fitlog``."""
+
+    def logged(x: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = fg(x)
+        fitlog.append((np.array(x, dtype=float), float(f)))
+        return f, g
+
+    return logged
+
+
+def _record(
+    res: Minimum, x0: np.ndarray, lower: np.ndarray, fitlog: list, elapsed: float, maxiter: int, ftol: float
+) -> OptSummary:
+    """The search's :class:`OptSummary`; ``returnvalue`` says why Newton's method stopped.
+
+    ``FTOL_REACHED``: the Newton decrement fell below ``ftol`` (recorded as
+    ``ftol_abs``); ``MAXITER_REACHED``: ``maxiter`` iterations (``maxfeval``
+    counts evaluations and stays unlimited); ``ROUNDOFF_LIMITED``: no step
+    lowered f, which is flat to rounding error there.
+    """
+    if res.converged:
+        reason = "FTOL_REACHED"
+    else:
+        reason = "MAXITER_REACHED" if res.niter >= maxiter else "ROUNDOFF_LIMITED"
+    start = np.maximum(np.asarray(x0, dtype=float), lower)
+    optsum = OptSummary(initial=start, lowerbd=lower, ftol_rel=0.0, ftol_abs=ftol)
+    return record_search(optsum, "newton", fitlog, res.x, res.fun, reason, elapsed)
 
 
 def _settle_on_bounds(

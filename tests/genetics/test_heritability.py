@@ -137,3 +137,37 @@ def test_input_errors(panel, decomposition):
         heritability(match.phenotypes["pheno1"].to_numpy(), np.ones((10, 1)), decomposition)
     with pytest.raises(DataError, match="singular at h2 = 1"):
         loglik_curve(match.phenotypes["pheno1"], X, decomposition, h2=[0.5, 1.0])
+
+
+def test_search_is_recorded_in_an_optsummary(fits):
+    fit = fits["pheno1"]
+    opt = fit.optsum
+    assert opt.optimizer == "brent" and opt.fitted
+    assert opt.final[0] == fit.h2
+    assert opt.fmin == pytest.approx(-2 * fit.loglik, rel=1e-14)
+    assert opt.fmin == min(f for _, f in opt.fitlog)  # the best evaluation is the estimate
+    assert opt.feval == len(opt.fitlog) > 101  # the grid, then the refinement
+    assert opt.returnvalue == "XTOL_REACHED"
+    np.testing.assert_array_equal(opt.fitlog[0][0], [0.0])
+
+
+def test_three_engines_fit_the_same_kinship_model(panel, genotypes):
+    """genetics.heritability, LinearMixedModel(covariance=) and vardec: one REML optimum."""
+    import mixedmodels as mm
+    from mixedmodels.variance import vardec
+
+    match, X = panel
+    ids = match.phenotypes.index
+    K = pd.DataFrame(kinship(genotypes), index=ids, columns=ids)
+    fast = heritability(match.phenotypes["pheno1"], X, K)
+    data = match.phenotypes.reset_index()
+    lmm = mm.LinearMixedModel(
+        "pheno1 ~ 1 + age + sex + (1|iid)", data, reml=True, covariance={"iid": K}
+    ).fit()
+    dec = vardec(match.phenotypes["pheno1"].to_numpy(), X.to_numpy(), {"g": K.to_numpy()})
+    assert lmm.objective == pytest.approx(fast.optsum.fmin, rel=1e-6)
+    assert -2 * dec.reml_loglik == pytest.approx(fast.optsum.fmin, rel=1e-6)
+    theta2 = float(lmm.theta[0]) ** 2
+    assert abs(theta2 / (1 + theta2) - fast.h2) < 1e-6
+    assert abs(dec.fractions[0] - fast.h2) < 1e-6
+    np.testing.assert_allclose(lmm.beta, fast.beta.to_numpy(), rtol=1e-6)
