@@ -72,7 +72,7 @@ def _split(names: str) -> list[str]:
 def _load(args: argparse.Namespace, extra_covariates: list[str] = ()):
     """Read the files, keep the shared complete individuals; return (match, phenotypes, X)."""
     from mixedmodels.genetics.phenotypes import covariate_matrix, read_phenotypes
-    from mixedmodels.genetics.plink import match_samples, read_plink
+    from mixedmodels.genio.plink import match_samples, read_plink
 
     table = read_phenotypes(args.pheno, args.iid_col)
     covariates = _split(args.covar)

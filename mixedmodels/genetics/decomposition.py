@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg
 
 from mixedmodels.errors import DataError
-from mixedmodels.genetics.genotypes import as_genotype_source, check_samples, iter_standardised
+from mixedmodels.genio.genotypes import as_genotype_source, check_samples, iter_standardised
 from mixedmodels.genetics.kinship import check_kinship, kinship
 
 __all__ = ["Decomposition", "decompose", "eigh_kinship", "singular_at_one", "svd_genotypes"]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mixedmodels.covariance import check_covariance
-from mixedmodels.genetics.genotypes import as_genotype_source, iter_standardised
+from mixedmodels.genio.genotypes import as_genotype_source, iter_standardised
 
 __all__ = ["check_kinship", "kinship"]
 

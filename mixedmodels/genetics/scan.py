@@ -40,7 +40,7 @@ from mixedmodels.genetics.association import (
 )
 from mixedmodels.genetics.basis import Rotation, Whitening, whitening_pays
 from mixedmodels.genetics.decomposition import Decomposition, decompose
-from mixedmodels.genetics.genotypes import (
+from mixedmodels.genio.genotypes import (
     GenotypeSource,
     as_genotype_source,
     check_samples,
@@ -51,7 +51,7 @@ from mixedmodels.genetics.heritability import estimate_h2
 from mixedmodels.genetics.likelihood import RotatedData, profiled_loglik
 from mixedmodels.genetics.parallel import run_blocks
 from mixedmodels.genetics.phenotypes import Phenotypes, as_covariates, as_phenotypes
-from mixedmodels.genetics.plink import BedBlocks, PlinkData
+from mixedmodels.genio.plink import BedBlocks, PlinkData
 
 __all__ = ["genomic_inflation", "scan"]
 

@@ -33,7 +33,7 @@ from scipy.stats import chi2
 
 from ..errors import DataError, MixedModelsError
 from ..progress import ProgressOption, progress_bar
-from .genotypes import open_panel, read_dosages, standardise
+from ..genio import read_dosages, read_plink, standardise
 from .hlmm import HLMMResult, fit_hlmm
 
 __all__ = ["SCAN_COLUMNS", "hlmm_scan", "scan_genotypes", "write_tsv"]
@@ -182,7 +182,7 @@ def scan_genotypes(
                 if window_bp > 0
                 else np.zeros(0, dtype=int)
             )
-            G = standardise(dosages[:, near]) / np.sqrt(len(near)) if len(near) else None
+            G = standardise(dosages[:, near])[0] / np.sqrt(len(near)) if len(near) else None
             row.update(q_random=len(near), **_test_snp(cov, dosages[:, j], G, near.tobytes()))
         rows.append(row)
     return pd.DataFrame(rows, columns=SCAN_COLUMNS[SCAN_COLUMNS.index("n") :])
@@ -274,7 +274,7 @@ def hlmm_scan(
     DataFrame
         Columns :data:`SCAN_COLUMNS`, one row per SNP.
     """
-    panel = open_panel(bed)
+    panel = read_plink(bed)
     rows, table = _align(panel, pheno, phenotype, [*mean_covariates, *var_covariates], iid_column)
     lo, hi, end = _segment(panel, start, end, window_bp)
     dosages = read_dosages(panel, np.s_[lo:hi], rows)
