@@ -50,7 +50,7 @@ def run_blocks(
         A bar counting SNPs (:func:`mixedmodels.progress.progress_bar`).
     """
     total = sum(stop - start for start, stop in blocks)
-    with progress_bar(total=total, progress=progress, unit="SNP", desc="scan") as bar:
+    with progress_bar(total=total, progress=progress, unit="SNP", desc="scan", leave=True) as bar:
         if scheduler == "threads":
             return [_one(func, task_input, block, shared, bar) for block in blocks]
         client, owned = _client(scheduler)

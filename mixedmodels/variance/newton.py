@@ -16,7 +16,11 @@ Each iteration (Bertsekas, 1982):
    satisfies Armijo's condition f(x(t)) ≤ f(x) + 10⁻⁴ ∇f'(x(t) - x).
 
 It stops after a step whose Newton decrement -∇f'·step (the predicted
-decrease of f, independent of the parameters' scales) was below ``ftol``.
+decrease of f, independent of the parameters' scales) was below
+``ftol · max(1, |f|)``: relative, because near the optimum f and its
+gradient are known only to rounding error relative to |f| (an objective of
+10³ carries noise of ~10⁻¹³·10³), and an absolute test below that noise
+would take ever-smaller "improving" steps until ``maxiter``.
 
 Iterates that converge to a bound are put on it at the end.  A point on a
 bound can be a saddle rather than a minimum: with a Cholesky
@@ -129,7 +133,7 @@ def minimize_bounded(
     maxiter : int
         Maximum number of Newton iterations.
     ftol : float
-        Stop when the Newton decrement is below ``ftol`` (in units of f).
+        Stop when the Newton decrement is below ``ftol · max(1, |f|)``.
     probe : ndarray (k,), optional
         Inward steps that test whether a parameter ending on its bound is at a
         saddle; by default 1e-3 times the parameter's starting magnitude (or 1e-3).
@@ -166,8 +170,8 @@ def _record(
 ) -> OptSummary:
     """The search's :class:`OptSummary`; ``returnvalue`` says why Newton's method stopped.
 
-    ``FTOL_REACHED``: the Newton decrement fell below ``ftol`` (recorded as
-    ``ftol_abs``); ``MAXITER_REACHED``: ``maxiter`` iterations (``maxfeval``
+    ``FTOL_REACHED``: the Newton decrement fell below ``ftol · max(1, |f|)``
+    (recorded as ``ftol_rel``); ``MAXITER_REACHED``: ``maxiter`` iterations (``maxfeval``
     counts evaluations and stays unlimited); ``ROUNDOFF_LIMITED``: no step
     lowered f, which is flat to rounding error there.
     """
@@ -176,7 +180,7 @@ def _record(
     else:
         reason = "MAXITER_REACHED" if res.niter >= maxiter else "ROUNDOFF_LIMITED"
     start = np.maximum(np.asarray(x0, dtype=float), lower)
-    optsum = OptSummary(initial=start, lowerbd=lower, ftol_rel=0.0, ftol_abs=ftol)
+    optsum = OptSummary(initial=start, lowerbd=lower, ftol_rel=ftol, ftol_abs=0.0)
     return record_search(optsum, "newton", fitlog, res.x, res.fun, reason, elapsed)
 
 
@@ -212,6 +216,7 @@ def _newton(
     if not np.isfinite(f):
         raise FloatingPointError("the objective cannot be evaluated at the starting values")
     nfev, it, decrement = 1, 0, np.inf
+    tol = ftol * max(1.0, abs(f))
     for it in range(1, maxiter + 1):
         free = free_parameters(x, g, lower)
         step = _newton_step(hess(x)[np.ix_(free, free)], g[free])
@@ -221,10 +226,10 @@ def _newton(
         if x_new is None:  # no decrease along a descent direction: f is flat to rounding error
             break
         x, f, g = x_new, f_new, g_new
-        if decrement < ftol:  # this last step took x to about the square of that precision
+        if decrement < tol:  # this last step took x to about the square of that precision
             break
     free = free_parameters(x, g, lower)
-    return Minimum(x, f, g, free, nfev, it, decrement, decrement < 1e3 * ftol)
+    return Minimum(x, f, g, free, nfev, it, decrement, decrement < 1e3 * tol)
 
 
 def _escape_bounds(

@@ -116,3 +116,18 @@ def test_iteration_limit_is_the_recorded_reason():
     res = minimize_bounded(fg, slow_hess, np.array([3.0, 3.0]), np.full(2, -np.inf), maxiter=2)
     assert not res.converged
     assert res.optsum.returnvalue == "MAXITER_REACHED"
+
+
+def test_rounding_noise_at_a_large_objective_does_not_keep_it_stepping():
+    # f ≈ 10³ near its minimum carries noise of ~10⁻¹¹ and its gradient more (sums of n³ terms);
+    # an absolute decrement test below that noise accepted "improvements" for ever.
+    def noise(x):
+        return 1e-11 * np.sin(1e9 * x.sum())
+
+    def fg(x):
+        return 1e3 + 0.5 * x @ x + noise(x), x + 1e-5 * np.cos(1e9 * x)
+
+    res = minimize_bounded(fg, lambda x: np.eye(2), np.array([1.0, -2.0]), np.full(2, -np.inf))
+    assert res.converged and res.optsum.returnvalue == "FTOL_REACHED"
+    assert res.optsum.feval < 20
+    np.testing.assert_allclose(res.x, 0.0, atol=1e-4)
