@@ -317,7 +317,7 @@ class HeritabilityResults(Sequence[HeritabilityResult]):
 
 
 def _rotated_phenotypes(
-    y: object, X: object, K: object, G: object
+    y: object, X: object, K: object, G: object, assume_same_order: bool = False
 ) -> tuple[list[RotatedData], list[str], list[str], bool]:
     """Check the inputs, decompose ``K`` if needed, and rotate ``[X Y]`` once.
 
@@ -327,7 +327,9 @@ def _rotated_phenotypes(
     pheno = as_phenotypes(y)
     n = pheno.values.shape[0]
     Xv, x_names = as_covariates(X, n, pheno.index)
-    decomposition = decompose(K, G, n=n, levels=pheno.index)
+    decomposition = decompose(
+        K, G, n=n, levels=pheno.index, assume_same_order=assume_same_order
+    )
     rotated = RotatedData.per_phenotype(decomposition, Xv, pheno.values)
     return rotated, pheno.names, x_names, pheno.one_d
 
@@ -362,6 +364,7 @@ def heritability(
     G: object = None,
     reml: bool = True,
     grid_size: int = 101,
+    assume_same_order: bool = False,
 ) -> HeritabilityResult | HeritabilityResults:
     """Estimate SNP heritability by (RE)ML in ``y = Xβ + g + e``, ``g ~ N(0, σg² K)``.
 
@@ -374,21 +377,27 @@ def heritability(
         Fixed-effects design including the intercept column; default intercept only.
     K : array (n, n), DataFrame or Decomposition, optional
         Kinship matrix, or its decomposition from :func:`eigh_kinship` /
-        :func:`svd_genotypes` to reuse across calls.  A DataFrame is aligned to
-        the labels of a pandas ``y``.
+        :func:`svd_genotypes` to reuse across calls.  A DataFrame (as
+        :func:`kinship` returns for labelled genotypes) or a decomposition of one
+        is aligned by sample ID to a labelled ``y``.  A kinship with a mean
+        diagonal far from 1 (outside 1e-6 .. 1e6) is rescaled to 1, with a warning.
     G : array (n, m), DataFrame or genotype source, optional
         Allele counts instead of ``K``: ``K = kinship(G)``, through the thin SVD
-        when ``m < n``.
+        when ``m < n``; a PLINK file is aligned by sample ID to a labelled ``y``.
     reml : bool
         REML (default) or ML; see the module notes on ML with a singular ``K``.
     grid_size : int
         Points of the ``h²`` grid searched before Brent's method.
+    assume_same_order : bool
+        A labelled ``y`` (a pandas object with an index other than ``0..n-1``)
+        with an unlabelled ``K`` or ``G`` (an array) is an error, since its rows
+        cannot be matched to individuals; True pairs them by position.
 
     Returns
     -------
     HeritabilityResult for a 1-D ``y``; HeritabilityResults for a 2-D ``y``.
     """
-    rotated, names, x_names, one_d = _rotated_phenotypes(y, X, K, G)
+    rotated, names, x_names, one_d = _rotated_phenotypes(y, X, K, G, assume_same_order)
     results = []
     for name, data in zip(names, rotated):
         estimate = estimate_h2(data, reml=reml, grid_size=grid_size)
@@ -406,12 +415,13 @@ def loglik_curve(
     G: object = None,
     h2: Sequence[float] | np.ndarray = _CALCLL_GRID,
     reml: bool = False,
+    assume_same_order: bool = False,
 ) -> pd.DataFrame:
     """Profiled log-likelihood at given values of ``h²`` (like lmmlite's ``calcLL``).
 
     Parameters
     ----------
-    y, X, K, G
+    y, X, K, G, assume_same_order
         As for :func:`heritability`.
     h2 : sequence of float in [0, 1]
         Where to evaluate; default ``0, 0.1, ..., 0.9``.
@@ -424,9 +434,9 @@ def loglik_curve(
         Indexed by ``h2``, one column per phenotype.
     """
     grid = np.asarray(h2, dtype=np.float64)
-    if grid.ndim != 1 or grid.size == 0 or (grid < 0).any() or (grid > 1).any():
+    if grid.ndim != 1 or grid.size == 0 or not ((grid >= 0) & (grid <= 1)).all():
         raise DataError("h2 must be a non-empty list of values between 0 and 1")
-    rotated, names, _, _ = _rotated_phenotypes(y, X, K, G)
+    rotated, names, _, _ = _rotated_phenotypes(y, X, K, G, assume_same_order)
     if (grid == 1).any() and rotated[0].singular:
         raise DataError("K has a zero eigenvalue, so V is singular at h2 = 1: leave 1 out of h2")
     curves = {name: profiled_loglik(data, grid, reml).loglik for name, data in zip(names, rotated)}

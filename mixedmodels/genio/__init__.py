@@ -12,13 +12,14 @@ from mixedmodels.genio.genotypes import (
     ArrayGenotypes,
     GenotypeSource,
     as_genotype_source,
-    check_samples,
+    align_samples,
     chunk_bounds,
     iter_chunks,
     iter_standardised,
     mean_impute,
     standardise,
 )
+from mixedmodels.genio.samples import labels_of, positions
 from mixedmodels.genio.plink import (
     BedBlocks,
     PlinkData,
@@ -35,7 +36,9 @@ __all__ = [
     "PlinkData",
     "SampleMatch",
     "as_genotype_source",
-    "check_samples",
+    "align_samples",
+    "labels_of",
+    "positions",
     "chunk_bounds",
     "iter_chunks",
     "iter_standardised",
