@@ -11,7 +11,7 @@ import numpy as np
 from .errors import EVALUATION_FAILURES, ConvergenceError
 from .optsummary import OptSummary, check_optimizer
 
-__all__ = ["minimize", "guarded", "RESULT_NAMES"]
+__all__ = ["minimize", "guarded", "record_search", "RESULT_NAMES"]
 
 
 RESULT_NAMES = {
@@ -82,9 +82,9 @@ class _Recorder:
 def _progress_bar(enabled: bool, label: str):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
-    return tqdm(desc=label or "evaluations", unit=" eval", leave=False)
+    return progress_bar(progress=enabled, desc=label or "evaluations", unit=" eval")
 
 
 def _configure(optsum: OptSummary):
@@ -148,5 +148,35 @@ def minimize(
     optsum.final, optsum.fmin, optsum.returnvalue = rec.to_params(np.asarray(xmin, dtype=float)), float(fmin), code
     optsum.feval, optsum.fitlog = len(rec.fitlog), rec.fitlog
     optsum.elapsed = time.perf_counter() - t0
+    optsum.fitted = True
+    return optsum
+
+
+def record_search(
+    optsum: OptSummary,
+    optimizer: str,
+    fitlog: list[tuple[np.ndarray, float]],
+    final: np.ndarray,
+    fmin: float,
+    returnvalue: str,
+    elapsed: float = 0.0,
+) -> OptSummary:
+    """Record a search that is not NLopt's (Brent's, Newton's) in ``optsum`` as :func:`minimize` does.
+
+    The extensions' one-dimensional and Newton searches (``genetics``' h²,
+    ``variance``' projected Newton) keep the same record as NLopt fits:
+    ``optimizer`` names the algorithm that ran (``"brent"``, ``"newton"``),
+    ``fitlog`` holds every objective evaluation ``(parameters, objective)`` in
+    order, its first being at ``optsum.initial``; ``final``, ``fmin`` and
+    ``returnvalue`` (the search's reason for stopping) describe the end.
+    Such an ``optimizer`` is a record of what ran, not an NLopt setting: pass
+    the summary to :func:`minimize` only after setting an NLopt name.
+    """
+    optsum.optimizer = optimizer
+    optsum.fitlog = [(np.atleast_1d(np.asarray(x, dtype=float)).copy(), float(f)) for x, f in fitlog]
+    optsum.finitial = optsum.fitlog[0][1] if optsum.fitlog else np.nan
+    optsum.final = np.atleast_1d(np.asarray(final, dtype=float)).copy()
+    optsum.fmin, optsum.returnvalue = float(fmin), returnvalue
+    optsum.feval, optsum.elapsed = len(optsum.fitlog), elapsed
     optsum.fitted = True
     return optsum

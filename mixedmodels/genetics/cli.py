@@ -72,7 +72,7 @@ def _split(names: str) -> list[str]:
 def _load(args: argparse.Namespace, extra_covariates: list[str] = ()):
     """Read the files, keep the shared complete individuals; return (match, phenotypes, X)."""
     from mixedmodels.genetics.phenotypes import covariate_matrix, read_phenotypes
-    from mixedmodels.genetics.plink import match_samples, read_plink
+    from mixedmodels.genio.plink import match_samples, read_plink
 
     table = read_phenotypes(args.pheno, args.iid_col)
     covariates = _split(args.covar)
@@ -102,7 +102,7 @@ def run_scan(args: argparse.Namespace) -> int:
         interaction=args.interaction,
         reestimate=args.reestimate,
         chunk_size=args.chunk,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else "auto",
         scheduler=args.dask_scheduler or "threads",
     )
     results.to_csv(args.out, sep="\t", index=False)

@@ -24,9 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+import pandas as pd
+
 from mixedmodels.errors import DataError
-from mixedmodels.genetics.genotypes import as_genotype_source, check_samples, iter_standardised
-from mixedmodels.genetics.kinship import check_kinship, kinship
+from mixedmodels.genio.genotypes import align_samples, as_genotype_source, iter_standardised
+from mixedmodels.genio.samples import positions
+from mixedmodels.genetics.kinship import check_kinship, kinship, scaled_kinship
 
 __all__ = ["Decomposition", "decompose", "eigh_kinship", "singular_at_one", "svd_genotypes"]
 
@@ -42,10 +45,13 @@ class Decomposition:
         low-rank one whose complement has eigenvalue 0.
     S : ndarray, shape (k,)
         Eigenvalues, non-negative.
+    ids : ndarray of str, shape (n,), or None
+        The individuals' sample IDs, row by row of ``U``, when the kinship had them.
     """
 
     U: np.ndarray
     S: np.ndarray
+    ids: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -75,6 +81,11 @@ class Decomposition:
         """Rebuild ``K = U diag(S) U'`` (n × n); for checks, not for computation."""
         return (self.U * self.S) @ self.U.T
 
+    def reorder(self, rows: np.ndarray) -> Decomposition:
+        """The decomposition of ``K[rows][:, rows]`` for a permutation ``rows``: ``U``'s rows permuted."""
+        ids = None if self.ids is None else self.ids[rows]
+        return Decomposition(self.U[rows], self.S, ids)
+
 
 def singular_at_one(S: np.ndarray, n: int) -> bool:
     """Whether ``V = h² K + (1 - h²) I`` is singular at ``h² = 1``.
@@ -92,9 +103,12 @@ def eigh_kinship(K: object, levels: Sequence[object] | None = None) -> Decomposi
     Rounding can leave eigenvalues of a semi-definite ``K`` slightly below zero;
     they are set to 0 so that every ``d_i`` is positive for ``h² < 1``.
     """
-    values = check_kinship(K, levels)
+    values = scaled_kinship(check_kinship(K, levels))
     S, U = scipy.linalg.eigh(values, driver="evd", overwrite_a=True, check_finite=False)
-    return Decomposition(U=U, S=np.clip(S, 0.0, None))
+    ids = None
+    if isinstance(K, pd.DataFrame):  # check_kinship put its rows in the order of levels
+        ids = K.index.astype(str).to_numpy() if levels is None else np.array([str(v) for v in levels])
+    return Decomposition(U=U, S=np.clip(S, 0.0, None), ids=ids)
 
 
 def svd_genotypes(G: object, *, standardise_snps: bool = True) -> Decomposition:
@@ -133,7 +147,12 @@ def _factor(G: object, standardise_snps: bool) -> np.ndarray:
 
 
 def decompose(
-    K: object = None, G: object = None, *, n: int, levels: Sequence[object] | None = None
+    K: object = None,
+    G: object = None,
+    *,
+    n: int,
+    levels: Sequence[object] | None = None,
+    assume_same_order: bool = False,
 ) -> Decomposition:
     """The decomposition the models use, from whichever of ``K`` or ``G`` was given.
 
@@ -141,30 +160,69 @@ def decompose(
     ----------
     K : array (n, n), DataFrame or Decomposition, optional
         A kinship matrix (checked and eigendecomposed; a DataFrame is aligned to
-        ``levels``) or a decomposition computed earlier, used as it is.
+        ``levels``) or a decomposition computed earlier (its rows permuted to
+        ``levels`` when it has IDs).
     G : array (n, m), DataFrame or genotype source, optional
         Allele counts; ``K = kinship(G)``, decomposed through the thin SVD when
         ``m < n`` and by eigendecomposition otherwise.
     n : int
         Number of individuals the model has.
-    levels : sequence, optional
-        Their labels, to align a labelled ``K``.
+    levels : pandas Index, optional
+        Their sample IDs, when the phenotype is labelled.
+    assume_same_order : bool
+        Pair an unlabelled ``K``/``G`` with a labelled phenotype by position.
+
+    Raises
+    ------
+    DataError
+        A labelled phenotype with an unlabelled ``K`` (unless
+        ``assume_same_order``), IDs missing from ``K``, or ``K`` identically zero.
     """
     if (K is None) == (G is None):
         raise DataError(
             "give exactly one of K (a kinship matrix or a Decomposition) and G (genotypes)"
         )
     if isinstance(K, Decomposition):
-        decomposition = K
+        decomposition = _aligned_decomposition(K, levels, assume_same_order)
     elif K is not None:
-        decomposition = eigh_kinship(K, levels)
+        if not isinstance(K, pd.DataFrame):
+            positions(levels, None, np.shape(K)[0] if np.ndim(K) == 2 else 0, "the kinship K",
+                      assume_same_order=assume_same_order)  # fmt: skip
+        decomposition = eigh_kinship(K, levels if isinstance(K, pd.DataFrame) else None)
     else:
-        source = as_genotype_source(G)
-        check_samples(source, n, levels)
+        source = align_samples(
+            as_genotype_source(G), n, levels, assume_same_order=assume_same_order
+        )
         low_rank = source.n_snps < source.n_samples
         decomposition = svd_genotypes(source) if low_rank else eigh_kinship(kinship(source))
     if decomposition.n != n:
         raise DataError(
             f"the kinship describes {decomposition.n} individuals but the phenotype has {n}"
         )
+    check_identified(decomposition)
     return decomposition
+
+
+def _aligned_decomposition(
+    K: Decomposition, levels: pd.Index | None, assume_same_order: bool
+) -> Decomposition:
+    """A given decomposition with its rows in the phenotype's order."""
+    have = None if K.ids is None else pd.Index(K.ids)
+    rows = positions(levels, have, K.n, "the decomposition", assume_same_order=assume_same_order)
+    if rows is None:
+        return K
+    if rows.size != K.n:
+        raise DataError(
+            f"the decomposition describes {K.n} individuals, the phenotype {rows.size} of them: "
+            "decompose the kinship of the phenotype's individuals instead"
+        )
+    return K.reorder(rows)
+
+
+def check_identified(decomposition: Decomposition) -> None:
+    """``h²`` is identified only if ``K`` is not zero: ``V = h²K + (1-h²)I`` must depend on ``h²``."""
+    if float(decomposition.S.max(initial=0.0)) <= 0.0:
+        raise DataError(
+            "the kinship matrix is zero (no genetic similarity between or within individuals), "
+            "so h² is not identified: check how K was built"
+        )

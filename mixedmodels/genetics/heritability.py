@@ -8,7 +8,11 @@ grid search, then Brent's method between the best grid point's neighbours:
 on the analytic score ``dℓ/dh²`` (root finding, precise to ``1e-12``) and, if
 the score does not bracket a root, on ``ℓ`` itself.  The ends of ``[0, 1]``
 are grid points, and a score pointing outwards there puts the estimate
-exactly on the boundary (``h² = 0`` is common), reported as such.
+exactly on the boundary (``h² = 0`` is common), reported as such.  The
+whole search is recorded in an :class:`~mixedmodels.optsummary.OptSummary`
+(``optimizer="brent"``, objective ``-2ℓ``: every grid point and every
+likelihood evaluation of the refinement) by
+:func:`mixedmodels.optimize.record_search`, as the core's NLopt fits are.
 
 REML is the default: it accounts for the degrees of freedom spent on ``β``,
 and it stays bounded when ``K`` is singular (next paragraph).
@@ -25,9 +29,10 @@ warning, when there is none).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, overload
 
 import numpy as np
@@ -35,6 +40,8 @@ import pandas as pd
 from scipy.optimize import brentq, minimize_scalar
 
 from mixedmodels.errors import DataError
+from mixedmodels.optimize import record_search
+from mixedmodels.optsummary import OptSummary
 from mixedmodels.genetics.decomposition import Decomposition, decompose
 from mixedmodels.genetics.likelihood import (
     Profile,
@@ -67,7 +74,8 @@ class H2Estimate(NamedTuple):
     ``boundary`` ``"lower"``/``"upper"`` when the estimate is an end of the
     search interval, else ``None``; ``grid`` and ``grid_loglik`` the curve searched;
     ``note`` a warning for the user when the likelihood climbs towards a singular
-    ``V`` (callers decide how to report it), else ``None``.
+    ``V`` (callers decide how to report it), else ``None``; ``optsum`` the
+    record of the search (objective ``-2ℓ``).
     """
 
     h2: float
@@ -76,6 +84,7 @@ class H2Estimate(NamedTuple):
     grid: np.ndarray
     grid_loglik: np.ndarray
     note: str | None = None
+    optsum: OptSummary | None = None
 
 
 def estimate_h2(data: RotatedData, *, reml: bool = True, grid_size: int = 101) -> H2Estimate:
@@ -95,24 +104,34 @@ def estimate_h2(data: RotatedData, *, reml: bool = True, grid_size: int = 101) -
     -------
     H2Estimate
     """
+    t0 = time.perf_counter()
     upper = 1.0 - H2_MARGIN if data.singular else 1.0
     grid = np.linspace(0.0, upper, max(grid_size, 3))
     grid_loglik = np.nan_to_num(profiled_loglik(data, grid, reml).loglik, nan=-np.inf)
+    fitlog = [(np.array([h]), -2.0 * ll) for h, ll in zip(grid, grid_loglik)]
     peaks = _local_maxima(grid_loglik)
 
     def objective(h2: float) -> float:
-        return float(profiled_loglik(data, np.array([h2]), reml).loglik[0])
+        loglik = float(profiled_loglik(data, np.array([h2]), reml).loglik[0])
+        fitlog.append((np.array([h2]), -2.0 * loglik))
+        return loglik
 
     def score(h2: float) -> float:
         return float(profiled_score(data, np.array([h2]), reml)[0])
 
-    h2 = _refine(objective, score, grid, grid_loglik, peaks[0])
+    h2, reason = _refine(objective, score, grid, grid_loglik, peaks[0])
     note = None
     if data.singular and h2 > upper - 1e-5:
-        h2, note = _away_from_one(objective, score, grid, grid_loglik, peaks)
+        h2, reason, note = _away_from_one(objective, score, grid, grid_loglik, peaks)
     boundary = "lower" if h2 == 0.0 else "upper" if h2 == upper else None
     fit = profiled_loglik(data, np.array([h2]), reml)
-    return H2Estimate(h2, fit, boundary, grid, grid_loglik, note)
+    fitlog.append((np.array([h2]), -2.0 * float(fit.loglik[0])))
+    optsum = record_search(
+        OptSummary(initial=[0.0], lowerbd=[0.0], ftol_abs=0.0, xtol_abs=np.array([1e-12])),
+        "brent", fitlog, np.array([h2]), -2.0 * float(fit.loglik[0]), reason,
+        time.perf_counter() - t0,
+    )  # fmt: skip
+    return H2Estimate(h2, fit, boundary, grid, grid_loglik, note, optsum)
 
 
 def _local_maxima(loglik: np.ndarray) -> list[int]:
@@ -129,27 +148,30 @@ def _refine(
     grid: np.ndarray,
     loglik: np.ndarray,
     i: int,
-) -> float:
-    """The maximiser near grid point ``i``, found between its two grid neighbours.
+) -> tuple[float, str]:
+    """The maximiser near grid point ``i``, found between its two grid neighbours, and how.
 
     Where the score ``dℓ/dh²`` changes sign, Brent's root finder locates its zero
-    to ``1e-12``; the log-likelihood is too flat at its maximum to locate ``h²``
-    beyond about ``1e-6`` from its values alone.  A score of the wrong sign at an
-    end of ``[0, upper]`` puts the maximum exactly on that boundary.  Otherwise
-    (a very flat or irregular curve) Brent's minimiser on ``-ℓ`` is used.
+    to ``1e-12`` (``"XTOL_REACHED"``); the log-likelihood is too flat at its
+    maximum to locate ``h²`` beyond about ``1e-6`` from its values alone.  A score
+    of the wrong sign at an end of ``[0, upper]`` puts the maximum exactly on that
+    boundary (``"BOUNDARY"``).  Otherwise (a very flat or irregular curve)
+    Brent's minimiser on ``-ℓ`` is used (``"XTOL_REACHED"``, or ``"GRID_POINT"``
+    when it finds nothing better than the grid point).
     """
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
     at = grid[i]
     score_at = score(at)
     if (score_at <= 0 and i == 0) or (score_at >= 0 and i == grid.size - 1):
-        return float(at)
+        return float(at), "BOUNDARY"
     a, b = (at, hi) if score_at > 0 else (lo, at)
     if score(a) > 0 > score(b):
-        return float(brentq(score, a, b, xtol=1e-12, rtol=4 * np.finfo(float).eps))
+        root = brentq(score, a, b, xtol=1e-12, rtol=4 * np.finfo(float).eps)
+        return float(root), "XTOL_REACHED"
     found = minimize_scalar(
         lambda h: -objective(h), bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
     )
-    return float(found.x) if -found.fun > loglik[i] else float(at)
+    return (float(found.x), "XTOL_REACHED") if -found.fun > loglik[i] else (float(at), "GRID_POINT")
 
 
 def _away_from_one(
@@ -158,10 +180,10 @@ def _away_from_one(
     grid: np.ndarray,
     loglik: np.ndarray,
     peaks: list[int],
-) -> tuple[float, str]:
+) -> tuple[float, str, str]:
     """The best interior local maximum when the likelihood climbs towards a singular ``V``.
 
-    Returns the ``h²`` to report and the note explaining the choice.
+    Returns the ``h²`` to report, how it was found and the note explaining the choice.
     """
     interior = [i for i in peaks if i < grid.size - 2]
     why = (
@@ -170,9 +192,9 @@ def _away_from_one(
         "likelihood unbounded there); "
     )
     if not interior:
-        return float(grid[-1]), why + f"reporting h² = {grid[-1]}, the end of the search"
-    h2 = _refine(objective, score, grid, loglik, interior[0])
-    return h2, why + f"reporting the interior local maximum h² = {h2:.6g}; REML avoids this"
+        return float(grid[-1]), "BOUNDARY", why + f"reporting h² = {grid[-1]}, the end of the search"
+    h2, reason = _refine(objective, score, grid, loglik, interior[0])
+    return h2, reason, why + f"reporting the interior local maximum h² = {h2:.6g}; REML avoids this"
 
 
 @dataclass(frozen=True)
@@ -198,6 +220,8 @@ class HeritabilityResult:
     curve : DataFrame
         The log-likelihood (same criterion as the fit) over the search grid,
         columns ``h2`` and ``loglik``.
+    optsum : OptSummary
+        The search over ``h²`` (objective ``-2 loglik``), recorded as the core's fits are.
     """
 
     phenotype: str
@@ -211,6 +235,7 @@ class HeritabilityResult:
     boundary: str | None
     n: int
     curve: pd.DataFrame
+    optsum: OptSummary | None = field(default=None, repr=False, compare=False)
 
     @property
     def total_variance(self) -> float:
@@ -292,7 +317,7 @@ class HeritabilityResults(Sequence[HeritabilityResult]):
 
 
 def _rotated_phenotypes(
-    y: object, X: object, K: object, G: object
+    y: object, X: object, K: object, G: object, assume_same_order: bool = False
 ) -> tuple[list[RotatedData], list[str], list[str], bool]:
     """Check the inputs, decompose ``K`` if needed, and rotate ``[X Y]`` once.
 
@@ -302,7 +327,9 @@ def _rotated_phenotypes(
     pheno = as_phenotypes(y)
     n = pheno.values.shape[0]
     Xv, x_names = as_covariates(X, n, pheno.index)
-    decomposition = decompose(K, G, n=n, levels=pheno.index)
+    decomposition = decompose(
+        K, G, n=n, levels=pheno.index, assume_same_order=assume_same_order
+    )
     rotated = RotatedData.per_phenotype(decomposition, Xv, pheno.values)
     return rotated, pheno.names, x_names, pheno.one_d
 
@@ -325,6 +352,7 @@ def _result(
         boundary=est.boundary,
         n=data.n,
         curve=pd.DataFrame({"h2": est.grid, "loglik": est.grid_loglik}),
+        optsum=est.optsum,
     )
 
 
@@ -336,6 +364,7 @@ def heritability(
     G: object = None,
     reml: bool = True,
     grid_size: int = 101,
+    assume_same_order: bool = False,
 ) -> HeritabilityResult | HeritabilityResults:
     """Estimate SNP heritability by (RE)ML in ``y = Xβ + g + e``, ``g ~ N(0, σg² K)``.
 
@@ -348,21 +377,27 @@ def heritability(
         Fixed-effects design including the intercept column; default intercept only.
     K : array (n, n), DataFrame or Decomposition, optional
         Kinship matrix, or its decomposition from :func:`eigh_kinship` /
-        :func:`svd_genotypes` to reuse across calls.  A DataFrame is aligned to
-        the labels of a pandas ``y``.
+        :func:`svd_genotypes` to reuse across calls.  A DataFrame (as
+        :func:`kinship` returns for labelled genotypes) or a decomposition of one
+        is aligned by sample ID to a labelled ``y``.  A kinship with a mean
+        diagonal far from 1 (outside 1e-6 .. 1e6) is rescaled to 1, with a warning.
     G : array (n, m), DataFrame or genotype source, optional
         Allele counts instead of ``K``: ``K = kinship(G)``, through the thin SVD
-        when ``m < n``.
+        when ``m < n``; a PLINK file is aligned by sample ID to a labelled ``y``.
     reml : bool
         REML (default) or ML; see the module notes on ML with a singular ``K``.
     grid_size : int
         Points of the ``h²`` grid searched before Brent's method.
+    assume_same_order : bool
+        A labelled ``y`` (a pandas object with an index other than ``0..n-1``)
+        with an unlabelled ``K`` or ``G`` (an array) is an error, since its rows
+        cannot be matched to individuals; True pairs them by position.
 
     Returns
     -------
     HeritabilityResult for a 1-D ``y``; HeritabilityResults for a 2-D ``y``.
     """
-    rotated, names, x_names, one_d = _rotated_phenotypes(y, X, K, G)
+    rotated, names, x_names, one_d = _rotated_phenotypes(y, X, K, G, assume_same_order)
     results = []
     for name, data in zip(names, rotated):
         estimate = estimate_h2(data, reml=reml, grid_size=grid_size)
@@ -380,12 +415,13 @@ def loglik_curve(
     G: object = None,
     h2: Sequence[float] | np.ndarray = _CALCLL_GRID,
     reml: bool = False,
+    assume_same_order: bool = False,
 ) -> pd.DataFrame:
     """Profiled log-likelihood at given values of ``h²`` (like lmmlite's ``calcLL``).
 
     Parameters
     ----------
-    y, X, K, G
+    y, X, K, G, assume_same_order
         As for :func:`heritability`.
     h2 : sequence of float in [0, 1]
         Where to evaluate; default ``0, 0.1, ..., 0.9``.
@@ -398,9 +434,9 @@ def loglik_curve(
         Indexed by ``h2``, one column per phenotype.
     """
     grid = np.asarray(h2, dtype=np.float64)
-    if grid.ndim != 1 or grid.size == 0 or (grid < 0).any() or (grid > 1).any():
+    if grid.ndim != 1 or grid.size == 0 or not ((grid >= 0) & (grid <= 1)).all():
         raise DataError("h2 must be a non-empty list of values between 0 and 1")
-    rotated, names, _, _ = _rotated_phenotypes(y, X, K, G)
+    rotated, names, _, _ = _rotated_phenotypes(y, X, K, G, assume_same_order)
     if (grid == 1).any() and rotated[0].singular:
         raise DataError("K has a zero eigenvalue, so V is singular at h2 = 1: leave 1 out of h2")
     curves = {name: profiled_loglik(data, grid, reml).loglik for name, data in zip(names, rotated)}

@@ -15,11 +15,13 @@ from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any
 
-from tqdm.auto import tqdm
+from mixedmodels.errors import DataError, MixedModelsError
+from mixedmodels.progress import ProgressOption, progress_bar
 
-from mixedmodels.errors import DataError
+__all__ = ["CONNECT_TIMEOUT", "Scheduler", "open_scheduler", "run_blocks"]
 
-__all__ = ["run_blocks"]
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a Dask scheduler given by address before giving up."""
 
 Block = tuple[int, int]
 
@@ -31,7 +33,7 @@ def run_blocks(
     shared: Any,
     *,
     scheduler: object = "threads",
-    progress: bool = False,
+    progress: ProgressOption = "auto",
 ) -> list[Any]:
     """``[func(task_input(start, stop), shared) for (start, stop) in blocks]``, in order.
 
@@ -47,43 +49,73 @@ def run_blocks(
     shared : object
         Second argument of every call (scattered once with Dask).
     scheduler : "threads", a ``dask.distributed.Client`` or a scheduler address
-    progress : bool
-        Show a tqdm bar counting SNPs.
+    progress : bool or "auto"
+        A bar counting SNPs (:func:`mixedmodels.progress.progress_bar`).
     """
     total = sum(stop - start for start, stop in blocks)
-    with tqdm(total=total, unit="SNP", disable=not progress, desc="scan") as bar:
-        if scheduler == "threads":
+    with (
+        open_scheduler(scheduler) as runner,
+        progress_bar(total=total, progress=progress, unit="SNP", desc="scan", leave=True) as bar,
+    ):
+        if runner.scheduler == "threads":
             return [_one(func, task_input, block, shared, bar) for block in blocks]
-        client, owned = _client(scheduler)
-        try:
-            return _on_dask(client, func, blocks, task_input, shared, bar)
-        finally:
-            if owned:
-                client.close()
+        return _on_dask(runner.scheduler, func, blocks, task_input, shared, bar)
 
 
-def _one(func: Callable, task_input: Callable, block: Block, shared: Any, bar: tqdm) -> Any:
+class Scheduler:
+    """Where blocks run: ``"threads"`` or a Dask client, closed on exit if opened here."""
+
+    def __init__(self, scheduler: Any, owned: bool):
+        self.scheduler, self.owned = scheduler, owned
+
+    def __enter__(self) -> Scheduler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owned:
+            self.scheduler.close()
+            self.owned = False
+
+
+def _one(func: Callable, task_input: Callable, block: Block, shared: Any, bar: Any) -> Any:
     result = func(task_input(*block), shared)
     bar.update(block[1] - block[0])
     return result
 
 
-def _client(scheduler: object) -> tuple[Any, bool]:
-    """The Dask client to use and whether this module opened it (and must close it)."""
+def open_scheduler(scheduler: object, timeout: float = CONNECT_TIMEOUT) -> Scheduler:
+    """Check ``scheduler`` and connect to it: ``"threads"``, a Dask ``Client`` or an address.
+
+    An address is connected to at once, waiting at most ``timeout`` seconds, so
+    a typo or an unreachable cluster fails before any work is done.
+    """
+    if isinstance(scheduler, str) and scheduler == "threads":
+        return Scheduler("threads", False)
+    usage = (
+        "scheduler must be 'threads', a dask.distributed.Client or a scheduler address "
+        f"such as 'tcp://10.0.0.1:8786', not {scheduler!r}"
+    )
+    if isinstance(scheduler, str) and ":" not in scheduler:
+        raise DataError(usage)
     try:
         from distributed import Client
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise DataError(
+    except ImportError:
+        if not isinstance(scheduler, str):
+            raise DataError(usage) from None
+        raise MixedModelsError(
             "a Dask scheduler needs the 'dask' extra: pip install mixedmodels[dask]"
         ) from None
     if isinstance(scheduler, Client):
-        return scheduler, False
-    if isinstance(scheduler, str):
-        return Client(scheduler), True
-    raise DataError(
-        f"scheduler must be 'threads', a dask.distributed.Client or a scheduler address, "
-        f"not {scheduler!r}"
-    )
+        return Scheduler(scheduler, False)
+    if not isinstance(scheduler, str):
+        raise DataError(usage)
+    try:
+        return Scheduler(Client(scheduler, timeout=timeout), True)
+    except Exception as exc:  # noqa: BLE001 - whatever the network gives (seen: OSError, MemoryError on junk replies)
+        raise DataError(
+            f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no reply'})"
+        ) from None
 
 
 def _on_dask(
@@ -92,7 +124,7 @@ def _on_dask(
     blocks: Sequence[Block],
     task_input: Callable,
     shared: Any,
-    bar: tqdm,
+    bar: Any,
 ) -> list[Any]:
     """Submit the blocks in a sliding window and gather the results in block order."""
     from distributed import as_completed

@@ -14,8 +14,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mixedmodels.errors import DataError
 from mixedmodels._text import few
+from mixedmodels.errors import DataError
+from mixedmodels.genio.samples import labels_of
 
 __all__ = ["Phenotypes", "as_covariates", "as_phenotypes", "covariate_matrix", "read_phenotypes"]
 
@@ -25,8 +26,9 @@ INTERCEPT = "(Intercept)"
 class Phenotypes(NamedTuple):
     """Responses as used by the models.
 
-    ``values`` (n, t) float; ``names`` (t,); ``index`` the individuals' labels
-    when ``y`` was a pandas object (else ``None``); ``one_d`` whether ``y`` was 1-D.
+    ``values`` (n, t) float; ``names`` (t,); ``index`` the individuals' sample IDs
+    when ``y`` was a pandas object with a non-default index (else ``None``, see
+    :mod:`mixedmodels.genio.samples`); ``one_d`` whether ``y`` was 1-D.
     """
 
     values: np.ndarray
@@ -36,8 +38,10 @@ class Phenotypes(NamedTuple):
 
 
 def as_phenotypes(y: object) -> Phenotypes:
-    """Check ``y`` (n,) or (n, t): numeric, complete, not constant."""
-    index = y.index.astype(str) if isinstance(y, (pd.Series, pd.DataFrame)) else None
+    """Check ``y`` (n,) or (n, t): at least one column, numeric, complete, not constant."""
+    index = labels_of(y)
+    if isinstance(y, pd.DataFrame) and y.shape[1] == 0:
+        raise DataError("the phenotype table has no columns: give at least one phenotype")
     if isinstance(y, pd.DataFrame):
         names = [str(c) for c in y.columns]
     elif isinstance(y, pd.Series):
@@ -47,6 +51,8 @@ def as_phenotypes(y: object) -> Phenotypes:
     values = _numeric(y, "the phenotype")
     one_d = values.ndim == 1
     values = values.reshape(len(values), -1)
+    if values.shape[1] == 0:
+        raise DataError("the phenotype matrix has no columns: give at least one phenotype")
     if names is None:
         names = ["y"] if one_d else [f"y{j}" for j in range(values.shape[1])]
     for j, name in enumerate(names):
@@ -64,8 +70,9 @@ def as_covariates(X: object, n: int, index: pd.Index | None = None) -> tuple[np.
     """
     if X is None:
         return np.ones((n, 1)), [INTERCEPT]
-    if isinstance(X, pd.DataFrame) and index is not None and not X.index.astype(str).equals(index):
-        raise DataError("the rows of X and of the phenotype have different labels or order")
+    x_ids = labels_of(X)
+    if index is not None and x_ids is not None and not x_ids.equals(index):
+        raise DataError("the rows of X and of the phenotype have different sample IDs or order")
     names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
     values = _numeric(X, "X")
     values = values.reshape(len(values), -1)

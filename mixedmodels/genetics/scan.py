@@ -40,18 +40,18 @@ from mixedmodels.genetics.association import (
 )
 from mixedmodels.genetics.basis import Rotation, Whitening, whitening_pays
 from mixedmodels.genetics.decomposition import Decomposition, decompose
-from mixedmodels.genetics.genotypes import (
+from mixedmodels.genio.genotypes import (
     GenotypeSource,
+    align_samples,
     as_genotype_source,
-    check_samples,
     chunk_bounds,
     mean_impute,
 )
 from mixedmodels.genetics.heritability import estimate_h2
 from mixedmodels.genetics.likelihood import RotatedData, profiled_loglik
-from mixedmodels.genetics.parallel import run_blocks
+from mixedmodels.genetics.parallel import open_scheduler, run_blocks
 from mixedmodels.genetics.phenotypes import Phenotypes, as_covariates, as_phenotypes
-from mixedmodels.genetics.plink import BedBlocks, PlinkData
+from mixedmodels.genio.plink import BedBlocks, PlinkData
 
 __all__ = ["genomic_inflation", "scan"]
 
@@ -220,9 +220,10 @@ def scan(
     reestimate: bool = False,
     interaction: object = None,
     chunk_size: int = 1000,
-    progress: bool = False,
+    progress: bool | str = "auto",
     scheduler: object = "threads",
     grid_size: int = 101,
+    assume_same_order: bool = False,
 ) -> pd.DataFrame:
     """Test every SNP for association with one or several phenotypes.
 
@@ -232,8 +233,9 @@ def scan(
         Allele counts, ``NaN`` for missing calls (mean-imputed per SNP).  A
         :class:`PlinkData` is read ``chunk_size`` SNPs at a time.
     y : array (n,) or (n, t), Series or DataFrame
-        Phenotype(s), complete.  With a PLINK ``G`` a labelled ``y`` must list
-        the ``.fam`` individuals in order (use :func:`match_samples`).
+        Phenotype(s), complete.  A labelled ``y`` is paired with labelled
+        genotypes (a PLINK file, a DataFrame with an index) and kinship by sample
+        ID (see ``assume_same_order``).
     X : array (n, p) or DataFrame, optional
         Covariates including the intercept column; default intercept only.
     K : array (n, n), DataFrame or Decomposition, optional
@@ -251,12 +253,16 @@ def scan(
         the alternative adds ``g ∘ E``.
     chunk_size : int
         SNPs per block; memory grows as ``8 n chunk_size (1 + e)`` bytes a few times.
-    progress : bool
-        Show a progress bar.
+    progress : bool or "auto"
+        Progress bar over SNPs; "auto" (default) shows one on a terminal or in a
+        notebook when the scan lasts (:mod:`mixedmodels.progress`).
     scheduler : "threads", dask.distributed.Client or scheduler address
         Where blocks run; see :mod:`mixedmodels.genetics.parallel`.
     grid_size : int
         Grid points of each ``h²`` search.
+    assume_same_order : bool
+        Pair a labelled ``y`` with unlabelled (array) genotypes or kinship by
+        position; without it that combination is an error.
 
     Returns
     -------
@@ -269,12 +275,19 @@ def scan(
         (monomorphic, or collinear with ``X``) have ``NaN`` statistics.
         ``attrs["null"]`` holds each phenotype's null ``h²`` and ML log-likelihood.
     """
-    source = as_genotype_source(G)
+    runner = open_scheduler(scheduler)  # before any work: a bad address fails fast
     pheno = as_phenotypes(y)
     n = pheno.values.shape[0]
-    check_samples(source, n, pheno.index)
+    source = align_samples(
+        as_genotype_source(G), n, pheno.index, assume_same_order=assume_same_order
+    )
+    if source.n_snps == 0:
+        raise DataError("the genotypes have no SNP to test (0 columns)")
     Xv, _, E, e_names = _fixed_design(X, interaction, n, pheno.index)
-    decomposition = decompose(K, source if K is None else None, n=n, levels=pheno.index)
+    decomposition = decompose(
+        K, source if K is None else None, n=n, levels=pheno.index,
+        assume_same_order=assume_same_order,
+    )  # fmt: skip
     state = _scan_state(
         decomposition,
         Xv,
@@ -287,14 +300,11 @@ def scan(
         n_snps=source.n_snps,
     )
     blocks = chunk_bounds(source.n_snps, chunk_size)
-    results = run_blocks(
-        scan_block,
-        blocks,
-        _task_input(source, scheduler),
-        state,
-        scheduler=scheduler,
-        progress=progress,
-    )
+    with runner:
+        results = run_blocks(
+            scan_block, blocks, _task_input(source, runner.scheduler), state,
+            scheduler=runner.scheduler, progress=progress,
+        )  # fmt: skip
     notes = sum(r.notes for r in results)
     if notes:
         warnings.warn(
@@ -378,8 +388,11 @@ def _fixed_h2(h2: float | Sequence[float] | None, t: int, reestimate: bool) -> l
         return [None] * t
     if reestimate:
         raise DataError("give either a fixed h2 or reestimate=True, not both")
-    values = np.broadcast_to(np.asarray(h2, dtype=np.float64), (t,))
-    if ((values < 0) | (values > 1)).any():
+    try:
+        values = np.broadcast_to(np.asarray(h2, dtype=np.float64), (t,))
+    except (TypeError, ValueError):
+        raise DataError(f"h2 must be a number in [0, 1] or one per phenotype ({t}), not {h2!r}") from None
+    if not ((values >= 0) & (values <= 1)).all():  # NaN fails both comparisons
         raise DataError(f"h2 must lie in [0, 1], not {h2}")
     return [float(v) for v in values]
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from ..errors import MixedModelsError
 from ..model import MixedModel
+from ..numderiv import hessian, jacobian
 from .modelcopy import copy_model
-from .numderiv import hessian, jacobian
 
 __all__ = ["SatterthwaiteState", "satterthwaite_state", "satterthwaite_df"]
 

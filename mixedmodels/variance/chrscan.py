@@ -32,9 +32,9 @@ import pandas as pd
 from scipy.stats import chi2
 
 from ..errors import DataError, MixedModelsError
-from .genotypes import open_panel, read_dosages, standardise
+from ..progress import ProgressOption, progress_bar
+from ..genio import read_dosages, read_plink, standardise
 from .hlmm import HLMMResult, fit_hlmm
-from .monitor import progress_iter
 
 __all__ = ["SCAN_COLUMNS", "hlmm_scan", "scan_genotypes", "write_tsv"]
 
@@ -136,7 +136,7 @@ def scan_genotypes(
     window_bp: float = 0.0,
     min_maf: float = 0.05,
     max_missing: float = 0.05,
-    progress: bool = False,
+    progress: ProgressOption = "auto",
 ) -> pd.DataFrame:
     """Test each column of ``dosages`` for effects on the mean and the variance of y.
 
@@ -156,8 +156,8 @@ def scan_genotypes(
         Random effects for usable SNPs within this distance (0: none).
     min_maf, max_missing : float
         Filters for tested SNPs and neighbours.
-    progress : bool
-        Show a progress bar.
+    progress : bool or "auto"
+        Progress bar (see :mod:`mixedmodels.progress`; "auto": on a terminal, for long scans).
 
     Returns
     -------
@@ -173,7 +173,8 @@ def scan_genotypes(
         np.asarray(y, dtype=float), np.asarray(X, dtype=float), np.asarray(V, dtype=float)
     )
     rows = []
-    for j in progress_iter(range(m) if tests is None else tests, progress, "hlmm scan", " SNP"):
+    items = range(m) if tests is None else tests
+    for j in progress_bar(items, progress=progress, desc="hlmm scan", unit=" SNP"):
         row = {"freq": summary[j, 0], "q_random": 0}
         if usable[j]:
             near = (
@@ -181,7 +182,7 @@ def scan_genotypes(
                 if window_bp > 0
                 else np.zeros(0, dtype=int)
             )
-            G = standardise(dosages[:, near]) / np.sqrt(len(near)) if len(near) else None
+            G = standardise(dosages[:, near])[0] / np.sqrt(len(near)) if len(near) else None
             row.update(q_random=len(near), **_test_snp(cov, dosages[:, j], G, near.tobytes()))
         rows.append(row)
     return pd.DataFrame(rows, columns=SCAN_COLUMNS[SCAN_COLUMNS.index("n") :])
@@ -244,7 +245,7 @@ def hlmm_scan(
     window_bp: float = 0.0,
     min_maf: float = 0.05,
     max_missing: float = 0.05,
-    progress: bool = True,
+    progress: ProgressOption = "auto",
 ) -> pd.DataFrame:
     """Mean and variance effects of SNPs ``start .. end-1`` of a bed file on a phenotype.
 
@@ -265,15 +266,15 @@ def hlmm_scan(
         Random effects for the other SNPs within this many base pairs (0: an HLM, no random effects).
     min_maf, max_missing : float
         SNP filters (tested SNPs and neighbours).
-    progress : bool
-        Show a tqdm progress bar.
+    progress : bool or "auto"
+        Progress bar (see :mod:`mixedmodels.progress`; "auto": on a terminal, for long scans).
 
     Returns
     -------
     DataFrame
         Columns :data:`SCAN_COLUMNS`, one row per SNP.
     """
-    panel = open_panel(bed)
+    panel = read_plink(bed)
     rows, table = _align(panel, pheno, phenotype, [*mean_covariates, *var_covariates], iid_column)
     lo, hi, end = _segment(panel, start, end, window_bp)
     dosages = read_dosages(panel, np.s_[lo:hi], rows)

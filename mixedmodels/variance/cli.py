@@ -32,7 +32,7 @@ def _hlmm_scan(args: argparse.Namespace) -> int:
         args.bed, _read_table(args.pheno), args.phenotype, mean_covariates=args.mean_covar,
         var_covariates=args.var_covar, iid_column=args.iid_column, start=args.start, end=args.end,
         window_bp=args.window_bp, min_maf=args.min_maf, max_missing=args.max_missing,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else "auto",
     )  # fmt: skip
     path = write_tsv(results, args.out)
     tested = int(results["mean_p"].notna().sum())

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 
+from ..optsummary import OptSummary
 from .newton import minimize_bounded
 from .woodbury import HeteroskedasticGaussian
 
@@ -43,6 +44,9 @@ class GaussianFit:
         Covariance of (β, γ, θ); NaN rows and columns for parameters on a bound.
     converged : bool
     nfev : int
+    optsum : OptSummary
+        The Newton search over φ (objective F = -2 log-likelihood, β profiled),
+        recorded as the core's fits are.
     """
 
     lik: HeteroskedasticGaussian
@@ -52,6 +56,7 @@ class GaussianFit:
     vcov: np.ndarray
     converged: bool
     nfev: int
+    optsum: OptSummary | None = field(default=None, repr=False)
 
     @property
     def gamma(self) -> np.ndarray:
@@ -131,7 +136,7 @@ def fit_gaussian(
     free = np.concatenate([np.ones(len(beta), dtype=bool), opt.free])
     # F = -2 log L, so the observed information is H / 2.
     vcov = inverse_information(0.5 * lik.hessian(opt.x, beta), free)
-    return GaussianFit(lik, beta, opt.x, opt.fun, vcov, opt.converged, opt.nfev)
+    return GaussianFit(lik, beta, opt.x, opt.fun, vcov, opt.converged, opt.nfev, opt.optsum)
 
 
 def _monitored(fg, monitor):

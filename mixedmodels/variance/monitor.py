@@ -1,39 +1,26 @@
-"""Reporting objective evaluations while a variance model is fitted."""
+"""Reporting objective evaluations while a variance model is fitted (on :mod:`mixedmodels.progress`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EvaluationMonitor", "progress_iter"]
+from ..progress import ProgressOption, progress_bar
+
+__all__ = ["EvaluationMonitor"]
 
 
 class EvaluationMonitor:
-    """Prints (``verbose``) or counts on a progress bar (``progress``) each objective evaluation."""
+    """Prints (``verbose``) or counts on the package's progress bar (``progress``) each evaluation."""
 
-    def __init__(self, label: str, verbose: bool = False, progress: bool = False):
+    def __init__(self, label: str, verbose: bool = False, progress: ProgressOption = False):
         self.verbose = verbose
-        self.bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(desc=label, unit=" eval", leave=False)
+        self.bar = progress_bar(progress=progress, desc=label, unit=" eval")
 
     def __call__(self, params: np.ndarray, value: float) -> None:
         if self.verbose:
             print(f"f: {value:.8f} [{', '.join(f'{v:.6g}' for v in params)}]")
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix_str(f"objective {value:.6f}", refresh=False)
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"objective {value:.6f}", refresh=False)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def progress_iter(items, enabled: bool, desc: str, unit: str):
-    """``items`` wrapped in a tqdm progress bar when ``enabled``."""
-    if not enabled:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, unit=unit)
+        self.bar.close()

@@ -39,6 +39,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..numderiv import hessian_from_gradient
+from ..optsummary import OptSummary
 from .newton import minimize_bounded
 
 __all__ = ["KroneckerFit", "KroneckerLikelihood", "fit_kronecker"]
@@ -158,16 +160,9 @@ class KroneckerLikelihood:
         st = self.state(phi)
         return self.objective(st), self.gradient(st, phi)
 
-    def hessian(self, phi: np.ndarray, h: float = 1e-6) -> np.ndarray:
-        """Central differences of the analytic gradient (2·nparams gradients, each O(n t p²))."""
-        phi = np.asarray(phi, dtype=float)
-        steps = h * np.maximum(np.abs(phi), 1e-2)
-        cols = [
-            (self.objective_gradient(phi + e)[1] - self.objective_gradient(phi - e)[1]) / (2 * s)
-            for s, e in zip(steps, np.diag(steps))
-        ]
-        H = np.array(cols)
-        return 0.5 * (H + H.T)
+    def hessian(self, phi: np.ndarray) -> np.ndarray:
+        """Numerical Jacobian of the analytic gradient (:func:`mixedmodels.numderiv.hessian_from_gradient`)."""
+        return hessian_from_gradient(lambda v: self.objective_gradient(v)[1], phi)
 
 
 @dataclass
@@ -188,6 +183,8 @@ class KroneckerFit:
     converged : bool
     lik : KroneckerLikelihood
     state : internal state at the estimates (used by :func:`~mixedmodels.variance.mtscan.mt_scan`)
+    optsum : OptSummary
+        The Newton search (objective -2ℓ), recorded as the core's fits are.
     """
 
     Cg: np.ndarray
@@ -202,6 +199,7 @@ class KroneckerFit:
     converged: bool
     lik: KroneckerLikelihood = field(repr=False)
     state: _TraitState = field(repr=False)
+    optsum: OptSummary | None = field(default=None, repr=False)
 
     @property
     def heritability(self) -> pd.Series:
@@ -306,4 +304,5 @@ def fit_kronecker(
     return KroneckerFit(
         st.Cg, st.Cn, B, B_se, -0.5 * opt.fun, reml, names or [f"trait{j}" for j in range(t)],
         covariate_names or [f"x{j}" for j in range(X.shape[1])], Y.shape[0], opt.converged, lik, st,
+        opt.optsum,
     )  # fmt: skip

@@ -16,7 +16,11 @@ Each iteration (Bertsekas, 1982):
    satisfies Armijo's condition f(x(t)) ≤ f(x) + 10⁻⁴ ∇f'(x(t) - x).
 
 It stops after a step whose Newton decrement -∇f'·step (the predicted
-decrease of f, independent of the parameters' scales) was below ``ftol``.
+decrease of f, independent of the parameters' scales) was below
+``ftol · max(1, |f|)``: relative, because near the optimum f and its
+gradient are known only to rounding error relative to |f| (an objective of
+10³ carries noise of ~10⁻¹³·10³), and an absolute test below that noise
+would take ever-smaller "improving" steps until ``maxiter``.
 
 Iterates that converge to a bound are put on it at the end.  A point on a
 bound can be a saddle rather than a minimum: with a Cholesky
@@ -25,14 +29,22 @@ in every direction that would revive it, and only the (negative)
 curvature shows that it should.  So each parameter that ends on its bound
 is probed: if moving it inwards by a small step lowers f, Newton's method
 restarts from there.
+
+Every evaluation is recorded, as the core's NLopt fits are, in an
+:class:`~mixedmodels.optsummary.OptSummary` (``optimizer="newton"``) through
+:func:`mixedmodels.optimize.record_search`; the result's ``optsum`` holds it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..optimize import record_search
+from ..optsummary import OptSummary
 
 __all__ = ["Minimum", "free_parameters", "minimize_bounded"]
 
@@ -62,6 +74,8 @@ class Minimum:
         The last Newton decrement, the decrease of f still expected.
     converged : bool
         The decrement fell below the tolerance.
+    optsum : OptSummary or None
+        The record of the whole search (set by :func:`minimize_bounded`).
     """
 
     x: np.ndarray
@@ -72,6 +86,7 @@ class Minimum:
     niter: int
     decrement: float
     converged: bool
+    optsum: OptSummary | None = field(default=None, repr=False)
 
 
 def free_parameters(x: np.ndarray, grad: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -118,7 +133,7 @@ def minimize_bounded(
     maxiter : int
         Maximum number of Newton iterations.
     ftol : float
-        Stop when the Newton decrement is below ``ftol`` (in units of f).
+        Stop when the Newton decrement is below ``ftol · max(1, |f|)``.
     probe : ndarray (k,), optional
         Inward steps that test whether a parameter ending on its bound is at a
         saddle; by default 1e-3 times the parameter's starting magnitude (or 1e-3).
@@ -127,12 +142,46 @@ def minimize_bounded(
     x = np.maximum(np.asarray(x0, dtype=float), lower)
     if probe is None:
         probe = 1e-3 * np.where(x != 0, np.abs(x), 1.0)
+    fitlog: list[tuple[np.ndarray, float]] = []
+    logged = _logging(fg, fitlog)
+    t0 = time.perf_counter()
     for _ in range(int(np.isfinite(lower).sum()) + 1):
-        res = _settle_on_bounds(fg, _newton(fg, hess, x, lower, maxiter, ftol), lower, probe)
-        x = _escape_bounds(fg, res, lower, probe)
+        res = _settle_on_bounds(logged, _newton(logged, hess, x, lower, maxiter, ftol), lower, probe)
+        x = _escape_bounds(logged, res, lower, probe)
         if x is None:
-            return res
+            break
+    res.optsum = _record(res, x0, lower, fitlog, time.perf_counter() - t0, maxiter, ftol)
     return res
+
+
+def _logging(fg: ObjectiveGradient, fitlog: list[tuple[np.ndarray, float]]) -> ObjectiveGradient:
+    """``fg`` appending each evaluation ``(x, f)`` to ``fitlog``."""
+
+    def logged(x: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = fg(x)
+        fitlog.append((np.array(x, dtype=float), float(f)))
+        return f, g
+
+    return logged
+
+
+def _record(
+    res: Minimum, x0: np.ndarray, lower: np.ndarray, fitlog: list, elapsed: float, maxiter: int, ftol: float
+) -> OptSummary:
+    """The search's :class:`OptSummary`; ``returnvalue`` says why Newton's method stopped.
+
+    ``FTOL_REACHED``: the Newton decrement fell below ``ftol · max(1, |f|)``
+    (recorded as ``ftol_rel``); ``MAXITER_REACHED``: ``maxiter`` iterations (``maxfeval``
+    counts evaluations and stays unlimited); ``ROUNDOFF_LIMITED``: no step
+    lowered f, which is flat to rounding error there.
+    """
+    if res.converged:
+        reason = "FTOL_REACHED"
+    else:
+        reason = "MAXITER_REACHED" if res.niter >= maxiter else "ROUNDOFF_LIMITED"
+    start = np.maximum(np.asarray(x0, dtype=float), lower)
+    optsum = OptSummary(initial=start, lowerbd=lower, ftol_rel=ftol, ftol_abs=0.0)
+    return record_search(optsum, "newton", fitlog, res.x, res.fun, reason, elapsed)
 
 
 def _settle_on_bounds(
@@ -167,6 +216,7 @@ def _newton(
     if not np.isfinite(f):
         raise FloatingPointError("the objective cannot be evaluated at the starting values")
     nfev, it, decrement = 1, 0, np.inf
+    tol = ftol * max(1.0, abs(f))
     for it in range(1, maxiter + 1):
         free = free_parameters(x, g, lower)
         step = _newton_step(hess(x)[np.ix_(free, free)], g[free])
@@ -176,10 +226,10 @@ def _newton(
         if x_new is None:  # no decrease along a descent direction: f is flat to rounding error
             break
         x, f, g = x_new, f_new, g_new
-        if decrement < ftol:  # this last step took x to about the square of that precision
+        if decrement < tol:  # this last step took x to about the square of that precision
             break
     free = free_parameters(x, g, lower)
-    return Minimum(x, f, g, free, nfev, it, decrement, decrement < 1e3 * ftol)
+    return Minimum(x, f, g, free, nfev, it, decrement, decrement < 1e3 * tol)
 
 
 def _escape_bounds(

@@ -34,8 +34,9 @@ import scipy.linalg as sla
 
 from ..errors import DataError
 from ..lmm import coef_table
+from ..optsummary import OptSummary
+from ..progress import ProgressOption, progress_bar
 from .gaussfit import inverse_information
-from .monitor import progress_iter
 from .newton import minimize_bounded
 
 __all__ = ["VarianceDecomposition", "vardec"]
@@ -143,6 +144,8 @@ class VarianceDecomposition:
     converged : bool
     vcov : ndarray (k, k)
         Covariance of σ̂ (inverse information; NaN rows on the boundary).
+    optsum : OptSummary
+        The Newton search over σ (objective -2ℓ_R), recorded as the core's fits are.
     """
 
     names: list[str]
@@ -158,6 +161,7 @@ class VarianceDecomposition:
     nobs: int
     converged: bool
     vcov: np.ndarray = field(repr=False)
+    optsum: OptSummary | None = field(default=None, repr=False)
 
     def table(self) -> pd.DataFrame:
         """One row per component: variance, its se, fraction, its se, boundary flag."""
@@ -226,7 +230,7 @@ def _fit_one(
     beta_cov = np.linalg.inv(st.XtViX)
     return VarianceDecomposition(
         names, sigma, np.sqrt(np.diag(cov)), frac, frac_se, ~free, st.beta, np.sqrt(np.diag(beta_cov)),
-        xnames, -0.5 * opt.fun, len(y), opt.converged, cov,
+        xnames, -0.5 * opt.fun, len(y), opt.converged, cov, opt.optsum,
     )  # fmt: skip
 
 
@@ -283,7 +287,7 @@ def vardec(
     *,
     residual: str | None = "residual",
     covariate_names: list[str] | None = None,
-    progress: bool = False,
+    progress: ProgressOption = "auto",
 ):
     """REML variance decomposition of one or several phenotypes over shared kernels.
 
@@ -300,8 +304,8 @@ def vardec(
     residual : str or None
         Name of the identity component added last; ``None`` adds none.
     covariate_names : list of str, optional
-    progress : bool
-        Progress bar over phenotypes.
+    progress : bool or "auto"
+        Progress bar over phenotypes (see :mod:`mixedmodels.progress`).
 
     Returns
     -------
@@ -323,7 +327,7 @@ def vardec(
         [f"x{j}" for j in range(X.shape[1])] if X.shape[1] > 1 else ["(Intercept)"]
     )
     results = {}
-    for j in progress_iter(range(Y.shape[1]), progress, "vardec", " phenotype"):
+    for j in progress_bar(range(Y.shape[1]), progress=progress, desc="vardec", unit=" phenotype"):
         keep = np.isfinite(Y[:, j])
         if keep.sum() <= X.shape[1]:
             raise DataError(

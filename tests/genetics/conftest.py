@@ -37,10 +37,11 @@ def genotypes(panel) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def decomposition(genotypes):
+def decomposition(panel):
+    """The eigendecomposition of the panel's kinship, labelled by sample ID (from the .fam file)."""
     from mixedmodels.genetics import eigh_kinship, kinship
 
-    return eigh_kinship(kinship(genotypes))
+    return eigh_kinship(kinship(panel[0].genotypes))
 
 
 def dense_fit(y: np.ndarray, X: np.ndarray, K: np.ndarray, h2: float, reml: bool) -> dict:

@@ -137,3 +137,80 @@ def test_input_errors(panel, decomposition):
         heritability(match.phenotypes["pheno1"].to_numpy(), np.ones((10, 1)), decomposition)
     with pytest.raises(DataError, match="singular at h2 = 1"):
         loglik_curve(match.phenotypes["pheno1"], X, decomposition, h2=[0.5, 1.0])
+
+
+def test_search_is_recorded_in_an_optsummary(fits):
+    fit = fits["pheno1"]
+    opt = fit.optsum
+    assert opt.optimizer == "brent" and opt.fitted
+    assert opt.final[0] == fit.h2
+    assert opt.fmin == pytest.approx(-2 * fit.loglik, rel=1e-14)
+    assert opt.fmin == min(f for _, f in opt.fitlog)  # the best evaluation is the estimate
+    assert opt.feval == len(opt.fitlog) > 101  # the grid, then the refinement
+    assert opt.returnvalue == "XTOL_REACHED"
+    np.testing.assert_array_equal(opt.fitlog[0][0], [0.0])
+
+
+def test_three_engines_fit_the_same_kinship_model(panel, genotypes):
+    """genetics.heritability, LinearMixedModel(covariance=) and vardec: one REML optimum."""
+    import mixedmodels as mm
+    from mixedmodels.variance import vardec
+
+    match, X = panel
+    ids = match.phenotypes.index
+    K = pd.DataFrame(kinship(genotypes), index=ids, columns=ids)
+    fast = heritability(match.phenotypes["pheno1"], X, K)
+    data = match.phenotypes.reset_index()
+    lmm = mm.LinearMixedModel(
+        "pheno1 ~ 1 + age + sex + (1|iid)", data, reml=True, covariance={"iid": K}
+    ).fit()
+    dec = vardec(match.phenotypes["pheno1"].to_numpy(), X.to_numpy(), {"g": K.to_numpy()})
+    assert lmm.objective == pytest.approx(fast.optsum.fmin, rel=1e-6)
+    assert -2 * dec.reml_loglik == pytest.approx(fast.optsum.fmin, rel=1e-6)
+    theta2 = float(lmm.theta[0]) ** 2
+    assert abs(theta2 / (1 + theta2) - fast.h2) < 1e-6
+    assert abs(dec.fractions[0] - fast.h2) < 1e-6
+    np.testing.assert_allclose(lmm.beta, fast.beta.to_numpy(), rtol=1e-6)
+
+
+def test_labelled_phenotype_is_paired_by_id_or_refused(panel, genotypes):
+    """Issue 19: a reordered labelled phenotype with an unlabelled K paired the wrong individuals."""
+    match, X = panel
+    y = match.phenotypes["pheno1"]
+    right = heritability(y, X, G=match.genotypes)  # PLINK IDs against phenotype IDs
+    shuffled = np.random.default_rng(1).permutation(len(y))
+    y_shuffled, X_shuffled = y.iloc[shuffled], X.iloc[shuffled]
+    K_plain = kinship(genotypes)  # an array: no IDs
+    with pytest.raises(DataError, match="labelled by sample ID but the kinship K carries none"):
+        heritability(y_shuffled, X_shuffled, K_plain)
+    labelled = kinship(match.genotypes)
+    assert isinstance(labelled, pd.DataFrame)
+    for K in (labelled, eigh_kinship(labelled)):
+        again = heritability(y_shuffled, X_shuffled, K)
+        assert abs(again.h2 - right.h2) < 1e-8 and abs(again.loglik - right.loglik) < 1e-8
+    again = heritability(y_shuffled, X_shuffled, G=match.genotypes)
+    assert abs(again.h2 - right.h2) < 1e-8
+    # Saying the order is the same pairs by position (here rightly, for the unshuffled rows).
+    same = heritability(y, X, K_plain, assume_same_order=True)
+    assert abs(same.h2 - right.h2) < 1e-8
+    unlabelled = heritability(y.to_numpy(), X.to_numpy(), K_plain)  # arrays: by position
+    assert abs(unlabelled.h2 - right.h2) < 1e-8
+
+
+def test_zero_kinship_is_refused():
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=30)
+    with pytest.raises(DataError, match="kinship matrix is zero.*h² is not identified"):
+        heritability(y, None, np.zeros((30, 30)))
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_extreme_kinship_scale_gives_the_unscaled_likelihood(panel, genotypes, scale):
+    match, X = panel
+    y, Xv = match.phenotypes["pheno2"].to_numpy(), X.to_numpy()
+    K = kinship(genotypes)
+    plain = heritability(y, Xv, K)
+    with pytest.warns(UserWarning, match="mean diagonal is .*divided by that"):
+        scaled = heritability(y, Xv, K * scale)
+    assert abs(scaled.loglik - plain.loglik) < 1e-8 * abs(plain.loglik)
+    assert abs(scaled.h2 - plain.h2) < 1e-8

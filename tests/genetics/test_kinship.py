@@ -18,14 +18,17 @@ from .conftest import dense_kinship, random_panel
 
 def test_reference_entries_and_trace(panel, reference):
     # geno_kernel.json: K_first (top-left 3 × 3) and trace, agreement 1e-8.
-    K = kinship(panel[0].genotypes)
+    labelled = kinship(panel[0].genotypes)
+    ids = list(panel[0].genotypes.iid)
+    assert list(labelled.index) == ids and list(labelled.columns) == ids  # IDs from the .fam file
+    K = labelled.to_numpy()
     np.testing.assert_allclose(K[:3, :3], reference["K_first"], rtol=0, atol=1e-8)
     assert abs(np.trace(K) - reference["K_trace"]) < 1e-8
 
 
 def test_chunked_plink_equals_in_memory(panel, genotypes):
     from_file = kinship(panel[0].genotypes, chunk_size=300)
-    np.testing.assert_allclose(from_file, kinship(genotypes), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(from_file.to_numpy(), kinship(genotypes), rtol=0, atol=1e-12)
 
 
 @settings(max_examples=25, deadline=None)

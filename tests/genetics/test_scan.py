@@ -95,7 +95,7 @@ def test_untestable_snps_give_nan(panel, decomposition):
     G[:, 1] = 1.0  # monomorphic
     G[:, 2] = np.nan  # never called
     G[:, 3] = X["sex"].to_numpy()  # collinear with a covariate
-    results = scan(G, match.phenotypes["pheno1"], X, decomposition, h2=0.5)
+    results = scan(G, match.phenotypes["pheno1"], X, decomposition, h2=0.5, assume_same_order=True)
     assert results["lrt"].notna().tolist() == [True, False, False, False]
     assert results["beta"].notna().tolist() == [True, False, False, False]
 
@@ -214,12 +214,16 @@ def test_several_phenotypes_and_chunking(panel, decomposition, reference_scan):
         decomposition,
         h2=[h2, 0.1],
         chunk_size=13,
+        assume_same_order=True,
     )
     assert list(pd.unique(both["phenotype"])) == ["pheno1", "pheno2"] and len(both) == 100
     assert both.attrs["basis"] == "rotation"  # two phenotypes share one rotation
     first = both[both["phenotype"] == "pheno1"].reset_index(drop=True)
     np.testing.assert_allclose(first["lrt"], reference_scan["lrt"][:50], rtol=1e-10, atol=1e-12)
-    alone = scan(match.genotypes.read(0, 50), match.phenotypes["pheno2"], X, decomposition, h2=0.1)
+    alone = scan(
+        match.genotypes.read(0, 50), match.phenotypes["pheno2"], X, decomposition, h2=0.1,
+        assume_same_order=True,
+    )
     second = both[both["phenotype"] == "pheno2"].reset_index(drop=True)
     np.testing.assert_allclose(second["lrt"], alone["lrt"], rtol=1e-10, atol=1e-12)
 
@@ -257,10 +261,18 @@ def test_scan_errors(panel, decomposition):
     match, X = panel
     data = match.genotypes
     y = match.phenotypes["pheno1"]
-    with pytest.raises(DataError, match="phenotype has 399; use match_samples"):
+    with pytest.raises(DataError, match="decomposition describes 400 individuals, the phenotype 399"):
         scan(data, y.iloc[:399], None, decomposition)
-    with pytest.raises(DataError, match="not those of the genotype file in the same order"):
-        scan(data, y.iloc[::-1], None, decomposition)
+    with pytest.raises(DataError, match="labelled by sample ID but the genotypes carry none"):
+        scan(data.read(0, 5), y, None, decomposition)
+    with pytest.raises(DataError, match="h2 must lie in"):
+        scan(data, y, X, decomposition, h2=np.nan)
+    with pytest.raises(DataError, match="no SNP to test"):
+        scan(data.read(0, 0), y, X, decomposition, assume_same_order=True)
+    with pytest.raises(DataError, match="no columns"):
+        scan(data, match.phenotypes[[]], X, decomposition)
+    with pytest.raises(DataError, match="scheduler must be 'threads'.*not 'thread'"):
+        scan(data, y, X, decomposition, scheduler="thread")
     with pytest.raises(DataError, match="either a fixed h2 or reestimate"):
         scan(data, y, X, decomposition, h2=0.5, reestimate=True)
     with pytest.raises(DataError, match=r"interaction column\(s\) \['smoker'\]"):

@@ -47,11 +47,11 @@ def fitted_reference():
 def _panel() -> SimpleNamespace:
     """The simulated panel: phenotypes, standardised genotypes, GRM K and same-family matrix F."""
     import mixedmodels as mm
-    from mixedmodels.variance.genotypes import open_panel, read_dosages, standardise
+    from mixedmodels.genio import read_dosages, read_plink, standardise
 
     path = mm.datasets.genetics_path()
-    panel = open_panel(path / "geno.bed")
-    Zs = standardise(read_dosages(panel, np.s_[:]))
+    panel = read_plink(path / "geno.bed")
+    Zs = standardise(read_dosages(panel, np.s_[:]))[0]
     pheno = pd.read_csv(path / "geno_pheno.csv")
     assert (pheno["iid"].to_numpy() == panel.fam["iid"].to_numpy()).all()
     fid = panel.fam["fid"].to_numpy()

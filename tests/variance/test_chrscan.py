@@ -6,7 +6,7 @@ import pytest
 
 from mixedmodels.errors import DataError
 from mixedmodels.variance.chrscan import SCAN_COLUMNS, hlmm_scan, scan_genotypes, write_tsv
-from mixedmodels.variance.genotypes import read_dosages, standardise
+from mixedmodels.genio import read_dosages, standardise
 from mixedmodels.variance.hlmm import fit_hlmm
 
 
@@ -65,7 +65,7 @@ def test_window_random_effects(genetics):
     ]
     usable = [k for k in near if k != j]  # every SNP of the panel passes the filters here
     assert res["q_random"].iloc[1] == len(usable)
-    G = standardise(read_dosages(genetics.panel, np.array(usable))) / np.sqrt(len(usable))
+    G = standardise(read_dosages(genetics.panel, np.array(usable)))[0] / np.sqrt(len(usable))
     g = read_dosages(genetics.panel, np.s_[j : j + 1])
     full = fit_hlmm(
         genetics.pheno["pheno1"],

@@ -82,3 +82,52 @@ def test_minimum_approached_from_inside_is_put_on_the_bound():
         fg, lambda x: np.array([[2 + 12 * x[0] ** 2]]), np.array([1.0]), np.zeros(1)
     )
     assert res.x[0] == 0.0 and not res.free[0] and res.converged
+
+
+def test_search_is_recorded_in_an_optsummary_like_the_core_fits():
+    A = np.array([[4.0, 1.0], [1.0, 3.0]])
+    b = np.array([1.0, 2.0])
+    fg, hess = _quadratic(A, b)
+    calls = []
+
+    def counted(x):
+        calls.append(np.array(x))
+        return fg(x)
+
+    start = np.array([5.0, 5.0])
+    res = minimize_bounded(counted, hess, start, np.array([-np.inf, 0.0]))
+    opt = res.optsum
+    assert opt.optimizer == "newton" and opt.fitted
+    assert opt.feval == len(calls) == len(opt.fitlog)
+    np.testing.assert_array_equal(opt.fitlog[0][0], start)
+    assert opt.finitial == pytest.approx(fg(start)[0])
+    np.testing.assert_array_equal(opt.final, res.x)
+    assert opt.fmin == res.fun == min(f for _, f in opt.fitlog)
+    assert opt.returnvalue == "FTOL_REACHED"
+    assert opt.to_frame().shape == (len(calls), 3)
+
+
+def test_iteration_limit_is_the_recorded_reason():
+    fg, hess = _quadratic(np.diag([1.0, 1e6]), np.array([1.0, 1.0]))
+
+    def slow_hess(x):
+        return np.eye(2)  # a wrong curvature: many short steps
+
+    res = minimize_bounded(fg, slow_hess, np.array([3.0, 3.0]), np.full(2, -np.inf), maxiter=2)
+    assert not res.converged
+    assert res.optsum.returnvalue == "MAXITER_REACHED"
+
+
+def test_rounding_noise_at_a_large_objective_does_not_keep_it_stepping():
+    # f ≈ 10³ near its minimum carries noise of ~10⁻¹¹ and its gradient more (sums of n³ terms);
+    # an absolute decrement test below that noise accepted "improvements" for ever.
+    def noise(x):
+        return 1e-11 * np.sin(1e9 * x.sum())
+
+    def fg(x):
+        return 1e3 + 0.5 * x @ x + noise(x), x + 1e-5 * np.cos(1e9 * x)
+
+    res = minimize_bounded(fg, lambda x: np.eye(2), np.array([1.0, -2.0]), np.full(2, -np.inf))
+    assert res.converged and res.optsum.returnvalue == "FTOL_REACHED"
+    assert res.optsum.feval < 20
+    np.testing.assert_allclose(res.x, 0.0, atol=1e-4)

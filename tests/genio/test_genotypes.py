@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mixedmodels.genetics import ArrayGenotypes, mean_impute, standardise
-from mixedmodels.genetics.genotypes import as_genotype_source, chunk_bounds
+from mixedmodels.genio import ArrayGenotypes, mean_impute, standardise
+from mixedmodels.genio.genotypes import as_genotype_source, chunk_bounds
 
 
 def test_mean_impute():

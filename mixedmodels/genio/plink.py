@@ -5,6 +5,9 @@ read here with any whitespace as separator (bed-reader expects a tab-separated
 ``.bim``, which PLINK itself does not require).  Genotypes are counts of the
 ``.bim`` file's first allele (column 5, PLINK's A1), ``NaN`` where missing;
 this is bed-reader's ``count_A1=True``.
+
+bed-reader is the optional ``genetics`` extra; without it the text files
+still open, and reading genotypes says what to install.
 """
 
 from __future__ import annotations
@@ -15,13 +18,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixedmodels.errors import DataError
+from mixedmodels.errors import DataError, MixedModelsError
 from mixedmodels._text import few
 
-__all__ = ["PlinkData", "SampleMatch", "match_samples", "read_plink"]
+__all__ = ["BedBlocks", "PlinkData", "SampleMatch", "match_samples", "read_dosages", "read_plink"]
 
 _FAM_COLUMNS = ["fid", "iid", "father", "mother", "sex", "pheno"]
 _BIM_COLUMNS = ["chrom", "snp", "cm", "pos", "allele_1", "allele_2"]
+
+
+def _bed_reader():
+    """bed-reader's ``open_bed``, or an error naming the extra that provides it."""
+    try:
+        from bed_reader import open_bed
+    except ImportError:
+        raise MixedModelsError(
+            "reading PLINK .bed genotypes needs the bed-reader package: "
+            "pip install mixedmodels[genetics]"
+        ) from None
+    return open_bed
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,8 +60,7 @@ class BedBlocks:
             Counts of each SNP's ``allele_1`` (the ``.bim`` file's first allele);
             ``NaN`` for a missing call.
         """
-        from bed_reader import open_bed
-
+        open_bed = _bed_reader()
         rows = np.s_[:] if self.samples is None else self.samples
         try:
             with open_bed(
@@ -171,12 +185,15 @@ def read_plink(prefix: str | Path) -> PlinkData:
 
 def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     """A whitespace-separated text file with exactly ``len(columns)`` fields a line, as strings."""
-    table = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
+    kind = f"a PLINK .{path.suffix[1:]} file has {len(columns)} fields a line ({', '.join(columns)})"
+    try:
+        table = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; {kind}") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path} is not a readable text table ({type(exc).__name__}); {kind}") from None
     if table.shape[1] != len(columns):
-        raise DataError(
-            f"{path} has {table.shape[1]} columns; a PLINK .{path.suffix[1:]} file has "
-            f"{len(columns)} ({', '.join(columns)})"
-        )
+        raise DataError(f"{path} has {table.shape[1]} columns; {kind}")
     table.columns = columns
     return table
 
@@ -276,3 +293,22 @@ def match_samples(
         n_phenotyped_only=len(table) - len(shared),
         n_incomplete=len(shared) - len(complete),
     )
+
+
+def read_dosages(
+    panel: PlinkData, columns: slice | np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Counts of the first ``.bim`` allele for SNPs ``columns`` (a slice or indices).
+
+    ``rows`` picks samples (positions among ``panel``'s); returns (n, k) float64,
+    ``NaN`` where missing.  Reads the contiguous range covering ``columns`` once.
+    """
+    selected = panel if rows is None else replace(panel, sample_index=panel.sample_index[np.asarray(rows)])
+    if isinstance(columns, slice):
+        start, stop, step = columns.indices(panel.n_snps)
+        return selected.read(start, stop)[:, ::step]
+    columns = np.asarray(columns, dtype=int)
+    if columns.size == 0:
+        return np.empty((selected.n_samples, 0))
+    lo = int(columns.min())
+    return selected.read(lo, int(columns.max()) + 1)[:, columns - lo]

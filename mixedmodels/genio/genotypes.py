@@ -16,14 +16,15 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from mixedmodels.errors import DataError
 from mixedmodels._text import few
+from mixedmodels.errors import DataError
+from mixedmodels.genio.samples import labels_of, positions
 
 __all__ = [
     "ArrayGenotypes",
     "GenotypeSource",
     "as_genotype_source",
-    "check_samples",
+    "align_samples",
     "chunk_bounds",
     "iter_chunks",
     "iter_standardised",
@@ -61,12 +62,15 @@ class ArrayGenotypes:
         Allele counts, ``NaN`` for missing.
     snp, chrom : ndarray of str, shape (m,)
     pos : ndarray of int, shape (m,)
+    iid : ndarray of str, shape (n,), or None
+        Sample IDs (a DataFrame's index), ``None`` when unknown.
     """
 
     values: np.ndarray
     snp: np.ndarray
     chrom: np.ndarray
     pos: np.ndarray
+    iid: np.ndarray | None = None
 
     @property
     def n_samples(self) -> int:
@@ -81,6 +85,11 @@ class ArrayGenotypes:
 
     def snp_table(self) -> pd.DataFrame:
         return pd.DataFrame({"snp": self.snp, "chrom": self.chrom, "pos": self.pos})
+
+    def take(self, rows: np.ndarray) -> ArrayGenotypes:
+        """The same SNPs for the individuals at positions ``rows``, in that order."""
+        iid = None if self.iid is None else self.iid[rows]
+        return ArrayGenotypes(self.values[rows], self.snp, self.chrom, self.pos, iid)
 
 
 def _check_genotype_values(values: np.ndarray, what: str) -> np.ndarray:
@@ -103,8 +112,9 @@ def _check_genotype_values(values: np.ndarray, what: str) -> np.ndarray:
 def as_genotype_source(G: object, what: str = "G") -> GenotypeSource:
     """Wrap ``G`` (array, DataFrame or a :class:`GenotypeSource`) as a genotype source.
 
-    A DataFrame's column labels become the SNP ids; SNPs of an array are named
-    ``snp0``, ``snp1``, ...; chromosome and position are unknown (``"NA"``, 0).
+    A DataFrame's column labels become the SNP ids and its index (unless the
+    default ``0..n-1``) the sample IDs; SNPs of an array are named ``snp0``,
+    ``snp1``, ...; chromosome and position are unknown (``"NA"``, 0).
     """
     if isinstance(G, GenotypeSource):
         return G
@@ -115,27 +125,37 @@ def as_genotype_source(G: object, what: str = "G") -> GenotypeSource:
         values = _check_genotype_values(G, what)
         names = np.array([f"snp{j}" for j in range(values.shape[1])])
     m = values.shape[1]
-    return ArrayGenotypes(values, names, np.full(m, "NA"), np.zeros(m, dtype=np.int64))
+    ids = labels_of(G)
+    iid = None if ids is None else ids.to_numpy()
+    return ArrayGenotypes(values, names, np.full(m, "NA"), np.zeros(m, dtype=np.int64), iid)
 
 
-def check_samples(source: GenotypeSource, n: int, levels: pd.Index | None = None) -> None:
-    """Check that the genotypes describe the model's ``n`` individuals.
+def align_samples(
+    source: GenotypeSource,
+    n: int,
+    levels: pd.Index | None = None,
+    *,
+    assume_same_order: bool = False,
+) -> GenotypeSource:
+    """The genotypes of the model's ``n`` individuals, in the phenotype's order.
 
-    When both sides are labelled (a source with ``iid``, such as
-    :class:`PlinkData`, and a phenotype with an index) they must list the same
-    ids in the same order.
+    When both sides carry sample IDs (a source with ``iid`` and a labelled
+    phenotype, ``levels``) the genotypes are reordered (and restricted) to
+    ``levels``; a labelled phenotype with unlabelled genotypes is refused unless
+    ``assume_same_order`` (see :mod:`mixedmodels.genio.samples`).
     """
-    fix = "use match_samples to align them"
+    rows = positions(
+        levels, labels_of(source), source.n_samples, "the genotypes",
+        assume_same_order=assume_same_order,
+    )  # fmt: skip
+    if rows is not None:
+        source = source.select_samples(levels) if hasattr(source, "select_samples") else source.take(rows)
     if source.n_samples != n:
         raise DataError(
-            f"the genotypes have {source.n_samples} individuals but the phenotype has {n}; {fix}"
+            f"the genotypes have {source.n_samples} individuals but the phenotype has {n}; "
+            "use match_samples to align them"
         )
-    iid = getattr(source, "iid", None)
-    if levels is not None and iid is not None and not pd.Index(iid.astype(str)).equals(levels):
-        raise DataError(
-            "the phenotype's individuals are not those of the genotype file in the same order; "
-            + fix
-        )
+    return source
 
 
 def chunk_bounds(n_snps: int, chunk_size: int) -> list[tuple[int, int]]:

@@ -1,0 +1,50 @@
+"""Genotype input: PLINK file sets and in-memory genotype matrices, shared by genetics and variance.
+
+One package reads genotypes for every model that uses them
+(:mod:`mixedmodels.genetics` scans and kinships, :mod:`mixedmodels.variance`'s
+hlmm scan): :mod:`.plink` opens ``.bed/.bim/.fam`` lazily (bed-reader decodes
+the ``.bed``: ``pip install mixedmodels[genetics]``), :mod:`.genotypes` holds
+the chunked :class:`GenotypeSource` interface and the per-SNP imputation and
+standardisation.  Sources carry their samples' IDs (``iid``).
+"""
+
+from mixedmodels.genio.genotypes import (
+    ArrayGenotypes,
+    GenotypeSource,
+    as_genotype_source,
+    align_samples,
+    chunk_bounds,
+    iter_chunks,
+    iter_standardised,
+    mean_impute,
+    standardise,
+)
+from mixedmodels.genio.samples import labels_of, positions
+from mixedmodels.genio.plink import (
+    BedBlocks,
+    PlinkData,
+    SampleMatch,
+    match_samples,
+    read_dosages,
+    read_plink,
+)
+
+__all__ = [
+    "ArrayGenotypes",
+    "BedBlocks",
+    "GenotypeSource",
+    "PlinkData",
+    "SampleMatch",
+    "as_genotype_source",
+    "align_samples",
+    "labels_of",
+    "positions",
+    "chunk_bounds",
+    "iter_chunks",
+    "iter_standardised",
+    "match_samples",
+    "mean_impute",
+    "read_dosages",
+    "read_plink",
+    "standardise",
+]
