@@ -219,7 +219,7 @@ def _run_serial(rep: _Replicator, seeds, bar, out: _Results) -> None:
             bar.update(1)
 
 
-def parametric_bootstrap(model: MixedModel, n: int = 1000, seed: Any = None, *, n_jobs: int = 1, progress: bool = True,
+def parametric_bootstrap(model: MixedModel, n: int = 1000, seed: Any = None, *, n_jobs: int = 1, progress: bool | str = "auto",
                          backend: str = "processes") -> BootstrapResult:
     """Parametric bootstrap: refit the model to ``n`` responses simulated from it.
 
@@ -234,8 +234,9 @@ def parametric_bootstrap(model: MixedModel, n: int = 1000, seed: Any = None, *, 
         spawned child.  The seed used is recorded in ``attrs["seed"]``.
     n_jobs : int
         Workers (-1: one per CPU).  Results do not depend on it.
-    progress : bool
-        Show a progress bar.
+    progress : bool or "auto"
+        Show a progress bar (``"auto"``: when the run is long and the output
+        is a terminal or a notebook; see :mod:`mixedmodels.progress`).
     backend : {"processes", "threads"}
         How workers run when ``n_jobs > 1``.
 
@@ -277,12 +278,10 @@ def parametric_bootstrap(model: MixedModel, n: int = 1000, seed: Any = None, *, 
     return _result(out, columns, params, model, layout, root)
 
 
-def _bar(progress: bool, n: int):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
+def _bar(progress: bool | str, n: int):
+    from ..progress import progress_bar
 
-    return tqdm(total=n, desc="bootstrap", unit=" fit")
+    return progress_bar(progress=progress, total=n, desc="bootstrap", unit=" fit")
 
 
 def _result(res: _Results, columns, params, model, layout, root) -> BootstrapResult:

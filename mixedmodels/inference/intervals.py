@@ -44,7 +44,7 @@ def _wald(model, level: float) -> pd.DataFrame:
 
 def confint(model, method: str = "profile", level: float = 0.95, *, parm: list[str] | None = None,
             n: int = 1000, seed: Any = None, n_jobs: int = 1, boot_method: str = "shortest",
-            progress: bool = True) -> pd.DataFrame:
+            progress: bool | str = "auto") -> pd.DataFrame:
     """Confidence intervals of a fitted model's parameters.
 
     Parameters

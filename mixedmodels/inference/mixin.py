@@ -41,7 +41,7 @@ class InferenceMixin:
 
         return model_markdown(self)
 
-    def profile(self, which: list[str] | None = None, *, levels=(0.95,), progress: bool = True,
+    def profile(self, which: list[str] | None = None, *, levels=(0.95,), progress: bool | str = "auto",
                 **kwargs: Any) -> "ProfileResult":
         """Likelihood profiles of the parameters (see :func:`mixedmodels.inference.profiling.profile`).
 

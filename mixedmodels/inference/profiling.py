@@ -229,7 +229,7 @@ def _repair(problem, j: int, points: list, warned: list, passes: int = 3) -> lis
 
 
 def profile(model, which: list[str] | None = None, *, levels=(0.95,), alphamax: float = 0.01,
-            maxpts: int = 100, delta: float | None = None, progress: bool = True) -> ProfileResult:
+            maxpts: int = 100, delta: float | None = None, progress: bool | str = "auto") -> ProfileResult:
     """Profile the deviance of a fitted model over its parameters.
 
     Parameters
@@ -247,8 +247,8 @@ def profile(model, which: list[str] | None = None, *, levels=(0.95,), alphamax: 
         At most this many points per direction.
     delta : float, optional
         Target step in ζ (default: the cutoff / 8).
-    progress : bool
-        Show a progress bar (one tick per parameter).
+    progress : bool or "auto"
+        Show a progress bar (one tick per parameter; "auto": on a terminal or notebook for long runs).
 
     Returns
     -------
@@ -292,13 +292,10 @@ def _chosen(names: list[str], which: list[str] | None) -> list[int]:
     return [names.index(w) for w in which]
 
 
-def _progress(indices: list[int], enabled: bool, names: list[str]):
-    if not enabled:
-        yield from indices
-        return
-    from tqdm.auto import tqdm
+def _progress(indices: list[int], enabled: bool | str, names: list[str]):
+    from ..progress import progress_bar
 
-    with tqdm(total=len(indices), desc="profile", unit=" par") as bar:
+    with progress_bar(progress=enabled, total=len(indices), desc="profile", unit=" par") as bar:
         for j in indices:
             bar.set_postfix_str(names[j], refresh=True)
             yield j
