@@ -16,6 +16,8 @@ _LAZY = {
     "LinearMixedModel": "mixedmodels.lmm",
     "GeneralizedLinearMixedModel": "mixedmodels.glmm",
     "OptSummary": "mixedmodels.optsummary",
+    "MixedModel": "mixedmodels.model",
+    "load": "mixedmodels.model",
     "lrt": "mixedmodels.inference.likelihood_ratio",
     "anova": "mixedmodels.inference.likelihood_ratio",
     "parametric_bootstrap": "mixedmodels.inference.bootstrap",
@@ -24,6 +26,9 @@ _LAZY = {
     "MixedModelsError": "mixedmodels.errors",
     "FormulaError": "mixedmodels.errors",
     "DataError": "mixedmodels.errors",
+    "ConvergenceError": "mixedmodels.errors",
+    "NotFittedError": "mixedmodels.errors",
+    "SingularFitWarning": "mixedmodels.errors",
 }
 _SUBMODULES = {"datasets", "families", "genetics", "variance", "inference", "plots"}
 

@@ -43,6 +43,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from .errors import CholeskyFailed
 from .remat import ReMat
 
 __all__ = ["PenalizedSystem", "cholmod_available", "DENSE_MAX", "CholeskyFailed"]
@@ -60,10 +61,6 @@ def cholmod_available() -> bool:
     return True
 
 
-class CholeskyFailed(ArithmeticError):
-    """A block that should be positive definite is not (numerically)."""
-
-
 def dense_cholesky(a: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of a symmetric positive-definite matrix, overwriting ``a``.
 
@@ -74,6 +71,8 @@ def dense_cholesky(a: np.ndarray) -> np.ndarray:
     lower, info = sla.lapack.dpotrf(f, lower=1, clean=1, overwrite_a=1)
     if info != 0:
         raise CholeskyFailed(f"leading minor {info} is not positive definite")
+    if not np.isfinite(lower.diagonal()).all():
+        raise CholeskyFailed("the matrix to factor has values that are not finite")
     return lower
 
 
@@ -242,10 +241,17 @@ def factor_first_block(remat: ReMat, A11: np.ndarray) -> FirstBlock:
     lam = remat.lambda_
     if remat.is_scalar:
         L11 = np.sqrt(lam[0, 0] ** 2 * A11[:, 0, 0] + 1.0)
+        if not np.isfinite(L11).all():
+            raise CholeskyFailed(f"the first block of term {remat.name!r} is not finite")
         return FirstBlock(L11, lam[0, 0] / L11)
     M = sandwich(lam, A11, lam)
     M += np.eye(remat.k)
-    L11 = np.linalg.cholesky(M)
+    if not np.isfinite(M).all():
+        raise CholeskyFailed(f"the first block of term {remat.name!r} is not finite")
+    try:
+        L11 = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError as exc:
+        raise CholeskyFailed(f"a block of term {remat.name!r} is not positive definite") from exc
     Linv = np.linalg.inv(L11)
     return FirstBlock(L11, lam @ np.swapaxes(Linv, 1, 2))
 
@@ -290,7 +296,19 @@ class CholmodFactor:
         from sksparse import cholmod
 
         self.q = pattern.shape[0]
-        self._factor = cholmod.analyze(sp.csc_matrix(pattern), mode="supernodal")
+        self._pattern = sp.csc_matrix(pattern)
+        self._factor = cholmod.analyze(self._pattern, mode="supernodal")
+
+    def __getstate__(self) -> dict:
+        # CHOLMOD's factor cannot be pickled: keep the pattern and analyse it again on load
+        # (a loaded model refactors before its next use, as every evaluation does)
+        return {"q": self.q, "_pattern": self._pattern}
+
+    def __setstate__(self, state: dict) -> None:
+        from sksparse import cholmod
+
+        self.__dict__.update(state)
+        self._factor = cholmod.analyze(self._pattern, mode="supernodal")
 
     def factor(self, C: sp.spmatrix) -> None:
         from sksparse.cholmod import CholmodNotPositiveDefiniteError
@@ -599,6 +617,26 @@ class PenalizedSystem(FixedEffectsBlock):
             s = level_sums(remat.refs, remat.nlevels, zw, rw[:, None])[0]
             parts.append((s.reshape(remat.nlevels, remat.k) @ remat.lambda_).ravel())
         return self.solve_LZt(self.solve_LZ(np.concatenate(parts)))
+
+    def first_block_inverse_crossprod(self, max_entries: int = 2**24) -> np.ndarray:
+        """Per level l of block 1, the k x k block of (L_Z L_Z')⁻¹ on that level's rows.
+
+        Column block l of L_Z⁻¹ is G_l = L11_l⁻¹ on its own rows and
+        -L22⁻¹ L21_l G_l below, so the block is G_l'(I + H_l'H_l)G_l with
+        H_l = L22⁻¹ L21_l: linear in the number of levels (H is formed a
+        chunk of columns at a time, below ``max_entries`` doubles).
+        """
+        n, k = self.first.nlevels, self.first.k
+        G = np.linalg.inv(self.F1.L11.reshape(n, k, k))
+        inner = np.broadcast_to(np.eye(k), (n, k, k)).copy()
+        if self.qB:
+            L21 = self.L21.tocsc()
+            step = max(1, max_entries // self.qB // k)
+            for lo in range(0, n, step):
+                hi = min(n, lo + step)
+                H = self.factorB.solve_L(L21[:, lo * k : hi * k].toarray()).reshape(self.qB, hi - lo, k)
+                inner[lo:hi] += np.einsum("ila,ilb->lab", H, H)
+        return np.einsum("lca,lcd,ldb->lab", G, inner, G)
 
     def solve_LZ(self, v: np.ndarray) -> np.ndarray:
         """L_Z⁻¹ v for the random-effects part of L."""

@@ -9,7 +9,9 @@ both.  Columns are named as lme4 names them (``(Intercept)``, ``period2``,
 
 from __future__ import annotations
 
+import importlib
 import re
+import types
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -17,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, FormulaError
+from .modelframe import check_magnitude
 
-__all__ = ["Design", "model_matrix", "formula_context", "lme4_name"]
+__all__ = ["Design", "model_matrix", "formula_context", "lme4_name", "r_to_formulaic", "check_contrasts"]
 
 _CONTRAST_NAMES = {
     "treatment": "TreatmentContrasts",
@@ -44,10 +47,32 @@ class Design:
         mm = self.spec.get_model_matrix(data, context=self.context, na_action="raise")
         return np.asarray(mm, dtype=float)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Modules in the formula context (``np``) are pickled by name and imported again on load."""
+        state = dict(self.__dict__)
+        context = state.get("context") or {}
+        state["context"] = {k: v for k, v in context.items() if not isinstance(v, types.ModuleType)}
+        state["_modules"] = {k: v.__name__ for k, v in context.items() if isinstance(v, types.ModuleType)}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        modules = state.pop("_modules", {})
+        state["context"] = {**state["context"], **{k: importlib.import_module(m) for k, m in modules.items()}}
+        self.__dict__.update(state)
+
 
 def formula_context(contrasts: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Names available inside formulas: numpy's elementwise functions and contrasts."""
+    """Names available inside formulas: numpy's elementwise functions, R's ``factor`` and contrasts.
+
+    ``factor(x)`` (and ``as.factor(x)``, spelt ``as_factor`` for Python) is
+    formulaic's ``C``: the column is treated as categorical, with its levels
+    remembered for new data, and named as R names it (``factor(cyl)6``).
+    """
+    from formulaic.transforms import C
+
     ctx: dict[str, Any] = {
+        "factor": C,
+        "as_factor": C,
         "np": np,
         "log": np.log,
         "exp": np.exp,
@@ -60,9 +85,35 @@ def formula_context(contrasts: Mapping[str, Any] | None = None) -> dict[str, Any
         "sin": np.sin,
         "cos": np.cos,
     }
-    for col, spec in (contrasts or {}).items():
+    for col, spec in check_contrasts(contrasts).items():
         ctx[_contrast_var(col)] = _contrast_object(col, spec)
+    ctx.update({_FUNCTION_ALIAS + name: f for name, f in list(ctx.items()) if callable(f)})
     return ctx
+
+
+_FUNCTION_ALIAS = "_fn_"
+"""Prefix of a second name for each formula function: formulaic looks names up in the
+data first, so ``exp(x)`` fails when the data have a column ``exp`` (R looks
+functions up separately); such calls are rewritten to ``_fn_exp(x)``."""
+
+
+def unshadow_calls(rhs: str, columns) -> str:
+    """Calls to formula functions that share their name with a data column, spelt with the alias."""
+    for name in set(map(str, columns)) & set(formula_context()):
+        rhs = re.sub(rf"(?<![\w.`]){re.escape(name)}(?=\s*\()", _FUNCTION_ALIAS + name, rhs)
+    return rhs
+
+
+def check_contrasts(contrasts: Any) -> Mapping[str, Any]:
+    """``contrasts=`` as a mapping from column name to contrasts; anything else is a FormulaError."""
+    if contrasts is None:
+        return {}
+    if not isinstance(contrasts, Mapping):
+        raise FormulaError(
+            "contrasts= must map column names to contrasts, e.g. {'Machine': 'sum'}; "
+            f"got a {type(contrasts).__name__}"
+        )
+    return contrasts
 
 
 def _contrast_var(col: str) -> str:
@@ -85,7 +136,7 @@ def _contrast_object(col: str, spec: Any) -> Any:
 
 def apply_contrasts(rhs: str, contrasts: Mapping[str, Any] | None) -> str:
     """Wrap each bare use of a column with user contrasts in ``C(col, contrasts=...)``."""
-    for col in contrasts or {}:
+    for col in check_contrasts(contrasts):
         pattern = rf"(?<![\w.`])({re.escape(str(col))}|`{re.escape(str(col))}`)(?![\w.`(])"
         rhs = re.sub(pattern, rf"C(\1, contrasts={_contrast_var(col)})", rhs)
     return rhs
@@ -94,11 +145,27 @@ def apply_contrasts(rhs: str, contrasts: Mapping[str, Any] | None) -> str:
 _LEVEL = re.compile(r"^(?:C\((?P<cvar>[^,()]+)(?:,.*)?\)|(?P<var>.+?))\[(?:[A-Z]+\.)?(?P<level>.*)\]$")
 
 
-def lme4_name(name: str) -> str:
-    """Translate a formulaic column name into lme4's spelling."""
+def lme4_name(name: str, logical: frozenset[str] = frozenset(), columns: frozenset[str] = frozenset()) -> str:
+    """Translate a formulaic column name into lme4's spelling.
+
+    ``logical`` names the boolean columns of the data: R codes a logical
+    ``x`` as the column ``xTRUE`` (formulaic keeps it as 0/1 named ``x``),
+    and spells a factor's levels ``TRUE``/``FALSE``.  ``columns`` are the
+    data's other columns, whose levels ``True``/``False`` are text and kept.
+    """
     if name == "Intercept":
         return "(Intercept)"
-    return ":".join(_factor_part(part) for part in _split_colon(name))
+    name = _AS_FACTOR_PY.sub("as.factor(", name.replace(_FUNCTION_ALIAS, ""))
+    return ":".join(_factor_part(part, logical, columns) for part in _split_colon(name))
+
+
+_AS_FACTOR_R = re.compile(r"(?<![\w.`])as\.factor\(")
+_AS_FACTOR_PY = re.compile(r"(?<![\w.`])as_factor\(")
+
+
+def r_to_formulaic(rhs: str) -> str:
+    """R spellings formulaic cannot read: ``as.factor(`` (``as`` is a Python keyword) -> ``as_factor(``."""
+    return _AS_FACTOR_R.sub("as_factor(", rhs)
 
 
 def _split_colon(name: str) -> list[str]:
@@ -112,12 +179,50 @@ def _split_colon(name: str) -> list[str]:
     return [*parts, name[start:]]
 
 
-def _factor_part(part: str) -> str:
+def _factor_part(part: str, logical: frozenset[str] = frozenset(), columns: frozenset[str] = frozenset()) -> str:
     m = _LEVEL.match(part)
     if m is None:
-        return part
+        logical_value = part.strip("`") in logical or _is_comparison(part)
+        return r_deparse(r_name(part)) + ("TRUE" if logical_value else "")
     var = (m.group("cvar") or m.group("var")).strip().strip("`")
-    return f"{var}{m.group('level')}"
+    level = m.group("level")
+    if level in ("True", "False") and (var in logical or var not in columns):
+        level = level.upper()
+    return f"{r_deparse(r_name(var))}{level}"
+
+
+def r_deparse(expr: str) -> str:
+    """formulaic's spelling of an expression in R's: ``x ** 2 / 3`` -> ``x^2/3`` (R spaces neither)."""
+    return expr.replace(" ** ", "^").replace(" / ", "/") if "(" in expr else expr
+
+
+_COMPARISON = re.compile(r"==|!=|<=|>=|<|>")
+
+
+def _is_comparison(part: str) -> bool:
+    """Is ``part`` ``I(a <op> b)`` with a comparison at the top level (a logical column in R)?"""
+    if not (part.startswith("I(") and part.endswith(")")):
+        return False
+    inner, depth = part[2:-1], 0
+    for pos, ch in enumerate(inner):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if depth == 0 and _COMPARISON.match(inner, pos):
+            return True
+    return False
+
+
+_SYNTACTIC = re.compile(r"^(?:[^\W\d_]|\.(?!\d))[\w.]*$|^\.$")
+
+
+def r_name(var: str) -> str:
+    """A variable's name as R deparses it in column names: back-quoted unless syntactic.
+
+    Calls (``log(x)``, ``I(x ** 2)``) are left as they are.
+    """
+    if _SYNTACTIC.match(var) or "(" in var:
+        return var
+    return f"`{var}`"
 
 
 def model_matrix(
@@ -142,9 +247,10 @@ def model_matrix(
     import formulaic
 
     context = formula_context(contrasts)
-    text = apply_contrasts(rhs, contrasts)
+    text = apply_contrasts(unshadow_calls(r_to_formulaic(rhs), frame.columns), contrasts)
     try:
-        mm = formulaic.Formula(text).get_model_matrix(frame, context=context, na_action="raise")
+        with np.errstate(all="ignore"):  # non-finite results are reported below, by column
+            mm = formulaic.Formula(text).get_model_matrix(frame, context=context, na_action="raise")
     except Exception as exc:  # formulaic raises many types; report them in the user's terms
         raise _formula_error(exc, rhs, what) from exc
     matrix = np.asarray(mm, dtype=float)
@@ -153,7 +259,12 @@ def model_matrix(
     if not np.isfinite(matrix).all():
         bad = [lme4_name(c) for c, ok in zip(mm.columns, np.isfinite(matrix).all(axis=0)) if not ok]
         raise DataError(f"{what} {rhs!r}: non-finite values in column(s) {', '.join(bad)}")
-    return Design(matrix, [lme4_name(str(c)) for c in mm.columns], mm.model_spec, context)
+    logical = frozenset(str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c]))
+    columns = frozenset(map(str, frame.columns)) - logical
+    names = [lme4_name(str(c), logical, columns) for c in mm.columns]
+    for name, column in zip(names, matrix.T):
+        check_magnitude(column, f"column {name!r} of the {what}")
+    return Design(matrix, names, mm.model_spec, context)
 
 
 def _formula_error(exc: Exception, rhs: str, what: str) -> FormulaError:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["MixedModelsError", "FormulaError", "DataError", "ConvergenceError"]
+import numpy as np
+
+__all__ = ["MixedModelsError", "FormulaError", "DataError", "ConvergenceError", "CholeskyFailed", "NotFittedError",
+           "SingularFitWarning", "EVALUATION_FAILURES"]
 
 
 class MixedModelsError(ValueError):
@@ -19,3 +22,23 @@ class DataError(MixedModelsError):
 
 class ConvergenceError(MixedModelsError, RuntimeError):
     """An iterative algorithm (PIRLS, an optimizer) failed to converge."""
+
+
+class CholeskyFailed(MixedModelsError, ArithmeticError):
+    """A matrix that should be positive definite is not, numerically.
+
+    Every factorisation in the package raises this (never LAPACK's or numpy's
+    own exception), so that one guard can catch a failed evaluation.
+    """
+
+
+class NotFittedError(MixedModelsError, AttributeError):
+    """A result was asked of a model that has not been fitted yet."""
+
+
+class SingularFitWarning(UserWarning):
+    """The fit is on the boundary: a variance component is (numerically) zero."""
+
+
+EVALUATION_FAILURES = (CholeskyFailed, ConvergenceError, FloatingPointError, np.linalg.LinAlgError)
+"""What a failed evaluation of an objective (or a PIRLS run) may raise; anything else is a bug."""

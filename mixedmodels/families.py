@@ -75,6 +75,12 @@ def _as_float(x: ArrayLike) -> FloatArray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _check_real(x: ArrayLike | None, what: str) -> None:
+    """MixedModelsError for complex values, whose imaginary part float conversion would drop."""
+    if x is not None and np.iscomplexobj(x):
+        raise MixedModelsError(f"{what} are complex numbers; they must be real")
+
+
 def _clamp_probability(p: FloatArray) -> FloatArray:
     """Keep probabilities inside ``[eps, 1 - eps]`` so that logs and ``V(mu)`` stay finite."""
     return np.clip(p, _EPS, 1.0 - _EPS)
@@ -561,6 +567,8 @@ class Family(ABC):
         finite and non-negative, then the family's own support; may warn (e.g. Poisson
         counts that are not integers).
         """
+        _check_real(y, f"{self.name} response")
+        _check_real(wt, self._weights_label)
         y = _as_float(y)
         wt = _weights(wt, y.shape)
         if not np.all(np.isfinite(y)):
@@ -730,6 +738,8 @@ class Binomial(_Binary):
         MixedModelsError
             If any count of successes or failures is negative or not finite.
         """
+        _check_real(successes, "binomial successes")
+        _check_real(failures, "binomial failures")
         s, f = np.broadcast_arrays(_as_float(successes), _as_float(failures))
         for label, counts in (("successes", s), ("failures", f)):
             if not np.all(np.isfinite(counts)):

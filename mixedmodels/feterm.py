@@ -5,7 +5,13 @@ are dropped, as lme4 does: the norm of what column j adds to the span of the
 kept columns before it is computed by Gram-Schmidt, and the column
 is kept when that is more than ``tol`` times its own norm.  Unlike norm
 pivoting, this drops the later of two aliased columns, which is what a user
-who ordered the formula expects (and what R's limited pivoting does).
+who ordered the formula expects (and what R's limited pivoting does).  The
+decision does not depend on the columns' units: each column is divided by
+its largest absolute value first, so that neither a huge nor a tiny
+covariate has a norm that overflows or underflows into "aliased".
+
+Fixed-effects columns on very different scales get lme4's ``check.scaleX``
+warning.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import numpy as np
 
 from .design import Design
 
-__all__ = ["FeTerm", "independent_columns"]
+__all__ = ["FeTerm", "independent_columns", "scale_problem", "column_scales"]
 
 
 def independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
@@ -28,6 +34,7 @@ def independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     re-orthogonalisation against the kept columns only).
     """
     n, p = X.shape
+    X = X / column_scales(X)
     Q = np.empty((n, 0))
     keep: list[int] = []
     for j in range(p):
@@ -40,6 +47,37 @@ def independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
             keep.append(j)
             Q = np.column_stack([Q, r / rnorm])
     return np.asarray(keep, dtype=np.intp)
+
+
+def column_scales(X: np.ndarray) -> np.ndarray:
+    """Largest absolute value of each column (1 for an all-zero column)."""
+    scale = np.abs(X).max(axis=0) if X.shape[0] else np.ones(X.shape[1])
+    return np.where(scale > 0, scale, 1.0)
+
+
+SCALE_TOL = 1e3
+"""lme4's ``check.scaleX`` tolerance: standard deviations more than 1000-fold apart, or beyond 1000 or 1/1000."""
+
+
+def scale_problem(X: np.ndarray, names: list[str], tol: float = SCALE_TOL) -> str | None:
+    """Why the columns of X are on very different scales, or None if they are not.
+
+    As lme4's ``checkScaleX``: among the columns that are not all 0/1
+    (continuous covariates), the ratio of any two standard deviations, and
+    each standard deviation itself, must lie within ``[1/tol, tol]``.
+    Constant columns are left out (they have no scale to compare).
+    """
+    continuous = [j for j in range(X.shape[1]) if not np.isin(X[:, j], (0.0, 1.0)).all()]
+    sds = {names[j]: float(np.std(X[:, j], ddof=1)) for j in continuous if len(X) > 1}
+    sds = {name: sd for name, sd in sds.items() if sd > 0}
+    if not sds:
+        return None
+    logs = np.log10(np.array(list(sds.values())))
+    limit = np.log10(tol)
+    if np.abs(logs).max() <= limit and logs.max() - logs.min() <= limit:
+        return None
+    shown = ", ".join(f"{name} (sd {sd:.3g})" for name, sd in sds.items())
+    return f"Some predictor variables are on very different scales: consider rescaling: {shown}"
 
 
 @dataclass
@@ -66,6 +104,9 @@ class FeTerm:
                 f"{', '.join(dropped)} (rank {self.rank} of {len(self.design.names)})",
                 stacklevel=4,
             )
+        problem = scale_problem(self.X, self.coefnames)
+        if problem:
+            warnings.warn(problem, stacklevel=4)
 
     @property
     def X(self) -> np.ndarray:

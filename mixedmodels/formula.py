@@ -61,7 +61,11 @@ class ParsedFormula:
     offsets: tuple[str, ...] = ()
 
 
-_IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
+_IDENT = re.compile(r"^(?:[^\W\d]|\.)[\w.]*$|^`[^`]+`$")
+"""A column name: letters of any script, digits, ``_`` and ``.``, or anything back-quoted."""
+
+_AS_FACTOR = re.compile(r"^(?:as\.)?factor\((?P<name>[^()]+)\)$")
+"""``factor(g)`` / ``as.factor(g)`` around a grouping column (every grouping variable is a factor anyway)."""
 
 
 def split_top_level(text: str, ops: str = "+-") -> list[tuple[str, str]]:
@@ -135,6 +139,11 @@ def _strip_outer_parens(piece: str) -> str | None:
 
 
 def _check_factor_name(name: str, source: str) -> str:
+    """The data column of one grouping variable: ``g``, a back-quoted name, ``factor(g)``."""
+    name = name.strip()
+    wrapped = _AS_FACTOR.match(name)
+    if wrapped:
+        name = wrapped.group("name").strip()
     if not _IDENT.match(name):
         raise FormulaError(
             f"grouping factor {name!r} in random-effects term {source!r} must be a column "
@@ -185,9 +194,20 @@ def _random_terms(inner: str, source: str) -> list[RandomTerm] | None:
     ]
 
 
-def _r_powers_in_I(text: str) -> str:
-    """Translate R's ``^`` inside ``I(...)`` into Python's ``**``."""
-    return re.sub(r"\bI\(([^()]*(?:\([^()]*\)[^()]*)*)\)", lambda m: "I(" + m.group(1).replace("^", "**") + ")", text)
+def r_powers(text: str) -> str:
+    """R's arithmetic ``^`` (inside any function call: ``I(x^2)``, ``log(x^2)``) as Python's ``**``.
+
+    A ``^`` outside calls (``(a + b)^2``) is the formula's crossing operator and is kept.
+    """
+    out, calls = [], []
+    for pos, ch in enumerate(text):
+        if ch == "(":
+            before = text[:pos].rstrip()
+            calls.append(bool(before) and (before[-1].isalnum() or before[-1] in "._`"))
+        elif ch == ")" and calls:
+            calls.pop()
+        out.append("**" if ch == "^" and any(calls) else ch)
+    return "".join(out)
 
 
 def parse_formula(formula: str) -> ParsedFormula:
@@ -209,7 +229,8 @@ def parse_formula(formula: str) -> ParsedFormula:
     if not rhs:
         raise FormulaError(f"formula {formula!r} has no terms on the right of '~'")
     fixed, random, offsets = [], [], []
-    for op, piece in split_top_level(_r_powers_in_I(rhs)):
+    for op, piece in split_top_level(r_powers(rhs)):
+        _check_operands(piece, formula)
         inner = _strip_outer_parens(piece)
         terms = _random_terms(inner, piece) if inner is not None else None
         if terms is not None:
@@ -218,17 +239,27 @@ def parse_formula(formula: str) -> ParsedFormula:
             random.extend(terms)
         elif "|" in piece:
             raise FormulaError(f"a random-effects term must be in parentheses: {piece!r}")
+        elif piece == ".":
+            raise FormulaError(
+                f"'.' (all other columns) is not supported in {formula!r}; name the columns of the fixed part"
+            )
         elif piece.startswith("offset(") and piece.endswith(")"):
             offsets.append(piece[len("offset(") : -1])
         else:
             fixed.append((op, piece))
     return ParsedFormula(
         text=formula,
-        response=_r_powers_in_I(lhs),
+        response=r_powers(lhs),
         fixed=_join_terms(fixed),
         random=tuple(random),
         offsets=tuple(offsets),
     )
+
+
+def _check_operands(piece: str, formula: str) -> None:
+    """FormulaError for a term that starts or ends with an operator (``x *``, ``: g``)."""
+    if piece[0] in "*:/^|%" or piece[-1] in "*:/^|%":
+        raise FormulaError(f"formula {formula!r}: the operator in {piece!r} has nothing on one side")
 
 
 def _join_terms(terms: list[tuple[str, str]]) -> str:

@@ -28,29 +28,25 @@ Objectives, as lme4 reports them:
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 
-from .blocks import CholeskyFailed
-from .errors import ConvergenceError, DataError, MixedModelsError
-from .families import Bernoulli, Binomial, Family, get_family
-from .fitstats import FitStatistics
+from .errors import DataError, MixedModelsError, SingularFitWarning
+from .families import Bernoulli, Binomial, Family, Gaussian, IdentityLink, get_family
 from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
-from .lmm import (
-    LinearMixedModel,
-    coef_table,
-    conditional_variances,
-    ranef_frames,
-    split_b,
-    term_order,
-)
-from .optimize import minimize
+from .lmm import LinearMixedModel, data_index, r_spelling, reject_unknown
+from .model import MixedModel
+from .optimize import guarded, minimize
 from .optsummary import OptSummary
 from .pirls import glm_start, pirls
 from .quadrature import gauss_hermite
+from .results import conditional_variances, ranef_frames, split_b, term_order
 from .structure import ModelStructure, build_structure
 from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
@@ -82,7 +78,57 @@ def glm_response(response: Any, family: Family, prior: np.ndarray | None, expr: 
     return arr.astype(float), prior
 
 
-class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
+@dataclass(frozen=True, eq=False)
+class GlmResponse:
+    """The response of a generalised model and what follows from it alone.
+
+    A new response (``refit(y)``, a bootstrap replicate) is a new object, so
+    nothing derived from the old one can survive it.
+    """
+
+    family: Family
+    y: np.ndarray
+    wt: np.ndarray
+
+    @cached_property
+    def loglik_constant(self) -> float:
+        """-2 log p(y | μ) - Σ wᵢ d(yᵢ, μᵢ), which does not depend on μ (no dispersion).
+
+        Evaluated at the family's starting means; only meaningful for
+        families without a dispersion parameter.
+        """
+        mu0 = self.family.mustart(self.y, self.wt)
+        return float(-2.0 * self.family.loglik(self.y, mu0, self.wt) - self.family.deviance(self.y, mu0, self.wt))
+
+
+class WorkingState:
+    """η and what follows from (response, η): μ, unit deviances, working weights and response."""
+
+    def __init__(self, response: GlmResponse, eta: np.ndarray, offset: np.ndarray):
+        self.response, self.eta, self.offset = response, eta, offset
+
+    @cached_property
+    def mu(self) -> np.ndarray:
+        return self.response.family.link.linkinv(self.eta)
+
+    @cached_property
+    def deviance(self) -> float:
+        """Σ wᵢ d(yᵢ, μᵢ)."""
+        r = self.response
+        return float(r.family.deviance(r.y, self.mu, r.wt))
+
+    @cached_property
+    def working_weights(self) -> np.ndarray:
+        r = self.response
+        return r.family.working_weights(self.mu, self.eta, r.wt)
+
+    @cached_property
+    def working_response(self) -> np.ndarray:
+        """zᵢ = ηᵢ - oᵢ + (yᵢ - μᵢ) / (dμ/dη)ᵢ."""
+        return self.eta - self.offset + (self.response.y - self.mu) / self.response.family.link.mu_eta(self.eta)
+
+
+class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     """A generalised linear mixed-effects model from an lme4-style formula.
 
     Parameters
@@ -94,8 +140,8 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         Not modified.
     family : str or Family
         ``"bernoulli"``, ``"binomial"``, ``"poisson"``, ``"gamma"``,
-        ``"inversegaussian"``, ``"gaussian"`` or an object from
-        :mod:`mixedmodels.families`.
+        ``"inversegaussian"``, ``"gaussian"`` (with a non-identity link) or an
+        object from :mod:`mixedmodels.families`.
     link : str or Link, optional
         Defaults to the family's canonical link.
     weights : str or array, optional
@@ -118,39 +164,83 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         contrasts: Mapping[str, Any] | None = None,
         covariance: Mapping[str, Any] | None = None,
         sparse: bool | None = None,
+        **kwargs: Any,
     ):
-        self.family = get_family(family, link) if not isinstance(family, Family) or link is not None else family
+        reject_unknown(kwargs, "GeneralizedLinearMixedModel()")
+        self.record_call(formula, data, family=family, link=link, weights=weights, offset=offset,
+                         contrasts=contrasts, covariance=covariance, sparse=sparse)
+        self._family = get_family(family, link) if not isinstance(family, Family) or link is not None else family
+        if isinstance(self._family, Gaussian) and isinstance(self._family.link, IdentityLink):
+            raise MixedModelsError(
+                "a Gaussian model with the identity link is a linear mixed model: use "
+                "mm.LinearMixedModel(formula, data) (lme4's glmer hands this case to lmer too)"
+            )
         structure = build_structure(formula, data, weights=weights, offset=offset, contrasts=contrasts,
                                     strict_levels=False, covariance=covariance)
-        y, wt = glm_response(structure.response, self.family, structure.weights, structure.formula.response)
-        if isinstance(self.family, Bernoulli) and structure.weights is None:
+        y, wt = glm_response(structure.response, self._family, structure.weights, structure.formula.response)
+        if isinstance(self._family, Bernoulli) and structure.weights is None:
             wt = np.ones(len(y))
-        self.family.check_response(y, wt)
+        self._family.check_response(y, wt)
         self.structure = structure
         self.formula = structure.formula.text
-        self.y, self.wt = y, wt
-        self.offset = np.zeros(len(y)) if structure.offset is None else structure.offset
-        self.lmm = self._inner_lmm(structure, sparse)
+        self.obs_index = data_index(data, structure)
+        self.lmm = LinearMixedModel.from_structure(
+            replace(structure, weights=None, offset=None), np.zeros(structure.nobs), sparse=sparse
+        )
         self.X = structure.fe.X
-        self.beta0 = glm_start(self.family, self.X, y, wt, self.offset)
+        self._set_response(GlmResponse(self._family, y, wt))
         self.beta = self.beta0.copy()
         self.u = np.zeros(sum(r.q for r in self.reterms))
         self.fast, self.nagq = False, 1
         self.optsum = OptSummary(self.lmm.optsum.initial, self.lmm.lowerbd)
+        self.optsum_fast: OptSummary | None = None
+        self._state: WorkingState | None = None
+        self._state_key: tuple | None = None
+        self._fixed: tuple[tuple, np.ndarray] | None = None
 
-    def _inner_lmm(self, structure: ModelStructure, sparse: bool | None) -> LinearMixedModel:
-        from dataclasses import replace
+    def _set_response(self, response: GlmResponse) -> None:
+        self.resp = response
+        self.beta0 = glm_start(self._family, self.X, response.y, response.wt, self.offset)
 
-        lmm = LinearMixedModel.__new__(LinearMixedModel)
-        inner = replace(structure, weights=None, offset=None)
-        lmm._init_from_structure(inner, np.zeros(structure.nobs), reml=False, sparse=sparse)
-        return lmm
+    _FIT_OPTIONS = ("fast", "nagq", "nAGQ")
 
-    # ---- state ---------------------------------------------------------------------
+    def fit_options(self) -> dict[str, Any]:
+        return {"fast": self.fast, "nagq": self.nagq}
+
+    def _after_load(self) -> None:
+        if self.is_fitted:
+            self.refactor()
+
+    # ---- what the model is -------------------------------------------------------------
     @property
-    def reterms(self):
-        return self.lmm.reterms
+    def family(self) -> Family:
+        return self._family
 
+    @property
+    def criterion(self) -> str:
+        if self.nagq > 1:
+            return f"AGQ(nAGQ={self.nagq})"
+        return "Laplace (fast fit)" if self.fast else "Laplace"
+
+    @property
+    def y(self) -> np.ndarray:
+        """The response on the family's scale (proportions for binomial counts)."""
+        return self.resp.y
+
+    @property
+    def wt(self) -> np.ndarray:
+        """Prior weights (numbers of trials for binomial proportions)."""
+        return self.resp.wt
+
+    @property
+    def response(self) -> np.ndarray:
+        return self.resp.y
+
+    @property
+    def prior_weights(self) -> np.ndarray:
+        return self.resp.wt
+
+    # ---- θ ---------------------------------------------------------------------
     @property
     def theta(self) -> np.ndarray:
         return self.lmm.theta
@@ -171,41 +261,42 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         """Set β and u (no refactorisation)."""
         self.beta, self.u = beta, u
 
+    # ---- the working state (derived from the response, β, u and θ) ------------------------
     @property
-    def eta(self) -> np.ndarray:
-        """Linear predictor o + Xβ + ZΛu (cached for the current β, u and θ)."""
-        key = (self.beta.tobytes(), self.u.tobytes(), self.theta.tobytes())
-        if getattr(self, "_eta_key", None) != key:
-            self._eta_key, self._eta_val = key, self._fixed_eta() + self._Zb()
-        return self._eta_val
+    def state(self) -> WorkingState:
+        """η = o + Xβ + ZΛu and what follows from it, for the current response, β, u and θ."""
+        key = (id(self.resp), self.beta.tobytes(), self.u.tobytes(), self.theta.tobytes())
+        if self._state_key != key:
+            self._state = WorkingState(self.resp, self._fixed_eta() + self._Zb(), self.offset)
+            self._state_key = key
+        return self._state
 
     def _fixed_eta(self) -> np.ndarray:
-        """o + Xβ, cached for the current β (PIRLS re-evaluates η many times per β)."""
+        """o + Xβ, kept for the current β (PIRLS re-evaluates η many times per β)."""
         key = self.beta.tobytes()
-        if getattr(self, "_fixed_key", None) != key:
-            self._fixed_key, self._fixed_val = key, self.offset + self.X @ self.beta
-        return self._fixed_val
+        if self._fixed is None or self._fixed[0] != key:
+            self._fixed = (key, self.offset + self.X @ self.beta)
+        return self._fixed[1]
 
     def _Zb(self) -> np.ndarray:
-        out = np.zeros(len(self.y))
+        out = np.zeros(self.nobs)
         for r, b in zip(self.reterms, split_b(self.reterms, self.u)):
             out += np.einsum("tk,tk->t", r.z, b[r.refs])
         return out
 
     @property
+    def eta(self) -> np.ndarray:
+        """Linear predictor o + Xβ + ZΛu."""
+        return self.state.eta
+
+    @property
     def mu(self) -> np.ndarray:
-        """Conditional mean g⁻¹(η), cached with η."""
-        eta = self.eta
-        if getattr(self, "_mu_for", None) is not eta:
-            self._mu_for, self._mu_val, self._dev_val = eta, self.family.link.linkinv(eta), None
-        return self._mu_val
+        """Conditional mean g⁻¹(η)."""
+        return self.state.mu
 
     def conditional_deviance(self) -> float:
-        """Σ wᵢ d(yᵢ, μᵢ) at the current β, u (cached with η: PIRLS and the objective share it)."""
-        mu = self.mu
-        if self._dev_val is None:
-            self._dev_val = self.family.deviance(self.y, mu, self.wt)
-        return self._dev_val
+        """Σ wᵢ d(yᵢ, μᵢ) at the current β, u."""
+        return self.state.deviance
 
     def penalized_deviance(self) -> float:
         """Σ wᵢ d(yᵢ, μᵢ) + ‖u‖² at the current β, u."""
@@ -219,18 +310,11 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         return self.conditional_deviance() / float(self.wt.sum())
 
     def _minus2_loglik(self) -> float:
-        """-2 Σ log p(yᵢ | μᵢ) with all constants, at the current modes.
-
-        Without a dispersion parameter, -2 log p(y|μ) - w d(y, μ) does not depend
-        on μ, so that constant is computed once and the deviance does the rest.
-        """
+        """-2 Σ log p(yᵢ | μᵢ) with all constants, at the current modes."""
         if self.family.has_dispersion:
             # lme4 adds R's aic() penalty of 2 for the dispersion parameter
             return -2.0 * self.family.loglik(self.y, self.mu, self.wt, self._aic_dispersion()) + 2.0
-        if not hasattr(self, "_loglik_constant"):
-            mu0 = self.family.mustart(self.y, self.wt)
-            self._loglik_constant = -2.0 * self.family.loglik(self.y, mu0, self.wt) - self.family.deviance(self.y, mu0, self.wt)
-        return self.conditional_deviance() + self._loglik_constant
+        return self.conditional_deviance() + self.resp.loglik_constant
 
     def laplace_objective(self) -> float:
         """-2 log-likelihood by the Laplace approximation at the current modes and L."""
@@ -248,62 +332,51 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         zlam = (remat.z[:, 0] * remat.lambda_[0, 0])[:, None]
         eta = self._fixed_eta()[:, None] + zlam * U[remat.refs]
         dev = self.family.dev_resid(self.y[:, None], self.family.link.linkinv(eta), self.wt[:, None])
-        D = self._level_indicator() @ dev + U * U  # per level and node
-        D0 = self._level_indicator() @ self.family.dev_resid(self.y, self.mu, self.wt) + self.u * self.u
+        D = self._level_indicator @ dev + U * U  # per level and node
+        D0 = self._level_indicator @ self.family.dev_resid(self.y, self.mu, self.wt) + self.u * self.u
         with np.errstate(over="ignore"):
             mult = np.exp(-0.5 * (D - D0[:, None]) + 0.5 * rule.z**2) @ rule.w
         return float(D0.sum() - 2.0 * np.log(sd * mult).sum())
 
+    @cached_property
     def _level_indicator(self):
         """Sparse (nlevels x n) matrix summing observations by level of the single term."""
-        if not hasattr(self, "_indicator"):
-            import scipy.sparse as sp
+        import scipy.sparse as sp
 
-            remat = self.reterms[0]
-            n = len(remat.refs)
-            self._indicator = sp.csr_matrix((np.ones(n), (remat.refs, np.arange(n))), shape=(remat.nlevels, n))
-        return self._indicator
+        remat = self.reterms[0]
+        n = len(remat.refs)
+        return sp.csr_matrix((np.ones(n), (remat.refs, np.arange(n))), shape=(remat.nlevels, n))
 
     @property
     def objective(self) -> float:
         """-2 log-likelihood: the Laplace value, or lme4's quadrature deviance when nagq > 1."""
         return self.agq_objective(self.nagq) if self.nagq > 1 else self.laplace_objective()
 
+    def objective_at(self, theta: np.ndarray, *, beta: np.ndarray | None = None,
+                     sigma: float | None = None) -> float:
+        """The objective at θ; β is updated inside PIRLS unless given (then u alone is).
+
+        Without β this is the fast fit's criterion (always the Laplace value);
+        with β, the Laplace or quadrature objective of ``nagq``.  The model's
+        state (θ, β, u and L) moves there.
+        """
+        if sigma is not None:
+            raise MixedModelsError("the scale of a generalised model is not a free parameter of objective_at")
+        self.set_theta(theta)
+        if beta is None:
+            pirls(self, fast=True)
+            return self.laplace_objective()
+        self.beta = np.asarray(beta, dtype=float).copy()
+        pirls(self, fast=False)
+        return self.objective
+
     # ---- fitting ----------------------------------------------------------------------
     def _fast_objective(self, theta: np.ndarray) -> float:
-        self.set_theta(theta)
-        pirls(self, fast=True)
-        return self.laplace_objective()
+        return self.objective_at(theta)
 
-    def _full_objective(self, pars: np.ndarray) -> float:
+    def _joint_objective(self, pars: np.ndarray) -> float:
         ntheta = len(self.lowerbd)
-        self.set_theta(pars[:ntheta])
-        self.beta = pars[ntheta:].copy()
-        pirls(self, fast=False)
-        return self.agq_objective(self.nagq) if self.nagq > 1 else self.laplace_objective()
-
-    def _guarded(self, objective):
-        """The objective, or the stage's first value where PIRLS cannot be completed.
-
-        As for the LMM: a finite value keeps BOBYQA's model of the objective
-        intact, where infinity would wreck it; the first evaluation must work.
-        """
-        first: list[float] = []
-
-        def wrapped(x: np.ndarray) -> float:
-            try:
-                value = objective(x)
-            except (CholeskyFailed, ConvergenceError):
-                value = np.nan
-            if not np.isfinite(value):
-                if not first:
-                    raise ConvergenceError("PIRLS failed at the starting values of the optimisation")
-                return first[0]
-            if not first:
-                first.append(value)
-            return value
-
-        return wrapped
+        return self.objective_at(pars[:ntheta], beta=pars[ntheta:])
 
     def _check_nagq(self, nagq: int) -> int:
         if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 1:
@@ -315,27 +388,40 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
             )
         return int(nagq)
 
-    def fit(self, fast: bool = False, nagq: int = 1, verbose: bool = False, progress: bool = False) -> "GeneralizedLinearMixedModel":
-        """Fit by the fast method (θ only) and then, unless ``fast``, by Laplace or AGQ over (θ, β)."""
-        nagq = self._check_nagq(nagq)
-        with blas_threads_for(self.lmm.system.dense_dim):
-            return self._fit(fast, nagq, verbose, progress)
+    def fit(self, fast: bool = False, nagq: int | None = None, verbose: bool = False, progress: bool = False,
+            **kwargs: Any) -> "GeneralizedLinearMixedModel":
+        """Fit by the fast method (θ only) and then, unless ``fast``, by Laplace or AGQ over (θ, β).
 
-    def _fit(self, fast: bool, nagq: int, verbose: bool, progress: bool) -> "GeneralizedLinearMixedModel":
+        lme4's spelling ``nAGQ=`` is accepted; ``nAGQ=0`` is the fast fit.
+        """
+        nagq = r_spelling(kwargs, "nAGQ", "nagq", nagq)
+        reject_unknown(kwargs, "fit()")
+        if nagq == 0 and not isinstance(nagq, bool):
+            fast, nagq = True, 1
+        nagq = self._check_nagq(1 if nagq is None else nagq)
+        with blas_threads_for(self.lmm.system.dense_dim):
+            self._fit(fast, nagq, verbose, progress)
+        if self.issingular:
+            warnings.warn(f"boundary (singular) fit: {', '.join(self.boundary_parameters())} at 0",
+                          SingularFitWarning, stacklevel=2)
+        return self
+
+    def _fit(self, fast: bool, nagq: int, verbose: bool, progress: bool) -> None:
         settings = self.optsum
         self.beta, self.u = self.beta0.copy(), np.zeros_like(self.u)
         self.fast, self.nagq = True, 1
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
-        minimize(self._guarded(self._fast_objective), stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
+        minimize(guarded(self._fast_objective, "PIRLS"), stage1, verbose=verbose, progress=progress,
+                 label="GLMM fast fit")
         self._fast_objective(stage1.final)
         stage1.fmin = self.laplace_objective()
         self.optsum_fast = stage1
         if fast:
             self.optsum = stage1
-            return self._finish()
-        self.fast, self.nagq = False, nagq
-        self._joint_fit(stage1, settings, nagq, verbose, progress)
-        return self._finish()
+        else:
+            self.fast, self.nagq = False, nagq
+            self._joint_fit(stage1, settings, nagq, verbose, progress)
+        self._finish()
 
     def _joint_fit(self, stage1: OptSummary, settings: OptSummary, nagq: int, verbose: bool, progress: bool) -> None:
         """Optimise θ and β together from the fast fit.
@@ -346,7 +432,7 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         coefficient (and correlated coefficients stop slowing it down).
         θ starts with steps of a tenth of its fast-fit value.
         """
-        self._factor_full()
+        self.refactor()
         Lx = self.lmm.system.L33[:-1, :-1]
         whiten = sla.solve_triangular(Lx, np.eye(len(Lx)), lower=True, trans="T", check_finite=False)
         theta0, beta0, ntheta = stage1.final.copy(), self.beta.copy(), len(stage1.final)
@@ -359,64 +445,78 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         stage2.initial_step = np.concatenate([np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(len(beta0))])
         stage2.nagq = nagq
         start = np.concatenate([theta0, np.zeros(len(beta0))])
-        objective = self._guarded(lambda x: self._full_objective(to_params(x)))
+        objective = guarded(lambda x: self._joint_objective(to_params(x)), "PIRLS")
         minimize(objective, stage2, verbose=verbose, progress=progress,
                  label="GLMM fit", start=start, to_params=to_params)
-        self._full_objective(stage2.final)
+        self._joint_objective(stage2.final)
         self.optsum = stage2
 
     def refit(self, y: np.ndarray | None = None, *, fast: bool | None = None, nagq: int | None = None,
               verbose: bool = False, progress: bool = False) -> "GeneralizedLinearMixedModel":
-        """Fit again (same method unless given), optionally to a new response on the same scale as ``self.y``."""
+        """Fit again (same method unless given), optionally to a new response on the scale of ``response``.
+
+        A new response replaces everything derived from the old one (the
+        working state, the log-likelihood constant, the GLM start), so a
+        refit equals a fresh fit of the same data.
+        """
         if y is not None:
             y = np.asarray(y, dtype=float)
             if y.shape != self.y.shape:
                 raise DataError(f"the new response must have shape {self.y.shape}, got {y.shape}")
             self.family.check_response(y, self.wt)
-            self.y = y
-            self._mu_for = None  # cached μ and deviance belong to the old response
-            self.beta0 = glm_start(self.family, self.X, y, self.wt, self.offset)
+            self._set_response(GlmResponse(self.family, y, self.wt))
         fast = self.fast if fast is None else fast
         nagq = self.nagq if nagq is None else nagq
-        return self.fit(fast=fast, nagq=nagq, verbose=verbose, progress=progress)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SingularFitWarning)
+            return self.fit(fast=fast, nagq=nagq, verbose=verbose, progress=progress)
 
-    def _finish(self) -> "GeneralizedLinearMixedModel":
-        self._factor_full()
+    def apply_optsum(self, saved: OptSummary) -> None:
+        """Move to a saved optimum without fitting: θ (fast fit) or (θ, β), with PIRLS for the modes."""
+        ntheta, p = len(self.theta), len(self.beta)
+        if len(saved.final) not in (ntheta, ntheta + p):
+            raise MixedModelsError(
+                f"the saved optimisation has {len(saved.final)} parameters; this model has {ntheta} covariance "
+                f"parameters and {p} fixed effects"
+            )
+        self.u = np.zeros_like(self.u)
+        if len(saved.final) == ntheta:  # a fast fit: β comes from PIRLS
+            self.fast, self.nagq = True, 1
+            self.beta = self.beta0.copy()
+            self.objective_at(saved.final)
+        else:
+            self.fast, self.nagq = False, max(int(saved.nagq), 1)
+            self.objective_at(saved.final[:ntheta], beta=saved.final[ntheta:])
+        self.optsum = saved
+        self.refactor()
+
+    def _finish(self) -> None:
+        self.refactor()
         self.optsum.fmin = self.objective
         self.optsum.fitted = True
-        return self
 
     # ---- estimates -------------------------------------------------------------------------
-    @property
-    def coefnames(self) -> list[str]:
-        return self.structure.fe.coefnames
-
-    def stderror_rx(self) -> np.ndarray:
-        """Standard errors from the fixed-effects block of L (MixedModels.jl's; lme4's use.hessian=FALSE)."""
-        return np.sqrt(np.diag(self.vcov))
-
-    def _factor_full(self) -> None:
+    def refactor(self) -> None:
         """The whole of L (fixed-effects block included) at the working weights of the modes."""
-        eta = self.eta
-        mu = self.family.link.linkinv(eta)
-        w = self.family.working_weights(mu, eta, self.wt)
-        z = eta - self.offset + (self.y - mu) / self.family.link.mu_eta(eta)
-        self.lmm.system.set_weights(np.sqrt(w), z)
-        self.lmm.system.update_L()
-        self.lmm._clear_cache()
+        st = self.state
+        self.lmm.system.set_weights(np.sqrt(st.working_weights), st.working_response)
+        self.lmm.update_L()
+
+    @property
+    def unscaled_vcov(self) -> np.ndarray:
+        """(L_X L_X')⁻¹ at the working weights of the modes."""
+        self.refactor()
+        return self.lmm.unscaled_vcov
 
     @property
     def vcov(self) -> np.ndarray:
         """φ (L_X L_X')⁻¹ at the conditional modes (MixedModels.jl's; lme4's use.hessian=FALSE)."""
-        self._factor_full()
-        return self.dispersion_parameter**2 * self.lmm._vcov_unscaled
+        self.require_fit("vcov")
+        return self.dispersion_parameter**2 * self.unscaled_vcov
 
-    @property
-    def stderror(self) -> np.ndarray:
-        return self.stderror_rx()
-
-    def coeftable(self) -> pd.DataFrame:
-        return coef_table(self.beta, self.stderror, self.coefnames)
+    def stderror_rx(self) -> np.ndarray:
+        """Standard errors from the fixed-effects block of L (MixedModels.jl's; lme4's use.hessian=FALSE)."""
+        return self.stderror
 
     @property
     def dispersion_parameter(self) -> float:
@@ -427,7 +527,7 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         """
         if not self.family.has_dispersion:
             return 1.0
-        pearson = self.residuals("pearson")
+        pearson = self._residual_values("pearson")
         return math.sqrt((pearson @ pearson + self.u @ self.u) / self.nobs)
 
     @property
@@ -438,13 +538,12 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
     def b(self) -> list[np.ndarray]:
         return split_b(self.reterms, self.u)
 
-    @property
-    def fitted(self) -> np.ndarray:
-        """Fitted values on the response scale, μ̃ at the conditional modes."""
-        return self.mu
+    def fitted(self) -> pd.Series:
+        """Fitted values on the response scale, μ̃ at the conditional modes, indexed like the data."""
+        self.require_fit("fitted values")
+        return self.per_observation(self.mu, "fitted")
 
-    def residuals(self, kind: str = "deviance") -> np.ndarray:
-        """Residuals: ``"deviance"`` (default, as lme4), ``"pearson"``, ``"response"`` or ``"working"``."""
+    def _residual_values(self, kind: str) -> np.ndarray:
         mu, eta = self.mu, self.eta
         if kind == "deviance":
             return self.family.deviance_residuals(self.y, mu, self.wt)
@@ -456,11 +555,12 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
             return (self.y - mu) / self.family.link.mu_eta(eta)
         raise MixedModelsError(f"unknown residual type {kind!r}; use deviance, pearson, response or working")
 
-    # ---- summaries -------------------------------------------------------------------------
-    @property
-    def nobs(self) -> int:
-        return len(self.y)
+    def residuals(self, kind: str = "deviance") -> pd.Series:
+        """Residuals: ``"deviance"`` (default, as lme4), ``"pearson"``, ``"response"`` or ``"working"``."""
+        self.require_fit("residuals")
+        return self.per_observation(self._residual_values(kind), "residuals")
 
+    # ---- summaries -------------------------------------------------------------------------
     @property
     def dof(self) -> int:
         return len(self.beta) + len(self.theta) + int(self.family.has_dispersion)
@@ -471,12 +571,14 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         return self.conditional_deviance()
 
     def varcorr(self, form: str = "wide") -> pd.DataFrame:
+        self.require_fit("varcorr")
         sigma = self.dispersion_parameter
         terms = term_covariances(self.reterms, term_order(self.reterms), sigma)
         shown = self.sigma
         return varcorr_long(terms, shown) if form == "long" else varcorr_frame(terms, shown)
 
     def ranef(self, condvar: bool = False, form: str = "wide"):
+        self.require_fit("ranef")
         cv = None
         if condvar or form == "long":
             cv = conditional_variances(self.lmm.system, self.reterms, self.dispersion_parameter)
@@ -486,9 +588,6 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         from .printing import glmm_summary
 
         return glmm_summary(self)
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 def _fresh_optsum(settings: OptSummary, initial: np.ndarray, lower: np.ndarray) -> OptSummary:

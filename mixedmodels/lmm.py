@@ -13,12 +13,19 @@ and the REML criterion
     d_R(θ) = log|L_Z|² + log|L_X|² + (n - p) [1 + log(2π r²(θ) / (n - p))] - Σ log wᵢ
 
 where r²(θ) is the penalised weighted residual sum of squares (the square
-of L's last diagonal element).  Both are minimised over θ alone.
+of L's last diagonal element).  Both are minimised over θ alone.  With σ
+given instead of profiled out,
+
+    d(θ, σ)   = log|L_Z|² + r²(θ)/σ² + n log(2πσ²) - Σ log wᵢ
+    d_R(θ, σ) = d(θ, σ) + log|L_X|² - p log(2πσ²)
+
+(the forms Satterthwaite's method and the profiles differentiate).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -26,17 +33,27 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 
-from .blocks import CholeskyFailed, PenalizedSystem
-from .errors import DataError, MixedModelsError
-from .fitstats import FitStatistics
+from .blocks import PenalizedSystem
+from .errors import EVALUATION_FAILURES, DataError, MixedModelsError, SingularFitWarning
 from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
-from .optimize import minimize
+from .model import MixedModel
+from .optimize import guarded, minimize
 from .optsummary import OptSummary
+from .results import (
+    coef_table,
+    conditional_variances,
+    group_means,
+    ranef_frames,
+    split_b,
+    term_order,
+)
 from .structure import ModelStructure, build_structure
+from .thetalayout import gather_theta, scatter_theta
 from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
 
-__all__ = ["LinearMixedModel"]
+__all__ = ["LinearMixedModel", "numeric_response", "check_weights", "make_system", "data_index"]
+
 
 def numeric_response(response: Any, expr: str) -> np.ndarray:
     """The response as floats; a clear error for categorical or text responses."""
@@ -45,10 +62,14 @@ def numeric_response(response: Any, expr: str) -> np.ndarray:
             pd.api.types.is_numeric_dtype(response) or pd.api.types.is_bool_dtype(response)
         ):
             raise DataError(f"the response {expr!r} must be numeric, got {response.dtype} values")
+        if pd.api.types.is_complex_dtype(response):
+            raise DataError(f"the response {expr!r} has complex values; give its real part or modulus")
         response = response.to_numpy(dtype=float)
     arr = np.asarray(response)
     if arr.ndim != 1:
         raise DataError(f"the response {expr!r} must be one numeric column, got shape {arr.shape}")
+    if np.iscomplexobj(arr):
+        raise DataError(f"the response {expr!r} has complex values; give its real part or modulus")
     if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
         raise DataError(f"the response {expr!r} must be numeric, got {arr.dtype} values")
     arr = arr.astype(float)
@@ -66,7 +87,29 @@ def check_weights(w: np.ndarray | None) -> None:
         raise DataError("weights must be positive (drop the rows with zero weight instead)")
 
 
-class LinearMixedModel(FitStatistics, InferenceMixin):
+def data_index(data: Any, structure: ModelStructure) -> pd.Index:
+    """Index labels of the rows of ``data`` that the model uses."""
+    index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(structure.frame.rows.max() + 1)
+    return index.take(structure.frame.rows)
+
+
+def r_spelling(kwargs: dict, r_name: str, py_name: str, current: Any) -> Any:
+    """Accept an R spelling (``REML=``, ``nAGQ=``) for a Python keyword; refuse both at once."""
+    if r_name not in kwargs:
+        return current
+    value = kwargs.pop(r_name)
+    if current is not None and current is not False and current != value:
+        raise MixedModelsError(f"give {py_name}= or {r_name}=, not both")
+    return value
+
+
+def reject_unknown(kwargs: dict, where: str) -> None:
+    if kwargs:
+        names = ", ".join(sorted(kwargs))
+        raise MixedModelsError(f"{where} got unexpected keyword argument(s): {names}")
+
+
+class LinearMixedModel(InferenceMixin, MixedModel):
     """A linear mixed-effects model from an lme4-style formula.
 
     Parameters
@@ -78,7 +121,8 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
     data : DataFrame
         Not modified.  Rows with missing values in used columns are dropped.
     reml : bool
-        Fit by REML instead of maximum likelihood (the default).
+        Fit by REML instead of maximum likelihood (the default); lme4's
+        spelling ``REML=`` is accepted too.
     weights : str or array, optional
         Prior weights: a column name or one positive value per row.
     contrasts : dict, optional
@@ -89,11 +133,9 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
         Grouping factor -> known covariance matrix K of its scalar term
         ``(1|g)``: b ~ N(0, σ²θ²K), e.g. a kinship matrix.  K is a DataFrame
         indexed by level labels or an array in the factor's level order.
-    dispformula : str, optional
-        A residual variance model, e.g. ``"~ 1 + z"`` (log-linear in the
-        covariates); the call then returns a
-        :class:`~mixedmodels.variance.HeteroskedasticMixedModel` fitted by ML
-        (the formula may have no random-effects term at all).
+
+    A residual variance model (``dispformula``) is a different model:
+    :class:`~mixedmodels.variance.hetero.HeteroskedasticMixedModel`.
 
     Examples
     --------
@@ -104,55 +146,79 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
     1751.9393
     """
 
-    def __new__(cls, formula=None, data=None, *args, dispformula: str | None = None, **kwargs):
-        # a residual variance model turns this into a heteroskedastic mixed model (fitted by ML)
-        if dispformula is not None and cls is LinearMixedModel:
-            if kwargs.get("reml"):
-                raise MixedModelsError("a model with a dispformula is fitted by maximum likelihood only: drop reml=True")
-            from .variance.hetero import HeteroskedasticMixedModel
-
-            return HeteroskedasticMixedModel(
-                formula, data, dispformula=dispformula, weights=kwargs.get("weights"), contrasts=kwargs.get("contrasts")
-            )
-        return super().__new__(cls)
-
     def __init__(
         self,
         formula: str,
         data: pd.DataFrame,
         *,
-        reml: bool = False,
+        reml: bool | None = None,
         weights: Any = None,
         contrasts: Mapping[str, Any] | None = None,
         covariance: Mapping[str, Any] | None = None,
         sparse: bool | None = None,
-        dispformula: str | None = None,
+        **kwargs: Any,
     ):
+        reml = r_spelling(kwargs, "REML", "reml", reml)
+        if "dispformula" in kwargs:
+            raise MixedModelsError(
+                "a residual variance model is a HeteroskedasticMixedModel: use "
+                "mm.HeteroskedasticMixedModel(formula, data, dispformula=...)"
+            )
+        reject_unknown(kwargs, "LinearMixedModel()")
+        self.record_call(formula, data, reml=reml, weights=weights, contrasts=contrasts,
+                         covariance=covariance, sparse=sparse)
         structure = build_structure(
             formula, data, weights=weights, contrasts=contrasts, strict_levels=True, covariance=covariance
         )
         y = numeric_response(structure.response, structure.formula.response)
-        self._init_from_structure(structure, y, reml=reml, sparse=sparse)
+        self._setup(structure, y, reml=bool(reml), sparse=sparse, index=data_index(data, structure))
 
-    def _init_from_structure(self, structure: ModelStructure, y: np.ndarray, *, reml: bool, sparse: bool | None) -> None:
+    @classmethod
+    def from_structure(cls, structure: ModelStructure, y: np.ndarray, *, reml: bool = False,
+                       sparse: bool | None = None, index: pd.Index | None = None) -> "LinearMixedModel":
+        """A model of an already-built structure and response ``y`` (offset included), unfitted.
+
+        Used by models built on an LMM (the GLMM's working model, profiles
+        of a fixed effect, starting values), with no formula parsing.
+        """
+        model = cls.__new__(cls)
+        index = pd.RangeIndex(structure.nobs) if index is None else index
+        model._setup(structure, np.asarray(y, dtype=float), reml=reml, sparse=sparse, index=index)
+        return model
+
+    def _setup(self, structure: ModelStructure, y: np.ndarray, *, reml: bool, sparse: bool | None,
+               index: pd.Index) -> None:
         check_weights(structure.weights)
-        if structure.offset is not None:
-            y = y - structure.offset
         self.structure = structure
         self.formula = structure.formula.text
-        self.reml = bool(reml)
-        self.y = y
+        self._reml = bool(reml)
+        self.obs_index = index
+        self.y = y if structure.offset is None else y - structure.offset
         self.weights = structure.weights
         sqrtw = None if self.weights is None else np.sqrt(self.weights)
-        Xy = np.column_stack([structure.fe.X, y])
+        Xy = np.column_stack([structure.fe.X, self.y])
         self.system = make_system(structure.reterms, Xy, sqrtw, sparse)
         self.optsum = OptSummary(self._initial_theta(), self.lowerbd, reml=self.reml)
 
-    # ---- θ ----------------------------------------------------------------------
-    @property
-    def reterms(self):
-        return self.structure.reterms
+    def _after_load(self) -> None:
+        if self.is_fitted:  # a GLMM's working LMM is refactored by the GLMM itself
+            self.update_L()
 
+    # ---- what the model is ----------------------------------------------------------------
+    @property
+    def reml(self) -> bool:
+        return self._reml
+
+    @reml.setter
+    def reml(self, value: bool) -> None:
+        self._reml = bool(value)
+
+    @property
+    def response(self) -> np.ndarray:
+        """y as given (the blocked system works with y - offset)."""
+        return self.y if self.structure.offset is None else self.y + self.structure.offset
+
+    # ---- θ ----------------------------------------------------------------------
     def _initial_theta(self) -> np.ndarray:
         """λ = I, or lme4's moment start when every term is a random intercept.
 
@@ -184,46 +250,53 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
     @property
     def theta(self) -> np.ndarray:
         """Relative covariance parameters in lme4's order."""
-        internal = np.concatenate([r.get_theta() for r in self.reterms])
-        return internal[self.structure.theta_perm]
+        return gather_theta(self.reterms, self.structure.theta_perm)
 
     def set_theta(self, theta: np.ndarray) -> "LinearMixedModel":
         """Write θ (lme4's order) into the terms' λ, in place."""
         theta = np.asarray(theta, dtype=float)
         if theta.shape != (len(self.lowerbd),):
             raise MixedModelsError(f"theta must have {len(self.lowerbd)} elements, got shape {theta.shape}")
-        internal = np.empty_like(theta)
-        internal[self.structure.theta_perm] = theta
-        start = 0
-        for remat in self.reterms:
-            remat.set_theta(internal[start : start + remat.ntheta])
-            start += remat.ntheta
+        scatter_theta(self.reterms, self.structure.theta_perm, theta)
         self._clear_cache()
         return self
 
     def _clear_cache(self) -> None:
-        for name in ("beta", "u", "_vcov_unscaled"):
+        for name in ("beta", "u", "unscaled_vcov"):
             self.__dict__.pop(name, None)
 
     # ---- objective ------------------------------------------------------------------
     def update_L(self) -> "LinearMixedModel":
+        """Refactor the system at the current θ and weights (in place)."""
         self.system.update_L()
+        self._clear_cache()
         return self
 
-    def objective_at(self, theta: np.ndarray) -> float:
-        """The objective (deviance or REML criterion) at θ; the model's state moves to θ."""
+    def objective_at(self, theta: np.ndarray, *, beta: np.ndarray | None = None,
+                     sigma: float | None = None) -> float:
+        """The objective at θ (σ profiled out unless given); the model's state moves to θ.
+
+        β is always profiled out (the blocked factor gives its conditional
+        optimum); with ``sigma`` given, the σ-fixed forms of the module
+        docstring.
+        """
+        if beta is not None:
+            raise MixedModelsError("a linear mixed model profiles β out: objective_at takes no beta")
         self.set_theta(theta)
         self.update_L()
-        return self.objective
+        return self.objective if sigma is None else self._objective_fixed_sigma(float(sigma))
 
-    @property
-    def nobs(self) -> int:
-        return self.structure.nobs
+    def _objective_fixed_sigma(self, sigma: float) -> float:
+        s = self.system
+        s2 = sigma * sigma
+        value = 2.0 * s.logdet_Z() + s.pwrss() / s2 + self.nobs * math.log(2.0 * math.pi * s2)
+        if self.reml:
+            value += 2.0 * s.logdet_X() - self.rank * math.log(2.0 * math.pi * s2)
+        return value - self._log_weights
 
-    @property
-    def rank(self) -> int:
-        """Rank of the fixed-effects model matrix (number of estimated coefficients)."""
-        return self.structure.fe.rank
+    @cached_property
+    def _log_weights(self) -> float:
+        return 0.0 if self.weights is None else float(np.log(self.weights).sum())
 
     @property
     def _resid_dof(self) -> int:
@@ -235,60 +308,68 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
         s = self.system
         dof = self._resid_dof
         ld = 2.0 * s.logdet_Z() + (2.0 * s.logdet_X() if self.reml else 0.0)
-        val = ld + dof * (1.0 + math.log(2.0 * math.pi * s.pwrss() / dof))
-        if self.weights is not None:
-            val -= float(np.log(self.weights).sum())
-        return val
+        return ld + dof * (1.0 + math.log(2.0 * math.pi * s.pwrss() / dof)) - self._log_weights
 
     # ---- fitting ------------------------------------------------------------------------
-    def fit(self, verbose: bool = False, progress: bool = False) -> "LinearMixedModel":
+    def fit(self, verbose: bool = False, progress: bool = False, *, reml: bool | None = None,
+            **kwargs: Any) -> "LinearMixedModel":
         """Minimise the objective over θ with ``optsum``'s optimizer and settings.
 
         Refitting (after changing ``optsum.optimizer`` or tolerances) starts
-        again from ``optsum.initial``.
+        again from ``optsum.initial``.  ``reml=`` (or ``REML=``) switches the
+        criterion before fitting.
         """
+        reml = r_spelling(kwargs, "REML", "reml", reml)
+        reject_unknown(kwargs, "fit()")
+        if reml is not None:
+            self.reml = bool(reml)
         self.optsum.reml = self.reml
-        self._first_value: float | None = None
+        objective = guarded(self.objective_at, "the profiled deviance")
         with blas_threads_for(self.system.dense_dim):
-            minimize(self._safe_objective, self.optsum, verbose=verbose, progress=progress, label="LMM fit")
-        self._settle_boundary()
-        self.objective_at(self.optsum.final)
+            minimize(objective, self.optsum, verbose=verbose, progress=progress, label="LMM fit")
+            self._settle_boundary()
+            self.objective_at(self.optsum.final)
+        self._warn_if_singular()
         return self
+
+    def _warn_if_singular(self) -> None:
+        if self.issingular:
+            warnings.warn(
+                f"boundary (singular) fit: {', '.join(self.boundary_parameters())} at 0; "
+                "see the model's issingular", SingularFitWarning, stacklevel=3,
+            )
 
     def refit(self, y: np.ndarray | None = None, *, verbose: bool = False, progress: bool = False) -> "LinearMixedModel":
         """Fit again, optionally to a new response of the same length (no re-parsing).
 
-        Used by the parametric bootstrap and simulation studies: the model
-        matrices, terms and blocked storage are reused and only the response
-        column of A is recomputed.
+        ``y`` is on the scale of :attr:`response` (an offset is subtracted
+        here).  Used by the parametric bootstrap and simulation studies: the
+        model matrices, terms and blocked storage are reused and only the
+        response column of A is recomputed.
         """
         if y is not None:
             y = np.asarray(y, dtype=float)
             if y.shape != (self.nobs,) or not np.isfinite(y).all():
                 raise DataError(f"the new response must be {self.nobs} finite values, got shape {y.shape}")
-            self.y = y
-            self.system.set_response(y)
+            self.y = y if self.structure.offset is None else y - self.structure.offset
+            self.system.set_response(self.y)
         self.optsum.fitlog = []
-        return self.fit(verbose=verbose, progress=progress)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SingularFitWarning)
+            return self.fit(verbose=verbose, progress=progress)
 
-    def _safe_objective(self, theta: np.ndarray) -> float:
-        """The objective, or the first evaluation's value if L cannot be formed.
-
-        A failed factorisation returns a finite value rather than infinity so
-        that BOBYQA's quadratic model of the objective is not destroyed.
-        """
-        try:
-            value = self.objective_at(theta)
-        except CholeskyFailed:
-            if self._first_value is None:
-                raise MixedModelsError(
-                    "the penalised system is not positive definite at the starting value; "
-                    "check the fixed effects for collinearity and the response for constant values"
-                ) from None
-            return self._first_value
-        if self._first_value is None:
-            self._first_value = value
-        return value
+    def apply_optsum(self, saved: OptSummary) -> None:
+        """Move to a saved optimum without fitting (the number of θ and the criterion must match)."""
+        if len(saved.final) != len(self.theta):
+            raise MixedModelsError(
+                f"the saved optimisation has {len(saved.final)} parameters; this model has {len(self.theta)} "
+                f"({', '.join(self.theta_names)})"
+            )
+        if bool(saved.reml) != self.reml:
+            kind = "REML" if saved.reml else "maximum likelihood"
+            raise MixedModelsError(f"the saved optimisation is a {kind} fit; construct the model with reml={bool(saved.reml)}")
+        self.optsum = saved
+        self.objective_at(saved.final)
 
     def _settle_boundary(self) -> None:
         """Set tiny standard-deviation parameters to exactly zero if that does not worsen the fit."""
@@ -298,11 +379,8 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
             return
         trial = theta.copy()
         trial[small] = 0.0
-        try:
-            value = self.objective_at(trial)
-        except CholeskyFailed:
-            return
-        if value <= self.optsum.fmin:
+        value = _try_objective(self, trial)
+        if value is not None and value <= self.optsum.fmin:
             self.optsum.final, self.optsum.fmin = trial, value
 
     # ---- estimates ----------------------------------------------------------------------
@@ -310,10 +388,6 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
     def beta(self) -> np.ndarray:
         """Fixed-effects estimates (aliased columns dropped)."""
         return self.system.beta()
-
-    @property
-    def coefnames(self) -> list[str]:
-        return self.structure.fe.coefnames
 
     @property
     def pwrss(self) -> float:
@@ -325,7 +399,8 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
         return math.sqrt(self.pwrss / self._resid_dof)
 
     @cached_property
-    def _vcov_unscaled(self) -> np.ndarray:
+    def unscaled_vcov(self) -> np.ndarray:
+        """(L_X L_X')⁻¹ at the current θ: the covariance of β̂ in units of σ²."""
         Lx = self.system.L33[:-1, :-1]
         Linv = sla.solve_triangular(Lx, np.eye(len(Lx)), lower=True, check_finite=False)
         return Linv.T @ Linv
@@ -333,11 +408,8 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
     @property
     def vcov(self) -> np.ndarray:
         """Covariance matrix of the fixed-effects estimates: σ² (L_X L_X')⁻¹."""
-        return self.sigma**2 * self._vcov_unscaled
-
-    @property
-    def stderror(self) -> np.ndarray:
-        return np.sqrt(np.diag(self.vcov))
+        self.require_fit("vcov")
+        return self.sigma**2 * self.unscaled_vcov
 
     def coeftable(self, ddf: str | None = None) -> pd.DataFrame:
         """Estimates, standard errors, z statistics and two-sided normal p-values.
@@ -346,6 +418,7 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
         denominator degrees of freedom (lmerTest's table, see
         :mod:`mixedmodels.inference.ddf`).
         """
+        self.require_fit("the coefficient table")
         if ddf is not None:
             return self._ddf_coeftable(ddf)
         return coef_table(self.beta, self.stderror, self.coefnames)
@@ -359,28 +432,31 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
         """Conditional modes of the random effects per term (block order), shape (nlevels, k)."""
         return split_b(self.reterms, self.u)
 
-    @property
-    def fitted(self) -> np.ndarray:
-        """Fitted values Xβ + Zb (+ offset)."""
+    def _fitted_values(self) -> np.ndarray:
         out = self.structure.fe.X @ self.beta + self._Zb()
         if self.structure.offset is not None:
             out = out + self.structure.offset
         return out
 
+    def fitted(self) -> pd.Series:
+        """Fitted values Xβ + Zb (+ offset), indexed like the data."""
+        self.require_fit("fitted values")
+        return self.per_observation(self._fitted_values(), "fitted")
+
     def _Zb(self) -> np.ndarray:
         return sum((np.einsum("tk,tk->t", r.z, b[r.refs]) for r, b in zip(self.reterms, self.b())), np.zeros(self.nobs))
 
-    @property
-    def residuals(self) -> np.ndarray:
-        y = self.y if self.structure.offset is None else self.y + self.structure.offset
-        return y - self.fitted
+    def residuals(self, kind: str = "response") -> pd.Series:
+        """Residuals y - ŷ (``"response"``, the default) or ``"pearson"`` (times √w, as lme4's)."""
+        self.require_fit("residuals")
+        r = self.response - self._fitted_values()
+        if kind == "pearson":
+            r = r * np.sqrt(self.prior_weights)
+        elif kind not in ("response", "working", "deviance"):
+            raise MixedModelsError(f"unknown residual type {kind!r}; use response or pearson")
+        return self.per_observation(r, "residuals")
 
     # ---- summaries ------------------------------------------------------------------------
-    @property
-    def dof(self) -> int:
-        """Number of estimated parameters: β, θ and σ."""
-        return self.rank + len(self.theta) + 1
-
     @property
     def deviance(self) -> float:
         """lme4's deviance(): the objective (REML criterion for a REML fit)."""
@@ -389,9 +465,10 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
     def varcorr(self, form: str = "wide") -> pd.DataFrame:
         """Variance components.
 
-        ``form="wide"``: group, name, variance, std. dev., correlation (with the
-        term's first column); ``form="long"``: lme4's grp, var1, var2, vcov, sdcor.
+        ``form="wide"``: group, name, variance, std. dev., correlations;
+        ``form="long"``: lme4's grp, var1, var2, vcov, sdcor.
         """
+        self.require_fit("varcorr")
         terms = term_covariances(self.reterms, term_order(self.reterms), self.sigma)
         return varcorr_long(terms, self.sigma) if form == "long" else varcorr_frame(terms, self.sigma)
 
@@ -402,6 +479,7 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
         ``condvar=True`` columns ``condvar(<name>)`` hold conditional variances.
         ``form="long"`` gives lme4's tidy layout (grpvar, term, grp, condval, condsd).
         """
+        self.require_fit("ranef")
         cv = conditional_variances(self.system, self.reterms, self.sigma) if condvar or form == "long" else None
         return ranef_frames(self.reterms, self.b(), cv, form)
 
@@ -410,13 +488,15 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
 
         return lmm_summary(self)
 
-    def __repr__(self) -> str:
-        return str(self)
+
+def _try_objective(model: MixedModel, theta: np.ndarray) -> float | None:
+    """The objective at θ, or None where it cannot be evaluated."""
+    try:
+        return model.objective_at(theta)
+    except EVALUATION_FAILURES:
+        return None
 
 
-# ---------------------------------------------------------------------------
-# Helpers shared with the generalised model
-# ---------------------------------------------------------------------------
 def make_system(reterms, Xy: np.ndarray, sqrtw: np.ndarray | None, sparse: bool | None):
     """The blocked system, or the dense one when a term has a known covariance matrix."""
     if any(r.has_factor for r in reterms):
@@ -424,81 +504,3 @@ def make_system(reterms, Xy: np.ndarray, sqrtw: np.ndarray | None, sparse: bool 
 
         return DenseSystem(reterms, Xy, sqrtw)
     return PenalizedSystem(reterms, Xy, sqrtw, sparse=sparse)
-
-
-# ---------------------------------------------------------------------------
-# ---------------------------------------------------------------------------
-def group_means(y: np.ndarray, refs: np.ndarray, nlevels: int) -> np.ndarray:
-    """Mean of y in each level."""
-    return np.bincount(refs, y, minlength=nlevels) / np.bincount(refs, minlength=nlevels)
-
-
-def coef_table(beta: np.ndarray, se: np.ndarray, names: list[str]) -> pd.DataFrame:
-    from scipy.stats import norm
-
-    z = beta / se
-    return pd.DataFrame(
-        {"Estimate": beta, "Std. Error": se, "z": z, "p": 2 * norm.sf(np.abs(z))}, index=names
-    )
-
-
-def split_b(reterms, u: np.ndarray) -> list[np.ndarray]:
-    """b = Λu per term, reshaped to (nlevels, k)."""
-    out, start = [], 0
-    for r in reterms:
-        out.append(r.b_from_u(u[start : start + r.q]))
-        start += r.q
-    return out
-
-
-def term_order(reterms) -> list[tuple[int, int]]:
-    """(ReMat index, block index) of each original term in lme4's order."""
-    pairs = [(-r.nlevels, tid, ri, bi) for ri, r in enumerate(reterms) for bi, tid in enumerate(r.term_ids)]
-    return [(ri, bi) for _, _, ri, bi in sorted(pairs)]
-
-
-def conditional_variances(system: PenalizedSystem, reterms, sigma: float, max_entries: int = 2**24) -> list[np.ndarray]:
-    """Diagonal blocks of Var(b | y) = σ² Λ (L_Z L_Z')⁻¹ Λ' per term, shape (nlevels, k, k).
-
-    Conditional on β̂, as lme4 and MixedModels.jl report them.  Columns of
-    L_Z⁻¹ are formed a chunk of levels at a time, so memory stays below
-    ``max_entries`` doubles.
-    """
-    q = sum(r.q for r in reterms)
-    out, start = [], 0
-    for r in reterms:
-        if r.has_factor:  # Var(b|y) = σ²λ² F M F' with M the term's block of (L_Z L_Z')⁻¹
-            M = system.LZ_inverse_columns(start, start + r.q)
-            FM = r.factor @ (M.T @ M)
-            out.append((sigma * r.lambda_[0, 0]) ** 2 * np.einsum("ij,ij->i", FM, r.factor)[:, None, None])
-            start += r.q
-            continue
-        blocks = np.empty((r.nlevels, r.k, r.k))
-        step = max(1, max_entries // (q * r.k))
-        for lo in range(0, r.nlevels, step):
-            hi = min(r.nlevels, lo + step)
-            M = system.LZ_inverse_columns(start + lo * r.k, start + hi * r.k)
-            cols = M.reshape(q, hi - lo, r.k)
-            inner = np.einsum("ila,ilb->lab", cols, cols)
-            blocks[lo:hi] = sigma**2 * (r.lambda_ @ inner @ r.lambda_.T)
-        out.append(blocks)
-        start += r.q
-    return out
-
-
-def ranef_frames(reterms, b: list[np.ndarray], condvar: list[np.ndarray] | None, form: str):
-    if form == "long":
-        rows = []
-        for r, bb, cv in zip(reterms, b, condvar):
-            for j, name in enumerate(r.cnames):
-                sd = np.sqrt(cv[:, j, j])
-                rows.append(pd.DataFrame({"grpvar": r.name, "term": name, "grp": r.levels, "condval": bb[:, j], "condsd": sd}))
-        return pd.concat(rows, ignore_index=True)
-    out = {}
-    for i, (r, bb) in enumerate(zip(reterms, b)):
-        df = pd.DataFrame(bb, index=pd.Index(r.levels, name=r.name), columns=r.cnames)
-        if condvar is not None:
-            for j, name in enumerate(r.cnames):
-                df[f"condvar({name})"] = condvar[i][:, j, j]
-        out[r.name] = df
-    return out

@@ -24,9 +24,14 @@ __all__ = [
     "check_dataframe",
     "identifiers",
     "grouping_factor",
+    "check_magnitude",
+    "check_unique_columns",
+    "usable_column",
+    "NAME_PATTERN",
 ]
 
-_TOKEN = re.compile(r"`([^`]+)`|(?<![\w.])([A-Za-z_.][\w.]*)")
+NAME_PATTERN = re.compile(r"`([^`]+)`|(?<![\w.])((?:[^\W\d]|\.)[\w.]*)")
+"""A back-quoted name, or a plain R/Python name (letters of any script, digits, ``_`` and ``.``)."""
 
 
 @dataclass
@@ -53,26 +58,83 @@ class ModelFrame:
 
 
 def check_dataframe(data: object) -> pd.DataFrame:
-    """Raise DataError unless ``data`` is a non-empty pandas DataFrame."""
-    if not isinstance(data, pd.DataFrame):
+    """``data`` as a non-empty pandas DataFrame.
+
+    A pandas DataFrame is returned as is.  Other data frames are converted,
+    trying in turn narwhals (polars, pyarrow, modin, ...), the Arrow
+    PyCapsule stream interface and the dataframe interchange protocol; only
+    when nothing converts them is this a DataError naming their type.
+    """
+    frame = data if isinstance(data, pd.DataFrame) else _to_pandas(data)
+    if frame is None:
         raise DataError(
             f"data must be a pandas DataFrame, got {type(data).__name__}; "
             "convert it with pandas.DataFrame(...) first"
         )
-    if data.shape[0] == 0:
+    if frame.shape[0] == 0:
         raise DataError("data has no rows")
-    return data
+    return frame
+
+
+def _to_pandas(data: object) -> pd.DataFrame | None:
+    """A pandas copy of a foreign data frame, or None if it is not one."""
+    if data is None or isinstance(data, (dict, list, tuple, np.ndarray)):
+        return None
+    for convert in (_via_narwhals, _via_arrow_stream, _via_interchange):
+        try:
+            frame = convert(data)
+        except Exception:  # each route fails in its own way on objects it does not know
+            continue
+        if isinstance(frame, pd.DataFrame):
+            return frame
+    return None
+
+
+def _via_narwhals(data: object) -> pd.DataFrame:
+    import narwhals as nw
+
+    return nw.from_native(data, eager_only=True).to_pandas()
+
+
+def _via_arrow_stream(data: object) -> pd.DataFrame:
+    """Objects exporting the Arrow PyCapsule stream interface (polars, duckdb, ...), through pyarrow."""
+    if not hasattr(data, "__arrow_c_stream__"):
+        raise TypeError("no Arrow stream")
+    import pyarrow as pa
+
+    return pa.table(data).to_pandas()
+
+
+def _via_interchange(data: object) -> pd.DataFrame:
+    """The older dataframe interchange protocol (deprecated by pandas, still offered by some libraries)."""
+    if not hasattr(data, "__dataframe__"):
+        raise TypeError("no interchange protocol")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        return pd.api.interchange.from_dataframe(data)
 
 
 def identifiers(text: str) -> list[str]:
     """Names (plain or back-quoted) that occur in a formula expression."""
-    return [m.group(1) or m.group(2) for m in _TOKEN.finditer(text)]
+    return [m.group(1) or m.group(2) for m in NAME_PATTERN.finditer(text)]
 
 
 def used_columns(texts: Iterable[str], data: pd.DataFrame) -> list[str]:
-    """Columns of ``data`` named anywhere in ``texts``, in the data's column order."""
+    """Columns of ``data`` named anywhere in ``texts``, in the data's column order (each once)."""
     names = {tok for text in texts for tok in identifiers(text)}
-    return [col for col in data.columns if str(col) in names]
+    return list(dict.fromkeys(col for col in data.columns if str(col) in names))
+
+
+def check_unique_columns(data: pd.DataFrame, columns: Iterable[str]) -> None:
+    """DataError if a column the model uses occurs more than once in ``data``."""
+    counts = data.columns.value_counts()
+    for col in columns:
+        if counts.get(col, 0) > 1:
+            raise DataError(
+                f"the data have {counts[col]} columns named {col!r}, and the model uses it; "
+                "rename or drop the duplicates"
+            )
 
 
 def model_frame(data: pd.DataFrame, columns: list[str], extra: dict[str, np.ndarray] | None = None) -> ModelFrame:
@@ -88,8 +150,17 @@ def model_frame(data: pd.DataFrame, columns: list[str], extra: dict[str, np.ndar
         Arrays of length ``len(data)`` (weights, offsets given as arrays)
         that take part in the missing-value screening and are carried along
         as columns with these names.
+
+    Notes
+    -----
+    As lme4's ``model.frame(drop.unused.levels = TRUE)``: after incomplete
+    rows are removed, categories without rows are dropped, so that the
+    baseline of a treatment contrast is the first level that has rows.
+    Columns backed by pyarrow or pandas' nullable types become numpy
+    columns, and columns no model matrix can use are refused by name.
     """
-    check_dataframe(data)
+    data = check_dataframe(data)
+    check_unique_columns(data, columns)
     frame = data.loc[:, list(columns)].copy()
     for name, values in (extra or {}).items():
         frame[name] = values
@@ -108,17 +179,115 @@ def model_frame(data: pd.DataFrame, columns: list[str], extra: dict[str, np.ndar
             stacklevel=3,
         )
         frame = frame.loc[complete].reset_index(drop=True)
-    _check_finite(frame)
+    frame = pd.DataFrame({col: usable_column(frame[col], col) for col in frame.columns})
+    for col in frame.columns:
+        check_magnitude(frame[col], f"column {col!r}")
     return ModelFrame(frame, np.flatnonzero(complete), n_dropped)
 
 
-def _check_finite(frame: pd.DataFrame) -> None:
-    for col in frame.columns:
-        values = frame[col]
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            arr = values.to_numpy(dtype=float)
-            if not np.isfinite(arr).all():
-                raise DataError(f"column {col!r} has infinite values")
+def usable_column(values: pd.Series, name: str) -> pd.Series:
+    """A complete column in a form the model matrices can use, or a DataError naming it.
+
+    Numbers and booleans become numpy columns, categoricals lose their
+    unused categories, text stays text; complex numbers, dates, time
+    differences and mixtures of types are refused with what to do instead.
+    """
+    values = _numpy_backed(values)
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return values.cat.remove_unused_categories()
+    if pd.api.types.is_complex_dtype(dtype):
+        raise DataError(
+            f"column {name!r} is complex-valued; a mixed model needs real numbers "
+            "(use its .real, .imag or abs() explicitly)"
+        )
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        raise DataError(
+            f"column {name!r} holds time differences; convert it to a number in the unit you mean, "
+            f"e.g. data[{name!r}] / pandas.Timedelta(days=1)"
+        )
+    if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
+        raise DataError(
+            f"column {name!r} holds dates or times; convert it to a number (e.g. days since the "
+            f"first date: (data[{name!r}] - data[{name!r}].min()) / pandas.Timedelta(days=1)) "
+            "or to a categorical"
+        )
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_string_dtype(dtype) and dtype != object:
+        _check_finite(values, name)
+        return values
+    return _object_column(values, name)
+
+
+def _numpy_backed(values: pd.Series) -> pd.Series:
+    """pyarrow-backed and nullable (masked) columns as numpy / categorical columns."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        converted = pa.array(values.array).to_pandas()
+        return pd.Series(np.asarray(converted) if not hasattr(converted, "cat") else converted.array,
+                         index=values.index, name=values.name)
+    masked = isinstance(dtype, pd.api.extensions.ExtensionDtype) and hasattr(dtype, "numpy_dtype")
+    if masked and not isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)):
+        return values.astype(dtype.numpy_dtype)
+    return values
+
+
+def _object_column(values: pd.Series, name: str) -> pd.Series:
+    """An object column of text, numbers or booleans; anything else (or a mixture) is refused."""
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("string", "empty", "categorical"):
+        return values
+    if kind == "boolean":
+        return values.astype(bool)
+    if kind == "integer":
+        return values.astype(np.int64)
+    if kind in ("floating", "mixed-integer-float", "decimal"):
+        return values.astype(float)
+    types = sorted({type(v).__name__ for v in values})
+    what = f"values of several kinds ({', '.join(types)})" if len(types) > 1 else f"{types[0]} values"
+    raise DataError(
+        f"column {name!r} holds {what}, which a model matrix cannot use; make it numeric "
+        f"(pandas.to_numeric) or text/categorical (data[{name!r}].astype(str)) before fitting"
+    )
+
+
+def _check_finite(values: pd.Series, name: str) -> None:
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        if not np.isfinite(values.to_numpy(dtype=float)).all():
+            raise DataError(f"column {name!r} has infinite values")
+
+
+_HUGE, _TINY = 1e150, 1e-150
+"""Largest absolute values a column may have: squares and sums of squares of
+values beyond these limits overflow (or underflow) double precision."""
+
+
+def check_magnitude(values: object, what: str) -> None:
+    """DataError if the largest absolute value of ``values`` is beyond 1e150 or below 1e-150.
+
+    Cross-products, variances and weights such as 1/μ² of such values leave
+    double precision, so the fit would return NaN or mislabel columns as
+    aliased; the message asks for the rescaling that avoids it.
+    """
+    if isinstance(values, pd.Series):
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            return
+        values = values.to_numpy(dtype=float)
+    arr = np.abs(np.asarray(values, dtype=float))
+    if arr.size == 0:
+        return
+    largest = float(arr.max())
+    if largest > _HUGE or 0.0 < largest < _TINY:
+        raise DataError(
+            f"{what} has values of magnitude {largest:.3g}, beyond what double precision can "
+            f"square and sum; rescale it (e.g. {_rescaling(largest)})"
+        )
+
+
+def _rescaling(largest: float) -> str:
+    power = int(round(np.log10(largest)))
+    return f"divide by 1e{power}" if power > 0 else f"multiply by 1e{-power}"
 
 
 def _factor_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:

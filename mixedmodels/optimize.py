@@ -8,9 +8,11 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import EVALUATION_FAILURES, ConvergenceError
 from .optsummary import OptSummary, check_optimizer
 
-__all__ = ["minimize", "RESULT_NAMES"]
+__all__ = ["minimize", "guarded", "RESULT_NAMES"]
+
 
 RESULT_NAMES = {
     1: "SUCCESS",
@@ -20,6 +22,36 @@ RESULT_NAMES = {
     5: "MAXEVAL_REACHED",
     6: "MAXTIME_REACHED",
 }
+
+
+def guarded(objective: Callable[[np.ndarray], float], what: str = "the objective") -> Callable[[np.ndarray], float]:
+    """``objective``, returning the first evaluation's value wherever an evaluation fails.
+
+    A failed evaluation (a factor that is not positive definite, PIRLS that
+    cannot finish, a value that is not finite) returns a finite value, not
+    infinity, so that BOBYQA's quadratic model of the objective survives
+    (MixedModels.jl does the same).  The first evaluation must succeed: there
+    is nothing to fall back on, so its failure raises a
+    :class:`~mixedmodels.errors.ConvergenceError` naming ``what``.
+    """
+    first: list[float] = []
+
+    def wrapped(x: np.ndarray) -> float:
+        try:
+            value = float(objective(x))
+        except EVALUATION_FAILURES as exc:
+            if not first:
+                raise ConvergenceError(f"{what} cannot be evaluated at the starting values ({exc})") from exc
+            return first[0]
+        if not np.isfinite(value):
+            if not first:
+                raise ConvergenceError(f"{what} is not finite at the starting values")
+            return first[0]
+        if not first:
+            first.append(value)
+        return value
+
+    return wrapped
 
 
 class _Recorder:

@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from .errors import ConvergenceError
+from .errors import EVALUATION_FAILURES, ConvergenceError
 
 __all__ = ["pirls", "glm_start", "MAX_HALVINGS"]
 
@@ -48,25 +48,33 @@ def _step(m, beta: np.ndarray, fast: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pirls(m, fast: bool, maxiter: int = 100, tol: float = 1e-10) -> float:
-    """Update ``m.u`` (and ``m.beta`` if ``fast``) to the conditional modes; return pdev.
+    """Update the modes of ``m`` (u, and β if ``fast``) to the conditional modes; return pdev.
 
     PIRLS starts from the current modes (those of the previous θ, usually
-    close).  If that start is unusable (η overflows, a factor is not positive
-    definite) it starts again from u = 0 (and the GLM's β for a fast fit),
-    as MixedModels.jl always does; if that fails too, the error propagates.
+    close).  Where that start fails in any way (η overflows, working weights
+    so extreme that a block of the factor is not positive definite, a
+    deviance that is not finite) it starts again from u = 0, as
+    MixedModels.jl always does, and then from u = 0 with the GLM's β; only
+    if all three fail does the error (a :class:`~mixedmodels.errors.CholeskyFailed`
+    or :class:`~mixedmodels.errors.ConvergenceError`) propagate.
 
     On return the LMM's factor L is evaluated at the weights of the final
     modes, so that log|L_Z| is the one the Laplace approximation needs.
     """
-    from .blocks import CholeskyFailed
-
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        try:
-            return _pirls(m, fast, maxiter, tol)
-        except (CholeskyFailed, ConvergenceError):
-            beta = m.beta0.copy() if fast else m.beta
-            m.set_modes(beta, np.zeros_like(m.u))
-            return _pirls(m, fast, maxiter, tol)
+    zeros = np.zeros_like(m.u)
+    starts = [None, (m.beta.copy(), zeros)]
+    if fast:  # β moves too: last, the GLM's β
+        starts.append((m.beta0.copy(), zeros))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for i, start in enumerate(starts):
+            if start is not None:
+                m.set_modes(*start)
+            try:
+                return _pirls(m, fast, maxiter, tol)
+            except EVALUATION_FAILURES:
+                if i == len(starts) - 1:
+                    raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _pirls(m, fast: bool, maxiter: int, tol: float) -> float:

@@ -167,14 +167,10 @@ def qq_plot(model, group: str | None = None, *, level: float = 0.95) -> Any:
 
 def residual_plot(model) -> Any:
     """Residuals against fitted values (deviance residuals for generalised models)."""
-    from .printing import observation_values
-
-    generalised = getattr(model, "family", None) is not None
-    resid = observation_values(model, "residuals", **({"kind": "deviance"} if generalised else {}))
+    generalised = model.family is not None
+    resid = model.residuals()
     fig, (ax,) = _figure(1, size=(5.0, 3.8))
-    ax.scatter(
-        observation_values(model, "fitted"), resid, s=10, alpha=0.7, color="C0", edgecolors="none"
-    )
+    ax.scatter(model.fitted(), resid, s=10, alpha=0.7, color="C0", edgecolors="none")
     ax.axhline(0.0, color="0.3", lw=0.8, ls="--")
     ax.set_xlabel("fitted value")
     ax.set_ylabel("deviance residual" if generalised else "residual")

@@ -8,20 +8,32 @@ generalised models share it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
-from .design import formula_context, model_matrix
+from .design import check_contrasts, formula_context, model_matrix
 from .errors import DataError, FormulaError
 from .feterm import FeTerm
 from .formula import ParsedFormula, RandomTerm, parse_formula
-from .modelframe import ModelFrame, check_dataframe, grouping_factor, model_frame, used_columns
+from .modelframe import (
+    NAME_PATTERN,
+    ModelFrame,
+    check_dataframe,
+    check_magnitude,
+    check_unique_columns,
+    grouping_factor,
+    identifiers,
+    model_frame,
+    used_columns,
+)
 from .remat import ReMat
+from .separation import check_constant_response
 
-__all__ = ["ModelStructure", "build_structure", "evaluate_expression"]
+__all__ = ["ModelStructure", "build_structure", "evaluate_expression", "lme4_term_order", "lme4_blocks"]
 
 _WEIGHTS = "(weights)"
 _OFFSET = "(offset)"
@@ -63,37 +75,117 @@ class ModelStructure:
 
 
 def evaluate_expression(expr: str, frame: pd.DataFrame, what: str = "response") -> np.ndarray | pd.Series:
-    """Evaluate an expression of columns (``log(y)``, ``cbind(a, n - a)``) on the frame."""
+    """Evaluate an expression of columns (``log(y)``, ``cbind(a, n - a)``) on the frame.
+
+    Column names that are not Python names (back-quoted names with spaces,
+    R's dotted ``my.var``) are replaced by placeholders first; a column
+    named like a function (``exp``) is the column.
+    """
     if expr in frame.columns:
         return frame[expr]
+    bare = expr.strip().strip("`") if _is_one_name(expr) else None
+    if bare is not None and bare in frame.columns:
+        return frame[bare]
+    text, columns = _placeholders(expr, frame)
     names: dict[str, Any] = dict(formula_context())
     names["cbind"] = lambda *cols: np.column_stack([np.asarray(c, dtype=float) for c in cols])
     names["I"] = lambda x: x
-    names.update({str(c): frame[c].to_numpy() for c in frame.columns})
+    names.update(columns)
     try:
-        return eval(expr, {"__builtins__": {}}, names)  # noqa: S307 - formulas are user code, as in formulaic
+        value = eval(text, {"__builtins__": {}}, names)  # noqa: S307 - formulas are user code, as in formulaic
     except NameError as exc:
         raise FormulaError(f"{what} {expr!r}: {str(exc).replace('name', 'column', 1)} in the data") from exc
     except Exception as exc:
         raise FormulaError(f"cannot evaluate the {what} {expr!r}: {exc}") from exc
+    _check_evaluated(value, expr, what)
+    return value
+
+
+def _is_one_name(expr: str) -> bool:
+    names = identifiers(expr)
+    return len(names) == 1 and expr.strip().strip("`") == names[0]
+
+
+def _placeholders(expr: str, frame: pd.DataFrame) -> tuple[str, dict[str, np.ndarray]]:
+    """``expr`` with each column name replaced by a Python name, and those names' values."""
+    columns: dict[str, np.ndarray] = {}
+    by_name = {str(c): c for c in frame.columns}
+
+    def substitute(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        called = re.match(r"\s*\(", expr[match.end():]) is not None and match.group(2) is not None
+        if name not in by_name or called:  # exp(x) is the function even when a column is named exp, as in R
+            return match.group(0)
+        key = f"_column_{list(by_name).index(name)}"
+        columns[key] = frame[by_name[name]].to_numpy()
+        return key
+
+    return NAME_PATTERN.sub(substitute, expr), columns
+
+
+def _is_numeric(values: Any) -> bool:
+    if isinstance(values, pd.Series):
+        return pd.api.types.is_numeric_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype)
+    return np.asarray(values).dtype.kind in "fiub"
+
+
+def _check_evaluated(value: Any, expr: str, what: str) -> None:
+    """A complex or overflowing result of an expression is a DataError naming it."""
+    arr = np.asarray(value) if not isinstance(value, pd.Series) else value
+    if np.iscomplexobj(arr):
+        raise DataError(f"the {what} {expr!r} is complex-valued; a mixed model needs real numbers")
+    if isinstance(arr, np.ndarray) and arr.dtype.kind in "fiu":
+        if not np.isfinite(arr).all():
+            raise DataError(f"the {what} {expr!r} has non-finite values (NaN or infinite) after evaluation")
+        check_magnitude(arr, f"the {what} {expr!r}")
+    elif isinstance(arr, pd.Series):
+        check_magnitude(arr, f"the {what} {expr!r}")
 
 
 def _per_row(values: Any, data: pd.DataFrame, what: str) -> np.ndarray:
-    """A column name or array of one value per row of ``data``, as floats."""
+    """A column name or array of one value per row of ``data``, as real floats.
+
+    Categorical, text, complex or date values are refused: their codes or
+    real parts would be used silently otherwise.
+    """
+    name = f"{what} column {values!r}" if isinstance(values, str) else what
     if isinstance(values, str):
         if values not in data.columns:
             raise DataError(f"{what} column {values!r} is not in the data")
+        check_unique_columns(data, [values])
         values = data[values]
-    arr = np.asarray(values, dtype=float) if not isinstance(values, pd.Series) else values.to_numpy(dtype=float, na_value=np.nan)
-    if arr.ndim != 1 or len(arr) != len(data):
+    if isinstance(values, pd.api.extensions.ExtensionArray):  # a Categorical keeps its dtype
+        values = pd.Series(values)
+    series = values if isinstance(values, pd.Series) else None
+    arr = np.asarray(values) if series is None else None
+    if arr is not None and (arr.ndim != 1 or len(arr) != len(data)):
         raise DataError(f"{what} must have one value per row of the data ({len(data)}), got shape {arr.shape}")
-    return arr
+    series = pd.Series(arr) if series is None else series
+    _check_numeric(series, name)
+    out = series.to_numpy(dtype=float, na_value=np.nan)
+    if out.ndim != 1 or len(out) != len(data):
+        raise DataError(f"{what} must have one value per row of the data ({len(data)}), got shape {out.shape}")
+    check_magnitude(out[np.isfinite(out)], name)
+    return out
+
+
+def _check_numeric(series: pd.Series, name: str) -> None:
+    dtype = series.dtype
+    if pd.api.types.is_complex_dtype(dtype):
+        raise DataError(f"{name} is complex-valued; it must be real numbers")
+    numeric = pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+    numbers = ("integer", "floating", "mixed-integer-float", "empty")
+    if not numeric and pd.api.types.infer_dtype(series, skipna=True) not in numbers:
+        raise DataError(
+            f"{name} must be numbers, got {dtype} values (a categorical's codes are not weights); "
+            "convert it with pandas.to_numeric if the values are numbers written as text"
+        )
 
 
 def _term_texts(parsed: ParsedFormula) -> list[str]:
     texts = [parsed.response, parsed.fixed, *parsed.offsets]
     for term in parsed.random:
-        texts.extend([term.expr, *term.factors])
+        texts.extend([term.expr, *(f"`{col}`" for col in term.factors)])
     return texts
 
 
@@ -140,7 +232,7 @@ def build_reterms(
     ``covariance`` maps grouping-factor names to known covariance matrices
     (see :mod:`mixedmodels.covariance`); those terms must be scalar.
     """
-    covariance = dict(covariance or {})
+    covariance = _covariance_mapping(covariance)
     groups: dict[str, dict[str, Any]] = {}
     for tid, term in enumerate(parsed.random):
         z, names = _random_matrix(term, frame, contrasts)
@@ -160,12 +252,29 @@ def build_reterms(
             f"covariance given for {', '.join(map(repr, covariance))}, but the formula has no random-effects "
             f"term grouped by it; grouping factors: {', '.join(map(repr, groups))}"
         )
-    remats.sort(key=lambda r: -r.nlevels)  # stable: ties keep formula order
+    rank = _lme4_rank(remats)
+    remats.sort(key=lambda r: min(rank[tid] for tid in r.term_ids))  # most levels first, ties as lme4
     return remats, _theta_permutation(remats)
+
+
+def _covariance_mapping(covariance: Any) -> dict[str, Any]:
+    """``covariance=`` as a dict from grouping-factor name to matrix; anything else is refused."""
+    if covariance is None:
+        return {}
+    if not isinstance(covariance, Mapping):
+        raise FormulaError(
+            f"covariance= must map grouping-factor names to matrices, e.g. {{'line': K}}; "
+            f"got a {type(covariance).__name__}"
+        )
+    return dict(covariance)
 
 
 def _attach_covariance(remat: ReMat, K: Any) -> None:
     from .covariance import check_covariance, covariance_factor
+
+    frame_complex = isinstance(K, pd.DataFrame) and any(pd.api.types.is_complex_dtype(t) for t in K.dtypes)
+    if frame_complex or np.iscomplexobj(K):
+        raise DataError(f"the covariance for {remat.name!r} is complex-valued; it must be a real symmetric matrix")
 
     if remat.k != 1 or len(remat.blocks) != 1:
         raise FormulaError(
@@ -185,14 +294,49 @@ def _amalgamate(name: str, refs: np.ndarray, levels: list[str], parts: list) -> 
     return ReMat(name, refs, levels, z, cnames, blocks, [tid for tid, _, _ in parts])
 
 
+def lme4_term_order(nlevels: list[int]) -> list[int]:
+    """Formula-order indices of the random-effects terms in lme4's order.
+
+    As ``mkReTrms``: terms already in non-increasing order of their number
+    of levels keep formula order; otherwise they are put in ``rev(order(nl))``
+    order, decreasing number of levels with ties in *reversed* formula order.
+    """
+    nl = np.asarray(nlevels)
+    if np.any(np.diff(nl) > 0):
+        return [int(i) for i in np.argsort(nl, kind="stable")[::-1]]
+    return list(range(len(nl)))
+
+
+def _lme4_rank(remats: list[ReMat]) -> dict[int, int]:
+    """Position of each term (by formula index) in :func:`lme4_term_order`."""
+    nlevels = {tid: r.nlevels for r in remats for tid in r.term_ids}
+    order = lme4_term_order([nlevels[tid] for tid in sorted(nlevels)])
+    return {tid: pos for pos, tid in enumerate(order)}
+
+
+def lme4_blocks(remats: list[ReMat]) -> list[tuple[int, int]]:
+    """(ReMat index, block index) of each original term, in lme4's term order.
+
+    What VarCorr, ranef and printing should iterate over to list terms as lme4 does.
+    """
+    rank = _lme4_rank(remats)
+    pairs = [(rank[tid], ri, bi) for ri, r in enumerate(remats) for bi, tid in enumerate(r.term_ids)]
+    return [(ri, bi) for _, ri, bi in sorted(pairs)]
+
+
 def _theta_permutation(remats: list[ReMat]) -> np.ndarray:
-    """Order θ as lme4 does: terms by decreasing number of levels (stable), then within term."""
+    """``theta_lme4 = theta_internal[perm]``: θ by lme4's term order, then within term.
+
+    Internally θ follows the ReMats and their blocks; lme4 has one block per
+    term (terms on one grouping factor are not amalgamated), in
+    :func:`lme4_term_order`, each term's lower triangle column by column.
+    """
+    rank = _lme4_rank(remats)
     keys = []
     for remat in remats:
         for tid, block in zip(remat.term_ids, remat.blocks):
             size = block.stop - block.start
-            for pos in range(size * (size + 1) // 2):
-                keys.append((-remat.nlevels, tid, pos))
+            keys.extend((rank[tid], pos) for pos in range(size * (size + 1) // 2))
     return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.intp)
 
 
@@ -217,7 +361,7 @@ def build_structure(
         observation (an observation-level random effect).
     """
     parsed = parse_formula(formula)
-    check_dataframe(data)
+    data = check_dataframe(data)
     if require_random and not parsed.random:
         raise FormulaError(
             f"formula {formula!r} has no random-effects term such as (1 | group); "
@@ -229,9 +373,13 @@ def build_structure(
         extra[_WEIGHTS] = _per_row(weights, data, "weights")
     if offset is not None:
         extra[_OFFSET] = _per_row(offset, data, "offset")
-    mf = model_frame(data, used_columns(_term_texts(parsed), data), extra)
+    used = used_columns(_term_texts(parsed), data)
+    _warn_unused_contrasts(contrasts, used)
+    mf = model_frame(data, used, extra)
     frame = mf.frame
     response = evaluate_expression(parsed.response, frame)
+    if _is_numeric(response):  # text and categories get the model's own type check first
+        check_constant_response(response, None, parsed.response)
     fe = FeTerm(model_matrix(parsed.fixed, frame, contrasts))
     reterms, perm = build_reterms(parsed, frame, contrasts, strict_levels, covariance) if parsed.random else ([], np.arange(0))
     return ModelStructure(
@@ -245,6 +393,18 @@ def build_structure(
         offset=_offsets(parsed, frame, offset is not None),
         contrasts=contrasts,
     )
+
+
+def _warn_unused_contrasts(contrasts: Any, used: list[str]) -> None:
+    """As R's model.matrix: contrasts for a column the model does not use are ignored, with a warning."""
+    import warnings
+
+    absent = [str(c) for c in check_contrasts(contrasts) if c not in used]
+    if absent:
+        warnings.warn(
+            f"contrasts given for {', '.join(map(repr, absent))}, which the formula does not use; ignored",
+            stacklevel=4,
+        )
 
 
 def _offsets(parsed: ParsedFormula, frame: pd.DataFrame, has_argument: bool) -> np.ndarray | None:

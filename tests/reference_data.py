@@ -1,7 +1,10 @@
-"""Reference results (lme4 1.1-31 on R 4.2.2) and a cache of fitted reference models.
+"""The one loader of reference results, and a cache of fitted reference models.
 
-A plain module rather than conftest.py, so that test files import it by a
-name no other conftest shadows.
+Every reference file lives under ``tests/`` (the R script that made it is in
+``tools/``): ``tests/data/reference/*.json`` (lme4 1.1-31 on R 4.2.2, one model
+each), ``tests/data/*.json`` and the data folders of the test packages.  A plain
+module rather than conftest.py, so that test files import it by a name no
+other conftest shadows.
 """
 
 from __future__ import annotations
@@ -10,12 +13,19 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-REFERENCE = Path(__file__).parent / "data" / "reference"
+TESTS = Path(__file__).parent
+REFERENCE = TESTS / "data" / "reference"
+
+
+@lru_cache(maxsize=None)
+def load_json(relative: str) -> dict:
+    """A reference file by its path relative to ``tests/``, e.g. ``"data/more_reference.json"``."""
+    return json.loads((TESTS / relative).read_text())
 
 
 def reference(name: str) -> dict:
     """A reference result by file stem, e.g. ``"sleepstudy_ml"``."""
-    return json.loads((REFERENCE / f"{name}.json").read_text())
+    return load_json(f"data/reference/{name}.json")
 
 
 def reference_names(kind: str) -> list[str]:

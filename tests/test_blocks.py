@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixedmodels.blocks import PenalizedSystem, cholmod_available
+from mixedmodels.blocks import PenalizedSystem
 from mixedmodels.structure import build_reterms
 from mixedmodels.formula import parse_formula
 
@@ -95,7 +95,6 @@ def test_blocked_factor_matches_dense_random(seed, which):
 
 
 @pytest.mark.cholmod
-@pytest.mark.skipif(not cholmod_available(), reason="needs the cholmod extra")
 @pytest.mark.parametrize("formula", [f for f in FORMULAS if f.count("|") > 1])
 def test_cholmod_block_matches_dense(formula):
     system, *_ = check(1, formula, sparse=True)

@@ -35,6 +35,8 @@ def test_fresh_copy_each_time():
 def test_unknown_name():
     with pytest.raises(KeyError, match="unknown data set 'nope'"):
         mm.datasets.load("nope")
+    with pytest.raises(mm.DataError, match=r"unknown data set 'SleepStudy' \(did you mean 'sleepstudy'\?\)"):
+        mm.datasets.load("SleepStudy")
 
 
 def test_genetics_panel_shipped():

@@ -634,3 +634,24 @@ def test_cbpp_deviance_residuals_match_lme4() -> None:
     signed = np.sign(y - mu) * np.sqrt(family.dev_resid(y, mu, wt))
     np.testing.assert_allclose(signed, CBPP_RESIDUALS, rtol=0, atol=1e-8)
     np.testing.assert_allclose(family.deviance_residuals(y, mu, wt), CBPP_RESIDUALS, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "poisson", "gamma", "gaussian"])
+def test_complex_values_are_refused_not_truncated(name):
+    from mixedmodels.errors import MixedModelsError
+    from mixedmodels.families import get_family
+
+    family = get_family(name)
+    y = np.array([0.0, 1.0, 1.0]) + (name in ("gamma",))
+    with pytest.raises(MixedModelsError, match="complex"):
+        family.check_response(y + 0.5j)
+    with pytest.raises(MixedModelsError, match="complex"):
+        family.check_response(y, np.ones(3) * (1 + 0j))
+
+
+def test_complex_binomial_counts_are_refused():
+    from mixedmodels.errors import MixedModelsError
+    from mixedmodels.families import Binomial
+
+    with pytest.raises(MixedModelsError, match="successes are complex"):
+        Binomial.from_counts(np.array([1.0 + 1j, 2.0]), np.array([1.0, 1.0]))

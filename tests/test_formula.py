@@ -44,7 +44,7 @@ def test_intercept_only_fixed_part():
 @pytest.mark.parametrize(
     "formulaic, lme4",
     [("Intercept", "(Intercept)"), ("period[T.2]", "period2"), ("x[a]", "xa"),
-     ("btype[T.scold]:situ[T.self]", "btypescold:situself"), ("I(x ** 2)", "I(x ** 2)")],
+     ("btype[T.scold]:situ[T.self]", "btypescold:situself"), ("I(x ** 2)", "I(x^2)"), ("log(x ** 2 / 3)", "log(x^2/3)")],
 )
 def test_lme4_names(formulaic, lme4):
     assert lme4_name(formulaic) == lme4
@@ -55,7 +55,7 @@ def test_factor_inside_bar_and_functions(sleepstudy):
     m = mm.LinearMixedModel("score ~ Machine + (0 + Machine|Worker)", machines).fit()
     assert m.reterms[0].cnames == ["MachineA", "MachineB", "MachineC"] and len(m.theta) == 6
     m = mm.LinearMixedModel("log(Reaction) ~ 1 + Days + I(Days**2) + (1|Subject)", sleepstudy).fit()
-    assert m.coefnames == ["(Intercept)", "Days", "I(Days ** 2)"]
+    assert m.coefnames == ["(Intercept)", "Days", "I(Days^2)"]  # as lme4
     np.testing.assert_allclose(m.y, np.log(sleepstudy["Reaction"]))
 
 
@@ -81,3 +81,48 @@ def test_rank_deficient_columns_dropped_with_warning(sleepstudy):
         m = mm.LinearMixedModel("Reaction ~ 1 + Days + Days2 + (1|Subject)", df).fit()
     assert m.rank == 2 and m.coefnames == ["(Intercept)", "Days"]
     assert m.structure.fe.dropped == ["Days2"]
+
+
+def test_factor_and_backquoted_grouping_factors():
+    """(1|factor(g)) groups by column g (lme4 1.1.31 itself cannot evaluate it); the label keeps factor()."""
+    assert terms("y ~ (1|factor(g))") == [("1", ("g",), "factor(g)")]
+    assert terms("y ~ (1|as.factor(g))") == [("1", ("g",), "as.factor(g)")]
+    assert terms("y ~ (1|`sub ject`)") == [("1", ("sub ject",), "sub ject")]
+    assert terms("y ~ (1 + factor(x)|g)") == [("1 + factor(x)", ("g",), "g")]
+
+
+def test_non_ascii_names():
+    assert terms("Reaktion ~ Tage_ü + (1|Sujet_é/Größe)") == [
+        ("1", ("Sujet_é",), "Sujet_é"), ("1", ("Größe", "Sujet_é"), "Größe:Sujet_é")]
+
+
+@pytest.mark.parametrize("formula", ["y ~ (1|g + h)", "y ~ (1|log(g))", "y ~ (1|2g)"])
+def test_grouping_must_be_columns(formula):
+    with pytest.raises(mm.FormulaError, match="must be a column"):
+        parse_formula(formula)
+
+
+def test_dot_is_refused_with_what_to_do():
+    with pytest.raises(mm.FormulaError, match=r"'\.' \(all other columns\) is not supported"):
+        parse_formula("y ~ . + (1|g)")
+
+
+@pytest.mark.parametrize("formula", ["y ~ x * + (1|g)", "y ~ (1|g) + x*", "y ~ x:", "y ~ / x + (1|g)"])
+def test_dangling_operators(formula):
+    with pytest.raises(mm.FormulaError, match="operator"):
+        parse_formula(formula)
+
+
+def test_r_powers_inside_calls_only():
+    """^ is arithmetic inside any call (log(x^2)), the crossing operator outside ((a + b)^2)."""
+    p = parse_formula("log(y^2) ~ log(x^2) + I(x^2/3) + (a + b)^2 + (1 + z^2|g)")
+    assert p.response == "log(y**2)" and p.fixed == "log(x**2) + I(x**2/3) + (a + b)^2"
+    assert p.random[0].expr == "1 + z^2"
+
+
+def test_expression_names_as_r_deparses_them(sleepstudy):
+    """fixef names of lme4 1.1.31 for the same terms."""
+    m = mm.LinearMixedModel("Reaction ~ I(Days*2) + log(Days^2 + 1) + I(Days > 2) + exp(Days/10) + (1|Subject)",
+                            sleepstudy)
+    assert m.structure.fe.design.names == ["(Intercept)", "I(Days * 2)", "log(Days^2 + 1)", "I(Days > 2)TRUE",
+                                           "exp(Days/10)"]

@@ -26,7 +26,7 @@ def test_row_permutation_leaves_fit_unchanged(sleepstudy, base):
     assert m.objective == pytest.approx(base.objective, rel=1e-9)
     np.testing.assert_allclose(m.beta, base.beta, rtol=1e-6)
     np.testing.assert_allclose(m.theta, base.theta, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(m.fitted, base.fitted[perm], rtol=1e-6)
+    np.testing.assert_allclose(m.fitted(), base.fitted()[perm], rtol=1e-6)
 
 
 def test_level_relabelling_changes_only_labels(sleepstudy, base):
@@ -121,7 +121,7 @@ def test_reml_and_ml_differ_and_reml_sigma_larger(sleepstudy, base):
 
 
 def test_fitted_plus_residuals_is_response(base, sleepstudy):
-    np.testing.assert_allclose(base.fitted + base.residuals, sleepstudy["Reaction"], rtol=1e-12)
+    np.testing.assert_allclose(base.fitted() + base.residuals(), sleepstudy["Reaction"], rtol=1e-12)
 
 
 def test_objective_at_final_theta_reproduces_fmin(base):

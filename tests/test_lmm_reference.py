@@ -62,8 +62,8 @@ def test_fit_statistics(name):
 def test_fitted_residuals_varcorr(name):
     ref, m = reference(name), fitted_lmm(name)
     scale = np.abs(ref["fitted_head"]).max()
-    np.testing.assert_allclose(m.fitted[:10], ref["fitted_head"], atol=1e-3 * scale)
-    np.testing.assert_allclose(m.residuals[:10], ref["residuals_head"], atol=1e-3 * scale)
+    np.testing.assert_allclose(m.fitted()[:10], ref["fitted_head"], atol=1e-3 * scale)
+    np.testing.assert_allclose(m.residuals()[:10], ref["residuals_head"], atol=1e-3 * scale)
     vc = m.varcorr(form="long")
     assert list(vc["grp"]) == [r["grp"] for r in ref["varcorr"]]
     sd = vc["sdcor"].to_numpy()

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
+from reference_data import load_json
 
-MORE = json.loads((Path(__file__).parent / "data" / "more_reference.json").read_text())
+MORE = load_json("data/more_reference.json")
 
 
 def fit(ref):

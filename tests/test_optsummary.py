@@ -74,7 +74,7 @@ def test_roundoff_limited_is_a_normal_end(model, monkeypatch):
     import nlopt
 
     calls = {"n": 0}
-    original = model._safe_objective
+    original = model.objective_at
 
     def objective(theta):
         calls["n"] += 1
@@ -82,7 +82,7 @@ def test_roundoff_limited_is_a_normal_end(model, monkeypatch):
             raise nlopt.RoundoffLimited()
         return original(theta)
 
-    monkeypatch.setattr(model, "_safe_objective", objective)
+    monkeypatch.setattr(model, "objective_at", objective)
     model.fit()
     assert model.optsum.returnvalue == "ROUNDOFF_LIMITED"
     assert np.isfinite(model.objective) and model.optsum.feval == 29

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up a virtual environment from scratch and run the test suite twice:
-# once without the optional CHOLMOD extra (pure numpy/scipy path) and once with it.
+# Set up a virtual environment from scratch, lint, and run the test suite twice: once
+# without the optional CHOLMOD extra (pure numpy/scipy path) and once with it, on
+# OpenBLAS's Haswell kernel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +18,15 @@ python -m pip install -q --upgrade pip
 python -m pip install -q -e ".[test,all]"
 python -m pip uninstall -y -q scikit-sparse 2>/dev/null || true
 
-echo "== tests without the cholmod extra"
+echo "== lint (ruff)"
+python -m ruff check mixedmodels tests benchmarks tools
+python -m ruff format --check mixedmodels tests benchmarks tools
+
+echo "== tests without the cholmod extra (BLAS kernel as the machine sets it)"
 python -m pytest -q -m "not cholmod" -p no:cacheprovider "$@"
 
 python -m pip install -q -e ".[cholmod]"
-echo "== tests with the cholmod extra"
-python -m pytest -q -p no:cacheprovider "$@"
+# A second BLAS kernel for the second pass, so that a kernel-dependent failure is caught
+# where it happens (OpenBLAS reads OPENBLAS_CORETYPE when it loads).
+echo "== tests with the cholmod extra, OPENBLAS_CORETYPE=Haswell"
+OPENBLAS_CORETYPE=Haswell python -m pytest -q -p no:cacheprovider "$@"

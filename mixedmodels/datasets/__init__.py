@@ -12,9 +12,17 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["names", "load", "path", "genetics_path"]
+from ..errors import DataError
+
+__all__ = ["names", "load", "path", "genetics_path", "UnknownDatasetError"]
 
 _DATA = Path(__file__).parent / "data"
+
+
+class UnknownDatasetError(DataError, KeyError):
+    """No bundled data set has this name (a DataError, and a KeyError for dict-like use)."""
+
+    __str__ = DataError.__str__  # KeyError would quote the message
 
 
 @lru_cache(maxsize=1)
@@ -31,7 +39,11 @@ def names() -> list[str]:
 def path(name: str) -> Path:
     """Path of the CSV file of data set ``name``."""
     if name not in names():
-        raise KeyError(f"unknown data set {name!r}; available: {', '.join(names())}")
+        import difflib
+
+        close = difflib.get_close_matches(str(name).lower(), names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UnknownDatasetError(f"unknown data set {name!r}{hint}; available: {', '.join(names())}")
     return _DATA / f"{name}.csv"
 
 

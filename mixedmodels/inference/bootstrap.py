@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MixedModelsError
-from .modelcopy import copy_model, is_lmm, portable_copy
+from ..model import MixedModel
+from .modelcopy import copy_model
 from .params import variance_layout
 from .simulation import simulation_plan
 
@@ -53,13 +54,21 @@ class BootstrapResult(pd.DataFrame):
 
     Columns: ``objective``, the fixed effects, ``sigma`` (linear models and
     families with a dispersion), the ``sd_``/``cor_`` variance parameters
-    and ``theta.<name>`` for θ.  ``attrs`` records the seed, the estimates and
-    the number of failed refits.
+    and ``theta.<name>`` for θ.  ``attrs`` records the seed, the estimates,
+    the number of failed refits and each replicate's message; :attr:`failures`
+    lists the replicates that failed (with the exception that stopped them)
+    or were not run.
     """
 
     @property
     def _constructor(self):
         return BootstrapResult
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """The replicates that failed or were not run, with the reason (one row each)."""
+        messages = pd.Series(self.attrs.get("messages", [""] * len(self)), index=self.index, name="message")
+        return messages[messages != ""].to_frame()
 
     @property
     def parameters(self) -> list[str]:
@@ -93,24 +102,25 @@ class _Replicator:
         self.model, self.plan, self.columns = model, plan, columns
         self.layout = variance_layout(model)
         self.start = model.theta.copy()
-        self.offset = model.structure.offset if is_lmm(model) else None
 
-    def run(self, seeds: list[np.random.SeedSequence]) -> np.ndarray:
-        """One result row per seed (NaN for a refit that failed)."""
-        return np.array([self._one(s) for s in seeds]).reshape(len(seeds), len(self.columns))
+    def run(self, seeds: list[np.random.SeedSequence]) -> tuple[np.ndarray, list[str]]:
+        """One result row per seed (NaN for a refit that failed) and its message ("" when it worked)."""
+        results = [self._one(s) for s in seeds]
+        rows = np.array([r for r, _ in results]).reshape(len(seeds), len(self.columns))
+        return rows, [msg for _, msg in results]
 
-    def _one(self, seed: np.random.SeedSequence) -> np.ndarray:
+    def _one(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, str]:
         y = self.plan.draw(np.random.default_rng(seed))
         m = self.model
+        if len(m.optsum.initial) == len(self.start):  # warm start from θ̂ where the fit takes θ alone
+            m.optsum.initial = self.start.copy()
         try:
-            if is_lmm(m):
-                m.optsum.initial = self.start.copy()
-                m.refit(y if self.offset is None else y - self.offset)
-            else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 m.refit(y)
-        except (ArithmeticError, MixedModelsError):
-            return np.full(len(self.columns), np.nan)
-        return _estimates(m, self.layout)
+            return _estimates(m, self.layout), ""
+        except Exception as exc:  # noqa: BLE001 - a failed replicate is a row with its reason, never an abort
+            return np.full(len(self.columns), np.nan), f"{type(exc).__name__}: {exc}"
 
 
 def _estimates(model, layout) -> np.ndarray:
@@ -137,11 +147,11 @@ def _init_process(payload: bytes) -> None:
     _WORKER["rep"] = pickle.loads(payload)
 
 
-def _run_process(seeds) -> np.ndarray:
+def _run_process(seeds):
     return _WORKER["rep"].run(seeds)
 
 
-def _run_thread(payload: bytes, seeds) -> np.ndarray:
+def _run_thread(payload: bytes, seeds):
     if not hasattr(_LOCAL, "rep") or _LOCAL.payload is not payload:
         _LOCAL.rep, _LOCAL.payload = pickle.loads(payload), payload
     return _LOCAL.rep.run(seeds)
@@ -160,7 +170,26 @@ def _executor(backend: str, n_jobs: int, payload: bytes):
     return ThreadPoolExecutor(max_workers=n_jobs), lambda seeds: _run_thread(payload, seeds)
 
 
-def _run_parallel(rep: _Replicator, seeds, n_jobs: int, backend: str, bar) -> np.ndarray:
+class _Results:
+    """Rows and messages of the replicates; a replicate never run is NaN with the message ``NOT_RUN``."""
+
+    def __init__(self, n: int, ncol: int):
+        self.values = np.full((n, ncol), np.nan)
+        self.messages = [NOT_RUN] * n
+
+    def store(self, start: int, rows: np.ndarray, messages: list[str]) -> None:
+        self.values[start : start + len(rows)] = rows
+        self.messages[start : start + len(rows)] = messages
+
+    @property
+    def complete(self) -> bool:
+        return NOT_RUN not in self.messages
+
+
+NOT_RUN = "not run (interrupted)"
+
+
+def _run_parallel(rep: _Replicator, seeds, n_jobs: int, backend: str, bar, out: _Results) -> None:
     from concurrent.futures import as_completed
 
     try:
@@ -169,28 +198,28 @@ def _run_parallel(rep: _Replicator, seeds, n_jobs: int, backend: str, bar) -> np
         raise MixedModelsError(
             f"the model cannot be sent to worker processes ({exc}); use n_jobs=1"
         ) from None
-    out = np.empty((len(seeds), len(rep.columns)))
     pool, task = _executor(backend, n_jobs, payload)
-    with pool:
-        futures = {pool.submit(task, [seeds[i] for i in chunk]): chunk for chunk in _chunks(len(seeds), n_jobs)}
+    futures = {pool.submit(task, [seeds[i] for i in chunk]): chunk for chunk in _chunks(len(seeds), n_jobs)}
+    try:
         for future in as_completed(futures):
             chunk = futures[future]
-            out[chunk.start : chunk.stop] = future.result()
+            out.store(chunk.start, *future.result())
             if bar is not None:
                 bar.update(len(chunk))
-    return out
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
-def _run_serial(rep: _Replicator, seeds, bar) -> np.ndarray:
-    out = np.empty((len(seeds), len(rep.columns)))
+def _run_serial(rep: _Replicator, seeds, bar, out: _Results) -> None:
     for i, seed in enumerate(seeds):
-        out[i] = rep.run([seed])[0]
+        out.store(i, *rep.run([seed]))
         if bar is not None:
             bar.update(1)
-    return out
 
 
-def parametric_bootstrap(model, n: int = 1000, seed: Any = None, *, n_jobs: int = 1, progress: bool = True,
+def parametric_bootstrap(model: MixedModel, n: int = 1000, seed: Any = None, *, n_jobs: int = 1, progress: bool = True,
                          backend: str = "processes") -> BootstrapResult:
     """Parametric bootstrap: refit the model to ``n`` responses simulated from it.
 
@@ -219,8 +248,7 @@ def parametric_bootstrap(model, n: int = 1000, seed: Any = None, *, n_jobs: int 
         raise MixedModelsError(f"n must be a positive integer, got {n!r}")
     if backend not in ("processes", "threads"):
         raise MixedModelsError(f"backend must be 'processes' or 'threads', got {backend!r}")
-    if not model.optsum.fitted:
-        raise MixedModelsError("the model is not fitted; call fit() first")
+    model.require_fit("the parametric bootstrap")
     n_jobs = os.cpu_count() or 1 if n_jobs == -1 else int(n_jobs)
     if n_jobs < 1:
         raise MixedModelsError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
@@ -229,15 +257,24 @@ def parametric_bootstrap(model, n: int = 1000, seed: Any = None, *, n_jobs: int 
     layout = variance_layout(model)
     columns, params = _columns(model, layout)
     plan = simulation_plan(model)
-    copy = copy_model(model) if n_jobs == 1 else portable_copy(model)
-    rep = _Replicator(copy, plan, columns)
+    rep = _Replicator(copy_model(model), plan, columns)
     bar = _bar(progress, n)
+    out = _Results(n, len(columns))
     try:
-        values = _run_serial(rep, seeds, bar) if n_jobs == 1 else _run_parallel(rep, seeds, n_jobs, backend, bar)
+        if n_jobs == 1:
+            _run_serial(rep, seeds, bar, out)
+        else:
+            _run_parallel(rep, seeds, n_jobs, backend, bar, out)
+    except KeyboardInterrupt:
+        # stop promptly and keep what is done: the rows not run are NaN and marked so
+        warnings.warn(
+            f"bootstrap interrupted: {n - out.messages.count(NOT_RUN)} of {n} replicates done; "
+            "the result holds them (attrs['complete'] is False)", stacklevel=2,
+        )
     finally:
         if bar is not None:
             bar.close()
-    return _result(values, columns, params, model, layout, root)
+    return _result(out, columns, params, model, layout, root)
 
 
 def _bar(progress: bool, n: int):
@@ -248,11 +285,14 @@ def _bar(progress: bool, n: int):
     return tqdm(total=n, desc="bootstrap", unit=" fit")
 
 
-def _result(values, columns, params, model, layout, root) -> BootstrapResult:
-    out = BootstrapResult(pd.DataFrame(values, columns=columns, index=pd.RangeIndex(len(values), name="replicate")))
-    failed = int(np.isnan(values[:, 0]).sum())
+def _result(res: _Results, columns, params, model, layout, root) -> BootstrapResult:
+    index = pd.RangeIndex(len(res.values), name="replicate")
+    out = BootstrapResult(pd.DataFrame(res.values, columns=columns, index=index))
+    failed = sum(1 for msg in res.messages if msg and msg != NOT_RUN)
     if failed:
-        warnings.warn(f"{failed} of {len(values)} bootstrap refits failed; their rows are NaN", stacklevel=3)
+        warnings.warn(f"{failed} of {len(res.values)} bootstrap refits failed; their rows are NaN and "
+                      "result.failures says why", stacklevel=3)
     estimates = dict(zip(columns, _estimates(model, layout).tolist()))
-    out.attrs.update(seed=root.entropy, parameters=params, estimates=estimates, failed=failed)
+    out.attrs.update(seed=root.entropy, parameters=params, estimates=estimates, failed=failed,
+                     complete=res.complete, messages=list(res.messages))
     return out

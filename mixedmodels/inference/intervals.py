@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MixedModelsError
-from .modelcopy import is_lmm
+from ..model import MixedModel
 from .params import variance_layout
 
 __all__ = ["confint", "parameter_names"]
 
 
-def parameter_names(model) -> list[str]:
+def parameter_names(model: MixedModel) -> list[str]:
     """sd/cor names, ``sigma`` (when the model has one), then the coefficient names."""
-    has_sigma = is_lmm(model) or model.sigma is not None
+    has_sigma = model.sigma is not None
     return variance_layout(model).names() + (["sigma"] if has_sigma else []) + list(model.coefnames)
 
 

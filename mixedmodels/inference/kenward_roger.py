@@ -36,8 +36,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import MixedModelsError
-from ..lmm import term_order
-from .modelcopy import is_lmm
+from ..results import term_order
+from ..model import MixedModel
 
 __all__ = ["KenwardRogerState", "kenward_roger_state", "kenward_roger_df", "MAX_NOBS"]
 
@@ -80,7 +80,7 @@ def _structure(model) -> tuple[sp.csr_matrix, list[sp.csr_matrix], np.ndarray]:
     """B, the selections M_r and the covariance parameters γ (term entries, then σ²)."""
     Zt, layout = _term_columns(model)
     n, q = Zt.shape
-    w = np.ones(n) if model.weights is None else model.weights
+    w = model.prior_weights
     B = sp.hstack([Zt, sp.diags(1 / np.sqrt(w))], format="csr")
     m, sigma2 = q + n, model.sigma**2
     M, gamma = [], []
@@ -103,7 +103,7 @@ def _information_pieces(model):
     """Φ, P_r, Q_rs and the REML information (x 2) I_rs."""
     B, M, gamma = _structure(model)
     Sigma = (B @ sum(g * Mr for g, Mr in zip(gamma, M)) @ B.T).toarray()
-    chol = np.linalg.cholesky(Sigma)
+    chol = _cholesky(Sigma)
     Sinv_B = _chol_solve(chol, B.toarray())
     K = B.T @ Sinv_B
     X = model.structure.fe.X
@@ -123,15 +123,24 @@ def _information_pieces(model):
     return Phi, P, Q, info
 
 
+def _cholesky(S: np.ndarray) -> np.ndarray:
+    from ..errors import CholeskyFailed
+
+    try:
+        return np.linalg.cholesky(S)
+    except np.linalg.LinAlgError as exc:
+        raise CholeskyFailed("the marginal covariance of y is not positive definite") from exc
+
+
 def _chol_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     import scipy.linalg as sla
 
     return sla.cho_solve((chol, True), rhs, check_finite=False)
 
 
-def kenward_roger_state(model) -> KenwardRogerState:
+def kenward_roger_state(model: MixedModel) -> KenwardRogerState:
     """Φ_A, P_r and W at a REML fit of a linear mixed model."""
-    if not is_lmm(model) or not model.reml:
+    if model.family is not None or not model.reml:
         raise MixedModelsError(
             "the Kenward-Roger method needs a linear mixed model fitted by REML "
             "(LinearMixedModel(..., reml=True)); use ddf='satterthwaite' for ML fits"

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MixedModelsError
-from .modelcopy import as_ml, is_lmm
+from ..model import MixedModel
+from .modelcopy import as_ml
 
 __all__ = ["lrt", "anova"]
 
@@ -55,21 +56,17 @@ def _random_in_span(small, big) -> str | None:
     return None
 
 
-def _response(model) -> np.ndarray:
-    """The response as the user gave it (offsets put back), with GLMM weights."""
-    if is_lmm(model):
-        off = model.structure.offset
-        return model.y if off is None else model.y + off
-    return np.concatenate([model.y, model.wt])
+def _response(model: MixedModel) -> np.ndarray:
+    """The response as the user gave it (offsets put back), with the prior weights."""
+    return np.concatenate([model.response, model.prior_weights])
 
 
 def _check_comparable(models) -> None:
-    kinds = {is_lmm(m) for m in models}
+    kinds = {m.family is None for m in models}
     if len(kinds) > 1:
         raise MixedModelsError("cannot compare linear and generalised mixed models in one test")
     for m in models:
-        if not m.optsum.fitted:
-            raise MixedModelsError(f"model {m.formula!r} is not fitted; call fit() first")
+        m.require_fit(f"a likelihood ratio test of {m.formula!r}")
     first = models[0]
     for m in models[1:]:
         if m.nobs != first.nobs or not np.allclose(_response(m), _response(first)):
@@ -78,9 +75,9 @@ def _check_comparable(models) -> None:
                 "(different responses or rows dropped for missing values)"
             )
     if not kinds.pop():
-        nagq = {m.nagq for m in models}
+        criteria = {m.criterion.split()[0] for m in models}
         families = {(type(m.family).__name__, type(m.family.link).__name__) for m in models}
-        if len(nagq) > 1 or len(families) > 1:
+        if len(criteria) > 1 or len(families) > 1:
             raise MixedModelsError("generalised models must share family, link and nagq to be compared")
 
 
@@ -123,7 +120,7 @@ def lrt(*models, names: list[str] | None = None, check_nested: bool = True) -> p
     if len(labels) != len(models):
         raise MixedModelsError(f"got {len(labels)} names for {len(models)} models")
     _check_comparable(models)
-    if any(is_lmm(m) and m.reml for m in models):
+    if any(m.reml for m in models):
         warnings.warn("refitting REML model(s) by maximum likelihood for the likelihood ratio test", stacklevel=2)
         models = tuple(as_ml(m) for m in models)
     order = sorted(range(len(models)), key=lambda i: models[i].dof)

@@ -19,7 +19,27 @@ __all__ = ["InferenceMixin"]
 
 
 class InferenceMixin:
-    """Profiles, confidence intervals, predictions, simulation and restoring a saved fit."""
+    """Profiles, confidence intervals, predictions, simulation, summaries and restoring a saved fit."""
+
+    def summary(self, style: str = "lme4", **kwargs: Any):
+        """lme4's ``summary()`` layout (see :func:`mixedmodels.printing.summary_text`).
+
+        For linear models the t tests use Satterthwaite's degrees of freedom,
+        as lmerTest's (``ddf=None`` gives Wald z tests, as for GLMMs).
+        """
+        from ..printing import summary_text
+
+        return summary_text(self, style, **kwargs)
+
+    def _repr_html_(self) -> str:
+        from ..printing import model_html
+
+        return model_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from ..printing import model_markdown
+
+        return model_markdown(self)
 
     def profile(self, which: list[str] | None = None, *, levels=(0.95,), progress: bool = True,
                 **kwargs: Any) -> "ProfileResult":
@@ -44,14 +64,20 @@ class InferenceMixin:
         return confint(self, method, level, **kwargs)
 
     def predict(self, newdata: "pd.DataFrame | None" = None, *, re_form: Any = None,
-                new_levels: str = "population", type: str = "link", offset=None) -> "pd.Series":
+                new_levels: str = "population", type: str = "link", offset=None,
+                allow_new_levels: bool | None = None) -> "pd.Series":
         """Predictions on the training data or ``newdata`` (see :func:`mixedmodels.inference.prediction.predict`).
 
-        ``re_form="~0"`` gives population predictions; unseen levels of a
-        grouping factor get a zero random effect unless ``new_levels="error"``;
-        ``type="response"`` gives means of a generalised model.
+        ``re_form="~0"`` gives population predictions (new data then need no
+        grouping columns); unseen levels of a grouping factor get a zero
+        random effect unless ``new_levels="error"`` (lme4's
+        ``allow_new_levels=False``); ``type="response"`` gives means of a
+        generalised model.
         """
         from .prediction import predict
+
+        if allow_new_levels is not None:
+            new_levels = "population" if allow_new_levels else "error"
 
         return predict(self, newdata, re_form=re_form, new_levels=new_levels, type=type, offset=offset)
 

@@ -51,15 +51,20 @@ class NewData:
     groups: pd.DataFrame
 
 
-def _matrix_columns(model) -> list[str]:
-    """Training columns that enter a model matrix (fixed part, random-term expressions, offsets)."""
+def _kept(model, keep: set[int] | None) -> list:
+    terms = model.structure.formula.random
+    return [t for i, t in enumerate(terms) if keep is None or i in keep]
+
+
+def _matrix_columns(model, keep: set[int] | None = None) -> list[str]:
+    """Training columns that enter a model matrix (fixed part, offsets, the kept random terms)."""
     parsed = model.structure.formula
-    texts = [parsed.fixed, *parsed.offsets, *(t.expr for t in parsed.random)]
+    texts = [parsed.fixed, *parsed.offsets, *(t.expr for t in _kept(model, keep))]
     return used_columns(texts, model.structure.frame.frame)
 
 
-def _group_columns(model) -> list[str]:
-    return list(dict.fromkeys(c for t in model.structure.formula.random for c in t.factors))
+def _group_columns(model, keep: set[int] | None = None) -> list[str]:
+    return list(dict.fromkeys(c for t in _kept(model, keep) for c in t.factors))
 
 
 def _training_levels(col: pd.Series) -> list[Any]:
@@ -111,11 +116,16 @@ def _group_labels(values: pd.Series, train: pd.Series) -> pd.Series:
     return values.map(label)
 
 
-def new_data(model, data: pd.DataFrame) -> NewData:
-    """Check ``data`` against the model's training frame and encode it as the training data."""
+def new_data(model, data: pd.DataFrame, keep: set[int] | None = None) -> NewData:
+    """Check ``data`` against the model's training frame and encode it as the training data.
+
+    Only the columns of the random-effects terms in ``keep`` (indices in
+    formula order; all terms when None) are needed, so population
+    predictions need no grouping columns.
+    """
     check_dataframe(data)
     train = model.structure.frame.frame
-    in_matrix, groups = _matrix_columns(model), _group_columns(model)
+    in_matrix, groups = _matrix_columns(model, keep), _group_columns(model, keep)
     needed = list(dict.fromkeys(in_matrix + groups))
     missing = [c for c in needed if c not in data.columns]
     if missing:
@@ -123,7 +133,9 @@ def new_data(model, data: pd.DataFrame) -> NewData:
     raw = data.loc[:, needed].reset_index(drop=True)
     converted = {c: _as_training_type(c, raw[c], train[c], c in in_matrix) for c in in_matrix}
     labels = {c: _group_labels(raw[c], train[c]) for c in groups}
-    complete = ~(pd.DataFrame(converted).isna().any(axis=1) | pd.DataFrame(labels).isna().any(axis=1)).to_numpy()
+    missing_any = pd.DataFrame(converted, index=raw.index).isna().any(axis=1)
+    missing_any |= pd.DataFrame(labels, index=raw.index).isna().any(axis=1)
+    complete = ~missing_any.to_numpy()
     frame = pd.DataFrame(converted, index=raw.index).loc[complete].reset_index(drop=True)
     group_frame = pd.DataFrame(labels, index=raw.index).loc[complete].reset_index(drop=True)
     return NewData(frame, complete, data.index, group_frame)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MixedModelsError
-from ..lmm import term_order
+from ..results import term_order
 from ..remat import lower_tri_positions
 
 __all__ = ["TermLayout", "VarianceLayout", "variance_layout", "NotPositiveDefinite", "psd_cholesky"]

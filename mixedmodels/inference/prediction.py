@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, MixedModelsError
-from .modelcopy import is_lmm
+from ..model import MixedModel
 from .newdata import level_codes, new_data, term_design
 
 __all__ = ["predict", "selected_terms", "term_rows"]
@@ -62,17 +62,22 @@ def _match_term(model, term, re_form: str) -> int:
     )
 
 
-def term_rows(model, nd, number_unseen: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+def term_rows(model, nd, number_unseen: bool = False, keep: set[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per ReMat: its model matrix (rows, k) and level codes on ``nd`` (training data if None).
 
     Unseen levels are coded -1, or with ``number_unseen`` nlevels, nlevels + 1, ...
-    (one code per distinct unseen level).
+    (one code per distinct unseen level).  ReMats with no term in ``keep``
+    (when given) get zero rows coded -1: their columns need not be in ``nd``.
     """
     if nd is None:
         return [(r.z, r.refs) for r in model.reterms]
     out = []
     terms = model.structure.formula.random
+    n = len(nd.frame)
     for r in model.reterms:
+        if keep is not None and not keep.intersection(r.term_ids):
+            out.append((np.zeros((n, r.k)), np.full(n, -1, dtype=np.intp)))
+            continue
         z = np.column_stack([term_design(model, tid).on(nd.frame) for tid in r.term_ids])
         out.append((z, level_codes(r, nd.groups, terms[r.term_ids[0]].factors, number_unseen)))
     return out
@@ -111,7 +116,7 @@ def random_part(reterms, rows, keep: set[int], b: list[np.ndarray]) -> np.ndarra
 def _offset(model, nd, offset) -> np.ndarray | float:
     """The offset on the training data, or the formula's offsets on the new data plus ``offset``."""
     if nd is None:
-        return model.offset if not is_lmm(model) else (model.structure.offset if model.structure.offset is not None else 0.0)
+        return model.offset
     from ..structure import evaluate_expression
 
     total = sum((np.asarray(evaluate_expression(e, nd.frame, "offset"), float) for e in model.structure.formula.offsets), 0.0)
@@ -125,21 +130,21 @@ def _offset(model, nd, offset) -> np.ndarray | float:
     return total
 
 
-def linear_predictor(model, newdata: pd.DataFrame | None, re_form: Any = None,
+def linear_predictor(model: MixedModel, newdata: pd.DataFrame | None, re_form: Any = None,
                      new_levels: str = "population", offset=None):
     """η on the training data or the complete rows of ``newdata``; also the NewData (or None)."""
     keep = selected_terms(model, re_form)
-    nd = None if newdata is None else new_data(model, newdata)
+    nd = None if newdata is None else new_data(model, newdata, keep)
     if nd is not None and len(nd.frame) == 0:
         return np.zeros(0), nd
     X = model.structure.fe.X if nd is None else model.structure.fe.X_on(nd.frame)
-    rows = term_rows(model, nd)
+    rows = term_rows(model, nd, keep=keep)
     _check_new_levels(model, rows, keep, new_levels, nd)
     eta = X @ model.beta + _offset(model, nd, offset) + random_part(model.reterms, rows, keep, model.b())
     return eta, nd
 
 
-def predict(model, newdata: pd.DataFrame | None = None, *, re_form: Any = None, new_levels: str = "population",
+def predict(model: MixedModel, newdata: pd.DataFrame | None = None, *, re_form: Any = None, new_levels: str = "population",
             type: str = "link", offset=None) -> pd.Series:
     """Predictions of a fitted linear or generalised mixed model.
 
@@ -167,9 +172,9 @@ def predict(model, newdata: pd.DataFrame | None = None, *, re_form: Any = None, 
     if type not in ("link", "response"):
         raise MixedModelsError(f"type must be 'link' or 'response', got {type!r}")
     eta, nd = linear_predictor(model, newdata, re_form, new_levels, offset)
-    values = eta if (is_lmm(model) or type == "link") else model.family.link.linkinv(eta)
+    values = eta if (model.family is None or type == "link") else model.family.link.linkinv(eta)
     if nd is None:
-        return pd.Series(values, index=pd.Index(model.structure.frame.rows), name="prediction")
+        return model.per_observation(values, "prediction")
     out = np.full(len(nd.complete), np.nan)
     out[nd.complete] = values
     return pd.Series(out, index=nd.index, name="prediction")

@@ -34,7 +34,8 @@ import numpy as np
 
 from ..errors import MixedModelsError
 from .bounded import minimize_bounded
-from .modelcopy import as_ml, copy_model, is_lmm
+from ..model import MixedModel
+from .modelcopy import as_ml, copy_model
 from .params import NotPositiveDefinite, variance_layout
 
 __all__ = ["profile_problem", "LmmProfile", "GlmmProfile"]
@@ -87,7 +88,6 @@ class LmmProfile(_Problem):
         self.layout = variance_layout(m)
         self.ntheta = len(m.theta)
         self.base = m.objective
-        self._logw = 0.0 if m.weights is None else float(np.log(m.weights).sum())
         self._setup(self.layout.to_sdcor(m.theta, m.sigma), m.sigma, m.beta.copy(), m.stderror, m.coefnames)
         self._theta_hat = m.theta.copy()
         self._reduced: dict[int, object] = {}
@@ -104,10 +104,7 @@ class LmmProfile(_Problem):
             theta = self.layout.to_theta(pars[: self.ntheta], sigma)
         except NotPositiveDefinite:
             return math.inf
-        s = self.m.system
-        self.m.objective_at(theta)
-        n = self.m.nobs
-        return 2.0 * s.logdet_Z() + s.pwrss() / sigma**2 + n * math.log(2.0 * math.pi * sigma**2) - self._logw
+        return self.m.objective_at(theta, sigma=sigma)
 
     def fix(self, j: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
         """Deviance and parameters at their conditional optimum with parameter j = ``value``."""
@@ -128,7 +125,7 @@ class LmmProfile(_Problem):
         red.optsum.initial = initial
         # a warm start is close to the optimum: steps of lme4's size (0.75) can jump to a bound
         red.optsum.initial_step = np.maximum(0.1 * np.abs(initial), 0.02)
-        red.refit(self.m.y - self.m.structure.fe.X[:, k] * value)
+        red.refit(self.m.response - self.m.structure.fe.X[:, k] * value)
         beta = np.insert(red.beta, k, value)
         full = np.concatenate([self.layout.to_sdcor(red.theta, red.sigma), [red.sigma], beta])
         return red.objective, full
@@ -138,15 +135,12 @@ class LmmProfile(_Problem):
         if k not in self._reduced:
             from ..design import Design
             from ..feterm import FeTerm
-            from ..lmm import LinearMixedModel
 
             m = self.m
             keep = [i for i in range(len(m.beta)) if i != k]
             fe = FeTerm(Design(m.structure.fe.X[:, keep], [m.coefnames[i] for i in keep], None, {}))
-            structure = replace(m.structure, fe=fe, reterms=copy.deepcopy(m.reterms), offset=None)
-            red = LinearMixedModel.__new__(LinearMixedModel)
-            red._init_from_structure(structure, m.y.copy(), reml=False, sparse=None)
-            self._reduced[k] = red
+            structure = replace(m.structure, fe=fe, reterms=copy.deepcopy(m.reterms))
+            self._reduced[k] = type(m).from_structure(structure, m.response.copy(), index=m.obs_index)
         return self._reduced[k]
 
 
@@ -154,7 +148,7 @@ class GlmmProfile(_Problem):
     """Profiles of a generalised mixed model over (sd, cor, β), as lme4 does."""
 
     def __init__(self, model):
-        if model.fast:
+        if "fast" in model.criterion:
             raise MixedModelsError(
                 "profiling needs a full fit of the generalised model: fit it with fast=False "
                 "(the fast fit does not optimise the deviance over the fixed effects)"
@@ -182,7 +176,7 @@ class GlmmProfile(_Problem):
         except NotPositiveDefinite:
             return math.inf
         try:
-            return self.m._full_objective(np.concatenate([theta, pars[self.ntheta :]]))
+            return self.m.objective_at(theta, beta=pars[self.ntheta :])
         except (ArithmeticError, MixedModelsError):
             return math.inf
 
@@ -191,8 +185,7 @@ class GlmmProfile(_Problem):
         return self._optimize_others(self.deviance, j, value, start, np.arange(len(self.names)))
 
 
-def profile_problem(model) -> LmmProfile | GlmmProfile:
+def profile_problem(model: MixedModel) -> LmmProfile | GlmmProfile:
     """The profile problem of a fitted linear or generalised mixed model."""
-    if not getattr(model.optsum, "fitted", False):
-        raise MixedModelsError("the model is not fitted; call fit() first")
-    return LmmProfile(model) if is_lmm(model) else GlmmProfile(model)
+    model.require_fit("a profile")
+    return LmmProfile(model) if model.family is None else GlmmProfile(model)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MixedModelsError
+from ..model import MixedModel
 from ..optsummary import OptSummary
-from .modelcopy import is_lmm
 
 __all__ = ["restore_optsum"]
 
@@ -38,44 +38,7 @@ def _load(source) -> OptSummary:
         raise MixedModelsError(f"{str(path)!r} is not a saved optimisation summary ({exc})") from None
 
 
-def _restore_lmm(model, saved: OptSummary) -> None:
-    if len(saved.final) != len(model.theta):
-        raise MixedModelsError(
-            f"the saved optimisation has {len(saved.final)} parameters; this model has {len(model.theta)} "
-            f"({', '.join(model.theta_names)})"
-        )
-    if bool(saved.reml) != model.reml:
-        kind = "REML" if saved.reml else "maximum likelihood"
-        raise MixedModelsError(f"the saved optimisation is a {kind} fit; construct the model with reml={bool(saved.reml)}")
-    model.optsum = saved
-    model.objective_at(saved.final)
-
-
-def _restore_glmm(model, saved: OptSummary) -> None:
-    from ..pirls import pirls
-
-    ntheta, p = len(model.theta), len(model.beta)
-    if len(saved.final) not in (ntheta, ntheta + p):
-        raise MixedModelsError(
-            f"the saved optimisation has {len(saved.final)} parameters; this model has {ntheta} covariance "
-            f"parameters and {p} fixed effects"
-        )
-    model.u = np.zeros_like(model.u)
-    if len(saved.final) == ntheta:  # a fast fit: β comes from PIRLS
-        model.fast, model.nagq = True, 1
-        model.beta = model.beta0.copy()
-        model.set_theta(saved.final)
-        pirls(model, fast=True)
-    else:
-        model.fast, model.nagq = False, max(int(saved.nagq), 1)
-        model.set_theta(saved.final[:ntheta])
-        model.beta = saved.final[ntheta:].copy()
-        pirls(model, fast=False)
-    model.optsum = saved
-    model._factor_full()
-
-
-def restore_optsum(model, source, *, rtol: float = RTOL):
+def restore_optsum(model: MixedModel, source, *, rtol: float = RTOL):
     """Put a saved optimisation (a path written by ``optsum.save`` or an OptSummary) into ``model``.
 
     Returns the model, now fitted at the saved optimum.  ``rtol`` is the
@@ -91,7 +54,7 @@ def restore_optsum(model, source, *, rtol: float = RTOL):
     saved = _load(source)
     if not np.isfinite(saved.fmin) or not saved.fitted:
         raise MixedModelsError("the saved optimisation summary is not of a finished fit")
-    (_restore_lmm if is_lmm(model) else _restore_glmm)(model, saved)
+    model.apply_optsum(saved)
     value = model.objective
     if abs(value - saved.fmin) > rtol * max(1.0, abs(saved.fmin)):
         raise MixedModelsError(

@@ -20,14 +20,14 @@ a singular H is inverted on its positive eigenvalues.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import MixedModelsError
-from .modelcopy import copy_model, is_lmm
+from ..model import MixedModel
+from .modelcopy import copy_model
 from .numderiv import hessian, jacobian
 
 __all__ = ["SatterthwaiteState", "satterthwaite_state", "satterthwaite_df"]
@@ -44,20 +44,13 @@ class SatterthwaiteState:
 
 def _criterion(m, varpar: np.ndarray) -> float:
     """d or d_R of :mod:`this module <.satterthwaite>` at φ = (θ, σ)."""
-    theta, sigma2 = varpar[:-1], varpar[-1] ** 2
-    m.objective_at(theta)
-    s = m.system
-    n = m.nobs
-    value = 2 * s.logdet_Z() + s.pwrss() / sigma2 + n * math.log(2 * math.pi * sigma2)
-    if m.reml:
-        value += 2 * s.logdet_X() - m.rank * math.log(2 * math.pi * sigma2)
-    return value
+    return m.objective_at(varpar[:-1], sigma=varpar[-1])
 
 
 def _vcov_at(m, varpar: np.ndarray) -> np.ndarray:
     """σ² (L_X L_X')⁻¹ at φ = (θ, σ), flattened."""
     m.objective_at(varpar[:-1])
-    return (varpar[-1] ** 2 * m._vcov_unscaled).ravel()
+    return (varpar[-1] ** 2 * m.unscaled_vcov).ravel()
 
 
 def _pseudo_inverse(H: np.ndarray, tol: float = 1e-8) -> np.ndarray:
@@ -72,12 +65,11 @@ def _pseudo_inverse(H: np.ndarray, tol: float = 1e-8) -> np.ndarray:
     return (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
 
 
-def satterthwaite_state(model) -> SatterthwaiteState:
+def satterthwaite_state(model: MixedModel) -> SatterthwaiteState:
     """Derivatives at the fit of a linear mixed model (ML or REML), on a private copy."""
-    if not is_lmm(model):
+    if model.family is not None:
         raise MixedModelsError("denominator degrees of freedom are for linear mixed models only")
-    if not model.optsum.fitted:
-        raise MixedModelsError("the model is not fitted; call fit() first")
+    model.require_fit("denominator degrees of freedom")
     m = copy_model(model)
     varpar = np.append(model.theta, model.sigma)
     p = len(model.beta)

@@ -29,30 +29,22 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MixedModelsError
-from .modelcopy import is_lmm
+from ..model import MixedModel
+from ..thetalayout import lambdas
 from .newdata import new_data
 from .prediction import _offset, random_part, selected_terms, term_rows
 
 __all__ = ["simulate", "simulation_plan", "SimulationPlan", "lambdas_for"]
 
 
-def lambdas_for(model, theta: np.ndarray | None) -> list[np.ndarray]:
+def lambdas_for(model: MixedModel, theta: np.ndarray | None) -> list[np.ndarray]:
     """Relative covariance factors λ per ReMat for θ (lme4's order), without touching the model."""
     if theta is None:
         return [r.lambda_.copy() for r in model.reterms]
     theta = np.asarray(theta, dtype=float)
-    perm = model.structure.theta_perm
-    if theta.shape != perm.shape:
-        raise MixedModelsError(f"theta must have {len(perm)} elements, got shape {theta.shape}")
-    internal = np.empty_like(theta)
-    internal[perm] = theta
-    out, start = [], 0
-    for r in model.reterms:
-        lam = np.zeros((r.k, r.k))
-        lam.flat[r.inds] = internal[start : start + r.ntheta]
-        out.append(lam)
-        start += r.ntheta
-    return out
+    if theta.shape != model.lowerbd.shape:
+        raise MixedModelsError(f"theta must have {len(model.lowerbd)} elements, got shape {theta.shape}")
+    return lambdas(model.reterms, model.structure.theta_perm, theta)
 
 
 def _family_draw(family, phi: float, mu: np.ndarray, wt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -138,18 +130,17 @@ def _plan(model, nd, re_form, beta, sigma, theta, weights) -> SimulationPlan:
     beta = model.beta if beta is None else np.asarray(beta, dtype=float)
     if beta.shape != model.beta.shape:
         raise MixedModelsError(f"beta must have {len(model.beta)} elements ({model.coefnames}), got shape {beta.shape}")
-    lmm = is_lmm(model)
     X = model.structure.fe.X if nd is None else model.structure.fe.X_on(nd.frame)
-    scale = float(sigma) if sigma is not None else (model.sigma if lmm else model.dispersion_parameter)
+    scale = float(sigma) if sigma is not None else (model.sigma if model.sigma is not None else 1.0)
     return SimulationPlan(
         reterms=model.reterms, nterms=len(model.structure.formula.random),
         fixed=X @ beta + _offset(model, nd, None), rows=term_rows(model, nd, number_unseen=True),
         keep=keep, b_hat=model.b() if keep else [], lambdas=lambdas_for(model, theta), scale=scale,
-        wt=_prior_weights(model, nd, weights), family=None if lmm else model.family,
+        wt=_prior_weights(model, nd, weights), family=model.family,
     )
 
 
-def simulate(model, n: int = 1, seed: Any = None, newdata: pd.DataFrame | None = None, *,
+def simulate(model: MixedModel, n: int = 1, seed: Any = None, newdata: pd.DataFrame | None = None, *,
              re_form: Any = "~0", beta=None, sigma: float | None = None, theta=None,
              weights=None) -> pd.DataFrame:
     """Simulate ``n`` responses from a fitted model.
@@ -188,9 +179,7 @@ def simulate(model, n: int = 1, seed: Any = None, newdata: pd.DataFrame | None =
 
 def _prior_weights(model, nd, weights) -> np.ndarray:
     if nd is None:
-        if is_lmm(model):
-            return np.ones(model.nobs) if model.weights is None else model.weights
-        return model.wt
+        return model.prior_weights
     if weights is None:
         return np.ones(len(nd.frame))
     return np.asarray(weights, dtype=float)[nd.complete]
@@ -199,7 +188,7 @@ def _prior_weights(model, nd, weights) -> np.ndarray:
 def _frame(sims: np.ndarray, model, nd) -> pd.DataFrame:
     columns = [f"sim_{i + 1}" for i in range(sims.shape[1])]
     if nd is None:
-        return pd.DataFrame(sims, index=pd.Index(model.structure.frame.rows), columns=columns)
+        return pd.DataFrame(sims, index=model.obs_index.copy(), columns=columns)
     full = np.full((len(nd.complete), sims.shape[1]), np.nan)
     full[nd.complete] = sims
     return pd.DataFrame(full, index=nd.index, columns=columns)

@@ -36,9 +36,13 @@ import scipy.sparse as sp
 from ..design import model_matrix
 from ..errors import FormulaError, MixedModelsError
 from ..feterm import FeTerm
-from ..fitstats import FitStatistics
 from ..formula import parse_formula
-from ..lmm import LinearMixedModel, coef_table, numeric_response, ranef_frames, split_b, term_order
+from ..errors import DataError
+from ..inference.mixin import InferenceMixin
+from ..lmm import LinearMixedModel, numeric_response
+from ..model import MixedModel
+from ..optsummary import OptSummary
+from ..results import coef_table, ranef_frames, split_b, term_order
 from ..modelframe import check_dataframe, used_columns
 from ..remat import ReMat
 from ..structure import build_structure
@@ -69,7 +73,7 @@ def dispersion_rhs(dispformula: str) -> str:
 
 
 def _complete_dispersion_rows(data: pd.DataFrame, rhs: str) -> pd.DataFrame:
-    """Rows of ``data`` without missing values in the dispersion formula's columns.
+    """Rows of ``data`` without missing values in the dispersion formula's columns (index kept).
 
     The mean formula's columns are screened afterwards by :func:`build_structure`.
     """
@@ -81,7 +85,7 @@ def _complete_dispersion_rows(data: pd.DataFrame, rhs: str) -> pd.DataFrame:
             "columns were dropped",
             stacklevel=4,
         )
-    return data.loc[complete].reset_index(drop=True)
+    return data.loc[complete]
 
 
 def remat_pattern(reterms: list[ReMat]) -> LambdaPattern:
@@ -104,7 +108,7 @@ def remat_pattern(reterms: list[ReMat]) -> LambdaPattern:
     )
 
 
-class HeteroskedasticMixedModel(FitStatistics):
+class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
     """A linear (mixed) model with a log-linear model for the residual variance.
 
     Parameters
@@ -141,20 +145,22 @@ class HeteroskedasticMixedModel(FitStatistics):
         contrasts: Mapping[str, Any] | None = None,
     ):
         self.dispformula = dispformula
+        self.record_call(formula, data, dispformula=dispformula, weights=weights, contrasts=contrasts)
         rhs = dispersion_rhs(dispformula)
         data = _complete_dispersion_rows(check_dataframe(data), rhs)
         self.structure = build_structure(
             formula, data, weights=weights, contrasts=contrasts, require_random=False
         )
         self.formula = self.structure.formula.text
+        self.obs_index = data.index.take(self.structure.frame.rows)
         used = data.iloc[self.structure.frame.rows].reset_index(drop=True)
         self.disp = FeTerm(model_matrix(rhs, used, contrasts, what="dispersion formula"))
         self._fit: GaussianFit | None = None
-        self.lik = self._likelihood()
+        self.lik = self._likelihood(numeric_response(self.structure.response, self.structure.formula.response))
+        self.optsum = OptSummary(np.zeros(len(self.lik.lower)), self.lik.lower, optimizer="newton")
 
-    def _likelihood(self) -> HeteroskedasticGaussian:
+    def _likelihood(self, y: np.ndarray) -> HeteroskedasticGaussian:
         s = self.structure
-        y = numeric_response(s.response, s.formula.response)
         if s.offset is not None:
             y = y - s.offset
         Z = sp.hstack([r.Z() for r in s.reterms], format="csr") if s.reterms else None
@@ -186,7 +192,50 @@ class HeteroskedasticMixedModel(FitStatistics):
                 stacklevel=2,
             )
         self._set_lambdas()
+        self._record()
         return self
+
+    def _record(self) -> None:
+        """The Newton fit in the model's OptSummary, as every fit is recorded."""
+        fit = self._fit
+        o = self.optsum
+        o.final, o.fmin, o.feval = fit.phi.copy(), float(fit.objective), int(fit.nfev)
+        o.returnvalue = "SUCCESS" if fit.converged else "MAXEVAL_REACHED"
+        o.fitted = True
+
+    def refit(self, y: np.ndarray | None = None, **kwargs) -> "HeteroskedasticMixedModel":
+        """Fit again, optionally to a new response (same rows, offset included)."""
+        if y is not None:
+            y = np.asarray(y, dtype=float)
+            if y.shape != (self.nobs,) or not np.isfinite(y).all():
+                raise DataError(f"the new response must be {self.nobs} finite values, got shape {y.shape}")
+            self.lik = self._likelihood(y)
+        return self.fit(**kwargs)
+
+    def objective_at(self, theta, *, beta=None, sigma=None) -> float:
+        raise MixedModelsError(
+            "a heteroskedastic model's objective is a function of (γ, θ) on the response scale: use "
+            "model.lik.evaluate(phi)"
+        )
+
+    def apply_optsum(self, saved) -> None:
+        raise MixedModelsError("restoring a saved optimisation is not available for heteroskedastic models")
+
+    def set_theta(self, theta: np.ndarray) -> "HeteroskedasticMixedModel":
+        raise MixedModelsError("θ of a heteroskedastic model is estimated jointly with γ; it cannot be set")
+
+    @property
+    def lowerbd(self) -> np.ndarray:
+        return self.lik.lower[len(self.disp.coefnames):]
+
+    @property
+    def sigma(self) -> None:
+        """None: the residual standard deviation varies by observation (see :meth:`residual_sd`)."""
+        return None
+
+    @property
+    def has_sigma(self) -> bool:
+        return True
 
     def _homoskedastic_start(self) -> np.ndarray | None:
         """φ from the ordinary ML fit with a constant residual variance σ².
@@ -200,9 +249,10 @@ class HeteroskedasticMixedModel(FitStatistics):
         """
         if not self.reterms:
             return None
-        lmm = LinearMixedModel.__new__(LinearMixedModel)
-        lmm._init_from_structure(self.structure, self.response, reml=False, sparse=None)
-        lmm.fit()
+        lmm = LinearMixedModel.from_structure(self.structure, self.response)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lmm.fit()
         theta = lmm.sigma * np.concatenate([r.get_theta() for r in self.reterms])
         # A singular homoskedastic fit would start Newton on a bound, possibly at a saddle.
         diagonal = self.lik.pattern.is_diagonal()
@@ -221,7 +271,7 @@ class HeteroskedasticMixedModel(FitStatistics):
 
     def _require_fit(self) -> GaussianFit:
         if self._fit is None:
-            raise MixedModelsError("the model has not been fitted yet: call fit() first")
+            self.require_fit()
         return self._fit
 
     @property
@@ -230,14 +280,6 @@ class HeteroskedasticMixedModel(FitStatistics):
         return self._require_fit()
 
     # ---- sizes and fit statistics ----------------------------------------------------------------
-    @property
-    def reterms(self) -> list[ReMat]:
-        return self.structure.reterms
-
-    @property
-    def nobs(self) -> int:
-        return self.structure.nobs
-
     @property
     def dof(self) -> int:
         """Number of estimated parameters: β, γ and the covariance-factor elements."""
@@ -259,21 +301,15 @@ class HeteroskedasticMixedModel(FitStatistics):
         return self.fitted_model.beta
 
     @property
-    def coefnames(self) -> list[str]:
-        return self.structure.fe.coefnames
-
-    @property
     def vcov(self) -> np.ndarray:
         """Covariance of β̂ from the observed information of all parameters."""
         p = len(self.beta)
         return self.fitted_model.vcov[:p, :p]
 
-    @property
-    def stderror(self) -> np.ndarray:
-        return np.sqrt(np.diag(self.vcov))
-
-    def coeftable(self) -> pd.DataFrame:
+    def coeftable(self, ddf: str | None = None) -> pd.DataFrame:
         """Mean coefficients: estimates, standard errors, z and two-sided p-values."""
+        if ddf is not None:
+            raise MixedModelsError("denominator degrees of freedom are not available for heteroskedastic models")
         return coef_table(self.beta, self.stderror, self.coefnames)
 
     # ---- variance part ----------------------------------------------------------------------------
@@ -359,25 +395,39 @@ class HeteroskedasticMixedModel(FitStatistics):
             start += r.q
         return out
 
-    @property
-    def fitted(self) -> np.ndarray:
-        """Xβ̂ + Zb̂ (+ offset)."""
-        out = self.lik.X @ self.beta + self.lik.Z @ self._b()
+    def b(self) -> list[np.ndarray]:
+        """E[b | y] per term (block order), shape (nlevels, k)."""
+        return split_b(self.reterms, self._u()) if self.reterms else []
+
+    def _fitted_values(self) -> np.ndarray:
+        out = self.lik.X @ self.beta
+        if self.reterms:
+            out = out + self.lik.Z @ self._b()
         return out if self.structure.offset is None else out + self.structure.offset
+
+    def fitted(self) -> pd.Series:
+        """Xβ̂ + Zb̂ (+ offset), indexed like the data."""
+        self._require_fit()
+        return self.per_observation(self._fitted_values(), "fitted")
 
     @property
     def response(self) -> np.ndarray:
         """y as given (the likelihood works with y - offset)."""
         return self.lik.y if self.structure.offset is None else self.lik.y + self.structure.offset
 
-    @property
-    def residuals(self) -> np.ndarray:
-        return self.response - self.fitted
+    def residuals(self, kind: str = "response") -> pd.Series:
+        """y - ŷ (``"response"``) or scaled by each observation's σᵢ (``"pearson"``), indexed like the data."""
+        self._require_fit()
+        r = self.response - self._fitted_values()
+        if kind == "pearson":
+            r = r / self.residual_sd()
+        elif kind != "response":
+            raise MixedModelsError(f"unknown residual type {kind!r}; use response or pearson")
+        return self.per_observation(r, "residuals")
 
     def __str__(self) -> str:
         from .summary import hetero_summary
 
         return hetero_summary(self)
 
-    def __repr__(self) -> str:
-        return str(self)
+

@@ -10,7 +10,7 @@ __all__ = ["hetero_summary"]
 def hetero_summary(m) -> str:
     """Summary of a :class:`~mixedmodels.variance.HeteroskedasticMixedModel`."""
     kind = "Heteroskedastic linear mixed model" if m.reterms else "Heteroskedastic linear model"
-    if m._fit is None:
+    if not m.is_fitted:
         return f"{kind} (not fitted): {m.formula}, dispformula {m.dispformula}"
     parts = [
         f"{kind} fit by maximum likelihood",

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference_data import TESTS, load_json
 
 HERE = Path(__file__).parent
 SHARED = HERE.parent / "data" / "reference"
 
 
-@lru_cache(maxsize=None)
 def _load(path: str) -> dict:
-    return json.loads(Path(path).read_text())
+    return load_json(str(Path(path).relative_to(TESTS)))
 
 
 @pytest.fixture(scope="session")

@@ -85,3 +85,45 @@ def test_bad_arguments(sleep_ml, boot):
         parametric_bootstrap(sleep_ml, 2, backend="mpi")
     with pytest.raises(MixedModelsError, match="method"):
         boot.confint(method="bca")
+
+
+def test_interrupted_bootstrap_keeps_the_replicates_done(sleep_ml, monkeypatch):
+    from mixedmodels.inference import bootstrap as boot
+
+    calls = {"n": 0}
+    original = boot._Replicator._one
+
+    def interrupt_on_fourth(self, seed):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(self, seed)
+
+    monkeypatch.setattr(boot._Replicator, "_one", interrupt_on_fourth)
+    with pytest.warns(UserWarning, match="interrupted: 3 of 10"):
+        res = parametric_bootstrap(sleep_ml, 10, seed=1, progress=False)
+    assert not res.attrs["complete"]
+    assert res["objective"].notna().sum() == 3
+    assert (res.failures["message"] == boot.NOT_RUN).sum() == 7
+
+
+def test_a_failed_replicate_is_a_row_with_its_reason(sleep_ml, monkeypatch):
+    from mixedmodels.errors import CholeskyFailed
+    from mixedmodels.inference import bootstrap as boot
+
+    calls = {"n": 0}
+    original = type(sleep_ml).refit
+
+    def fail_second(self, y=None, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise CholeskyFailed("block 2 is not positive definite")
+        return original(self, y, **kwargs)
+
+    monkeypatch.setattr(type(sleep_ml), "refit", fail_second)
+    with pytest.warns(UserWarning, match="1 of 4 bootstrap refits failed"):
+        res = parametric_bootstrap(sleep_ml, 4, seed=1, progress=False)
+    assert res.attrs["complete"] and res.attrs["failed"] == 1
+    assert list(res.failures.index) == [1]
+    assert "CholeskyFailed" in res.failures["message"].iloc[0]
+    assert res["objective"].notna().sum() == 3

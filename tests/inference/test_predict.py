@@ -54,10 +54,10 @@ def test_generalised_predictions(extra_ref, at_lme4_optimum):
 
 
 def test_training_predictions_equal_fitted(sleep_ml, cbpp, sleepstudy):
-    np.testing.assert_array_equal(sleep_ml.predict().to_numpy(), sleep_ml.fitted)
-    np.testing.assert_allclose(sleep_ml.predict(sleepstudy).to_numpy(), sleep_ml.fitted, rtol=1e-12)
-    np.testing.assert_allclose(cbpp.predict(type="response").to_numpy(), cbpp.fitted, rtol=1e-12)
-    np.testing.assert_allclose(cbpp.predict(mm.datasets.load("cbpp"), type="response").to_numpy(), cbpp.fitted, rtol=1e-12)
+    np.testing.assert_array_equal(sleep_ml.predict().to_numpy(), sleep_ml.fitted())
+    np.testing.assert_allclose(sleep_ml.predict(sleepstudy).to_numpy(), sleep_ml.fitted(), rtol=1e-12)
+    np.testing.assert_allclose(cbpp.predict(type="response").to_numpy(), cbpp.fitted(), rtol=1e-12)
+    np.testing.assert_allclose(cbpp.predict(mm.datasets.load("cbpp"), type="response").to_numpy(), cbpp.fitted(), rtol=1e-12)
     np.testing.assert_allclose(cbpp.predict().to_numpy(), cbpp.eta, rtol=1e-12)
 
 
@@ -128,3 +128,18 @@ def test_offset_argument_needs_values_for_new_rows():
     with pytest.raises(MixedModelsError, match="offset="):
         model.predict(rows)
     np.testing.assert_allclose(model.predict(rows, offset=np.ones(3)).to_numpy(), model.eta[:3] + 1.0, rtol=1e-12)
+
+
+def test_population_predictions_need_no_grouping_columns(sleep_ml, sleepstudy):
+    new = sleepstudy[["Days"]].iloc[:5]
+    p = sleep_ml.predict(new, re_form="~0")
+    expected = sleep_ml.beta[0] + sleep_ml.beta[1] * new["Days"].to_numpy()
+    np.testing.assert_allclose(p.to_numpy(), expected, rtol=1e-12)
+    assert p.index.equals(new.index)
+
+
+def test_allow_new_levels_is_lme4s_spelling(sleep_ml, sleepstudy):
+    new = sleepstudy.iloc[:3].assign(Subject="nobody")
+    np.testing.assert_allclose(sleep_ml.predict(new, allow_new_levels=True), sleep_ml.predict(new, re_form="~0"))
+    with pytest.raises(mm.DataError, match="nobody"):
+        sleep_ml.predict(new, allow_new_levels=False)

@@ -32,7 +32,7 @@ def test_moments_of_simulated_responses(sleep_ml):
 
 def test_conditioning_on_the_modes(sleep_ml):
     sims = sleep_ml.simulate(3000, seed=2, re_form=None).to_numpy()
-    np.testing.assert_allclose(sims.mean(axis=1), sleep_ml.fitted, atol=5 * sleep_ml.sigma / np.sqrt(3000))
+    np.testing.assert_allclose(sims.mean(axis=1), sleep_ml.fitted(), atol=5 * sleep_ml.sigma / np.sqrt(3000))
     np.testing.assert_allclose(sims.std(axis=1).mean(), sleep_ml.sigma, rtol=0.02)
 
 

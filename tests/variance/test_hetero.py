@@ -59,7 +59,7 @@ def test_constant_dispersion_is_the_ordinary_ml_lmm(sleepstudy):
     vc = lmm.varcorr()
     np.testing.assert_allclose(het.varcorr()["variance"], vc["variance"][:2], rtol=1e-4)
     np.testing.assert_allclose(het.stderror, lmm.stderror, rtol=1e-3)
-    np.testing.assert_allclose(het.fitted, lmm.fitted, rtol=1e-5)
+    np.testing.assert_allclose(het.fitted(), lmm.fitted(), rtol=1e-5)
 
 
 def test_scaling_y_shifts_the_log_variance_intercept(sleepstudy, fitted_reference):
@@ -105,8 +105,8 @@ def test_conditional_modes_and_variances_equal_dense_formulas(fitted_reference):
     re = m.ranef(condvar=True)["Subject"]
     np.testing.assert_allclose(re["(Intercept)"], b, rtol=1e-8)
     np.testing.assert_allclose(re["condvar((Intercept))"], np.diag(cond_var), rtol=1e-8)
-    np.testing.assert_allclose(m.fitted, lik.X @ m.beta + Z @ b, rtol=1e-10)
-    np.testing.assert_allclose(m.residuals, lik.y - m.fitted, rtol=1e-10)
+    np.testing.assert_allclose(m.fitted(), lik.X @ m.beta + Z @ b, rtol=1e-10)
+    np.testing.assert_allclose(m.residuals(), lik.y - m.fitted(), rtol=1e-10)
 
 
 def test_summary_and_tables(fitted_reference):
@@ -214,7 +214,7 @@ def test_offset_in_the_mean_formula(sleepstudy):
     ).fit()
     np.testing.assert_allclose(with_offset.objective, plain.objective, rtol=1e-12)
     np.testing.assert_allclose(with_offset.beta, plain.beta, rtol=1e-9)
-    np.testing.assert_allclose(with_offset.fitted, plain.fitted + 2 * sleepstudy["Days"], rtol=1e-9)
+    np.testing.assert_allclose(with_offset.fitted(), plain.fitted() + 2 * sleepstudy["Days"], rtol=1e-9)
 
 
 def test_linear_mixed_model_dispatches_on_dispformula():
