@@ -289,12 +289,22 @@ def abbreviate(name: str, width: int = 6) -> str:
 
 
 # ---- the sections -------------------------------------------------------------------------------
+def _dispersion_model(model) -> bool:
+    """True for a model of the residual variance (it has a ``disp_coeftable``)."""
+    return callable(getattr(model, "disp_coeftable", None))
+
+
 def _title(model, tests: str) -> list[str]:
     """Title, family and formula lines."""
     if not _generalised(model):
         how = "REML" if getattr(model, "reml", False) else "maximum likelihood"
         extra = ". t-tests use Satterthwaite's method" if tests == "satterthwaite" else ""
-        return [f"Linear mixed model fit by {how}{extra}", f"Formula: {model.formula}"]
+        kind = (
+            "Heteroskedastic linear mixed model"
+            if _dispersion_model(model)
+            else "Linear mixed model"
+        )
+        return [f"{kind} fit by {how}{extra}", f"Formula: {model.formula}"]
     nagq = getattr(model, "nagq", 1)
     if getattr(model, "fast", False):
         method = "fast fit: θ only, β from PIRLS (lme4's nAGQ = 0)"
@@ -387,47 +397,49 @@ def coefficient_frame(model, ddf: str | None) -> tuple[pd.DataFrame, str]:
     return model.coeftable(), "wald"
 
 
+def coefficient_rows(ct: pd.DataFrame, stars: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a coefficient table: Estimate, Std. Error, (df), t or z value, p, stars."""
+    est, se = ct["Estimate"].to_numpy(float), ct["Std. Error"].to_numpy(float)
+    p = ct.iloc[:, -1].to_numpy(float)
+    letter = "t" if "t" in ct.columns else "z"
+    stat, has_df = ct[letter].to_numpy(float), "df" in ct.columns
+    dec = max(1, decimals_for(se))
+    header = ["", "Estimate", "Std. Error", *(["df"] if has_df else []), f"{letter} value",
+              f"Pr(>|{letter}|)", *([""] if stars else [])]  # fmt: skip
+    rows = []
+    for k, name in enumerate(ct.index):
+        dfs = [f"{ct['df'].iloc[k]:.3f}"] if has_df else []
+        stars_k = [significance_stars(p[k])] if stars else []
+        rows.append([str(name), *_fixed([est[k], se[k]], dec), *dfs, *_fixed([stat[k]], 3),
+                     r_pvalue(p[k]), *stars_k])  # fmt: skip
+    return header, rows
+
+
 def fixed_effects_section(
     model, ddf: str | None = "satterthwaite", stars: bool = True
 ) -> tuple[Section, str]:
     """Estimate, Std. Error, (df), t or z value and p, with R's significance stars; and the test used."""
     ct, tests = coefficient_frame(model, ddf)
-    est, se, p = (
-        ct["Estimate"].to_numpy(float),
-        ct["Std. Error"].to_numpy(float),
-        ct.iloc[:, -1].to_numpy(float),
-    )
-    stat = ct["t"] if "t" in ct.columns else ct["z"]
-    dec = max(1, decimals_for(se))
-    letter = "t" if "t" in ct.columns else "z"
-    header = [
-        "",
-        "Estimate",
-        "Std. Error",
-        *(["df"] if "df" in ct.columns else []),
-        f"{letter} value",
-        f"Pr(>|{letter}|)",
-        *([""] if stars else []),
-    ]
-    rows = []
-    for k, name in enumerate(ct.index):
-        dfs = [f"{ct['df'].iloc[k]:.3f}"] if "df" in ct.columns else []
-        rows.append(
-            [
-                str(name),
-                *_fixed([est[k], se[k]], dec),
-                *dfs,
-                *_fixed([stat.iloc[k]], 3),
-                r_pvalue(p[k]),
-                *([significance_stars(p[k])] if stars else []),
-            ]
-        )
+    header, rows = coefficient_rows(ct, stars)
     notes = ["---", SIGNIF_LEGEND] if stars else []
     if tests == "wald" and not _generalised(model):
         notes.append(
-            'p-values: Wald z tests (normal reference); coeftable(ddf="satterthwaite") gives t tests'
+            'p-values: Wald z tests (normal reference); ddf="satterthwaite" gives t tests'
+            if ddf is None
+            else "p-values: Wald z tests (normal reference): this model has no t tests"
         )
     return Section("Fixed effects:", header, rows, "l" + "r" * (len(header) - 1), notes), tests
+
+
+def dispersion_section(model, stars: bool = True) -> Section | None:
+    """The residual variance model's coefficients, for models that have one (``disp_coeftable``)."""
+    if not _dispersion_model(model):
+        return None
+    header, rows = coefficient_rows(model.disp_coeftable(), stars)
+    title = (
+        f"Dispersion model (log residual variance): {getattr(model, 'dispformula', '')}".rstrip()
+    )
+    return Section(title, header, rows, "l" + "r" * (len(header) - 1))
 
 
 def fixef_correlation_section(model, max_coef: int = 12) -> Section | None:
@@ -472,6 +484,7 @@ def summary_sections(
         residuals_section(model),
         random_effects_section(model),
         fixed,
+        dispersion_section(model, stars),
     ]
     if correlation:
         sections.append(fixef_correlation_section(model))

@@ -283,3 +283,21 @@ def test_scaled_residuals_of_a_weighted_fit_equal_lme4s():
         ref["scaled_residuals"],
         atol=2e-3,
     )
+
+
+def test_residual_variance_model_summary_shows_its_dispersion_model():
+    from mixedmodels.variance import HeteroskedasticMixedModel
+
+    data = mm.datasets.load("sleepstudy")
+    m = HeteroskedasticMixedModel(
+        "Reaction ~ 1 + Days + (1|Subject)", data, dispformula="~ 1 + Days"
+    ).fit()
+    text = summary_text(m)
+    assert text.startswith("Heteroskedastic linear mixed model fit by maximum likelihood")
+    assert "Scaled residuals:" not in text  # no single σ to scale by
+    rows = section(text, "Dispersion model (log residual variance): ~ 1 + Days")
+    disp = m.disp_coeftable()
+    for line, (name, r) in zip(rows[1:], disp.iterrows()):
+        assert line.split()[0] == name
+        np.testing.assert_allclose(numbers(line)[:3], r.iloc[:3].to_numpy(float), rtol=2e-3)
+    assert "this model has no t tests" in text
