@@ -52,7 +52,9 @@ def _group_frame(model, group: str | None):
     frames = model.ranef(condvar=True)
     name = next(iter(frames)) if group is None else group
     if name not in frames:
-        raise MixedModelsError(f"unknown grouping factor {group!r}; the model has {', '.join(frames)}")
+        raise MixedModelsError(
+            f"unknown grouping factor {group!r}; the model has {', '.join(frames)}"
+        )
     df = frames[name]
     columns = [c for c in df.columns if not str(c).startswith("condvar(")]
     return name, df, columns
@@ -76,8 +78,14 @@ def _shown_levels(modes: np.ndarray, sort: bool, max_levels: int | None) -> tupl
     return np.concatenate([ranked[:half], ranked[-half:]]), half
 
 
-def caterpillar_plot(model, group: str | None = None, *, level: float = 0.95, sort: bool = True,
-                     max_levels: int | None = 60) -> Any:
+def caterpillar_plot(
+    model,
+    group: str | None = None,
+    *,
+    level: float = 0.95,
+    sort: bool = True,
+    max_levels: int | None = 60,
+) -> Any:
     """Conditional modes b̂ of one grouping factor's random effects with ``level`` intervals.
 
     Intervals are b̂ ± z sqrt(Var(b | y)) (conditional on β̂, as lme4's
@@ -101,8 +109,16 @@ def caterpillar_plot(model, group: str | None = None, *, level: float = 0.95, so
     for ax, col in zip(axes, columns):
         mode = df[col].to_numpy()[rows]
         half = z * np.sqrt(df[f"condvar({col})"].to_numpy()[rows])
-        ax.errorbar(mode, pos, xerr=half, fmt="o", ms=3 if len(rows) <= 100 else 1.5, color="C0",
-                    ecolor="0.5", elinewidth=1 if len(rows) <= 100 else 0.5)
+        ax.errorbar(
+            mode,
+            pos,
+            xerr=half,
+            fmt="o",
+            ms=3 if len(rows) <= 100 else 1.5,
+            color="C0",
+            ecolor="0.5",
+            elinewidth=1 if len(rows) <= 100 else 0.5,
+        )
         ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
         if gap >= 0:
             ax.axhline(gap - 0.5, color="0.6", lw=0.8, ls=":")
@@ -115,8 +131,11 @@ def caterpillar_plot(model, group: str | None = None, *, level: float = 0.95, so
         ax.set_xlabel("conditional mode")
     axes[0].set_ylabel(name)
     if gap >= 0:
-        fig.suptitle(f"{name}: the {gap} lowest and {gap} highest of {len(df)} levels "
-                     f"(by {columns[0]}; max_levels=None shows all)", fontsize=8)
+        fig.suptitle(
+            f"{name}: the {gap} lowest and {gap} highest of {len(df)} levels "
+            f"(by {columns[0]}; max_levels=None shows all)",
+            fontsize=8,
+        )
     return fig
 
 
@@ -136,7 +155,9 @@ def qq_plot(model, group: str | None = None, *, level: float = 0.95) -> Any:
         order = np.argsort(df[col].to_numpy())
         mode = df[col].to_numpy()[order]
         half = z * np.sqrt(df[f"condvar({col})"].to_numpy()[order])
-        ax.errorbar(theoretical, mode, yerr=half, fmt="o", ms=3, color="C0", ecolor="0.6", elinewidth=1)
+        ax.errorbar(
+            theoretical, mode, yerr=half, fmt="o", ms=3, color="C0", ecolor="0.6", elinewidth=1
+        )
         ax.axhline(0.0, color="0.3", lw=0.8, ls="--")
         ax.set_title(f"{name}: {col}")
         ax.set_xlabel("standard normal quantile")

@@ -15,9 +15,18 @@ from .errors import MixedModelsError
 NotFittedError = getattr(errors, "NotFittedError", MixedModelsError)
 
 __all__ = [
-    "lmm_summary", "glmm_summary", "format_coeftable", "format_varcorr", "format_pvalue",
-    "summary_text", "compact_summary", "model_html", "model_markdown", "SummaryText",
-    "observation_values", "scaled_residuals",
+    "lmm_summary",
+    "glmm_summary",
+    "format_coeftable",
+    "format_varcorr",
+    "format_pvalue",
+    "summary_text",
+    "compact_summary",
+    "model_html",
+    "model_markdown",
+    "SummaryText",
+    "observation_values",
+    "scaled_residuals",
 ]
 
 
@@ -34,15 +43,25 @@ def format_pvalue(p: float) -> str:
 
 def _table(header: list[str], rows: list[list[str]], align: str) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
     def line(cells):
-        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)).rstrip()
+        return "  ".join(
+            c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)
+        ).rstrip()
+
     rule = "─" * sum(w + 2 for w in widths)
     return "\n".join([rule, line(header), rule, *(line(r) for r in rows), rule])
 
 
 def format_coeftable(ct: pd.DataFrame, stat: str = "z") -> str:
     rows = [
-        [str(name), f"{r['Estimate']:.6g}", f"{r['Std. Error']:.6g}", f"{r[stat]:.2f}", format_pvalue(r[ct.columns[-1]])]
+        [
+            str(name),
+            f"{r['Estimate']:.6g}",
+            f"{r['Std. Error']:.6g}",
+            f"{r[stat]:.2f}",
+            format_pvalue(r[ct.columns[-1]]),
+        ]
         for name, r in ct.iterrows()
     ]
     return _table(["", "Coef.", "Std. Error", stat, f"Pr(>|{stat}|)"], rows, "lrrrr")
@@ -61,7 +80,13 @@ def format_varcorr(vc: pd.DataFrame) -> str:
         last = r["group"]
         corr = [f"{r[c]:+.2f}" if np.isfinite(r[c]) else "" for c in corr_cols]
         rows.append([group, str(r["name"]), f"{r['variance']:.6g}", f"{r['std. dev.']:.6g}", *corr])
-    header = ["", "Column", "Variance", "Std.Dev.", *(["Corr."] + [""] * (len(corr_cols) - 1) if corr_cols else [])]
+    header = [
+        "",
+        "Column",
+        "Variance",
+        "Std.Dev.",
+        *(["Corr."] + [""] * (len(corr_cols) - 1) if corr_cols else []),
+    ]
     return _table(header, rows, "llrr" + "r" * len(corr_cols))
 
 
@@ -113,7 +138,15 @@ def lmm_summary(m) -> str:
 def glmm_summary(m) -> str:
     if not m.optsum.fitted:
         return f"GeneralizedLinearMixedModel (not fitted): {m.formula}"
-    method = "fast (β in PIRLS)" if m.fast else ("Laplace approximation" if m.nagq == 1 else f"adaptive Gauss-Hermite quadrature, nAGQ = {m.nagq}")
+    method = (
+        "fast (β in PIRLS)"
+        if m.fast
+        else (
+            "Laplace approximation"
+            if m.nagq == 1
+            else f"adaptive Gauss-Hermite quadrature, nAGQ = {m.nagq}"
+        )
+    )
     head = [
         f"Generalized linear mixed model fit by maximum likelihood ({method})",
         f" {m.formula}",
@@ -175,7 +208,10 @@ def scaled_residuals(model) -> np.ndarray:
     if callable(residuals):
         try:
             return np.asarray(residuals(kind="pearson"), dtype=float) / scale
-        except (TypeError, MixedModelsError):  # no Pearson kind: a linear model's response residuals
+        except (
+            TypeError,
+            MixedModelsError,
+        ):  # no Pearson kind: a linear model's response residuals
             residuals = residuals()
     w = _prior_weights(model)
     r = np.asarray(residuals, dtype=float)
@@ -217,7 +253,9 @@ def r_pvalue(p: float, digits: int = 3) -> str:
     if p < 2.2e-16:
         return "< 2e-16"
     sci = f"{p:.{digits - 1}e}"
-    fixed = np.format_float_positional(p, precision=digits, unique=False, fractional=False, trim="-")
+    fixed = np.format_float_positional(
+        p, precision=digits, unique=False, fractional=False, trim="-"
+    )
     return fixed if len(fixed) <= len(sci) else sci
 
 
@@ -225,8 +263,10 @@ def significance_stars(p: float) -> str:
     """R's significance codes: *** < 0.001 < ** < 0.01 < * < 0.05 < . < 0.1."""
     if not np.isfinite(p):
         return ""
-    return next((mark for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, "."))
-                 if p < cut), "")
+    return next(
+        (mark for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")) if p < cut),
+        "",
+    )
 
 
 SIGNIF_LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
@@ -249,12 +289,22 @@ def abbreviate(name: str, width: int = 6) -> str:
 
 
 # ---- the sections -------------------------------------------------------------------------------
+def _dispersion_model(model) -> bool:
+    """True for a model of the residual variance (it has a ``disp_coeftable``)."""
+    return callable(getattr(model, "disp_coeftable", None))
+
+
 def _title(model, tests: str) -> list[str]:
     """Title, family and formula lines."""
     if not _generalised(model):
         how = "REML" if getattr(model, "reml", False) else "maximum likelihood"
         extra = ". t-tests use Satterthwaite's method" if tests == "satterthwaite" else ""
-        return [f"Linear mixed model fit by {how}{extra}", f"Formula: {model.formula}"]
+        kind = (
+            "Heteroskedastic linear mixed model"
+            if _dispersion_model(model)
+            else "Linear mixed model"
+        )
+        return [f"{kind} fit by {how}{extra}", f"Formula: {model.formula}"]
     nagq = getattr(model, "nagq", 1)
     if getattr(model, "fast", False):
         method = "fast fit: θ only, β from PIRLS (lme4's nAGQ = 0)"
@@ -263,8 +313,11 @@ def _title(model, tests: str) -> list[str]:
     else:
         method = "Laplace Approximation"
     family = model.family
-    return [f"Generalized linear mixed model fit by maximum likelihood ({method})",
-            f" Family: {family.name}  ( {family.link.name} )", f"Formula: {model.formula}"]
+    return [
+        f"Generalized linear mixed model fit by maximum likelihood ({method})",
+        f" Family: {family.name}  ( {family.link.name} )",
+        f"Formula: {model.formula}",
+    ]
 
 
 def fit_statistics_section(model) -> Section:
@@ -281,7 +334,9 @@ def residuals_section(model) -> Section | None:
     if not _generalised(model) and getattr(model, "sigma", None) is None:
         return None  # e.g. a residual variance model: no single scale to divide by
     q = np.quantile(scaled_residuals(model), [0, 0.25, 0.5, 0.75, 1])
-    return Section("Scaled residuals:", ["Min", "1Q", "Median", "3Q", "Max"], [_fixed(q, 4)], "rrrrr")
+    return Section(
+        "Scaled residuals:", ["Min", "1Q", "Median", "3Q", "Max"], [_fixed(q, 4)], "rrrrr"
+    )
 
 
 def _term_blocks(vc_long: pd.DataFrame):
@@ -304,10 +359,26 @@ def random_effects_section(model) -> Section:
     rows = []
     for label, names, var, sd, corr in blocks:
         for i, name in enumerate(names):
-            lower = [f"{corr[i, j]:.2f}" if j < i and np.isfinite(corr[i, j]) else "" for j in range(ncorr)]
-            rows.append([str(label) if i == 0 else "", name, *_fixed([var[i]], var_dec),
-                         *_fixed([sd[i]], sd_dec), *lower])
-    header = ["Groups", "Name", "Variance", "Std.Dev.", *(["Corr"] + [""] * (ncorr - 1) if ncorr else [])]
+            lower = [
+                f"{corr[i, j]:.2f}" if j < i and np.isfinite(corr[i, j]) else ""
+                for j in range(ncorr)
+            ]
+            rows.append(
+                [
+                    str(label) if i == 0 else "",
+                    name,
+                    *_fixed([var[i]], var_dec),
+                    *_fixed([sd[i]], sd_dec),
+                    *lower,
+                ]
+            )
+    header = [
+        "Groups",
+        "Name",
+        "Variance",
+        "Std.Dev.",
+        *(["Corr"] + [""] * (ncorr - 1) if ncorr else []),
+    ]
     return Section("Random effects:", header, rows, "llrr" + "r" * ncorr, [_groups_note(model)])
 
 
@@ -326,24 +397,49 @@ def coefficient_frame(model, ddf: str | None) -> tuple[pd.DataFrame, str]:
     return model.coeftable(), "wald"
 
 
-def fixed_effects_section(model, ddf: str | None = "satterthwaite", stars: bool = True) -> tuple[Section, str]:
-    """Estimate, Std. Error, (df), t or z value and p, with R's significance stars; and the test used."""
-    ct, tests = coefficient_frame(model, ddf)
-    est, se, p = ct["Estimate"].to_numpy(float), ct["Std. Error"].to_numpy(float), ct.iloc[:, -1].to_numpy(float)
-    stat = ct["t"] if "t" in ct.columns else ct["z"]
-    dec = max(1, decimals_for(se))
+def coefficient_rows(ct: pd.DataFrame, stars: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a coefficient table: Estimate, Std. Error, (df), t or z value, p, stars."""
+    est, se = ct["Estimate"].to_numpy(float), ct["Std. Error"].to_numpy(float)
+    p = ct.iloc[:, -1].to_numpy(float)
     letter = "t" if "t" in ct.columns else "z"
-    header = ["", "Estimate", "Std. Error", *(["df"] if "df" in ct.columns else []),
-              f"{letter} value", f"Pr(>|{letter}|)", *([""] if stars else [])]
+    stat, has_df = ct[letter].to_numpy(float), "df" in ct.columns
+    dec = max(1, decimals_for(se))
+    header = ["", "Estimate", "Std. Error", *(["df"] if has_df else []), f"{letter} value",
+              f"Pr(>|{letter}|)", *([""] if stars else [])]  # fmt: skip
     rows = []
     for k, name in enumerate(ct.index):
-        dfs = [f"{ct['df'].iloc[k]:.3f}"] if "df" in ct.columns else []
-        rows.append([str(name), *_fixed([est[k], se[k]], dec), *dfs, *_fixed([stat.iloc[k]], 3),
-                     r_pvalue(p[k]), *([significance_stars(p[k])] if stars else [])])
+        dfs = [f"{ct['df'].iloc[k]:.3f}"] if has_df else []
+        stars_k = [significance_stars(p[k])] if stars else []
+        rows.append([str(name), *_fixed([est[k], se[k]], dec), *dfs, *_fixed([stat[k]], 3),
+                     r_pvalue(p[k]), *stars_k])  # fmt: skip
+    return header, rows
+
+
+def fixed_effects_section(
+    model, ddf: str | None = "satterthwaite", stars: bool = True
+) -> tuple[Section, str]:
+    """Estimate, Std. Error, (df), t or z value and p, with R's significance stars; and the test used."""
+    ct, tests = coefficient_frame(model, ddf)
+    header, rows = coefficient_rows(ct, stars)
     notes = ["---", SIGNIF_LEGEND] if stars else []
     if tests == "wald" and not _generalised(model):
-        notes.append("p-values: Wald z tests (normal reference); coeftable(ddf=\"satterthwaite\") gives t tests")
+        notes.append(
+            'p-values: Wald z tests (normal reference); ddf="satterthwaite" gives t tests'
+            if ddf is None
+            else "p-values: Wald z tests (normal reference): this model has no t tests"
+        )
     return Section("Fixed effects:", header, rows, "l" + "r" * (len(header) - 1), notes), tests
+
+
+def dispersion_section(model, stars: bool = True) -> Section | None:
+    """The residual variance model's coefficients, for models that have one (``disp_coeftable``)."""
+    if not _dispersion_model(model):
+        return None
+    header, rows = coefficient_rows(model.disp_coeftable(), stars)
+    title = (
+        f"Dispersion model (log residual variance): {getattr(model, 'dispformula', '')}".rstrip()
+    )
+    return Section(title, header, rows, "l" + "r" * (len(header) - 1))
 
 
 def fixef_correlation_section(model, max_coef: int = 12) -> Section | None:
@@ -353,28 +449,58 @@ def fixef_correlation_section(model, max_coef: int = 12) -> Section | None:
     if p < 2:
         return None
     if p > max_coef:
-        return Section("Correlation of Fixed Effects:", [], [], "",
-                       [f"not shown for {p} > {max_coef} coefficients: use the model's vcov"])
+        return Section(
+            "Correlation of Fixed Effects:",
+            [],
+            [],
+            "",
+            [f"not shown for {p} > {max_coef} coefficients: use the model's vcov"],
+        )
     V = np.asarray(model.vcov, dtype=float)
     sd = np.sqrt(np.diag(V))
     C = V / np.outer(sd, sd)
-    rows = [[names[i], *(f"{C[i, j]:.3f}" if j < i else "" for j in range(p - 1))] for i in range(1, p)]
-    return Section("Correlation of Fixed Effects:", ["", *(abbreviate(n) for n in names[:-1])], rows,
-                   "l" + "r" * (p - 1))
+    rows = [
+        [names[i], *(f"{C[i, j]:.3f}" if j < i else "" for j in range(p - 1))] for i in range(1, p)
+    ]
+    return Section(
+        "Correlation of Fixed Effects:",
+        ["", *(abbreviate(n) for n in names[:-1])],
+        rows,
+        "l" + "r" * (p - 1),
+    )
 
 
-def summary_sections(model, ddf: str | None = "satterthwaite", correlation: bool = True,
-                     stars: bool = True) -> tuple[list[str], list[Section]]:
+def summary_sections(
+    model, ddf: str | None = "satterthwaite", correlation: bool = True, stars: bool = True
+) -> tuple[list[str], list[Section]]:
     """The title lines and the sections of lme4's summary, formatted once for every renderer."""
     if not is_fitted(model):
-        raise NotFittedError(f"the summary needs a fitted model: call fit() first ({model.formula})")
+        raise NotFittedError(
+            f"the summary needs a fitted model: call fit() first ({model.formula})"
+        )
     fixed, tests = fixed_effects_section(model, ddf, stars)
-    sections = [fit_statistics_section(model), residuals_section(model), random_effects_section(model), fixed]
+    sections = [
+        fit_statistics_section(model),
+        residuals_section(model),
+        random_effects_section(model),
+        fixed,
+        dispersion_section(model, stars),
+    ]
     if correlation:
         sections.append(fixef_correlation_section(model))
     if model.issingular:
-        sections.append(Section("", [], [], "", ["boundary (singular) fit: some variance components "
-                                                "are estimated as zero (see issingular)"]))
+        sections.append(
+            Section(
+                "",
+                [],
+                [],
+                "",
+                [
+                    "boundary (singular) fit: some variance components "
+                    "are estimated as zero (see issingular)"
+                ],
+            )
+        )
     return _title(model, tests), [s for s in sections if s is not None]
 
 
@@ -382,24 +508,38 @@ def summary_sections(model, ddf: str | None = "satterthwaite", correlation: bool
 def _text_table(s: Section) -> list[str]:
     if not s.header:
         return []
-    widths = [max(len(s.header[i]), *(len(r[i]) for r in s.rows)) if s.rows else len(s.header[i])
-              for i in range(len(s.header))]
+    widths = [
+        max(len(s.header[i]), *(len(r[i]) for r in s.rows)) if s.rows else len(s.header[i])
+        for i in range(len(s.header))
+    ]
 
     def line(cells):
-        return " " + " ".join(c.ljust(w) if a == "l" else c.rjust(w)
-                              for c, w, a in zip(cells, widths, s.align)).rstrip()
+        return (
+            " "
+            + " ".join(
+                c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, s.align)
+            ).rstrip()
+        )
 
     return [line(s.header), *(line(r) for r in s.rows)]
 
 
 def _text_section(s: Section) -> list[str]:
-    if s.title == "" and len(s.header) == 1:  # a single figure: "REML criterion at convergence: 1743.6"
+    if (
+        s.title == "" and len(s.header) == 1
+    ):  # a single figure: "REML criterion at convergence: 1743.6"
         return [f"{s.header[0]}: {s.rows[0][0]}"]
     return [*([s.title] if s.title else []), *_text_table(s), *s.notes]
 
 
-def summary_text(model, style: str = "lme4", *, ddf: str | None = "satterthwaite",
-                 correlation: bool = True, stars: bool = True) -> SummaryText:
+def summary_text(
+    model,
+    style: str = "lme4",
+    *,
+    ddf: str | None = "satterthwaite",
+    correlation: bool = True,
+    stars: bool = True,
+) -> SummaryText:
     """A fitted model's summary as text.
 
     Parameters
@@ -470,8 +610,10 @@ def model_markdown(model, *, ddf: str | None = None) -> str:
 
 def _html_table(s: Section) -> str:
     def cells(row, tag):
-        return "".join(f'<{tag} style="text-align:{"right" if a == "r" else "left"}">{html.escape(c)}</{tag}>'
-                       for c, a in zip(row, s.align))
+        return "".join(
+            f'<{tag} style="text-align:{"right" if a == "r" else "left"}">{html.escape(c)}</{tag}>'
+            for c, a in zip(row, s.align)
+        )
 
     body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in s.rows)
     caption = f"<caption>{html.escape(s.title.rstrip(':'))}</caption>" if s.title else ""
@@ -484,13 +626,18 @@ def model_html(model, *, ddf: str | None = None) -> str:
     ``ddf`` as in :func:`model_markdown`.  An unfitted model shows its class and formula.
     """
     if not is_fitted(model):
-        return (f"<div class=\"mixedmodels-model\"><strong>{html.escape(type(model).__name__)}</strong> "
-                f"(not fitted): <code>{html.escape(model.formula)}</code></div>")
+        return (
+            f'<div class="mixedmodels-model"><strong>{html.escape(type(model).__name__)}</strong> '
+            f"(not fitted): <code>{html.escape(model.formula)}</code></div>"
+        )
     title, sections = summary_sections(model, ddf, correlation=False, stars=False)
-    parts = [f"<p><strong>{html.escape(title[0])}</strong><br>"
-             + "<br>".join(html.escape(t.strip()) for t in title[1:]) + "</p>"]
+    parts = [
+        f"<p><strong>{html.escape(title[0])}</strong><br>"
+        + "<br>".join(html.escape(t.strip()) for t in title[1:])
+        + "</p>"
+    ]
     for s in sections:
         if s.header:
             parts.append(_html_table(s))
         parts += [f"<p>{html.escape(n)}</p>" for n in s.notes if n != "---"]
-    return f"<div class=\"mixedmodels-model\">{''.join(parts)}</div>"
+    return f'<div class="mixedmodels-model">{"".join(parts)}</div>'

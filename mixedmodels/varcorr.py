@@ -75,7 +75,11 @@ def varcorr_long(terms, sigma: float | None) -> pd.DataFrame:
         corr = _correlation(cov)
         rows.extend((label, n, None, cov[j, j], np.sqrt(cov[j, j])) for j, n in enumerate(names))
         k = len(names)
-        rows.extend((label, names[c], names[r], cov[r, c], corr[r, c]) for c in range(k) for r in range(c + 1, k))
+        rows.extend(
+            (label, names[c], names[r], cov[r, c], corr[r, c])
+            for c in range(k)
+            for r in range(c + 1, k)
+        )
     if sigma is not None:
         rows.append(("Residual", None, None, sigma**2, sigma))
     return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])

@@ -17,21 +17,29 @@ import mixedmodels as mm
 from mixedmodels.blocks import PenalizedSystem
 from mixedmodels.densesystem import DenseSystem
 
-FORMULAS = ["y ~ 1 + x + (1 + x|g) + (1|h)", "y ~ 1 + x + (1|g)", "y ~ 1 + (1|g) + (0 + x|g) + (1|h)"]
+FORMULAS = [
+    "y ~ 1 + x + (1 + x|g) + (1|h)",
+    "y ~ 1 + x + (1|g)",
+    "y ~ 1 + (1|g) + (0 + x|g) + (1|h)",
+]
 
 
 def random_frame(rng: np.random.Generator, n: int = 48) -> pd.DataFrame:
-    return pd.DataFrame({
-        "y": rng.normal(size=n),
-        "x": rng.normal(size=n),
-        "g": pd.Categorical(rng.choice([f"g{i}" for i in range(6)], size=n)),
-        "h": pd.Categorical(rng.choice([f"h{i}" for i in range(4)], size=n)),
-    })
+    return pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "x": rng.normal(size=n),
+            "g": pd.Categorical(rng.choice([f"g{i}" for i in range(6)], size=n)),
+            "h": pd.Categorical(rng.choice([f"h{i}" for i in range(4)], size=n)),
+        }
+    )
 
 
 def random_kinship(rng: np.random.Generator, levels: list[str]) -> pd.DataFrame:
     F = rng.normal(size=(len(levels), len(levels) + 2))
-    return pd.DataFrame(F @ F.T / F.shape[1] + 0.1 * np.eye(len(levels)), index=levels, columns=levels)
+    return pd.DataFrame(
+        F @ F.T / F.shape[1] + 0.1 * np.eye(len(levels)), index=levels, columns=levels
+    )
 
 
 def model_at_random_theta(rng, formula: str, kinship: bool = False):
@@ -47,12 +55,14 @@ def model_at_random_theta(rng, formula: str, kinship: bool = False):
 
 def dense_lambda(reterms) -> np.ndarray:
     """Λ from its definition: kron(I_levels, λ) per term, θ I for a term with a known covariance."""
-    blocks = [np.eye(r.q) * r.lambda_[0, 0] if r.has_factor else np.kron(np.eye(r.nlevels), r.lambda_)
-              for r in reterms]
+    blocks = [
+        np.eye(r.q) * r.lambda_[0, 0] if r.has_factor else np.kron(np.eye(r.nlevels), r.lambda_)
+        for r in reterms
+    ]
     q = sum(b.shape[0] for b in blocks)
     Lam, start = np.zeros((q, q)), 0
     for b in blocks:
-        Lam[start:start + len(b), start:start + len(b)] = b
+        Lam[start : start + len(b), start : start + len(b)] = b
         start += len(b)
     return Lam
 
@@ -70,7 +80,9 @@ def reference(m, sqrtw):
     # β, u minimise ‖W½(y - Xβ - ZΛu)‖² + ‖u‖²
     P = np.vstack([np.hstack([ZL, X]), np.hstack([np.eye(q), np.zeros((q, X.shape[1]))])])
     rhs = np.concatenate([np.sqrt(w) * y, np.zeros(q)])
-    coef = np.linalg.lstsq(np.vstack([np.sqrt(w)[:, None] * P[: len(y)], P[len(y):]]), rhs, rcond=None)[0]
+    coef = np.linalg.lstsq(
+        np.vstack([np.sqrt(w)[:, None] * P[: len(y)], P[len(y) :]]), rhs, rcond=None
+    )[0]
     return {"L": L, "q": q, "u": coef[:q], "beta": coef[q:], "ZL": ZL, "w": w}
 
 
@@ -82,8 +94,12 @@ def dense_system(m, sqrtw):
 
 
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), formula=st.sampled_from(FORMULAS), weighted=st.booleans(),
-       kinship=st.booleans())
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    formula=st.sampled_from(FORMULAS),
+    weighted=st.booleans(),
+    kinship=st.booleans(),
+)
 def test_dense_system_against_numpy(seed, formula, weighted, kinship):
     rng = np.random.default_rng(seed)
     if kinship:
@@ -150,12 +166,16 @@ def test_dense_and_blocked_systems_agree(seed, formula, weighted):
     blocked.update_L()
     assert dense.logdet_Z() == pytest.approx(blocked.logdet_Z(), rel=1e-11)
     np.testing.assert_allclose(dense.L33, blocked.L33, rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(dense.u(dense.beta()), blocked.u(blocked.beta()), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        dense.u(dense.beta()), blocked.u(blocked.beta()), rtol=1e-8, atol=1e-10
+    )
     v = rng.normal(size=dense.q)
     np.testing.assert_allclose(dense.solve_LZ(v), blocked.solve_LZ(v), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(dense.solve_LZt(v), blocked.solve_LZt(v), rtol=1e-8, atol=1e-10)
     r = rng.normal(size=m.nobs)
-    np.testing.assert_allclose(dense.solve_u_given_beta(r), blocked.solve_u_given_beta(r), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        dense.solve_u_given_beta(r), blocked.solve_u_given_beta(r), rtol=1e-8, atol=1e-10
+    )
 
 
 def test_kinship_model_objective_matches_dense_formula():

@@ -49,7 +49,9 @@ PYTHON, SHELL, OUTPUT = ("python", "py"), ("bash", "sh", "shell", "console"), ("
 FENCE = re.compile(r"^```(\w*)\s*$")
 COMMAND = re.compile(r"^(mixedmodels\b|python3? -c\b|[A-Za-z_]\w*=|cd\b)")
 RUN_SLOW = os.environ.get("MIXEDMODELS_DOCS_SLOW") == "1"
-TIMEOUT = 300  # seconds per page; the whole docs test takes well under 90 s when the machine is quiet
+TIMEOUT = (
+    300  # seconds per page; the whole docs test takes well under 90 s when the machine is quiet
+)
 
 
 # ---- reading a page ----------------------------------------------------------------------------
@@ -88,7 +90,7 @@ def fenced_blocks(text: str) -> list[tuple[str, int, list[str], int]]:
             continue
         end = next((j for j in range(i + 1, len(lines)) if lines[j].rstrip() == "```"), None)
         assert end is not None, f"unclosed code fence at line {i + 1}"
-        out.append((m.group(1).lower(), i + 2, lines[i + 1:end], end + 1))
+        out.append((m.group(1).lower(), i + 2, lines[i + 1 : end], end + 1))
         i = end + 1
     return out
 
@@ -131,19 +133,37 @@ def page_blocks(text: str) -> list[Block]:
     lines = text.splitlines()
     last_end = 0
     for lang, first, body, end in fenced_blocks(text):
-        if lang in OUTPUT and blocks and blocks[-1].expected is None and blocks[-1].kind != "doctest":
-            prose = [x for x in lines[last_end:first - 2] if x.strip()]
+        if (
+            lang in OUTPUT
+            and blocks
+            and blocks[-1].expected is None
+            and blocks[-1].kind != "doctest"
+        ):
+            prose = [x for x in lines[last_end : first - 2] if x.strip()]
             if len(prose) <= 2:
                 blocks[-1].expected, blocks[-1].expected_line = "\n".join(body), first
         elif lang in PYTHON:
             code = "\n".join(body)
             doctest = any(x.startswith(">>> ") for x in body)
-            blocks.append(Block("doctest" if doctest else "python", first, code,
-                                chunks=doctest_chunks(body, first) if doctest else [],
-                                not_run=skipped(body)))
+            blocks.append(
+                Block(
+                    "doctest" if doctest else "python",
+                    first,
+                    code,
+                    chunks=doctest_chunks(body, first) if doctest else [],
+                    not_run=skipped(body),
+                )
+            )
         elif lang in SHELL:
-            blocks.append(Block("shell", first, "\n".join(body), commands=shell_commands(body),
-                                not_run=skipped(body)))
+            blocks.append(
+                Block(
+                    "shell",
+                    first,
+                    "\n".join(body),
+                    commands=shell_commands(body),
+                    not_run=skipped(body),
+                )
+            )
         last_end = end
     return blocks
 
@@ -178,7 +198,9 @@ def _same(expected: str, got: str) -> bool:
 
 
 def _match_at(expected: list[str], got: list[str], start: int) -> bool:
-    return len(got) - start >= len(expected) and all(_same(e, g) for e, g in zip(expected, got[start:]))
+    return len(got) - start >= len(expected) and all(
+        _same(e, g) for e, g in zip(expected, got[start:])
+    )
 
 
 def output_matches(expected: str, got: str) -> bool:
@@ -303,7 +325,7 @@ def _shims(folder: Path) -> Path:
     bin_dir.mkdir()
     scripts = {
         "mixedmodels": f'exec "{sys.executable}" -c "import sys; from mixedmodels.cli import main; '
-                       f"sys.argv[0] = 'mixedmodels'; sys.exit(main())\" \"$@\"",
+        f'sys.argv[0] = \'mixedmodels\'; sys.exit(main())" "$@"',
         "python": f'exec "{sys.executable}" "$@"',
         "python3": f'exec "{sys.executable}" "$@"',
     }
@@ -318,13 +340,23 @@ def run_page(page: str, workdir: Path) -> tuple[list[Block], list[dict], str]:
     """Run the page's blocks in a fresh interpreter in ``workdir``; (blocks, results, stderr)."""
     text = (ROOT / page).read_text()
     blocks = page_blocks(text)
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
     env["PATH"] = os.pathsep.join([str(_shims(workdir)), env.get("PATH", "")])
     spec = {"page": page, "text": text, "blocks": [asdict(b) for b in blocks], "env": env}
     (workdir / "spec.json").write_text(json.dumps(spec))
     (workdir / "child.py").write_text(CHILD)
-    done = subprocess.run([sys.executable, "child.py", "spec.json", "results.json"], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(
+        [sys.executable, "child.py", "spec.json", "results.json"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert done.returncode == 0, f"the runner itself failed on {page}:\n{done.stderr[-3000:]}"
     return blocks, json.loads((workdir / "results.json").read_text()), done.stderr
 
@@ -339,8 +371,10 @@ def page_problems(page: str, blocks: list[Block], results: list[dict]) -> list[s
         if res["status"] != "ran":
             continue
         if block.expected is not None and not output_matches(block.expected, res["stdout"]):
-            problems.append(f"{where}: printed\n{res['stdout']}\nbut {page}:{block.expected_line} shows\n"
-                            f"{block.expected}")
+            problems.append(
+                f"{where}: printed\n{res['stdout']}\nbut {page}:{block.expected_line} shows\n"
+                f"{block.expected}"
+            )
         for (line, _, want), got in zip(block.chunks, res["chunks"]):
             if want and not output_matches(want, got):
                 problems.append(f"{page}:{line}: printed\n{got}\nbut the page shows\n{want}")
@@ -356,7 +390,10 @@ def page_runs(tmp_path_factory):
     """Every page started at once (one process each, as many at a time as there are cores)."""
     workers = max(1, min(len(PAGES), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {page: pool.submit(run_page, page, tmp_path_factory.mktemp(Path(page).stem)) for page in PAGES}
+        futures = {
+            page: pool.submit(run_page, page, tmp_path_factory.mktemp(Path(page).stem))
+            for page in PAGES
+        }
         yield futures
 
 
@@ -385,10 +422,12 @@ def test_no_page_hides_a_block_from_the_runner():
         indented = [i + 1 for i, line in enumerate(text.splitlines()) if re.match(r"^\s+```", line)]
         assert not indented, f"{page}: indented code fences at lines {indented}"
         unknown = {lang for lang, *_ in fenced_blocks(text)} - {*PYTHON, *SHELL, *OUTPUT}
-        assert not unknown, f"{page}: code blocks in {sorted(unknown)}, which the docs test does not know"
+        assert not unknown, (
+            f"{page}: code blocks in {sorted(unknown)}, which the docs test does not know"
+        )
 
 
-PAGE = textwrap.dedent('''
+PAGE = textwrap.dedent("""
     Intro.
 
     ```python
@@ -422,15 +461,25 @@ PAGE = textwrap.dedent('''
     # docs-test: not run (slow)
     long_running()
     ```
-''')
+""")
 
 
 def test_page_parsing():
     python, doctest, shell, slow = page_blocks(PAGE)
-    assert (python.kind, python.line, python.expected, python.expected_line) == ("python", 5, "20", 13)
-    assert [c[1:] for c in doctest.chunks] == [("x + 0.5", "2.5"), ("for i in range(2):\n    print(i)", "0\n1")]
-    assert shell.commands == ['mixedmodels fit "y ~ 1 + (1|g)" --data d',
-                              "mixedmodels scan --bed geno --out results.tsv"]
+    assert (python.kind, python.line, python.expected, python.expected_line) == (
+        "python",
+        5,
+        "20",
+        13,
+    )
+    assert [c[1:] for c in doctest.chunks] == [
+        ("x + 0.5", "2.5"),
+        ("for i in range(2):\n    print(i)", "0\n1"),
+    ]
+    assert shell.commands == [
+        'mixedmodels fit "y ~ 1 + (1|g)" --data d',
+        "mixedmodels scan --bed geno --out results.tsv",
+    ]
     assert slow.not_run and not python.not_run
 
 
@@ -443,7 +492,9 @@ def test_output_comparison():
     assert output_matches("head 1 ... tail 3", "head 1 x y z tail 3")
     assert not output_matches("head 1 ... tail 3", "head 1 x y z tail 4")
     assert output_matches("7.0724e-10", "7.0731e-10") and not output_matches("7.07e-10", "7.2e-10")
-    assert numbers_match("pheno1 0.679, pheno2 0.028", "pheno1    0.678912\npheno2    0.028301\ndtype: float64")
+    assert numbers_match(
+        "pheno1 0.679, pheno2 0.028", "pheno1    0.678912\npheno2    0.028301\ndtype: float64"
+    )
     assert not numbers_match("0.6778", "0.6812")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -13,12 +13,14 @@ from mixedmodels import plots
 from mixedmodels.printing import observation_values
 
 
-@lru_cache(maxsize=None)
+@cache
 def sleep():
-    return mm.LinearMixedModel("Reaction ~ 1 + Days + (1 + Days|Subject)", mm.datasets.load("sleepstudy")).fit()
+    return mm.LinearMixedModel(
+        "Reaction ~ 1 + Days + (1 + Days|Subject)", mm.datasets.load("sleepstudy")
+    ).fit()
 
 
-@lru_cache(maxsize=None)
+@cache
 def many_levels(n_levels: int = 400):
     rng = np.random.default_rng(7)
     g = np.repeat(np.arange(n_levels), 3)
@@ -53,7 +55,9 @@ def test_caterpillar_of_hundreds_of_levels_shows_the_extremes():
     ranked = modes.sort_values(kind="stable")
     expected = [*ranked.index[:20], *ranked.index[-20:]]
     assert [t.get_text() for t in ax.get_yticklabels()] == [str(v) for v in expected]
-    np.testing.assert_allclose(errorbar_points(ax)[:, 0], ranked.iloc[np.r_[0:20, -20:0]].to_numpy())
+    np.testing.assert_allclose(
+        errorbar_points(ax)[:, 0], ranked.iloc[np.r_[0:20, -20:0]].to_numpy()
+    )
     assert "20 lowest and 20 highest of 400 levels" in fig.get_suptitle()
     assert fig.get_figheight() <= plots.MAX_HEIGHT
 
@@ -65,7 +69,9 @@ def test_caterpillar_with_every_level_caps_the_height():
     assert len(errorbar_points(ax)) == 400
     assert fig.get_figheight() <= plots.MAX_HEIGHT
     assert len(ax.get_yticklabels()) == 0
-    assert plots.caterpillar_plot(m).get_figheight() <= plots.MAX_HEIGHT  # the default keeps 60 levels
+    assert (
+        plots.caterpillar_plot(m).get_figheight() <= plots.MAX_HEIGHT
+    )  # the default keeps 60 levels
 
 
 def test_qq_plot_draws_sorted_modes_against_normal_quantiles():
@@ -79,8 +85,11 @@ def test_qq_plot_draws_sorted_modes_against_normal_quantiles():
 @pytest.mark.parametrize("generalised", [False, True])
 def test_residual_plot_draws_residuals_against_fitted(generalised):
     if generalised:
-        m = mm.GeneralizedLinearMixedModel("cbind(incidence, size - incidence) ~ 1 + period + (1|herd)",
-                                           mm.datasets.load("cbpp"), family="binomial").fit()
+        m = mm.GeneralizedLinearMixedModel(
+            "cbind(incidence, size - incidence) ~ 1 + period + (1|herd)",
+            mm.datasets.load("cbpp"),
+            family="binomial",
+        ).fit()
     else:
         m = sleep()
     fig = plots.residual_plot(m)
