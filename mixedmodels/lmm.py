@@ -469,7 +469,8 @@ class LinearMixedModel(InferenceMixin, MixedModel):
     def varcorr(self, form: str = "wide") -> pd.DataFrame:
         """Variance components.
 
-        ``form="wide"``: group, name, variance, std. dev., correlations;
+        ``form="wide"``: group, name, variance, std. dev. and ``corr_1 … corr_{k-1}``
+        (the full lower triangle of each term's correlations, as lme4 prints it);
         ``form="long"``: lme4's grp, var1, var2, vcov, sdcor.
         """
         self.require_fit("varcorr")

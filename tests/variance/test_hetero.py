@@ -217,14 +217,14 @@ def test_offset_in_the_mean_formula(sleepstudy):
     np.testing.assert_allclose(with_offset.fitted(), plain.fitted() + 2 * sleepstudy["Days"], rtol=1e-9)
 
 
-def test_linear_mixed_model_dispatches_on_dispformula():
+def test_a_dispformula_is_the_heteroskedastic_class():
     import mixedmodels as mm
 
     sleep = mm.datasets.load("sleepstudy")
-    m = mm.LinearMixedModel("Reaction ~ 1 + Days + (1|Subject)", sleep, dispformula="~ 1 + Days").fit()
-    assert type(m).__name__ == "HeteroskedasticMixedModel"
+    m = mm.HeteroskedasticMixedModel("Reaction ~ 1 + Days + (1|Subject)", sleep, dispformula="~ 1 + Days").fit()
+    assert isinstance(m, mm.MixedModel)
     assert m.objective == pytest.approx(1783.82375860569, rel=1e-6)  # glmmTMB, tests/variance/data
-    hlm = mm.LinearMixedModel("Reaction ~ 1 + Days", sleep, dispformula="~ 1 + Days").fit()
+    hlm = mm.HeteroskedasticMixedModel("Reaction ~ 1 + Days", sleep, dispformula="~ 1 + Days").fit()
     assert np.isfinite(hlm.objective)
-    with pytest.raises(mm.MixedModelsError, match="maximum likelihood only"):
-        mm.LinearMixedModel("Reaction ~ 1 + Days + (1|Subject)", sleep, dispformula="~ 1", reml=True)
+    with pytest.raises(mm.MixedModelsError, match="HeteroskedasticMixedModel"):
+        mm.LinearMixedModel("Reaction ~ 1 + Days + (1|Subject)", sleep, dispformula="~ 1")
