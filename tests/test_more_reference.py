@@ -36,8 +36,13 @@ def relative_covariances(m, theta) -> np.ndarray:
 def test_more_models(name):
     ref = MORE[name]
     m = fit(ref)
-    obj = ref["objective"]
-    assert obj - 1e-4 * abs(obj) <= m.objective <= obj + 1e-6 * abs(obj)
+    obj, best = ref["objective"], ref["best_objective"]
+    # never above lme4's default, never below the best of lme4's optimizers (allFit)
+    assert best - 1e-6 * abs(best) <= m.objective <= obj + 1e-6 * abs(obj)
+    if m.objective < obj - 1e-4 * abs(obj):
+        # a better optimum than lme4's default stop (grouse_lmm_slope: 871.60 against 882.66, which every
+        # other lme4 optimizer confirms): the estimates are not comparable with lme4's default fit
+        return
     if m.issingular:
         # on the boundary λ is not unique (a zero standard deviation leaves a correlation of ±1 and
         # only λλ' identified): compare the relative covariance matrices instead of θ
