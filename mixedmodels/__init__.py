@@ -24,6 +24,9 @@ _LAZY = {
     "MixedModelsError": "mixedmodels.errors",
     "FormulaError": "mixedmodels.errors",
     "DataError": "mixedmodels.errors",
+    "ConvergenceError": "mixedmodels.errors",
+    "ConvergenceWarning": "mixedmodels.errors",
+    "SingularFitWarning": "mixedmodels.errors",
 }
 _SUBMODULES = {"datasets", "families", "genetics", "variance", "inference", "plots"}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MixedModelsError", "FormulaError", "DataError", "ConvergenceError"]
+__all__ = ["MixedModelsError", "FormulaError", "DataError", "ConvergenceError", "ConvergenceWarning", "SingularFitWarning"]
 
 
 class MixedModelsError(ValueError):
@@ -19,3 +19,15 @@ class DataError(MixedModelsError):
 
 class ConvergenceError(MixedModelsError, RuntimeError):
     """An iterative algorithm (PIRLS, an optimizer) failed to converge."""
+
+
+class ConvergenceWarning(UserWarning):
+    """After the post-fit check and its restarts, the optimum looks unreached or not identified."""
+
+
+class SingularFitWarning(UserWarning):
+    """The optimum lies on the boundary: some random-effect standard deviation is zero.
+
+    Not a convergence failure (the fit is at its optimum), so not a
+    :class:`ConvergenceWarning`; filter it with ``warnings.simplefilter("ignore", SingularFitWarning)``.
+    """

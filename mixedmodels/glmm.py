@@ -47,6 +47,7 @@ from .lmm import (
     split_b,
     term_order,
 )
+from .convergence import ensure_converged
 from .optimize import minimize
 from .optsummary import OptSummary
 from .pirls import glm_start, pirls
@@ -327,6 +328,7 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         self.fast, self.nagq = True, 1
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
         minimize(self._guarded(self._fast_objective), stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
+        ensure_converged(self._guarded(self._fast_objective), stage1, policy=settings, names=self.lmm.theta_names, final=fast)
         self._fast_objective(stage1.final)
         stage1.fmin = self.laplace_objective()
         self.optsum_fast = stage1
@@ -362,6 +364,8 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         objective = self._guarded(lambda x: self._full_objective(to_params(x)))
         minimize(objective, stage2, verbose=verbose, progress=progress,
                  label="GLMM fit", start=start, to_params=to_params)
+        ensure_converged(objective, stage2, policy=settings, names=self.lmm.theta_names + self.coefnames,
+                         start=start, to_params=to_params)
         self._full_objective(stage2.final)
         self.optsum = stage2
 

@@ -30,6 +30,7 @@ from .blocks import CholeskyFailed, PenalizedSystem
 from .errors import DataError, MixedModelsError
 from .fitstats import FitStatistics
 from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
+from .convergence import ensure_converged
 from .optimize import minimize
 from .optsummary import OptSummary
 from .structure import ModelStructure, build_structure
@@ -251,6 +252,7 @@ class LinearMixedModel(FitStatistics, InferenceMixin):
         self._first_value: float | None = None
         with blas_threads_for(self.system.dense_dim):
             minimize(self._safe_objective, self.optsum, verbose=verbose, progress=progress, label="LMM fit")
+            ensure_converged(self._safe_objective, self.optsum, names=self.theta_names)
         self._settle_boundary()
         self.objective_at(self.optsum.final)
         return self

@@ -59,8 +59,10 @@ def test_verbose_prints_one_line_per_evaluation(model, capsys):
 
 
 def test_maxfeval_limits_and_is_reported(model):
-    model.optsum.maxfeval = 10
-    model.fit()
+    model.optsum.maxfeval = 10  # a budget for all runs: no restart is left, and the check says so
+    with pytest.warns(mm.ConvergenceWarning, match="may not have reached the optimum"):
+        model.fit()
+    assert model.optsum.convergence == "not converged" and model.optsum.restarts == 0
     assert model.optsum.feval == 10 and model.optsum.returnvalue == "MAXEVAL_REACHED"
 
 
@@ -83,6 +85,7 @@ def test_roundoff_limited_is_a_normal_end(model, monkeypatch):
         return original(theta)
 
     monkeypatch.setattr(model, "_safe_objective", objective)
+    model.optsum.check_convergence = False  # the run's own end, before any check or restart
     model.fit()
     assert model.optsum.returnvalue == "ROUNDOFF_LIMITED"
     assert np.isfinite(model.objective) and model.optsum.feval == 29

@@ -1,0 +1,336 @@
+"""Is the optimum reached?  A cheap post-fit check, automatic restarts, and true warnings.
+
+BOBYQA stops when its quadratic model of the objective says it cannot do
+better, which on hard problems (large data with random slopes, many
+uncorrelated terms, components near zero) can be far from the optimum.  After
+a fit, :func:`ensure_converged` looks at the objective around the returned
+point x̂ by finite differences along each coordinate,
+
+* the forward slope dᵢ = (f(x̂ + hᵢeᵢ) − f̂)/hᵢ = gᵢ + Hᵢᵢhᵢ/2 + O(hᵢ²),
+  inward at a lower bound; where it exceeds the gradient tolerance, the
+  central gradient and curvature
+  ``gᵢ ≈ (f(x̂ + hᵢeᵢ) − f(x̂ − hᵢeᵢ)) / 2hᵢ``,
+  ``Hᵢᵢ ≈ (f(x̂ + hᵢeᵢ) − 2f̂ + f(x̂ − hᵢeᵢ)) / hᵢ²``;
+* the predicted decrease of a Newton step along each coordinate,
+  ``gᵢ² / 2Hᵢᵢ``, and the scaled gradient ``gᵢ / Hᵢᵢ`` (the diagonal form
+  of lme4's ``H⁻¹g``): how far, in the parameter's own units, the optimum
+  is from x̂;
+* the boundary: a component on its bound whose inward derivative is
+  negative could still decrease the objective (not converged); one whose
+  inward derivative is positive is a boundary optimum (a singular fit).
+
+This costs n to 2n evaluations of the objective for n parameters (one per
+coordinate where the slope is already below tolerance).  When the check
+fails, the optimizer is restarted from x̂ with fresh steps (lme4's
+``restart_edge`` idea, generalised): BOBYQA with the original initial steps,
+then NEWUOA's bound-constrained variant, then Nelder–Mead, each from the best
+point so far, until the check passes or two consecutive runs agree.  A
+:class:`~mixedmodels.errors.ConvergenceWarning` is issued only if, after the
+restarts, the optimum still looks unreached or not identified (a flat
+direction), and a :class:`~mixedmodels.errors.SingularFitWarning` when it lies
+on the boundary; never for a converged interior fit.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import ConvergenceWarning, SingularFitWarning
+from .optimize import minimize
+from .optsummary import OptSummary
+
+__all__ = ["Check", "check_optimum", "ensure_converged", "RESTART_OPTIMIZERS"]
+
+RESTART_OPTIMIZERS = ("LN_BOBYQA", "LN_NEWUOA_BOUND", "LN_NELDERMEAD")
+"""Algorithms of successive restarts (the first with the original initial steps)."""
+
+STEP = 1e-4
+"""Finite-difference step relative to max(|xᵢ|, 1)."""
+
+DECREASE_TOL = 1e-7
+"""Restart if a Newton step is predicted to lower the objective by more than this times max(|f|, 1)."""
+
+SCALED_GRADIENT_TOL = 1e-3
+"""Warn if |gᵢ / Hᵢᵢ| exceeds this times max(|xᵢ|, 1) after the restarts."""
+
+ROUNDING = 1e-13
+"""Relative accuracy assumed of an objective value (a second difference below it is noise)."""
+
+
+@dataclass
+class Check:
+    """Finite-difference view of the objective around x̂ (all arrays have one entry per parameter).
+
+    ``at_bound`` marks components on their lower bound, where ``gradient``
+    is the one-sided inward slope.  ``curvature`` is NaN where it was not
+    needed (a forward slope below the gradient tolerance: the coordinate is
+    converged whatever its curvature).
+    """
+
+    x: np.ndarray
+    fmin: float
+    gradient: np.ndarray
+    curvature: np.ndarray
+    at_bound: np.ndarray
+    flat: np.ndarray
+    feval: int
+
+    @property
+    def scale(self) -> float:
+        return max(abs(self.fmin), 1.0)
+
+    @property
+    def tolerance(self) -> np.ndarray:
+        """Gradient below which a coordinate is converged: a step of the parameter's own size gains < 1e-7 |f|."""
+        return gradient_tolerance(self.x, self.fmin)
+
+    @property
+    def scaled_gradient(self) -> np.ndarray:
+        """gᵢ / Hᵢᵢ: how far, in the parameter's units, a Newton step would move (0 at a boundary optimum)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(self.curvature > 0, self.gradient / self.curvature, np.nan)
+        return np.where(self.singular | (np.abs(self.gradient) <= self.tolerance), 0.0, out)
+
+    @property
+    def leaves_bound(self) -> np.ndarray:
+        """Components on the bound along which moving inward lowers the objective."""
+        return self.at_bound & (self.gradient < -self.tolerance)
+
+    @property
+    def singular(self) -> np.ndarray:
+        """Components on the bound at a boundary optimum."""
+        return self.at_bound & ~self.leaves_bound
+
+    @property
+    def gains(self) -> np.ndarray:
+        """Predicted decrease gᵢ²/2Hᵢᵢ of a Newton step along each interior coordinate (inf if Hᵢᵢ ≤ 0)."""
+        g, H = self.gradient, self.curvature
+        moving = ~self.at_bound & (np.abs(g) > self.tolerance)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = np.where(H > 0, g**2 / (2.0 * H), np.inf)
+        return np.where(moving, gain, 0.0)
+
+    @property
+    def decrease(self) -> float:
+        return float(self.gains.sum())
+
+    @property
+    def passed(self) -> bool:
+        return self.decrease <= DECREASE_TOL * self.scale and not self.leaves_bound.any()
+
+
+def gradient_tolerance(x: np.ndarray, fmin: float) -> np.ndarray:
+    """|gᵢ| below 1e-7 max(|f|, 1) / max(|xᵢ|, 1): moving xᵢ by its own size would gain less than the tolerance."""
+    return DECREASE_TOL * max(abs(fmin), 1.0) / np.maximum(np.abs(np.asarray(x, dtype=float)), 1.0)
+
+
+# ---- the check -----------------------------------------------------------------------------
+def check_optimum(objective: Callable[[np.ndarray], float], x: np.ndarray, fmin: float, lower: np.ndarray) -> Check:
+    """Gradient (and where needed curvature) of ``objective`` along each coordinate at ``x``.
+
+    ``fmin`` is the objective at ``x`` (known from the fit).  With steps
+    hᵢ = 1e-4 max(|xᵢ|, 1), each coordinate costs one evaluation, the
+    forward (inward, at a bound) slope dᵢ = (f(x̂ + hᵢeᵢ) − f̂)/hᵢ = gᵢ + Hᵢᵢhᵢ/2.
+    If |dᵢ| is below the gradient tolerance the coordinate is converged:
+    either gᵢ is small, or gᵢ ≈ −Hᵢᵢhᵢ/2 and the optimum along it is
+    within hᵢ of x̂.  Otherwise a second evaluation at x̂ − hᵢeᵢ gives the
+    central gradient and the curvature (repeated over a 100 times longer
+    step where the second difference is below the objective's rounding).
+    At a bound one slope decides: negative means the fit can leave the
+    bound.  A coordinate along which f does not change measurably, even
+    over the longer step, is flat.
+    """
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    h = STEP * np.maximum(np.abs(x), 1.0)
+    at_bound = np.isfinite(lower) & (x - lower < h)
+    tol, rounding = gradient_tolerance(x, fmin), ROUNDING * max(abs(fmin), 1.0)
+    g, H, flat = np.empty(n), np.full(n, np.nan), np.zeros(n, dtype=bool)
+    feval = n
+    for i in range(n):
+        f1 = objective(_moved(x, i, h[i]))
+        g[i] = (f1 - fmin) / h[i]
+        if at_bound[i]:
+            continue
+        if abs(g[i]) > tol[i]:
+            g[i], H[i] = _central(objective, x, fmin, i, h[i], f1)
+            feval += 1
+            if abs(H[i]) * h[i] ** 2 >= rounding:
+                continue
+        elif abs(f1 - fmin) > rounding:
+            continue
+        H[i] = _central(objective, x, fmin, i, 100.0 * h[i])[1]
+        flat[i] = H[i] * (100.0 * h[i]) ** 2 < 10.0 * rounding
+        feval += 2
+    return Check(x, float(fmin), g, H, at_bound, flat, feval)
+
+
+def _central(objective, x: np.ndarray, f0: float, i: int, h: float, f_plus: float | None = None) -> tuple[float, float]:
+    """Central first and second differences along coordinate i (``f_plus`` = f(x + h eᵢ) if known)."""
+    f1 = objective(_moved(x, i, h)) if f_plus is None else f_plus
+    f2 = objective(_moved(x, i, -h))
+    return (f1 - f2) / (2.0 * h), (f1 - 2.0 * f0 + f2) / h**2
+
+
+def _moved(x: np.ndarray, i: int, step: float) -> np.ndarray:
+    out = x.copy()
+    out[i] += step
+    return out
+
+
+# ---- coordinates ---------------------------------------------------------------------------
+def _coordinates(to_params: Callable[[np.ndarray], np.ndarray] | None, n: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The map from the model's parameters p back to the optimizer's coordinates x, where p = c + Mx.
+
+    ``minimize`` records the model's parameters; the check and the restarts
+    work in x.  The maps the models use are affine (the GLMM's whitening of
+    β), so M and c are read off ``to_params`` at 0 and the unit vectors.
+    """
+    if to_params is None:
+        return lambda p: np.array(p, dtype=float)
+    c = np.asarray(to_params(np.zeros(n)), dtype=float)
+    M = np.column_stack([to_params(np.eye(n)[i]) - c for i in range(n)])
+    return lambda p: np.linalg.solve(M, np.asarray(p, dtype=float) - c)
+
+
+# ---- restarts ------------------------------------------------------------------------------
+def _run_record(optsum: OptSummary, label: str) -> dict:
+    return {"optimizer": optsum.optimizer, "start": label, "fmin": float(optsum.fmin), "feval": int(optsum.feval),
+            "returnvalue": optsum.returnvalue}
+
+
+def _restart(objective, best: OptSummary, optimizer: str, x: np.ndarray, lower: np.ndarray,
+             initial_step: np.ndarray, to_params, maxfeval: int) -> OptSummary:
+    """One more run of ``optimizer`` from x (optimizer coordinates) with the given initial steps."""
+    run = OptSummary(best.final.copy(), best.lowerbd, optimizer=optimizer, ftol_rel=best.ftol_rel,
+                     ftol_abs=best.ftol_abs, xtol_rel=best.xtol_rel, xtol_abs=best.xtol_abs,
+                     initial_step=initial_step, maxfeval=maxfeval, maxtime=best.maxtime)
+    if optimizer == "LN_NELDERMEAD":  # NLopt's Nelder–Mead stops too early on ftol_rel alone
+        run.xtol_rel = max(run.xtol_rel, 1e-10)
+    x0 = np.where(np.isfinite(lower), np.maximum(x, lower), x)
+    return minimize(objective, run, start=x0, to_params=to_params)
+
+
+def ensure_converged(
+    objective: Callable[[np.ndarray], float],
+    optsum: OptSummary,
+    *,
+    policy: OptSummary | None = None,
+    names: Sequence[str] | None = None,
+    final: bool = True,
+    start: np.ndarray | None = None,
+    to_params: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> OptSummary:
+    """Check the optimum ``minimize`` returned in ``optsum``; restart if it is not reached; warn if still not.
+
+    Parameters
+    ----------
+    objective, start, to_params
+        As given to :func:`~mixedmodels.optimize.minimize` (``start`` only
+        fixes the dimension of the optimizer's coordinates).
+    optsum
+        The finished run's summary; updated in place with the best run's
+        result, the check (``gradient``, ``curvature``,
+        ``scaled_gradient``, ``convergence``), ``restarts`` and ``runs``.
+    policy
+        The summary holding the user's settings (``max_restarts``,
+        ``check_convergence``) when ``optsum`` is a stage's copy; default
+        ``optsum`` itself.  ``optsum.maxfeval``, when set, bounds the
+        evaluations of all runs together (the check's own are not counted).
+    names
+        Parameter names for the warnings.
+    final
+        False for a stage that another one refines (the GLMM's fast stage
+        before the joint one): nothing is done, as the next stage's check
+        covers the same parameters.
+    """
+    policy = optsum if policy is None else policy
+    optsum.check_convergence, optsum.max_restarts = policy.check_convergence, policy.max_restarts
+    if not (final and policy.check_convergence) or not np.all(np.isfinite(optsum.final)):
+        return optsum
+    n = len(optsum.initial if start is None else start)
+    to_x = _coordinates(to_params, n)
+    lower_x = _lower_in_x(optsum.lowerbd, n, to_params)
+    f = lambda x: float(objective(x))  # noqa: E731
+    t0 = time.perf_counter()
+    runs = [_run_record(optsum, "initial")]
+    check = check_optimum(f, to_x(optsum.final), optsum.fmin, lower_x)
+    check_feval, fitlog, feval = check.feval, list(optsum.fitlog), optsum.feval
+    best, winner, previous = optsum, 0, optsum.fmin
+    for k in range(policy.max_restarts):
+        budget = optsum.maxfeval - feval if optsum.maxfeval and optsum.maxfeval > 0 else -1
+        if check.passed or budget == 0:
+            break
+        optimizer = RESTART_OPTIMIZERS[k % len(RESTART_OPTIMIZERS)]
+        step = _fresh_steps(check.x, lower_x, optsum.initial_step, n)
+        run = _restart(f, best, optimizer, check.x, lower_x, step, to_params, budget)
+        runs.append(_run_record(run, f"restart {k + 1} from the best point"))
+        fitlog += run.fitlog
+        feval += run.feval
+        agree = abs(run.fmin - previous) <= DECREASE_TOL * max(abs(run.fmin), 1.0)
+        previous = run.fmin
+        if run.fmin < best.fmin:
+            best, winner = run, k + 1
+            check = check_optimum(f, to_x(best.final), best.fmin, lower_x)
+            check_feval += check.feval
+        if agree:
+            break
+    _record(optsum, best, check, runs, winner, fitlog, feval, check_feval, time.perf_counter() - t0)
+    _warn(check, names, n)
+    return optsum
+
+
+def _lower_in_x(lowerbd: np.ndarray, n: int, to_params) -> np.ndarray:
+    """Bounds in the optimizer's coordinates: the model's bounds on the leading (θ) coordinates, which the maps keep."""
+    out = np.full(n, -np.inf)
+    out[: len(lowerbd)] = lowerbd[:n]
+    return out
+
+
+def _fresh_steps(x: np.ndarray, lower: np.ndarray, original: np.ndarray, n: int) -> np.ndarray:
+    """The run's original initial steps (positive: NLopt needs them so)."""
+    step = np.broadcast_to(np.asarray(original, dtype=float), (n,)).copy()
+    return np.where(step > 0, step, 0.1)
+
+
+def _record(optsum, best, check, runs, winner, fitlog, feval, check_feval, seconds) -> None:
+    if best is not optsum:
+        optsum.final, optsum.fmin, optsum.returnvalue = best.final.copy(), best.fmin, best.returnvalue
+    optsum.fitlog, optsum.feval = fitlog, feval
+    optsum.restarts, optsum.runs, optsum.winner = len(runs) - 1, runs, runs[winner]["optimizer"]
+    optsum.gradient, optsum.curvature = check.gradient.copy(), check.curvature.copy()
+    optsum.scaled_gradient, optsum.check_feval = check.scaled_gradient, check_feval
+    optsum.convergence = _verdict(check)
+    optsum.elapsed += seconds
+
+
+def _verdict(check: Check) -> str:
+    if not check.passed:
+        return "not converged"
+    if check.flat.any():
+        return "flat direction"
+    return "boundary" if check.singular.any() else "converged"
+
+
+def _warn(check: Check, names: Sequence[str] | None, n: int) -> None:
+    names = list(names) if names is not None and len(names) == n else [f"x{i + 1}" for i in range(n)]
+    pick = lambda mask: ", ".join(names[i] for i in np.flatnonzero(mask))  # noqa: E731
+    if not check.passed:
+        worst = int(np.argmax(np.where(check.leaves_bound, np.inf, check.gains)))
+        warnings.warn(
+            f"the optimizer may not have reached the optimum after restarts: gradient {check.gradient[worst]:.3g} "
+            f"and scaled gradient {check.scaled_gradient[worst]:.3g} for {names[worst]} "
+            f"(predicted decrease of the objective {check.decrease:.3g})"
+            + (f"; moving {pick(check.leaves_bound)} off the boundary would lower the objective"
+               if check.leaves_bound.any() else ""),
+            ConvergenceWarning, stacklevel=4)
+    elif check.flat.any():
+        warnings.warn(f"the objective is flat along {pick(check.flat)}: not identified by the data",
+                      ConvergenceWarning, stacklevel=4)
+    if check.singular.any():
+        warnings.warn(f"singular fit: {pick(check.singular)} on the boundary (zero)", SingularFitWarning, stacklevel=4)
