@@ -204,15 +204,14 @@ def _run_record(optsum: OptSummary, label: str) -> dict:
             "returnvalue": optsum.returnvalue}
 
 
-def _restart(objective, best: OptSummary, optimizer: str, x: np.ndarray, lower: np.ndarray,
-             initial_step: np.ndarray, to_params, maxfeval: int) -> OptSummary:
-    """One more run of ``optimizer`` from x (optimizer coordinates) with the given initial steps."""
+def _restart(objective, best: OptSummary, optimizer: str, x0: np.ndarray, initial_step: np.ndarray,
+             to_params, maxfeval: int) -> OptSummary:
+    """One more run of ``optimizer`` from x0 (optimizer coordinates), at most ``maxfeval`` evaluations."""
     run = OptSummary(best.final.copy(), best.lowerbd, optimizer=optimizer, ftol_rel=best.ftol_rel,
                      ftol_abs=best.ftol_abs, xtol_rel=best.xtol_rel, xtol_abs=best.xtol_abs,
                      initial_step=initial_step, maxfeval=maxfeval, maxtime=best.maxtime)
     if optimizer == "LN_NELDERMEAD":  # NLopt's Nelder–Mead stops too early on ftol_rel alone
         run.xtol_rel = max(run.xtol_rel, 1e-10)
-    x0 = np.where(np.isfinite(lower), np.maximum(x, lower), x)
     return minimize(objective, run, start=x0, to_params=to_params)
 
 
@@ -263,12 +262,12 @@ def ensure_converged(
     check_feval, fitlog, feval = check.feval, list(optsum.fitlog), optsum.feval
     best, winner, previous = optsum, 0, optsum.fmin
     for k in range(policy.max_restarts):
-        budget = optsum.maxfeval - feval if optsum.maxfeval and optsum.maxfeval > 0 else -1
+        budget = _budget(optsum.maxfeval, feval, runs[0]["feval"], n)
         if check.passed or budget == 0:
             break
         optimizer = RESTART_OPTIMIZERS[k % len(RESTART_OPTIMIZERS)]
-        step = _fresh_steps(check.x, lower_x, optsum.initial_step, n)
-        run = _restart(f, best, optimizer, check.x, lower_x, step, to_params, budget)
+        x0, step = _fresh_start(check.x, lower_x, optsum.initial_step)
+        run = _restart(f, best, optimizer, x0, step, to_params, budget)
         runs.append(_run_record(run, f"restart {k + 1} from the best point"))
         fitlog += run.fitlog
         feval += run.feval
@@ -292,10 +291,27 @@ def _lower_in_x(lowerbd: np.ndarray, n: int, to_params) -> np.ndarray:
     return out
 
 
-def _fresh_steps(x: np.ndarray, lower: np.ndarray, original: np.ndarray, n: int) -> np.ndarray:
-    """The run's original initial steps (positive: NLopt needs them so)."""
-    step = np.broadcast_to(np.asarray(original, dtype=float), (n,)).copy()
-    return np.where(step > 0, step, 0.1)
+def _budget(maxfeval: int, used: int, first: int, n: int) -> int:
+    """Evaluations a restart may use: what the user's ``maxfeval`` leaves, and at most max(2 × the first run's, 200n)."""
+    cap = max(2 * first, 200 * n)
+    return min(cap, max(maxfeval - used, 0)) if maxfeval and maxfeval > 0 else cap
+
+
+def _fresh_start(x: np.ndarray, lower: np.ndarray, original: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and initial steps of a restart: x̂ with the run's original steps, kept inside the bounds.
+
+    NLopt's BOBYQA moves a start that lies closer to a bound than its first
+    step onto the bound or a step away from it; to restart at x̂ itself the
+    step of such a component is its distance to the bound, or, where that
+    is under a thousandth of the original step, the component starts on
+    the bound (a restart from the edge, as lme4's ``restart_edge``).
+    """
+    step = np.broadcast_to(np.asarray(original, dtype=float), x.shape).copy()
+    step = np.where(step > 0, step, 0.1)
+    gap = np.where(np.isfinite(lower), x - lower, np.inf)
+    edge = gap < 1e-3 * step
+    x0 = np.where(edge, lower, x)
+    return x0, np.where(~edge & (gap < step), gap, step)
 
 
 def _record(optsum, best, check, runs, winner, fitlog, feval, check_feval, seconds) -> None:

@@ -29,13 +29,20 @@ def model_names(kind: str | None = None) -> list[str]:
 
 
 def load(data: str):
-    """Data set ``data`` with R's factors as categoricals in R's level order."""
+    """Data set ``data``: R's factors as categoricals, in R's level order where it matters (fixed effects).
+
+    The levels of grouping factors (hundreds to thousands) are not stored:
+    their order does not change the model, so their text columns simply
+    become categoricals.
+    """
     import pandas as pd
 
     levels = references()["levels"].get(data, {})
     df = pd.read_csv(HARD / f"{data}.csv.gz", dtype={col: str for col in levels})
     for col, lev in levels.items():
         df[col] = pd.Categorical(df[col], categories=lev if isinstance(lev, list) else [lev])
+    for col in df.columns[df.dtypes == object]:
+        df[col] = df[col].astype("category")
     return df
 
 

@@ -8,7 +8,7 @@ suppressPackageStartupMessages({
   library(optimx); library(dfoptim)
 })
 outdir <- "tests/data/hard"
-reffile <- "tests/data/hard/hard_models.json"
+reffile <- Sys.getenv("HARD_MODELS_JSON", "tests/data/hard/hard_models.json")  # another file for a parallel run
 dir.create(outdir, showWarnings = FALSE, recursive = TRUE)
 
 unorder <- function(df) { for (n in names(df)) if (is.factor(df[[n]])) df[[n]] <- factor(df[[n]], ordered = FALSE); df }
@@ -27,6 +27,12 @@ datasets <- list(
   star = function() { d <- unorder(star); d[, c("math", "gr", "sx", "eth", "cltype", "yrs", "id", "tch", "sch")] },
   egsingle = function() egsingle[, c("math", "year", "female", "black", "hispanic", "childid", "schoolid")],
   oxboys = function() { d <- Oxboys; d$age2 <- d$age^2; d[, c("height", "age", "age2", "Subject")] },
+  # age in months from birth, as a user might enter it: uncentred and large, so the intercept and slope
+  # standard deviations differ by orders of magnitude and are strongly correlated
+  oxboys_months = function() {
+    d <- Oxboys; d$agem <- (d$age + 13) * 12; d$agem2 <- d$agem^2 / 100
+    d[, c("height", "agem", "agem2", "Subject")]
+  },
   guimmun = function() {
     d <- guImmun; d$immun <- as.integer(d$immun == "Y")
     d[, c("immun", "kid2p", "mom25p", "ord", "ethn", "momEd", "husEd", "momWork", "rural", "pcInd81", "mom", "comm")]
@@ -55,6 +61,8 @@ models <- list(
   mk("star_crossed_ml", "star", "math ~ gr + sx + eth + cltype + (1 | id) + (1 | tch) + (1 | sch)"),
   mk("egsingle_growth_reml", "egsingle", "math ~ year + female + black + hispanic + (1 + year | childid) + (1 + year | schoolid)", reml = TRUE),
   mk("oxboys_quadratic_reml", "oxboys", "height ~ age + age2 + (1 + age + age2 | Subject)", reml = TRUE),
+  mk("oxboys_months_linear_reml", "oxboys_months", "height ~ agem + (1 + agem | Subject)", reml = TRUE),
+  mk("oxboys_months_quadratic_reml", "oxboys_months", "height ~ agem + agem2 + (1 + agem + agem2 | Subject)", reml = TRUE),
   mk("hsb82_slope_reml", "hsb82", "mAch ~ meanses * cses + sector * cses + (1 + cses | school)", reml = TRUE),
   mk("exam_slope_ml", "exam", "normexam ~ standLRT + sex + schgend + (1 + standLRT | school)"),
   mk("early_slope_ml", "early", "cog ~ trt * agec + (1 + agec | id)"),
@@ -106,7 +114,7 @@ summarise <- function(spec, d) {
 
 write_data <- function(name) {
   d <- datasets[[name]]()
-  levels <- lapply(Filter(is.factor, d), levels)
+  levels <- lapply(Filter(function(x) is.factor(x) && nlevels(x) <= 100, d), levels)  # grouping factors: order irrelevant
   con <- gzfile(file.path(outdir, paste0(name, ".csv.gz")), "w")
   write.csv(d, con, row.names = FALSE)
   close(con)
