@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -44,7 +44,7 @@ from .errors import ConvergenceWarning, SingularFitWarning
 from .optimize import minimize
 from .optsummary import OptSummary
 
-__all__ = ["Check", "check_optimum", "ensure_converged", "RESTART_OPTIMIZERS"]
+__all__ = ["RESTART_OPTIMIZERS", "Check", "check_optimum", "ensure_converged"]
 
 RESTART_OPTIMIZERS = ("LN_BOBYQA", "LN_NEWUOA_BOUND", "LN_NELDERMEAD")
 """Algorithms of successive restarts (the first with the original initial steps)."""
@@ -130,7 +130,9 @@ def gradient_tolerance(x: np.ndarray, fmin: float) -> np.ndarray:
 
 
 # ---- the check -----------------------------------------------------------------------------
-def check_optimum(objective: Callable[[np.ndarray], float], x: np.ndarray, fmin: float, lower: np.ndarray) -> Check:
+def check_optimum(
+    objective: Callable[[np.ndarray], float], x: np.ndarray, fmin: float, lower: np.ndarray
+) -> Check:
     """Gradient (and where needed curvature) of ``objective`` along each coordinate at ``x``.
 
     ``fmin`` is the objective at ``x`` (known from the fit).  With steps
@@ -170,7 +172,9 @@ def check_optimum(objective: Callable[[np.ndarray], float], x: np.ndarray, fmin:
     return Check(x, float(fmin), g, H, at_bound, flat, feval)
 
 
-def _central(objective, x: np.ndarray, f0: float, i: int, h: float, f_plus: float | None = None) -> tuple[float, float]:
+def _central(
+    objective, x: np.ndarray, f0: float, i: int, h: float, f_plus: float | None = None
+) -> tuple[float, float]:
     """Central first and second differences along coordinate i (``f_plus`` = f(x + h eᵢ) if known)."""
     f1 = objective(_moved(x, i, h)) if f_plus is None else f_plus
     f2 = objective(_moved(x, i, -h))
@@ -184,7 +188,9 @@ def _moved(x: np.ndarray, i: int, step: float) -> np.ndarray:
 
 
 # ---- coordinates ---------------------------------------------------------------------------
-def _coordinates(to_params: Callable[[np.ndarray], np.ndarray] | None, n: int) -> Callable[[np.ndarray], np.ndarray]:
+def _coordinates(
+    to_params: Callable[[np.ndarray], np.ndarray] | None, n: int
+) -> Callable[[np.ndarray], np.ndarray]:
     """The map from the model's parameters p back to the optimizer's coordinates x, where p = c + Mx.
 
     ``minimize`` records the model's parameters; the check and the restarts
@@ -200,16 +206,37 @@ def _coordinates(to_params: Callable[[np.ndarray], np.ndarray] | None, n: int) -
 
 # ---- restarts ------------------------------------------------------------------------------
 def _run_record(optsum: OptSummary, label: str) -> dict:
-    return {"optimizer": optsum.optimizer, "start": label, "fmin": float(optsum.fmin), "feval": int(optsum.feval),
-            "returnvalue": optsum.returnvalue}
+    return {
+        "optimizer": optsum.optimizer,
+        "start": label,
+        "fmin": float(optsum.fmin),
+        "feval": int(optsum.feval),
+        "returnvalue": optsum.returnvalue,
+    }
 
 
-def _restart(objective, best: OptSummary, optimizer: str, x0: np.ndarray, initial_step: np.ndarray,
-             to_params, maxfeval: int) -> OptSummary:
+def _restart(
+    objective,
+    best: OptSummary,
+    optimizer: str,
+    x0: np.ndarray,
+    initial_step: np.ndarray,
+    to_params,
+    maxfeval: int,
+) -> OptSummary:
     """One more run of ``optimizer`` from x0 (optimizer coordinates), at most ``maxfeval`` evaluations."""
-    run = OptSummary(best.final.copy(), best.lowerbd, optimizer=optimizer, ftol_rel=best.ftol_rel,
-                     ftol_abs=best.ftol_abs, xtol_rel=best.xtol_rel, xtol_abs=best.xtol_abs,
-                     initial_step=initial_step, maxfeval=maxfeval, maxtime=best.maxtime)
+    run = OptSummary(
+        best.final.copy(),
+        best.lowerbd,
+        optimizer=optimizer,
+        ftol_rel=best.ftol_rel,
+        ftol_abs=best.ftol_abs,
+        xtol_rel=best.xtol_rel,
+        xtol_abs=best.xtol_abs,
+        initial_step=initial_step,
+        maxfeval=maxfeval,
+        maxtime=best.maxtime,
+    )
     if optimizer == "LN_NELDERMEAD":  # NLopt's Nelder–Mead stops too early on ftol_rel alone
         run.xtol_rel = max(run.xtol_rel, 1e-10)
     return minimize(objective, run, start=x0, to_params=to_params)
@@ -255,33 +282,118 @@ def ensure_converged(
     n = len(optsum.initial if start is None else start)
     to_x = _coordinates(to_params, n)
     lower_x = _lower_in_x(optsum.lowerbd, n, to_params)
-    f = lambda x: float(objective(x))  # noqa: E731
+    f = lambda x: float(objective(x))
     t0 = time.perf_counter()
-    runs = [_run_record(optsum, "initial")]
-    check = check_optimum(f, to_x(optsum.final), optsum.fmin, lower_x)
-    check_feval, fitlog, feval = check.feval, list(optsum.fitlog), optsum.feval
-    best, winner, previous = optsum, 0, optsum.fmin
-    for k in range(policy.max_restarts):
-        budget = _budget(optsum.maxfeval, feval, runs[0]["feval"], n)
-        if check.passed or budget == 0:
+    state = _Runs(optsum, check_optimum(f, to_x(optsum.final), optsum.fmin, lower_x))
+    for _ in range(policy.max_restarts):
+        plan = _next_run(state, lower_x, optsum.initial_step)
+        budget = _budget(optsum.maxfeval, state.feval, state.runs[0]["feval"], n)
+        if plan is None or budget == 0:
             break
-        optimizer = RESTART_OPTIMIZERS[k % len(RESTART_OPTIMIZERS)]
-        x0, step = _fresh_start(check.x, lower_x, optsum.initial_step)
-        run = _restart(f, best, optimizer, x0, step, to_params, budget)
-        runs.append(_run_record(run, f"restart {k + 1} from the best point"))
-        fitlog += run.fitlog
-        feval += run.feval
-        agree = abs(run.fmin - previous) <= DECREASE_TOL * max(abs(run.fmin), 1.0)
-        previous = run.fmin
-        if run.fmin < best.fmin:
-            best, winner = run, k + 1
-            check = check_optimum(f, to_x(best.final), best.fmin, lower_x)
-            check_feval += check.feval
-        if agree:
-            break
-    _record(optsum, best, check, runs, winner, fitlog, feval, check_feval, time.perf_counter() - t0)
-    _warn(check, names, n)
+        optimizer, x0, step, label = plan
+        run = _restart(f, state.best, optimizer, x0, step, to_params, budget)
+        if not state.add(run, label, f, to_x, lower_x):
+            break  # two consecutive runs agree
+    state.record(optsum, time.perf_counter() - t0)
+    _warn(state.check, names, n)
     return optsum
+
+
+class _Runs:
+    """The runs so far: the best one, its check, and the evaluations of all."""
+
+    def __init__(self, first: OptSummary, check: Check):
+        self.best, self.check, self.winner = first, check, 0
+        self.runs = [_run_record(first, "initial")]
+        self.fitlog, self.feval, self.check_feval = list(first.fitlog), first.feval, check.feval
+        self.edge_tried = False
+
+    def add(self, run: OptSummary, label: str, f, to_x, lower_x) -> bool:
+        """Take a restart's result; True if it lowered the best objective by more than the tolerance."""
+        self.runs.append(_run_record(run, label))
+        self.fitlog += run.fitlog
+        self.feval += run.feval
+        improved = run.fmin < self.best.fmin - DECREASE_TOL * max(abs(run.fmin), 1.0)
+        if run.fmin < self.best.fmin:
+            self.best, self.winner = run, len(self.runs) - 1
+            self.check = check_optimum(f, to_x(run.final), run.fmin, lower_x)
+            self.check_feval += self.check.feval
+        return improved
+
+    def record(self, optsum: OptSummary, seconds: float) -> None:
+        """Write the best run's result, the check and the history into ``optsum``."""
+        if self.best is not optsum:
+            optsum.final, optsum.fmin, optsum.returnvalue = (
+                self.best.final.copy(),
+                self.best.fmin,
+                self.best.returnvalue,
+            )
+        optsum.fitlog, optsum.feval = self.fitlog, self.feval
+        optsum.restarts, optsum.runs, optsum.winner = (
+            len(self.runs) - 1,
+            self.runs,
+            self.runs[self.winner]["optimizer"],
+        )
+        optsum.gradient, optsum.curvature = self.check.gradient.copy(), self.check.curvature.copy()
+        optsum.scaled_gradient, optsum.check_feval = self.check.scaled_gradient, self.check_feval
+        optsum.convergence = _verdict(self.check)
+        optsum.elapsed += seconds
+
+
+def _next_run(state: _Runs, lower: np.ndarray, original_step: np.ndarray):
+    """(optimizer, start, steps, label) of the next restart, or None when there is nothing to do.
+
+    A failed check, or a restart that just improved the objective (to be
+    confirmed), calls for the next algorithm in :data:`RESTART_OPTIMIZERS`
+    from the best point.  A passed check on the boundary of a vector-valued
+    term calls, once, for Nelder–Mead from the boundary pushed inward: such
+    edges are often local optima that BOBYQA, restarted there, returns to.
+    """
+    check = state.check
+    edge = check.singular & _in_vector_term(lower)
+    if check.passed and edge.any() and not state.edge_tried:
+        state.edge_tried = True
+        x0, step = _edge_start(check.x, edge, original_step)
+        return (
+            "LN_NELDERMEAD",
+            x0,
+            step,
+            "edge: Nelder-Mead from the boundary components pushed inward",
+        )
+    if check.passed and len(state.runs) == 1:
+        return None
+    k = sum(1 for r in state.runs[1:] if not r["start"].startswith("edge"))
+    x0, step = _fresh_start(check.x, lower, original_step)
+    return (
+        RESTART_OPTIMIZERS[k % len(RESTART_OPTIMIZERS)],
+        x0,
+        step,
+        "from the best point, fresh steps",
+    )
+
+
+def _in_vector_term(lower: np.ndarray) -> np.ndarray:
+    """Bounded components next to an unbounded one: in lme4's order of θ, the diagonal of a vector-valued term.
+
+    (θ lists each term's lower triangle by columns, so every diagonal
+    element of a term with two or more columns neighbours an off-diagonal,
+    whose bound is -∞; a scalar term's neighbours are other diagonals.)
+    """
+    unbounded = ~np.isfinite(lower)
+    beside = np.zeros_like(unbounded)
+    beside[1:] |= unbounded[:-1]
+    beside[:-1] |= unbounded[1:]
+    return np.isfinite(lower) & beside
+
+
+def _edge_start(
+    x: np.ndarray, edge: np.ndarray, original_step: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """x̂ with the ``edge`` components moved to a tenth of their original step, and steps that keep inside."""
+    step = np.broadcast_to(np.asarray(original_step, dtype=float), x.shape).copy()
+    step = np.where(step > 0, step, 0.1)
+    x0 = np.where(edge, x + 0.1 * step, x)
+    return x0, np.where(edge, 0.1 * step, step)
 
 
 def _lower_in_x(lowerbd: np.ndarray, n: int, to_params) -> np.ndarray:
@@ -297,7 +409,9 @@ def _budget(maxfeval: int, used: int, first: int, n: int) -> int:
     return min(cap, max(maxfeval - used, 0)) if maxfeval and maxfeval > 0 else cap
 
 
-def _fresh_start(x: np.ndarray, lower: np.ndarray, original: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _fresh_start(
+    x: np.ndarray, lower: np.ndarray, original: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Start and initial steps of a restart: x̂ with the run's original steps, kept inside the bounds.
 
     NLopt's BOBYQA moves a start that lies closer to a bound than its first
@@ -314,17 +428,6 @@ def _fresh_start(x: np.ndarray, lower: np.ndarray, original: np.ndarray) -> tupl
     return x0, np.where(~edge & (gap < step), gap, step)
 
 
-def _record(optsum, best, check, runs, winner, fitlog, feval, check_feval, seconds) -> None:
-    if best is not optsum:
-        optsum.final, optsum.fmin, optsum.returnvalue = best.final.copy(), best.fmin, best.returnvalue
-    optsum.fitlog, optsum.feval = fitlog, feval
-    optsum.restarts, optsum.runs, optsum.winner = len(runs) - 1, runs, runs[winner]["optimizer"]
-    optsum.gradient, optsum.curvature = check.gradient.copy(), check.curvature.copy()
-    optsum.scaled_gradient, optsum.check_feval = check.scaled_gradient, check_feval
-    optsum.convergence = _verdict(check)
-    optsum.elapsed += seconds
-
-
 def _verdict(check: Check) -> str:
     if not check.passed:
         return "not converged"
@@ -334,19 +437,33 @@ def _verdict(check: Check) -> str:
 
 
 def _warn(check: Check, names: Sequence[str] | None, n: int) -> None:
-    names = list(names) if names is not None and len(names) == n else [f"x{i + 1}" for i in range(n)]
-    pick = lambda mask: ", ".join(names[i] for i in np.flatnonzero(mask))  # noqa: E731
+    names = (
+        list(names) if names is not None and len(names) == n else [f"x{i + 1}" for i in range(n)]
+    )
+    pick = lambda mask: ", ".join(names[i] for i in np.flatnonzero(mask))
     if not check.passed:
         worst = int(np.argmax(np.where(check.leaves_bound, np.inf, check.gains)))
         warnings.warn(
             f"the optimizer may not have reached the optimum after restarts: gradient {check.gradient[worst]:.3g} "
             f"and scaled gradient {check.scaled_gradient[worst]:.3g} for {names[worst]} "
             f"(predicted decrease of the objective {check.decrease:.3g})"
-            + (f"; moving {pick(check.leaves_bound)} off the boundary would lower the objective"
-               if check.leaves_bound.any() else ""),
-            ConvergenceWarning, stacklevel=4)
+            + (
+                f"; moving {pick(check.leaves_bound)} off the boundary would lower the objective"
+                if check.leaves_bound.any()
+                else ""
+            ),
+            ConvergenceWarning,
+            stacklevel=4,
+        )
     elif check.flat.any():
-        warnings.warn(f"the objective is flat along {pick(check.flat)}: not identified by the data",
-                      ConvergenceWarning, stacklevel=4)
+        warnings.warn(
+            f"the objective is flat along {pick(check.flat)}: not identified by the data",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
     if check.singular.any():
-        warnings.warn(f"singular fit: {pick(check.singular)} on the boundary (zero)", SingularFitWarning, stacklevel=4)
+        warnings.warn(
+            f"singular fit: {pick(check.singular)} on the boundary (zero)",
+            SingularFitWarning,
+            stacklevel=4,
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MixedModelsError", "FormulaError", "DataError", "ConvergenceError", "ConvergenceWarning", "SingularFitWarning"]
+__all__ = ["ConvergenceError", "ConvergenceWarning", "DataError", "FormulaError", "MixedModelsError", "SingularFitWarning"]
 
 
 class MixedModelsError(ValueError):

@@ -35,6 +35,7 @@ import pandas as pd
 import scipy.linalg as sla
 
 from .blocks import CholeskyFailed
+from .convergence import ensure_converged
 from .errors import ConvergenceError, DataError, MixedModelsError
 from .families import Bernoulli, Binomial, Family, get_family
 from .fitstats import FitStatistics
@@ -47,7 +48,6 @@ from .lmm import (
     split_b,
     term_order,
 )
-from .convergence import ensure_converged
 from .optimize import minimize
 from .optsummary import OptSummary
 from .pirls import glm_start, pirls

@@ -27,10 +27,10 @@ import pandas as pd
 import scipy.linalg as sla
 
 from .blocks import CholeskyFailed, PenalizedSystem
+from .convergence import ensure_converged
 from .errors import DataError, MixedModelsError
 from .fitstats import FitStatistics
 from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
-from .convergence import ensure_converged
 from .optimize import minimize
 from .optsummary import OptSummary
 from .structure import ModelStructure, build_structure

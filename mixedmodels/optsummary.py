@@ -112,7 +112,7 @@ class OptSummary:
         if self.final is None:
             self.final = self.initial.copy()
 
-    def use_lme4_settings(self) -> "OptSummary":
+    def use_lme4_settings(self) -> OptSummary:
         """Stop as lme4's default ``nloptwrap`` does: xtol_rel 1e-4 (nloptr's default), xtol_abs and ftol_abs 1e-8.
 
         With the same start and initial steps, BOBYQA then follows lme4's path
@@ -128,7 +128,7 @@ class OptSummary:
 
     # ---- display ---------------------------------------------------------------
     def rows(self) -> list[tuple[str, str]]:
-        fmt = lambda a: "[" + ", ".join(f"{v:.6g}" for v in np.atleast_1d(a)) + "]"  # noqa: E731
+        fmt = lambda a: "[" + ", ".join(f"{v:.6g}" for v in np.atleast_1d(a)) + "]"
         return [
             ("Initial parameter vector", fmt(self.initial)),
             ("Initial objective value", f"{self.finitial:.10g}"),
@@ -201,7 +201,7 @@ class OptSummary:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "OptSummary":
+    def from_dict(cls, d: dict[str, Any]) -> OptSummary:
         arrays = {k: np.asarray(d[k], dtype=float) for k in cls._ARRAYS}
         scalars = {k: d[k] for k in cls._SCALARS if k in d}
         optional = {k: _none_to_nan(d[k]) for k in cls._OPTIONAL_ARRAYS if d.get(k) is not None}
@@ -211,7 +211,7 @@ class OptSummary:
         return out
 
     @classmethod
-    def load(cls, path: str | Path) -> "OptSummary":
+    def load(cls, path: str | Path) -> OptSummary:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import warnings
 
+import hard_models as hm
 import numpy as np
 import pytest
+from reference_data import reference
 
-import hard_models as hm
 import mixedmodels as mm
 from mixedmodels.convergence import _coordinates, check_optimum, ensure_converged
 from mixedmodels.optimize import minimize
 from mixedmodels.optsummary import OptSummary
-from reference_data import reference
 
 # hard models that fit in a few seconds each (the others are in test_slow_hard_models)
 FAST_HARD = ["chem97_slope_reml", "early_slope_ml", "oxboys_months_linear_reml", "oxboys_quadratic_reml",
@@ -76,7 +76,7 @@ def test_check_at_a_bound_tells_a_boundary_optimum_from_a_stop_short_of_the_inte
 
 
 def test_check_finds_a_flat_direction_but_not_a_shallow_one():
-    shallow_and_flat = lambda x: float((x[0] - 1.0) ** 2 + 1e-3 * x[1] ** 2 + 0.0 * x[2]) + 1000.0  # noqa: E731
+    shallow_and_flat = lambda x: float((x[0] - 1.0) ** 2 + 1e-3 * x[1] ** 2 + 0.0 * x[2]) + 1000.0
     c = check_optimum(shallow_and_flat, np.zeros(3) + [1.0, 0.0, 0.0], 1000.0, np.full(3, -np.inf))
     assert c.passed and c.flat.tolist() == [False, False, True]
     assert c.curvature[1] == pytest.approx(2e-3, rel=1e-3)  # measured again over the longer step
@@ -174,15 +174,15 @@ def test_hard_model_reaches_the_best_reference(name):
 
 
 def test_restart_recovers_the_optimum_the_first_run_misses():
-    """Age in months: our first BOBYQA run stops 0.06 above the optimum; the check sees it and one restart fixes it."""
+    """Age in months: our first BOBYQA run stops 0.009 above the optimum; the check sees it and a restart fixes it."""
     ref = hm.reference("oxboys_months_linear_reml")
     m = hm.build("oxboys_months_linear_reml")
     m.optsum.max_restarts = 0
     with pytest.warns(mm.ConvergenceWarning, match="may not have reached"):
         m.fit()
-    assert m.objective > ref["reference_objective"] + 1e-2
+    assert m.objective > ref["reference_objective"] + 1e-3
     m = reaches("oxboys_months_linear_reml")
-    assert m.optsum.restarts == 1 and m.optsum.runs[1]["fmin"] < m.optsum.runs[0]["fmin"] - 1e-2
+    assert m.optsum.restarts >= 1 and m.optsum.runs[1]["fmin"] < m.optsum.runs[0]["fmin"] - 1e-3
 
 
 @pytest.mark.slow
