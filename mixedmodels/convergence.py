@@ -23,7 +23,7 @@ This costs n to 2n evaluations of the objective for n parameters (one per
 coordinate where the slope is already below tolerance).  When the check
 fails, the optimizer is restarted from x̂ with fresh steps (lme4's
 ``restart_edge`` idea, generalised): BOBYQA with the original initial steps,
-then NEWUOA's bound-constrained variant, then Nelder–Mead, each from the best
+then Nelder–Mead, then NEWUOA's bound-constrained variant, each from the best
 point so far, until the check passes or two consecutive runs agree.  A
 :class:`~mixedmodels.errors.ConvergenceWarning` is issued only if, after the
 restarts, the optimum still looks unreached or not identified (a flat
@@ -46,7 +46,7 @@ from .optsummary import OptSummary
 
 __all__ = ["RESTART_OPTIMIZERS", "Check", "check_optimum", "ensure_converged"]
 
-RESTART_OPTIMIZERS = ("LN_BOBYQA", "LN_NEWUOA_BOUND", "LN_NELDERMEAD")
+RESTART_OPTIMIZERS = ("LN_BOBYQA", "LN_NELDERMEAD", "LN_NEWUOA_BOUND")
 """Algorithms of successive restarts (the first with the original initial steps)."""
 
 STEP = 1e-4

@@ -22,11 +22,8 @@ from mixedmodels.optsummary import OptSummary
 FAST_HARD = ["chem97_slope_reml", "early_slope_ml", "oxboys_months_linear_reml", "oxboys_quadratic_reml",
              "scotssec_crossed_ml", "exam_slope_ml"]
 
-# where the package does not reach the best reference, and why
-KNOWN_MISSES = {
-    "oxboys_months_quadratic_reml": "a second local optimum on the boundary (an intercept SD of 137 with a zero "
-    "quadratic SD, 659.52) where every restart from it stays; only Nelder-Mead from elsewhere finds 640.32",
-}
+# where the package does not reach the best reference, and why (none at present)
+KNOWN_MISSES: dict[str, str] = {}
 
 
 def fit_recording(model, **kwargs):
