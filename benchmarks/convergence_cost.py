@@ -51,7 +51,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for path in sorted(REFERENCE.glob("*.json")):
         spec = json.loads(path.read_text())
-        if not fnmatch.fnmatch(spec["name"], args.models):
+        if "name" not in spec or not fnmatch.fnmatch(spec["name"], args.models):
             continue
         df = mm.datasets.load(spec["data"])
         fit(spec, df, True)  # warm-up
