@@ -141,9 +141,9 @@ def check_optimum(
     If |dᵢ| is below the gradient tolerance the coordinate is converged:
     either gᵢ is small, or gᵢ ≈ −Hᵢᵢhᵢ/2 and the optimum along it is
     within hᵢ of x̂.  Otherwise a second evaluation at x̂ − hᵢeᵢ gives the
-    central gradient and the curvature (repeated over a 100 times longer
-    step where the second difference is not ten times the
-    objective's rounding).
+    central gradient and the curvature.  Where the change in f (or the
+    second difference) is below the objective's rounding, one more
+    evaluation over a 100 times longer step measures the curvature.
     At a bound one slope decides: negative means the fit can leave the
     bound.  A coordinate along which f does not change measurably, even
     over the longer step, is flat.
@@ -167,10 +167,16 @@ def check_optimum(
                 continue
         elif abs(f1 - fmin) > rounding:
             continue
-        H[i] = _central(objective, x, fmin, i, 100.0 * h[i])[1]
-        flat[i] = H[i] * (100.0 * h[i]) ** 2 < 10.0 * rounding
-        feval += 2
+        H[i], long_step_change = _long_step(objective, x, fmin, i, 100.0 * h[i], g[i])
+        flat[i] = abs(long_step_change) < 10.0 * rounding
+        feval += 1
     return Check(x, float(fmin), g, H, at_bound, flat, feval)
+
+
+def _long_step(objective, x: np.ndarray, f0: float, i: int, h: float, g: float) -> tuple[float, float]:
+    """Curvature from one evaluation at x + h eᵢ given the slope g: H ≈ 2(f₁ − f₀ − g h)/h²; also f₁ − f₀."""
+    change = objective(_moved(x, i, h)) - f0
+    return 2.0 * (change - g * h) / h**2, change
 
 
 def _central(
