@@ -19,8 +19,9 @@ from mixedmodels.optimize import minimize
 from mixedmodels.optsummary import OptSummary
 
 # hard models that fit in a few seconds each (the others are in test_slow_hard_models)
-FAST_HARD = ["chem97_slope_reml", "early_slope_ml", "oxboys_months_linear_reml", "oxboys_quadratic_reml",
-             "scotssec_crossed_ml", "exam_slope_ml"]
+FAST_HARD = ["chem97_slope_reml", "contraception_slope", "early_slope_ml", "exam_slope_ml", "guimmun_three_level",
+             "hsb82_slope_reml", "oxboys_months_linear_reml", "oxboys_quadratic_reml", "scotssec_crossed_ml",
+             "toenail_bernoulli"]
 
 # where the package does not reach the best reference, and why (none at present)
 KNOWN_MISSES: dict[str, str] = {}
@@ -76,7 +77,7 @@ def test_check_finds_a_flat_direction_but_not_a_shallow_one():
     shallow_and_flat = lambda x: float((x[0] - 1.0) ** 2 + 1e-2 * x[1] ** 2 + 0.0 * x[2]) + 1000.0
     c = check_optimum(shallow_and_flat, np.zeros(3) + [1.0, 0.0, 0.0], 1000.0, np.full(3, -np.inf))
     assert c.passed and c.flat.tolist() == [False, False, True]
-    assert c.curvature[1] == pytest.approx(2e-2, rel=1e-3)  # measured again over the longer step
+    assert c.curvature[1] == pytest.approx(2e-2, rel=2e-2)  # one-sided over the longer step: a rough measure
 
 
 def test_coordinates_recover_the_optimizers_point_from_an_affine_map():
@@ -182,7 +183,23 @@ def test_restart_recovers_the_optimum_the_first_run_misses():
     assert m.optsum.restarts >= 1 and m.optsum.runs[1]["fmin"] < m.optsum.runs[0]["fmin"] - 1e-3
 
 
+def test_edge_restart_leaves_the_false_boundary_optimum_lme4_stops_at():
+    """Crossed psycholinguistic design with factor slopes: lme4's default and our first run stop 118 above the optimum,
+    on a boundary (a zero standard deviation in item's task term) that BOBYQA returns to; Nelder-Mead from the edge
+    pushed inward gets out."""
+    name = "fhch_factor_zerocorr_ml"
+    ref = hm.reference(name)
+    before = hm.build(name)
+    before.optsum.max_restarts = 0
+    fit_recording(before)
+    assert before.objective == pytest.approx(ref["lme4_default"]["objective"], abs=1e-3)
+    assert before.objective > ref["reference_objective"] + 100 and before.optsum.convergence == "boundary"
+    after = reaches(name)
+    assert after.optsum.runs[1]["start"].startswith("edge") and after.optsum.runs[1]["optimizer"] == "LN_NELDERMEAD"
+    assert after.optsum.convergence == "converged" and not after.issingular
+
+
 @pytest.mark.slow
 def test_slow_hard_models_reach_the_best_reference():
-    for name in sorted(set(hm.model_names()) - set(FAST_HARD) - set(KNOWN_MISSES)):
+    for name in sorted(set(hm.model_names()) - set(FAST_HARD) - set(KNOWN_MISSES) - {"fhch_factor_zerocorr_ml"}):
         reaches(name)
