@@ -131,7 +131,11 @@ def gradient_tolerance(x: np.ndarray, fmin: float) -> np.ndarray:
 
 # ---- the check -----------------------------------------------------------------------------
 def check_optimum(
-    objective: Callable[[np.ndarray], float], x: np.ndarray, fmin: float, lower: np.ndarray
+    objective: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    fmin: float,
+    lower: np.ndarray,
+    block: slice | None = None,
 ) -> Check:
     """Gradient (and where needed curvature) of ``objective`` along each coordinate at ``x``.
 
@@ -147,6 +151,10 @@ def check_optimum(
     At a bound one slope decides: negative means the fit can leave the
     bound.  A coordinate along which f does not change measurably, even
     over the longer step, is flat.
+
+    The coordinates of ``block`` (the GLMM's whitened β, where the
+    objective is close to a quadratic of curvature 2I that BOBYQA models
+    well) are probed together, along one direction: 2 evaluations in all.
     """
     x = np.asarray(x, dtype=float)
     n = len(x)
@@ -154,23 +162,50 @@ def check_optimum(
     at_bound = np.isfinite(lower) & (x - lower < h)
     tol, rounding = gradient_tolerance(x, fmin), ROUNDING * max(abs(fmin), 1.0)
     g, H, flat = np.empty(n), np.full(n, np.nan), np.zeros(n, dtype=bool)
-    feval = n
-    for i in range(n):
-        f1 = objective(_moved(x, i, h[i]))
-        g[i] = (f1 - fmin) / h[i]
-        if at_bound[i]:
-            continue
-        if abs(g[i]) > tol[i]:
-            g[i], H[i] = _central(objective, x, fmin, i, h[i], f1)
-            feval += 1
-            if abs(H[i]) * h[i] ** 2 >= 10.0 * rounding:
-                continue
-        elif abs(f1 - fmin) > rounding:
-            continue
-        H[i], long_step_change = _long_step(objective, x, fmin, i, 100.0 * h[i], g[i])
-        flat[i] = abs(long_step_change) < 10.0 * rounding
-        feval += 1
+    inblock = np.zeros(n, dtype=bool)
+    if block is not None:
+        inblock[block] = True
+    feval = 0
+    for i in np.flatnonzero(~inblock):
+        g[i], H[i], flat[i], used = _coordinate(objective, x, fmin, i, h[i], at_bound[i], tol[i], rounding)
+        feval += used
+    if inblock.any():
+        g[inblock], H[inblock] = _along_block(objective, x, fmin, inblock)
+        feval += 2
     return Check(x, float(fmin), g, H, at_bound, flat, feval)
+
+
+def _coordinate(objective, x, fmin, i, h, at_bound, tol, rounding) -> tuple[float, float, bool, int]:
+    """Slope, curvature (NaN if not needed), flatness and evaluations used along coordinate i."""
+    f1 = objective(_moved(x, i, h))
+    g = (f1 - fmin) / h
+    if at_bound:
+        return g, np.nan, False, 1
+    if abs(g) > tol:
+        g, H = _central(objective, x, fmin, i, h, f1)
+        if abs(H) * h**2 >= 10.0 * rounding:
+            return g, H, False, 2
+    elif abs(f1 - fmin) > rounding:
+        return g, np.nan, False, 1
+    H, change = _long_step(objective, x, fmin, i, 100.0 * h, g)
+    return g, H, abs(change) < 10.0 * rounding, 3 if abs(g) > tol else 2
+
+
+def _along_block(objective, x: np.ndarray, fmin: float, inblock: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences along one fixed pseudo-random unit direction v of the block (2 evaluations).
+
+    Returns per-coordinate gᵢ = (gᵀv) vᵢ and Hᵢᵢ = vᵀHv: their Newton gain
+    Σ gᵢ²/2Hᵢᵢ is the gain (gᵀv)²/2vᵀHv along v.
+    """
+    v = np.random.default_rng(20).standard_normal(int(inblock.sum()))
+    v /= np.linalg.norm(v)
+    # a long step: the block's curvature is O(1), whose second difference over 1e-5 would be rounding
+    h = 100.0 * STEP * max(float(np.max(np.abs(x[inblock]), initial=0.0)), 1.0)
+    step = np.zeros_like(x)
+    step[inblock] = h * v
+    fp, fm = objective(x + step), objective(x - step)
+    slope, curvature = (fp - fm) / (2.0 * h), (fp - 2.0 * fmin + fm) / h**2
+    return slope * v, np.full(len(v), curvature)
 
 
 def _long_step(objective, x: np.ndarray, f0: float, i: int, h: float, g: float) -> tuple[float, float]:
@@ -258,6 +293,7 @@ def ensure_converged(
     final: bool = True,
     start: np.ndarray | None = None,
     to_params: Callable[[np.ndarray], np.ndarray] | None = None,
+    block: slice | None = None,
 ) -> OptSummary:
     """Check the optimum ``minimize`` returned in ``optsum``; restart if it is not reached; warn if still not.
 
@@ -277,6 +313,9 @@ def ensure_converged(
         evaluations of all runs together (the check's own are not counted).
     names
         Parameter names for the warnings.
+    block
+        Coordinates (of the optimizer's) checked together along one
+        direction; see :func:`check_optimum`.
     final
         False for a stage that another one refines (the GLMM's fast stage
         before the joint one): nothing is done, as the next stage's check
@@ -291,7 +330,8 @@ def ensure_converged(
     lower_x = _lower_in_x(optsum.lowerbd, n, to_params)
     f = lambda x: float(objective(x))
     t0 = time.perf_counter()
-    state = _Runs(optsum, check_optimum(f, to_x(optsum.final), optsum.fmin, lower_x))
+    check = lambda point, value: check_optimum(f, to_x(point), value, lower_x, block)
+    state = _Runs(optsum, check(optsum.final, optsum.fmin))
     for _ in range(policy.max_restarts):
         plan = _next_run(state, lower_x, optsum.initial_step)
         budget = _budget(optsum.maxfeval, state.feval, state.runs[0]["feval"], n)
@@ -299,7 +339,7 @@ def ensure_converged(
             break
         optimizer, x0, step, label = plan
         run = _restart(f, state.best, optimizer, x0, step, to_params, budget)
-        if not state.add(run, label, f, to_x, lower_x):
+        if not state.add(run, label, check):
             break  # two consecutive runs agree
     state.record(optsum, time.perf_counter() - t0)
     _warn(state.check, names, n)
@@ -315,7 +355,7 @@ class _Runs:
         self.fitlog, self.feval, self.check_feval = list(first.fitlog), first.feval, check.feval
         self.edge_tried = False
 
-    def add(self, run: OptSummary, label: str, f, to_x, lower_x) -> bool:
+    def add(self, run: OptSummary, label: str, check) -> bool:
         """Take a restart's result; True if it lowered the best objective by more than the tolerance."""
         self.runs.append(_run_record(run, label))
         self.fitlog += run.fitlog
@@ -323,7 +363,7 @@ class _Runs:
         improved = run.fmin < self.best.fmin - DECREASE_TOL * max(abs(run.fmin), 1.0)
         if run.fmin < self.best.fmin:
             self.best, self.winner = run, len(self.runs) - 1
-            self.check = check_optimum(f, to_x(run.final), run.fmin, lower_x)
+            self.check = check(run.final, run.fmin)
             self.check_feval += self.check.feval
         return improved
 

@@ -365,7 +365,7 @@ class GeneralizedLinearMixedModel(FitStatistics, InferenceMixin):
         minimize(objective, stage2, verbose=verbose, progress=progress,
                  label="GLMM fit", start=start, to_params=to_params)
         ensure_converged(objective, stage2, policy=settings, names=self.lmm.theta_names + self.coefnames,
-                         start=start, to_params=to_params)
+                         start=start, to_params=to_params, block=slice(ntheta, None))
         self._full_objective(stage2.final)
         self.optsum = stage2
 

@@ -80,6 +80,17 @@ def test_check_finds_a_flat_direction_but_not_a_shallow_one():
     assert c.curvature[1] == pytest.approx(2e-2, rel=2e-2)  # one-sided over the longer step: a rough measure
 
 
+def test_block_is_probed_along_one_direction_and_still_sees_a_stop_short_of_the_optimum():
+    f = quadratic([50.0, 1.0, 1.0, 1.0], [0.5, 0.0, 0.0, 0.0])
+    lower = np.array([0.0, -np.inf, -np.inf, -np.inf])
+    at = check_optimum(f, np.array([0.5, 0.0, 0.0, 0.0]), 10.0, lower, block=slice(1, None))
+    assert at.passed and at.feval <= 2 + 2
+    np.testing.assert_allclose(at.curvature[1:], 2.0, rtol=1e-6)  # vᵀHv for a unit v, H = 2I
+    x = np.array([0.5, 0.3, -0.2, 0.4])
+    off = check_optimum(f, x, f(x), lower, block=slice(1, None))
+    assert not off.passed and off.decrease > 1e-3
+
+
 def test_coordinates_recover_the_optimizers_point_from_an_affine_map():
     rng = np.random.default_rng(1)
     M = np.eye(4) + np.triu(rng.normal(size=(4, 4)), 1)
