@@ -26,7 +26,6 @@ _LAZY = {
     "DataError": "mixedmodels.errors",
     "ConvergenceError": "mixedmodels.errors",
     "ConvergenceWarning": "mixedmodels.errors",
-    "SingularFitWarning": "mixedmodels.errors",
 }
 _SUBMODULES = {"datasets", "families", "genetics", "variance", "inference", "plots"}
 

@@ -27,8 +27,9 @@ then Nelder–Mead, then NEWUOA's bound-constrained variant, each from the best
 point so far, until the check passes or two consecutive runs agree.  A
 :class:`~mixedmodels.errors.ConvergenceWarning` is issued only if, after the
 restarts, the optimum still looks unreached or not identified (a flat
-direction), and a :class:`~mixedmodels.errors.SingularFitWarning` when it lies
-on the boundary; never for a converged interior fit.
+direction); never for a converged fit.  A boundary optimum (a singular fit)
+is recorded (``optsum.convergence == "boundary"``) but not warned about
+here: the model's own singular-fit notice says which component is zero.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConvergenceWarning, SingularFitWarning
+from .errors import ConvergenceWarning
 from .optimize import minimize
 from .optsummary import OptSummary
 
@@ -506,11 +507,5 @@ def _warn(check: Check, names: Sequence[str] | None, n: int) -> None:
         warnings.warn(
             f"the objective is flat along {pick(check.flat)}: not identified by the data",
             ConvergenceWarning,
-            stacklevel=4,
-        )
-    if check.singular.any():
-        warnings.warn(
-            f"singular fit: {pick(check.singular)} on the boundary (zero)",
-            SingularFitWarning,
             stacklevel=4,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceError", "ConvergenceWarning", "DataError", "FormulaError", "MixedModelsError", "SingularFitWarning"]
+__all__ = ["ConvergenceError", "ConvergenceWarning", "DataError", "FormulaError", "MixedModelsError"]
 
 
 class MixedModelsError(ValueError):
@@ -24,10 +24,3 @@ class ConvergenceError(MixedModelsError, RuntimeError):
 class ConvergenceWarning(UserWarning):
     """After the post-fit check and its restarts, the optimum looks unreached or not identified."""
 
-
-class SingularFitWarning(UserWarning):
-    """The optimum lies on the boundary: some random-effect standard deviation is zero.
-
-    Not a convergence failure (the fit is at its optimum), so not a
-    :class:`ConvergenceWarning`; filter it with ``warnings.simplefilter("ignore", SingularFitWarning)``.
-    """

@@ -14,12 +14,20 @@ import mixedmodels as mm
 MORE = json.loads((Path(__file__).parent / "data" / "more_reference.json").read_text())
 
 
-def fit(ref):
+# lme4's default fit is not at the optimum here (allFit's optimizers and the package's restarts reach 871.60,
+# 11 below it: tests/data/hard, grouse_lmm_slope_ml): follow lme4's path to compare with lme4's numbers
+LME4_MISSES = {"grouse_lmm_slope"}
+
+
+def fit(ref, name=""):
     df = mm.datasets.load(ref["data"])
     if ref["data"] == "sleepstudy":
         df = df.assign(dayf=df["Days"].astype(str))
     if ref["kind"] == "lmm":
-        return mm.LinearMixedModel(ref["py_formula"], df, reml=ref["reml"]).fit()
+        m = mm.LinearMixedModel(ref["py_formula"], df, reml=ref["reml"])
+        if name in LME4_MISSES:
+            m.optsum.use_lme4_settings()
+        return m.fit()
     return mm.GeneralizedLinearMixedModel(ref["py_formula"], df, family=ref["family"], link=ref["link"]).fit(nagq=ref["nAGQ"])
 
 
@@ -34,7 +42,7 @@ def relative_covariances(m, theta) -> np.ndarray:
 @pytest.mark.parametrize("name", sorted(MORE))
 def test_more_models(name):
     ref = MORE[name]
-    m = fit(ref)
+    m = fit(ref, name)
     obj = ref["objective"]
     assert obj - 1e-4 * abs(obj) <= m.objective <= obj + 1e-6 * abs(obj)
     if m.issingular:

@@ -47,6 +47,7 @@ datasets <- list(
   },
   hsb82 = function() Hsb82[, c("mAch", "meanses", "cses", "sector", "school")],
   exam = function() Exam[, c("normexam", "standLRT", "sex", "schgend", "school")],
+  grouseticks = function() grouseticks[, c("TICKS", "YEAR", "cHEIGHT", "LOCATION", "BROOD")],
   early = function() { d <- Early; d$agec <- d$age - 1; d[, c("cog", "trt", "agec", "id")] }
 )
 
@@ -66,6 +67,8 @@ models <- list(
   mk("hsb82_slope_reml", "hsb82", "mAch ~ meanses * cses + sector * cses + (1 + cses | school)", reml = TRUE),
   mk("exam_slope_ml", "exam", "normexam ~ standLRT + sex + schgend + (1 + standLRT | school)"),
   mk("early_slope_ml", "early", "cog ~ trt * agec + (1 + agec | id)"),
+  # lme4's default stops 11 above the optimum here (tests/test_more_reference.py keeps lme4's path for it)
+  mk("grouse_lmm_slope_ml", "grouseticks", "log(TICKS + 1) ~ YEAR + (1 + cHEIGHT | LOCATION) + (1 | BROOD)"),
   mk("guimmun_three_level", "guimmun",
      "immun ~ kid2p + mom25p + ord + ethn + momEd + husEd + momWork + rural + pcInd81 + (1 | mom) + (1 | comm)", family = "binomial"),
   mk("contraception_slope", "contraception", "use ~ age + age2 + urban + livch + (1 + urban | district)", family = "binomial"),
