@@ -146,9 +146,11 @@ def check_optimum(
     If |dᵢ| is below the gradient tolerance the coordinate is converged:
     either gᵢ is small, or gᵢ ≈ −Hᵢᵢhᵢ/2 and the optimum along it is
     within hᵢ of x̂.  Otherwise a second evaluation at x̂ − hᵢeᵢ gives the
-    central gradient and the curvature.  Where the change in f (or the
-    second difference) is below the objective's rounding, one more
-    evaluation over a 100 times longer step measures the curvature.
+    central gradient and the curvature; where that curvature is not
+    clearly positive (lost in rounding, or in the noise PIRLS's tolerance
+    leaves in a GLMM's objective) both are measured again over a 100 times
+    longer step.  Where the change in f is below the objective's rounding,
+    one evaluation over the longer step measures the curvature.
     At a bound one slope decides: negative means the fit can leave the
     bound.  A coordinate along which f does not change measurably, even
     over the longer step, is flat.
@@ -184,12 +186,15 @@ def _coordinate(objective, x, fmin, i, h, at_bound, tol, rounding) -> tuple[floa
         return g, np.nan, False, 1
     if abs(g) > tol:
         g, H = _central(objective, x, fmin, i, h, f1)
-        if abs(H) * h**2 >= 10.0 * rounding:
+        if H * h**2 >= 10.0 * rounding:
             return g, H, False, 2
+        # a curvature lost in rounding, or negative: PIRLS's tolerance can make f noisier than assumed
+        g, H = _central(objective, x, fmin, i, 100.0 * h)
+        return g, H, False, 4
     elif abs(f1 - fmin) > rounding:
         return g, np.nan, False, 1
     H, change = _long_step(objective, x, fmin, i, 100.0 * h, g)
-    return g, H, abs(change) < 10.0 * rounding, 3 if abs(g) > tol else 2
+    return g, H, abs(change) < 10.0 * rounding, 2
 
 
 def _along_block(objective, x: np.ndarray, fmin: float, inblock: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
