@@ -329,6 +329,7 @@ def ensure_converged(
     """
     policy = optsum if policy is None else policy
     optsum.check_convergence, optsum.max_restarts = policy.check_convergence, policy.max_restarts
+    _clear(optsum)
     if not (final and policy.check_convergence) or not np.all(np.isfinite(optsum.final)):
         return optsum
     n = len(optsum.initial if start is None else start)
@@ -447,6 +448,12 @@ def _edge_start(
     step = np.where(step > 0, step, 0.1)
     x0 = np.where(edge, x + 0.1 * step, x)
     return x0, np.where(edge, 0.1 * step, step)
+
+
+def _clear(optsum: OptSummary) -> None:
+    """Forget an earlier fit's check (a refit reuses the model's summary)."""
+    optsum.gradient = optsum.curvature = optsum.scaled_gradient = None
+    optsum.convergence, optsum.check_feval, optsum.restarts, optsum.runs, optsum.winner = "", 0, 0, [], ""
 
 
 def _lower_in_x(lowerbd: np.ndarray, n: int, to_params) -> np.ndarray:

@@ -61,7 +61,9 @@ class OptSummary:
         for stopping), ``fitlog`` (θ and objective of each evaluation).
     Results of the post-fit check (:mod:`mixedmodels.convergence`)
         ``gradient`` and ``curvature`` (finite differences along each
-        coordinate at ``final``, one-sided inward at a bound),
+        coordinate at ``final``, one-sided inward at a bound; in the
+        optimizer's coordinates, which for the GLMM's joint stage are θ and
+        the whitened β, whose coordinates share one directional probe),
         ``scaled_gradient`` (gradient / curvature), ``convergence``
         (``"converged"``, ``"boundary"``, ``"flat direction"`` or ``"not
         converged"``), ``check_feval`` (evaluations the check used),

@@ -150,6 +150,14 @@ def test_glmm_stages_share_the_users_settings():
     assert m.optsum.convergence == "converged" and len(m.optsum.gradient) == 5  # θ and the whitened β
 
 
+def test_refit_without_the_check_forgets_the_earlier_one(sleepstudy):
+    m = mm.LinearMixedModel("Reaction ~ 1 + Days + (1 + Days | Subject)", sleepstudy).fit()
+    assert m.optsum.convergence == "converged"
+    m.optsum.check_convergence = False
+    m.fit()
+    assert m.optsum.convergence == "" and m.optsum.gradient is None and m.optsum.runs == []
+
+
 # ---- no warning where the optimum is reached -------------------------------------------------------
 @pytest.mark.parametrize("name", ["sleepstudy_ml", "sleepstudy_reml", "sleepstudy_zerocorr_ml", "penicillin_ml",
                                   "penicillin_reml", "pastes_ml", "dyestuff_ml", "dyestuff_reml"])
