@@ -29,6 +29,7 @@ _LAZY = {
     "ConvergenceError": "mixedmodels.errors",
     "NotFittedError": "mixedmodels.errors",
     "SingularFitWarning": "mixedmodels.errors",
+    "ConvergenceWarning": "mixedmodels.errors",
 }
 _SUBMODULES = {"datasets", "families", "genetics", "variance", "inference", "plots"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MixedModelsError", "FormulaError", "DataError", "ConvergenceError", "CholeskyFailed", "NotFittedError",
-           "SingularFitWarning", "EVALUATION_FAILURES"]
+__all__ = ["MixedModelsError", "FormulaError", "DataError", "ConvergenceError", "ConvergenceWarning",
+           "CholeskyFailed", "NotFittedError", "SingularFitWarning", "EVALUATION_FAILURES"]
 
 
 class MixedModelsError(ValueError):
@@ -22,6 +22,10 @@ class DataError(MixedModelsError):
 
 class ConvergenceError(MixedModelsError, RuntimeError):
     """An iterative algorithm (PIRLS, an optimizer) failed to converge."""
+
+
+class ConvergenceWarning(UserWarning):
+    """After the post-fit check and its restarts, the optimum looks unreached or not identified."""
 
 
 class CholeskyFailed(MixedModelsError, ArithmeticError):

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 
+from .convergence import ensure_converged
 from .errors import DataError, MixedModelsError, SingularFitWarning
 from .families import Bernoulli, Binomial, Family, Gaussian, IdentityLink, get_family
 from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
@@ -415,8 +416,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self.beta, self.u = self.beta0.copy(), np.zeros_like(self.u)
         self.fast, self.nagq = True, 1
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
-        minimize(guarded(self._fast_objective, "PIRLS"), stage1, verbose=verbose, progress=progress,
-                 label="GLMM fast fit")
+        fast_objective = guarded(self._fast_objective, "PIRLS")
+        minimize(fast_objective, stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
+        ensure_converged(fast_objective, stage1, policy=settings, names=self.lmm.theta_names, final=fast)
         self._fast_objective(stage1.final)
         stage1.fmin = self.laplace_objective()
         self.optsum_fast = stage1
@@ -452,6 +454,8 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         objective = guarded(lambda x: self._joint_objective(to_params(x)), "PIRLS")
         minimize(objective, stage2, verbose=verbose, progress=progress,
                  label="GLMM fit", start=start, to_params=to_params)
+        ensure_converged(objective, stage2, policy=settings, names=self.lmm.theta_names + self.coefnames,
+                         start=start, to_params=to_params, block=slice(ntheta, None))
         self._joint_objective(stage2.final)
         self.optsum = stage2
 

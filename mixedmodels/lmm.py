@@ -34,6 +34,7 @@ import pandas as pd
 import scipy.linalg as sla
 
 from .blocks import PenalizedSystem
+from .convergence import ensure_converged
 from .errors import EVALUATION_FAILURES, DataError, MixedModelsError, SingularFitWarning
 from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
 from .model import MixedModel
@@ -331,6 +332,7 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         objective = guarded(self.objective_at, "the profiled deviance")
         with blas_threads_for(self.system.dense_dim):
             minimize(objective, self.optsum, verbose=verbose, progress=progress, label="LMM fit")
+            ensure_converged(objective, self.optsum, names=self.theta_names)
             self._settle_boundary()
             self.objective_at(self.optsum.final)
         self._warn_if_singular()

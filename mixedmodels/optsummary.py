@@ -52,11 +52,25 @@ class OptSummary:
         ``"LN_BOBYQA"``), ``ftol_rel``, ``ftol_abs``, ``xtol_rel``,
         ``xtol_abs`` (one per parameter), ``initial_step`` (one per
         parameter), ``maxfeval`` (-1: no limit), ``maxtime`` (seconds, -1:
-        no limit).
+        no limit), ``check_convergence`` (check the optimum after the fit,
+        default True), ``max_restarts`` (restarts allowed when the check
+        fails, default 3; 0 with :meth:`use_lme4_settings`).
     Results
         ``finitial`` (objective at ``initial``), ``final``, ``fmin``,
         ``feval`` (number of evaluations), ``returnvalue`` (NLopt's reason
         for stopping), ``fitlog`` (θ and objective of each evaluation).
+    Results of the post-fit check (:mod:`mixedmodels.convergence`)
+        ``gradient`` and ``curvature`` (finite differences along each
+        coordinate at ``final``, one-sided inward at a bound; in the
+        optimizer's coordinates, which for the GLMM's joint stage are θ and
+        the whitened β, whose coordinates share one directional probe),
+        ``scaled_gradient`` (gradient / curvature), ``convergence``
+        (``"converged"``, ``"boundary"``, ``"flat direction"`` or ``"not
+        converged"``), ``check_feval`` (evaluations the check used),
+        ``restarts``, ``runs`` (one record per run: optimizer, start,
+        fmin, feval, returnvalue) and ``winner`` (the best run's optimizer).
+        ``feval`` and ``fitlog`` cover all runs; ``returnvalue`` is the
+        best run's.
     """
 
     initial: np.ndarray
@@ -79,6 +93,16 @@ class OptSummary:
     nagq: int = 0
     fitted: bool = False
     elapsed: float = 0.0
+    check_convergence: bool = True
+    max_restarts: int = 3
+    gradient: np.ndarray | None = None
+    curvature: np.ndarray | None = None
+    scaled_gradient: np.ndarray | None = None
+    convergence: str = ""
+    check_feval: int = 0
+    restarts: int = 0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    winner: str = ""
 
     def __post_init__(self) -> None:
         self.initial = np.asarray(self.initial, dtype=float)
@@ -90,20 +114,23 @@ class OptSummary:
         if self.final is None:
             self.final = self.initial.copy()
 
-    def use_lme4_settings(self) -> "OptSummary":
+    def use_lme4_settings(self) -> OptSummary:
         """Stop as lme4's default ``nloptwrap`` does: xtol_rel 1e-4 (nloptr's default), xtol_abs and ftol_abs 1e-8.
 
         With the same start and initial steps, BOBYQA then follows lme4's path
         evaluation for evaluation, which helps when comparing with lme4 to many
-        digits; the defaults (MixedModels.jl's) converge further.
+        digits; the defaults (MixedModels.jl's) converge further.  Restarts
+        are switched off (``max_restarts = 0``), so the result is lme4's; the
+        post-fit check still runs and reports.
         """
+        self.max_restarts = 0
         self.xtol_rel, self.ftol_rel, self.ftol_abs = 1e-4, 0.0, 1e-8
         self.xtol_abs = np.full(len(self.initial), 1e-8)
         return self
 
     # ---- display ---------------------------------------------------------------
     def rows(self) -> list[tuple[str, str]]:
-        fmt = lambda a: "[" + ", ".join(f"{v:.6g}" for v in np.atleast_1d(a)) + "]"  # noqa: E731
+        fmt = lambda a: "[" + ", ".join(f"{v:.6g}" for v in np.atleast_1d(a)) + "]"
         return [
             ("Initial parameter vector", fmt(self.initial)),
             ("Initial objective value", f"{self.finitial:.10g}"),
@@ -120,6 +147,17 @@ class OptSummary:
             ("Final parameter vector", fmt(self.final)),
             ("Final objective value", f"{self.fmin:.10g}"),
             ("Return code", self.returnvalue),
+            *self._check_rows(fmt),
+        ]
+
+    def _check_rows(self, fmt) -> list[tuple[str, str]]:
+        if not self.convergence:
+            return []
+        return [
+            ("Convergence check", self.convergence),
+            ("Gradient", fmt(self.gradient)),
+            ("Scaled gradient", fmt(self.scaled_gradient)),
+            ("Restarts", f"{self.restarts}" + (f" (best: {self.winner})" if self.restarts else "")),
         ]
 
     def __str__(self) -> str:
@@ -148,11 +186,15 @@ class OptSummary:
     # ---- persistence ---------------------------------------------------------------
     _ARRAYS = ("initial", "lowerbd", "xtol_abs", "initial_step", "final")
     _SCALARS = ("optimizer", "ftol_rel", "ftol_abs", "xtol_rel", "maxfeval", "maxtime", "finitial",
-                "fmin", "feval", "returnvalue", "reml", "nagq", "fitted", "elapsed")
+                "fmin", "feval", "returnvalue", "reml", "nagq", "fitted", "elapsed", "check_convergence",
+                "max_restarts", "convergence", "check_feval", "restarts", "winner")
+    _OPTIONAL_ARRAYS = ("gradient", "curvature", "scaled_gradient")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: np.asarray(getattr(self, k)).tolist() for k in self._ARRAYS}
         out.update({k: getattr(self, k) for k in self._SCALARS})
+        out.update({k: _nan_to_none(getattr(self, k)) for k in self._OPTIONAL_ARRAYS})
+        out["runs"] = [dict(r) for r in self.runs]
         out["fitlog"] = [[np.asarray(t).tolist(), f] for t, f in self.fitlog]
         return out
 
@@ -161,13 +203,26 @@ class OptSummary:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "OptSummary":
+    def from_dict(cls, d: dict[str, Any]) -> OptSummary:
         arrays = {k: np.asarray(d[k], dtype=float) for k in cls._ARRAYS}
         scalars = {k: d[k] for k in cls._SCALARS if k in d}
-        out = cls(**arrays, **scalars)
+        optional = {k: _none_to_nan(d[k]) for k in cls._OPTIONAL_ARRAYS if d.get(k) is not None}
+        out = cls(**arrays, **scalars, **optional)
+        out.runs = [dict(r) for r in d.get("runs", [])]
         out.fitlog = [(np.asarray(t, dtype=float), float(f)) for t, f in d.get("fitlog", [])]
         return out
 
     @classmethod
-    def load(cls, path: str | Path) -> "OptSummary":
+    def load(cls, path: str | Path) -> OptSummary:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _nan_to_none(a) -> list | None:
+    """An array as a JSON list (NaN as null: JSON has no NaN)."""
+    if a is None:
+        return None
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float)]
+
+
+def _none_to_nan(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)

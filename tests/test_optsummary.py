@@ -59,8 +59,10 @@ def test_verbose_prints_one_line_per_evaluation(model, capsys):
 
 
 def test_maxfeval_limits_and_is_reported(model):
-    model.optsum.maxfeval = 10
-    model.fit()
+    model.optsum.maxfeval = 10  # a budget for all runs: no restart is left, and the check says so
+    with pytest.warns(mm.ConvergenceWarning, match="may not have reached the optimum"):
+        model.fit()
+    assert model.optsum.convergence == "not converged" and model.optsum.restarts == 0
     assert model.optsum.feval == 10 and model.optsum.returnvalue == "MAXEVAL_REACHED"
 
 
@@ -83,6 +85,7 @@ def test_roundoff_limited_is_a_normal_end(model, monkeypatch):
         return original(theta)
 
     monkeypatch.setattr(model, "objective_at", objective)
+    model.optsum.check_convergence = False  # the run's own end, before any check or restart
     model.fit()
     assert model.optsum.returnvalue == "ROUNDOFF_LIMITED"
     assert np.isfinite(model.objective) and model.optsum.feval == 29
@@ -108,3 +111,29 @@ def test_lme4_settings_follow_lme4s_path(name):
     m.fit()
     assert m.optsum.feval == ref["feval"]
     np.testing.assert_allclose(m.theta, np.atleast_1d(ref["theta"]), rtol=1e-6, atol=1e-7)
+
+
+def test_save_and_load_keep_the_convergence_check(model, tmp_path):
+    model.optsum.maxfeval = 12  # a stopped fit: the check has something to report
+    with pytest.warns(mm.ConvergenceWarning):
+        model.fit()
+    o = model.optsum
+    o.runs.append({"optimizer": "LN_NEWUOA_BOUND", "start": "restart 1", "fmin": 1.5, "feval": 3, "returnvalue": "SUCCESS"})
+    o.restarts, o.winner = 1, "LN_NEWUOA_BOUND"
+    o.scaled_gradient = np.array([0.1, np.nan, -0.2])
+    path = tmp_path / "optsum.json"
+    o.save(path)
+    back = OptSummary.load(path)
+    for key in ("gradient", "curvature", "scaled_gradient"):
+        np.testing.assert_array_equal(getattr(back, key), getattr(o, key))
+    for key in ("convergence", "check_feval", "restarts", "winner", "runs", "max_restarts", "check_convergence"):
+        assert getattr(back, key) == getattr(o, key), key
+    assert back.convergence == "not converged" and back.check_feval > 0
+    assert "Convergence check" in str(back) and "not converged" in str(back)
+
+
+def test_lme4_settings_leave_the_other_fields_alone(model):
+    before = {k: getattr(model.optsum, k) for k in ("optimizer", "maxfeval", "check_convergence", "ftol_rel")}
+    model.optsum.use_lme4_settings()
+    assert model.optsum.max_restarts == 0 and model.optsum.check_convergence == before["check_convergence"]
+    assert (model.optsum.optimizer, model.optsum.maxfeval) == (before["optimizer"], before["maxfeval"])
