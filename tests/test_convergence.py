@@ -15,7 +15,7 @@ from reference_data import reference
 
 import mixedmodels as mm
 from mixedmodels.convergence import _coordinates, check_optimum, ensure_converged
-from mixedmodels.optimize import minimize
+from mixedmodels.optimize import guarded, minimize
 from mixedmodels.optsummary import OptSummary
 
 # hard models that fit in a few seconds each (the others are in test_slow_hard_models)
@@ -124,7 +124,7 @@ def test_deliberately_stopped_lmm_is_detected_and_the_restart_reaches_lme4(sleep
         m.fit()
     assert m.optsum.convergence == "not converged" and m.objective > ref["objective"] + 1e-2
     m.optsum.maxfeval = -1
-    ensure_converged(m._safe_objective, m.optsum, names=m.theta_names)
+    ensure_converged(guarded(m.objective_at), m.optsum, names=m.theta_names)
     m.objective_at(m.optsum.final)
     assert m.optsum.restarts >= 1 and m.optsum.convergence == "converged"
     assert m.objective == pytest.approx(ref["objective"], rel=1e-9)
