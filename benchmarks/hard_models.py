@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import hard_models as hm
+import hard_models as hm  # noqa: E402 - from tests/, put on the path above
 
 
 def fit(name: str, restarts: bool):
@@ -43,7 +43,8 @@ def row(name: str) -> str:
     before, t_before, _ = fit(name, False)
     after, t_after, warned = fit(name, True)
     o = after.optsum
-    rel = lambda v: f"{(v - best) / abs(best):+.1e}"
+    def rel(v):
+        return f"{(v - best) / abs(best):+.1e}"
     return (f"| {name} | {ref['nobs']} | {before.objective:.6f} ({rel(before.objective)}) | {after.objective:.6f} "
             f"({rel(after.objective)}) | {ref['lme4_default']['objective']:.6f} ({rel(ref['lme4_default']['objective'])}) "
             f"| {best:.6f} | {o.restarts} ({o.winner}) | {o.convergence} | {t_before:.2f} | {t_after:.2f} "

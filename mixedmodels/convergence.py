@@ -335,9 +335,11 @@ def ensure_converged(
     n = len(optsum.initial if start is None else start)
     to_x = _coordinates(to_params, n)
     lower_x = _lower_in_x(optsum.lowerbd, n, to_params)
-    f = lambda x: float(objective(x))
+    def f(x):
+        return float(objective(x))
     t0 = time.perf_counter()
-    check = lambda point, value: check_optimum(f, to_x(point), value, lower_x, block)
+    def check(point, value):
+        return check_optimum(f, to_x(point), value, lower_x, block)
     state = _Runs(optsum, check(optsum.final, optsum.fmin))
     for _ in range(policy.max_restarts):
         plan = _next_run(state, lower_x, optsum.initial_step)
@@ -500,7 +502,8 @@ def _warn(check: Check, names: Sequence[str] | None, n: int) -> None:
     names = (
         list(names) if names is not None and len(names) == n else [f"x{i + 1}" for i in range(n)]
     )
-    pick = lambda mask: ", ".join(names[i] for i in np.flatnonzero(mask))
+    def pick(mask):
+        return ", ".join(names[i] for i in np.flatnonzero(mask))
     if not check.passed:
         worst = int(np.argmax(np.where(check.leaves_bound, np.inf, check.gains)))
         warnings.warn(

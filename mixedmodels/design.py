@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 import re
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

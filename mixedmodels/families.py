@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
-from typing import ClassVar, Union
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -370,7 +370,7 @@ _LINK_ALIASES: dict[str, str] = {
     "reciprocal": "inverse",
 }
 
-LinkSpec = Union[str, Link, type[Link]]
+LinkSpec = str | Link | type[Link]
 
 
 def get_link(link: LinkSpec) -> Link:
@@ -492,7 +492,7 @@ class Family(ABC):
     def valid_mu(self, mu: ArrayLike) -> bool:
         """Whether every mean lies in the family's mean space (and is finite)."""
 
-    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
+    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:  # noqa: B027 - an optional hook
         """Family-specific response checks; the default accepts any finite value."""
 
     # -- shared machinery --------------------------------------------------------------
@@ -995,7 +995,7 @@ _FAMILY_ALIASES: dict[str, str] = {
     "normal": "gaussian",
 }
 
-FamilySpec = Union[str, Family, type[Family]]
+FamilySpec = str | Family | type[Family]
 
 
 def get_family(family: FamilySpec, link: LinkSpec | None = None) -> Family:

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ from .pirls import glm_start, pirls
 from .quadrature import gauss_hermite
 from .results import conditional_variances, ranef_frames, split_b, term_order
 from .separation import check_constant_response, check_separation
-from .structure import ModelStructure, build_structure
+from .structure import build_structure
 from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
 
@@ -258,7 +259,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     def theta_names(self) -> list[str]:
         return self.lmm.theta_names
 
-    def set_theta(self, theta: np.ndarray) -> "GeneralizedLinearMixedModel":
+    def set_theta(self, theta: np.ndarray) -> GeneralizedLinearMixedModel:
         self.lmm.set_theta(theta)
         return self
 
@@ -394,7 +395,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         return int(nagq)
 
     def fit(self, fast: bool = False, nagq: int | None = None, verbose: bool = False, progress: bool = False,
-            **kwargs: Any) -> "GeneralizedLinearMixedModel":
+            **kwargs: Any) -> GeneralizedLinearMixedModel:
         """Fit by the fast method (θ only) and then, unless ``fast``, by Laplace or AGQ over (θ, β).
 
         lme4's spelling ``nAGQ=`` is accepted; ``nAGQ=0`` is the fast fit.
@@ -460,7 +461,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self.optsum = stage2
 
     def refit(self, y: np.ndarray | None = None, *, fast: bool | None = None, nagq: int | None = None,
-              verbose: bool = False, progress: bool = False) -> "GeneralizedLinearMixedModel":
+              verbose: bool = False, progress: bool = False) -> GeneralizedLinearMixedModel:
         """Fit again (same method unless given), optionally to a new response on the scale of ``response``.
 
         A new response replaces everything derived from the old one (the

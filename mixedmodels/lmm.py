@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -176,7 +177,7 @@ class LinearMixedModel(InferenceMixin, MixedModel):
 
     @classmethod
     def from_structure(cls, structure: ModelStructure, y: np.ndarray, *, reml: bool = False,
-                       sparse: bool | None = None, index: pd.Index | None = None) -> "LinearMixedModel":
+                       sparse: bool | None = None, index: pd.Index | None = None) -> LinearMixedModel:
         """A model of an already-built structure and response ``y`` (offset included), unfitted.
 
         Used by models built on an LMM (the GLMM's working model, profiles
@@ -257,7 +258,7 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         """Relative covariance parameters in lme4's order."""
         return gather_theta(self.reterms, self.structure.theta_perm)
 
-    def set_theta(self, theta: np.ndarray) -> "LinearMixedModel":
+    def set_theta(self, theta: np.ndarray) -> LinearMixedModel:
         """Write θ (lme4's order) into the terms' λ, in place."""
         theta = np.asarray(theta, dtype=float)
         if theta.shape != (len(self.lowerbd),):
@@ -271,7 +272,7 @@ class LinearMixedModel(InferenceMixin, MixedModel):
             self.__dict__.pop(name, None)
 
     # ---- objective ------------------------------------------------------------------
-    def update_L(self) -> "LinearMixedModel":
+    def update_L(self) -> LinearMixedModel:
         """Refactor the system at the current θ and weights (in place)."""
         self.system.update_L()
         self._clear_cache()
@@ -317,7 +318,7 @@ class LinearMixedModel(InferenceMixin, MixedModel):
 
     # ---- fitting ------------------------------------------------------------------------
     def fit(self, verbose: bool = False, progress: bool = False, *, reml: bool | None = None,
-            **kwargs: Any) -> "LinearMixedModel":
+            **kwargs: Any) -> LinearMixedModel:
         """Minimise the objective over θ with ``optsum``'s optimizer and settings.
 
         Refitting (after changing ``optsum.optimizer`` or tolerances) starts
@@ -345,7 +346,7 @@ class LinearMixedModel(InferenceMixin, MixedModel):
                 "see the model's issingular", SingularFitWarning, stacklevel=3,
             )
 
-    def refit(self, y: np.ndarray | None = None, *, verbose: bool = False, progress: bool = False) -> "LinearMixedModel":
+    def refit(self, y: np.ndarray | None = None, *, verbose: bool = False, progress: bool = False) -> LinearMixedModel:
         """Fit again, optionally to a new response of the same length (no re-parsing).
 
         ``y`` is on the scale of :attr:`response` (an offset is subtracted

@@ -62,8 +62,8 @@ class MixedModel(FitStatistics, ABC):
         The formula as given.
     """
 
-    structure: "ModelStructure"
-    optsum: "OptSummary"
+    structure: ModelStructure
+    optsum: OptSummary
     formula: str
     obs_index: pd.Index
     """Index labels of the user's rows that the model uses (incomplete rows absent)."""
@@ -72,7 +72,7 @@ class MixedModel(FitStatistics, ABC):
 
     # ---- what the model is ----------------------------------------------------------------
     @property
-    def family(self) -> "Family | None":
+    def family(self) -> Family | None:
         """The conditional distribution; ``None`` for a linear mixed model (Gaussian, profiled σ)."""
         return None
 
@@ -159,7 +159,7 @@ class MixedModel(FitStatistics, ABC):
         """Names of θ's elements, as lme4 names them."""
 
     @abstractmethod
-    def set_theta(self, theta: np.ndarray) -> "MixedModel":
+    def set_theta(self, theta: np.ndarray) -> MixedModel:
         """Write θ into the terms (in place)."""
 
     @property
@@ -187,15 +187,15 @@ class MixedModel(FitStatistics, ABC):
         """The objective at θ (β and σ profiled out unless given); the model moves there."""
 
     @abstractmethod
-    def fit(self, *args: Any, **kwargs: Any) -> "MixedModel":
+    def fit(self, *args: Any, **kwargs: Any) -> MixedModel:
         """Minimise the objective."""
 
     @abstractmethod
-    def refit(self, y: np.ndarray | None = None, **kwargs: Any) -> "MixedModel":
+    def refit(self, y: np.ndarray | None = None, **kwargs: Any) -> MixedModel:
         """Fit again, optionally to a new response (same design, same scale as ``response``)."""
 
     @abstractmethod
-    def apply_optsum(self, saved: "OptSummary") -> None:
+    def apply_optsum(self, saved: OptSummary) -> None:
         """Move the model to a saved optimisation's optimum without fitting (checks the layout)."""
 
     @abstractmethod
@@ -242,7 +242,7 @@ class MixedModel(FitStatistics, ABC):
         """The options of the last fit that a refit of an updated model should repeat."""
         return {}
 
-    def update(self, formula: str | None = None, data: Any = None, **changes: Any) -> "MixedModel":
+    def update(self, formula: str | None = None, data: Any = None, **changes: Any) -> MixedModel:
         """A new model with a changed formula, data or options, fitted as this one was (R's ``update``).
 
         ``formula`` may use dots for the old sides, as in R: ``m.update("~ . - Days")``,
@@ -264,7 +264,7 @@ class MixedModel(FitStatistics, ABC):
         return model.fit(**{**self.fit_options(), **fit_changes})
 
     # ---- copies, pickling and files --------------------------------------------------------
-    def copy(self) -> "MixedModel":
+    def copy(self) -> MixedModel:
         """An independent deep copy (fitted or not)."""
         return _copy.deepcopy(self)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -212,7 +212,7 @@ def usable_column(values: pd.Series, name: str) -> pd.Series:
             f"first date: (data[{name!r}] - data[{name!r}].min()) / pandas.Timedelta(days=1)) "
             "or to a categorical"
         )
-    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_string_dtype(dtype) and dtype != object:
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
         _check_finite(values, name)
         return values
     return _object_column(values, name)

@@ -20,7 +20,7 @@ Satterthwaite degrees of freedom) and the variance models use it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -130,7 +130,8 @@ class OptSummary:
 
     # ---- display ---------------------------------------------------------------
     def rows(self) -> list[tuple[str, str]]:
-        fmt = lambda a: "[" + ", ".join(f"{v:.6g}" for v in np.atleast_1d(a)) + "]"
+        def fmt(a):
+            return "[" + ", ".join(f"{v:.6g}" for v in np.atleast_1d(a)) + "]"
         return [
             ("Initial parameter vector", fmt(self.initial)),
             ("Initial objective value", f"{self.finitial:.10g}"),

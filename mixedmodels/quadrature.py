@@ -14,7 +14,7 @@ weights sum to one.
 from __future__ import annotations
 
 import operator
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
@@ -68,7 +68,7 @@ def gauss_hermite(k: int) -> GaussHermiteRule:
     return _rule(n)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rule(k: int) -> GaussHermiteRule:
     """Compute (once per ``k``) the normalised rule."""
     # Imported here: numpy.polynomial is not needed by `import mixedmodels`.

@@ -25,7 +25,7 @@ estimates run off with a convergence warning at best.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -9,8 +9,9 @@ generalised models share it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -244,7 +245,7 @@ def build_reterms(
         remats.append(_amalgamate(name, refs, levels, g["parts"]))
         if name in covariance:
             _attach_covariance(remats[-1], covariance.pop(name))
-        for tid, z, _ in g["parts"]:
+        for _tid, z, _ in g["parts"]:
             # a known covariance identifies the term even with one level per observation
             _check_levels(name, len(levels), len(frame), z.shape[1] * len(levels), strict and not remats[-1].has_factor)
     if covariance:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["ThreadPolicy", "POLICY", "blas_threads_for", "SMALL_DENSE"]
 

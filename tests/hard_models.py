@@ -41,7 +41,7 @@ def load(data: str):
     df = pd.read_csv(HARD / f"{data}.csv.gz", dtype={col: str for col in levels})
     for col, lev in levels.items():
         df[col] = pd.Categorical(df[col], categories=lev if isinstance(lev, list) else [lev])
-    for col in df.columns[df.dtypes == object]:
+    for col in df.columns[[pd.api.types.is_object_dtype(t) for t in df.dtypes]]:
         df[col] = df[col].astype("category")
     return df
 

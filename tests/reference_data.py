@@ -10,14 +10,14 @@ other conftest shadows.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 TESTS = Path(__file__).parent
 REFERENCE = TESTS / "data" / "reference"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_json(relative: str) -> dict:
     """A reference file by its path relative to ``tests/``, e.g. ``"data/more_reference.json"``."""
     return json.loads((TESTS / relative).read_text())
@@ -32,7 +32,7 @@ def reference_names(kind: str) -> list[str]:
     return sorted(p.stem for p in REFERENCE.glob("*.json") if json.loads(p.read_text())["kind"] == kind)
 
 
-@lru_cache(maxsize=None)
+@cache
 def fitted_lmm(name: str):
     """The LMM of reference ``name`` fitted once per test session."""
     import mixedmodels as mm

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixedmodels.blocks import PenalizedSystem
-from mixedmodels.structure import build_reterms
 from mixedmodels.formula import parse_formula
+from mixedmodels.structure import build_reterms
 
 
 def random_problem(seed: int, formula: str, n: int = 300):

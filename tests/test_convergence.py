@@ -74,7 +74,8 @@ def test_check_at_a_bound_tells_a_boundary_optimum_from_a_stop_short_of_the_inte
 
 
 def test_check_finds_a_flat_direction_but_not_a_shallow_one():
-    shallow_and_flat = lambda x: float((x[0] - 1.0) ** 2 + 1e-2 * x[1] ** 2 + 0.0 * x[2]) + 1000.0
+    def shallow_and_flat(x):
+        return float((x[0] - 1.0) ** 2 + 1e-2 * x[1] ** 2 + 0.0 * x[2]) + 1000.0
     c = check_optimum(shallow_and_flat, np.zeros(3) + [1.0, 0.0, 0.0], 1000.0, np.full(3, -np.inf))
     assert c.passed and c.flat.tolist() == [False, False, True]
     assert c.curvature[1] == pytest.approx(2e-2, rel=2e-2)  # one-sided over the longer step: a rough measure

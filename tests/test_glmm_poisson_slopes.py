@@ -7,15 +7,14 @@ singular (a raw LinAlgError escaped).  References: tools/make_poisson_slope_refe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from reference_data import load_json
 
 import mixedmodels as mm
-from reference_data import load_json
 
 HERE = Path(__file__).parent / "data" / "poisson_slopes"
 REF = load_json("data/poisson_slopes/reference.json")

@@ -8,15 +8,13 @@ factor as MixedModels.jl reports them); θ within 1e-2.
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
+from functools import cache
 
 import numpy as np
 import pytest
+from reference_data import load_json, reference, reference_names
 
 import mixedmodels as mm
-from reference_data import load_json, reference, reference_names
 
 GLMMS = reference_names("glmm")
 EXTRA = load_json("data/extra_reference.json")
@@ -28,7 +26,7 @@ def extra_data(ref):
     return df.assign(w=1 + df["Days"] % 3) if ref["data"] == "sleepstudy" else df
 
 
-@lru_cache(maxsize=None)
+@cache
 def fitted(name: str, extra: bool = False):
     ref = EXTRA[name] if extra else reference(name)
     data = extra_data(ref) if extra else mm.datasets.load(ref["data"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from reference_data import fitted_lmm, reference, reference_names
 
 LMMS = reference_names("lmm")

@@ -3,14 +3,11 @@ nested and crossed random slopes, probit and cloglog links, quadrature with a no
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
+from reference_data import load_json
 
 import mixedmodels as mm
-from reference_data import load_json
 
 MORE = load_json("data/more_reference.json")
 

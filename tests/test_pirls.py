@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -10,10 +11,8 @@ from mixedmodels.errors import EVALUATION_FAILURES, CholeskyFailed
 from mixedmodels.pirls import pirls
 
 
-def poisson_slope_data(seed: int = 1, n_groups: int = 40, per: int = 12) -> "pd.DataFrame":
+def poisson_slope_data(seed: int = 1, n_groups: int = 40, per: int = 12) -> pd.DataFrame:
     """Counts with a random slope on a covariate of sd ~20: weights reach ~1e18 at bad θ."""
-    import pandas as pd
-
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(n_groups), per)
     x = rng.normal(50, 20, len(g))

@@ -8,7 +8,7 @@ deviation of 25), so the search runs on ``x / scale``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -36,8 +36,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import MixedModelsError
-from ..results import term_order
 from ..model import MixedModel
+from ..results import term_order
 
 __all__ = ["KenwardRogerState", "kenward_roger_state", "kenward_roger_df", "MAX_NOBS"]
 

@@ -42,7 +42,7 @@ class InferenceMixin:
         return model_markdown(self)
 
     def profile(self, which: list[str] | None = None, *, levels=(0.95,), progress: bool | str = "auto",
-                **kwargs: Any) -> "ProfileResult":
+                **kwargs: Any) -> ProfileResult:
         """Likelihood profiles of the parameters (see :func:`mixedmodels.inference.profiling.profile`).
 
         Returns a tidy DataFrame (``parameter``, ``zeta`` and every parameter's
@@ -53,7 +53,7 @@ class InferenceMixin:
 
         return profile(self, which, levels=levels, progress=progress, **kwargs)
 
-    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> "pd.DataFrame":
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
         """Confidence intervals by ``"profile"`` (default), ``"wald"`` or ``"bootstrap"``.
 
         See :func:`mixedmodels.inference.intervals.confint` for the options
@@ -63,9 +63,9 @@ class InferenceMixin:
 
         return confint(self, method, level, **kwargs)
 
-    def predict(self, newdata: "pd.DataFrame | None" = None, *, re_form: Any = None,
+    def predict(self, newdata: pd.DataFrame | None = None, *, re_form: Any = None,
                 new_levels: str = "population", type: str = "link", offset=None,
-                allow_new_levels: bool | None = None) -> "pd.Series":
+                allow_new_levels: bool | None = None) -> pd.Series:
         """Predictions on the training data or ``newdata`` (see :func:`mixedmodels.inference.prediction.predict`).
 
         ``re_form="~0"`` gives population predictions (new data then need no
@@ -81,8 +81,8 @@ class InferenceMixin:
 
         return predict(self, newdata, re_form=re_form, new_levels=new_levels, type=type, offset=offset)
 
-    def simulate(self, n: int = 1, seed: Any = None, newdata: "pd.DataFrame | None" = None,
-                 **kwargs: Any) -> "pd.DataFrame":
+    def simulate(self, n: int = 1, seed: Any = None, newdata: pd.DataFrame | None = None,
+                 **kwargs: Any) -> pd.DataFrame:
         """``n`` simulated responses, one column each (see :func:`mixedmodels.inference.simulation.simulate`)."""
         from .simulation import simulate
 
@@ -97,7 +97,7 @@ class InferenceMixin:
 
         return restore_optsum(self, source, **kwargs)
 
-    def _ddf_coeftable(self, ddf: str) -> "pd.DataFrame":
+    def _ddf_coeftable(self, ddf: str) -> pd.DataFrame:
         """lmerTest's coefficient table; the hook behind ``coeftable(ddf=...)`` of linear models."""
         from .ddf import ddf_coeftable
 

@@ -25,7 +25,7 @@ from ..modelframe import check_dataframe, used_columns
 
 __all__ = ["NewData", "new_data", "term_design", "level_codes"]
 
-_DESIGNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_DESIGNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 """model -> {term id: training Design}; kept off the model so that it stays copyable."""
 
 

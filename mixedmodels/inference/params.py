@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MixedModelsError
-from ..results import term_order
 from ..remat import lower_tri_positions
+from ..results import term_order
 
 __all__ = ["TermLayout", "VarianceLayout", "variance_layout", "NotPositiveDefinite", "psd_cholesky"]
 

@@ -33,8 +33,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import MixedModelsError
-from .bounded import minimize_bounded
 from ..model import MixedModel
+from .bounded import minimize_bounded
 from .modelcopy import as_ml, copy_model
 from .params import NotPositiveDefinite, variance_layout
 

@@ -69,8 +69,9 @@ class ProfileResult(pd.DataFrame):
 
 
 def _normal_quantile(level: float) -> float:
-    from ..errors import MixedModelsError
     from scipy.stats import norm
+
+    from ..errors import MixedModelsError
 
     if not 0 < level < 1:
         raise MixedModelsError(f"level must be strictly between 0 and 1, got {level!r}")
@@ -188,7 +189,7 @@ def _crossings(problem, j: int, points: list, targets: list[float], warned: list
             known = {r0[j]: z0 - target, r1[j]: z1 - target}
             found = {}
 
-            def gap(v: float) -> float:
+            def gap(v: float, known=known, found=found, r0=r0, target=target) -> float:
                 if v in known:
                     return known[v]
                 dev, found[v] = problem.fix(j, v, r0)

@@ -9,8 +9,7 @@ References:
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ def extra_ref():
     return lambda section: _load(str(HERE / "data" / "extra_inference_reference.json"))[section]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fit(formula: str, data: str, reml: bool, family: str | None):
     import mixedmodels as mm
 

@@ -109,7 +109,6 @@ def test_interrupted_bootstrap_keeps_the_replicates_done(sleep_ml, monkeypatch):
 
 def test_a_failed_replicate_is_a_row_with_its_reason(sleep_ml, monkeypatch):
     from mixedmodels.errors import CholeskyFailed
-    from mixedmodels.inference import bootstrap as boot
 
     calls = {"n": 0}
     original = type(sleep_ml).refit

@@ -7,8 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mixedmodels.inference.params import (
+    NotPositiveDefinite,
+    TermLayout,
+    VarianceLayout,
+    psd_cholesky,
+)
 from mixedmodels.numderiv import hessian, jacobian
-from mixedmodels.inference.params import NotPositiveDefinite, TermLayout, VarianceLayout, psd_cholesky
 
 LAYOUT = VarianceLayout((TermLayout("g", ("(Intercept)", "x", "z")), TermLayout("h", ("(Intercept)",))))
 
