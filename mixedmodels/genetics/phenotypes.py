@@ -8,7 +8,6 @@ the helpers here turn them into float arrays plus names, and stop with a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -17,6 +16,7 @@ import pandas as pd
 from mixedmodels._text import few
 from mixedmodels.errors import DataError
 from mixedmodels.genio.samples import labels_of
+from mixedmodels.genio.tables import read_phenotypes
 
 __all__ = ["Phenotypes", "as_covariates", "as_phenotypes", "covariate_matrix", "read_phenotypes"]
 
@@ -119,24 +119,6 @@ def _check_full_rank(X: np.ndarray, names: list[str]) -> None:
         f"the covariates are linearly dependent (rank {rank} < {X.shape[1]} columns); "
         f"drop one of {few(redundant)}"
     )
-
-
-def read_phenotypes(path: str | Path, iid_column: str = "iid") -> pd.DataFrame:
-    """Read a phenotype/covariate table (CSV, or whitespace-separated if not ``.csv``).
-
-    Returns the table with ``iid_column`` as a string column, rows as in the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"phenotype file not found: {path}")
-    sep = "," if path.suffix.lower() == ".csv" else r"\s+"
-    frame = pd.read_csv(path, sep=sep, dtype={iid_column: str})
-    if iid_column not in frame.columns:
-        raise DataError(
-            f"{path} has no column {iid_column!r} of individual ids; its columns are "
-            f"{few(frame.columns, 10)}"
-        )
-    return frame
 
 
 def covariate_matrix(

@@ -5,7 +5,9 @@ One package reads genotypes for every model that uses them
 hlmm scan): :mod:`.plink` opens ``.bed/.bim/.fam`` lazily (bed-reader decodes
 the ``.bed``: ``pip install mixedmodels[genetics]``), :mod:`.genotypes` holds
 the chunked :class:`GenotypeSource` interface and the per-SNP imputation and
-standardisation.  Sources carry their samples' IDs (``iid``).
+standardisation, :mod:`.samples` the pairing of rows by sample ID,
+:mod:`.tables` phenotype files and :mod:`.options` the command-line
+vocabulary of these inputs, shared by every subcommand.  Sources carry their samples' IDs (``iid``).
 """
 
 from mixedmodels.genio.genotypes import (
@@ -20,6 +22,7 @@ from mixedmodels.genio.genotypes import (
     standardise,
 )
 from mixedmodels.genio.samples import labels_of, positions
+from mixedmodels.genio.tables import read_phenotypes
 from mixedmodels.genio.plink import (
     BedBlocks,
     PlinkData,
@@ -45,6 +48,7 @@ __all__ = [
     "match_samples",
     "mean_impute",
     "read_dosages",
+    "read_phenotypes",
     "read_plink",
     "standardise",
 ]
