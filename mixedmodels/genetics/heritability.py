@@ -40,6 +40,8 @@ import pandas as pd
 from scipy.optimize import brentq, minimize_scalar
 
 from mixedmodels.errors import DataError
+from mixedmodels.lmm import coef_table
+from mixedmodels.printing import format_coeftable
 from mixedmodels.optimize import record_search
 from mixedmodels.optsummary import OptSummary
 from mixedmodels.genetics.decomposition import Decomposition, decompose
@@ -258,6 +260,10 @@ class HeritabilityResult:
         row |= {f"se[{k}]": v for k, v in self.se.items()}
         return pd.DataFrame([row], index=pd.Index([self.phenotype], name="phenotype"))
 
+    def coeftable(self) -> pd.DataFrame:
+        """Fixed effects with Wald z statistics and p-values, as the core's models give them."""
+        return coef_table(self.beta.to_numpy(), self.se.to_numpy(), list(self.beta.index))
+
     def summary(self) -> str:
         """A short printable report."""
         method = "REML" if self.reml else "ML"
@@ -271,7 +277,7 @@ class HeritabilityResult:
             ),
             f"  log-likelihood = {self.loglik:.4f}",
             "  fixed effects:",
-            pd.DataFrame({"estimate": self.beta, "std. error": self.se}).to_string(),
+            format_coeftable(self.coeftable()),
         ]
         return "\n".join(lines)
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from mixedmodels._text import few
 from mixedmodels.errors import DataError
+from mixedmodels.feterm import independent_columns
 from mixedmodels.genio.samples import labels_of
 from mixedmodels.genio.tables import read_phenotypes
 
@@ -106,18 +107,20 @@ def _check_complete(column: np.ndarray, what: str) -> None:
 
 
 def _check_full_rank(X: np.ndarray, names: list[str]) -> None:
-    """A rank-deficient ``X`` has no unique ``β``: name the columns that depend on others."""
-    rank = np.linalg.matrix_rank(X)
-    if rank == X.shape[1]:
+    """A rank-deficient ``X`` has no unique ``β``: name the columns that depend on earlier ones.
+
+    The aliased columns are found as the core's fixed-effects term finds them
+    (:func:`mixedmodels.feterm.independent_columns`); the kinship models refuse
+    rather than drop them, since their ``β`` is reported by column.
+    """
+    keep = independent_columns(X)
+    if keep.size == X.shape[1]:
         return
-    redundant = [
-        name
-        for j, name in enumerate(names)
-        if np.linalg.matrix_rank(np.delete(X, j, axis=1)) == rank
-    ]
+    aliased = [name for j, name in enumerate(names) if j not in set(keep.tolist())]
     raise DataError(
-        f"the covariates are linearly dependent (rank {rank} < {X.shape[1]} columns); "
-        f"drop one of {few(redundant)}"
+        f"the covariates are linearly dependent (rank {keep.size} < {X.shape[1]} columns): "
+        f"{few(aliased)} {'is a combination' if len(aliased) == 1 else 'are combinations'} "
+        "of the columns before; drop it or them"
     )
 
 
