@@ -40,10 +40,6 @@ import pandas as pd
 from scipy.optimize import brentq, minimize_scalar
 
 from mixedmodels.errors import DataError
-from mixedmodels.lmm import coef_table
-from mixedmodels.printing import format_coeftable
-from mixedmodels.optimize import record_search
-from mixedmodels.optsummary import OptSummary
 from mixedmodels.genetics.decomposition import Decomposition, decompose
 from mixedmodels.genetics.likelihood import (
     Profile,
@@ -52,6 +48,10 @@ from mixedmodels.genetics.likelihood import (
     profiled_score,
 )
 from mixedmodels.genetics.phenotypes import as_covariates, as_phenotypes
+from mixedmodels.lmm import coef_table
+from mixedmodels.optimize import record_search
+from mixedmodels.optsummary import OptSummary
+from mixedmodels.printing import format_coeftable
 
 __all__ = [
     "H2Estimate",
@@ -194,7 +194,11 @@ def _away_from_one(
         "likelihood unbounded there); "
     )
     if not interior:
-        return float(grid[-1]), "BOUNDARY", why + f"reporting h² = {grid[-1]}, the end of the search"
+        return (
+            float(grid[-1]),
+            "BOUNDARY",
+            why + f"reporting h² = {grid[-1]}, the end of the search",
+        )
     h2, reason = _refine(objective, score, grid, loglik, interior[0])
     return h2, reason, why + f"reporting the interior local maximum h² = {h2:.6g}; REML avoids this"
 
@@ -333,9 +337,7 @@ def _rotated_phenotypes(
     pheno = as_phenotypes(y)
     n = pheno.values.shape[0]
     Xv, x_names = as_covariates(X, n, pheno.index)
-    decomposition = decompose(
-        K, G, n=n, levels=pheno.index, assume_same_order=assume_same_order
-    )
+    decomposition = decompose(K, G, n=n, levels=pheno.index, assume_same_order=assume_same_order)
     rotated = RotatedData.per_phenotype(decomposition, Xv, pheno.values)
     return rotated, pheno.names, x_names, pheno.one_d
 

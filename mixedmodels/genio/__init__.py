@@ -13,16 +13,14 @@ vocabulary of these inputs, shared by every subcommand.  Sources carry their sam
 from mixedmodels.genio.genotypes import (
     ArrayGenotypes,
     GenotypeSource,
-    as_genotype_source,
     align_samples,
+    as_genotype_source,
     chunk_bounds,
     iter_chunks,
     iter_standardised,
     mean_impute,
     standardise,
 )
-from mixedmodels.genio.samples import labels_of, positions
-from mixedmodels.genio.tables import read_phenotypes
 from mixedmodels.genio.plink import (
     BedBlocks,
     PlinkData,
@@ -31,6 +29,8 @@ from mixedmodels.genio.plink import (
     read_dosages,
     read_plink,
 )
+from mixedmodels.genio.samples import labels_of, positions
+from mixedmodels.genio.tables import read_phenotypes
 
 __all__ = [
     "ArrayGenotypes",
@@ -38,15 +38,15 @@ __all__ = [
     "GenotypeSource",
     "PlinkData",
     "SampleMatch",
-    "as_genotype_source",
     "align_samples",
-    "labels_of",
-    "positions",
+    "as_genotype_source",
     "chunk_bounds",
     "iter_chunks",
     "iter_standardised",
+    "labels_of",
     "match_samples",
     "mean_impute",
+    "positions",
     "read_dosages",
     "read_phenotypes",
     "read_plink",

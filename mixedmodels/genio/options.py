@@ -44,9 +44,14 @@ def add_inputs(parser: argparse.ArgumentParser, *, several_phenotypes: bool = Tr
         "--pheno", required=True, metavar="FILE", help="phenotype table (.csv or whitespace)"
     )
     which = "comma-separated phenotype columns" if several_phenotypes else "the phenotype column"
-    parser.add_argument("--pheno-col", default="", metavar="COLUMN", help=f"{which} to analyse (required)")
     parser.add_argument(
-        "--covar", default="", metavar="A,B", help="comma-separated covariate columns (intercept added)"
+        "--pheno-col", default="", metavar="COLUMN", help=f"{which} to analyse (required)"
+    )
+    parser.add_argument(
+        "--covar",
+        default="",
+        metavar="A,B",
+        help="comma-separated covariate columns (intercept added)",
     )
     parser.add_argument("--iid-col", default="iid", help="column of individual ids (default iid)")
     for old, dest, new, nargs in (
@@ -54,7 +59,9 @@ def add_inputs(parser: argparse.ArgumentParser, *, several_phenotypes: bool = Tr
         ("--iid-column", "iid_col", "--iid-col", None),
         ("--mean-covar", "covar", "--covar", "*"),
     ):
-        parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, nargs=nargs, help=argparse.SUPPRESS)
+        parser.add_argument(
+            old, dest=dest, action=DeprecatedAlias, new=new, nargs=nargs, help=argparse.SUPPRESS
+        )
 
 
 def split_columns(names: str) -> list[str]:

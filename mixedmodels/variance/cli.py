@@ -32,7 +32,9 @@ def _bed(args: argparse.Namespace) -> str:
 def _phenotype(args: argparse.Namespace) -> str:
     names = split_columns(args.pheno_col)
     if len(names) != 1:
-        raise DataError(f"hlmm-scan analyses one phenotype: give one column with --pheno-col, not {args.pheno_col!r}")
+        raise DataError(
+            f"hlmm-scan analyses one phenotype: give one column with --pheno-col, not {args.pheno_col!r}"
+        )
     return names[0]
 
 
@@ -66,8 +68,12 @@ def register(subparsers) -> None:
         "--var-covar", nargs="*", default=[], metavar="A,B",
         help="covariates of the log variance, comma-separated (an intercept is added)",
     )  # fmt: skip
-    p.add_argument("--start", type=int, default=0, help="index of the first SNP (0-based, default 0)")
-    p.add_argument("--end", type=int, default=None, help="index after the last SNP (default: end of file)")
+    p.add_argument(
+        "--start", type=int, default=0, help="index of the first SNP (0-based, default 0)"
+    )
+    p.add_argument(
+        "--end", type=int, default=None, help="index after the last SNP (default: end of file)"
+    )
     p.add_argument(
         "--window-bp", type=float, default=0.0,
         help="random effects of other SNPs within this many bp (default 0: none)",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,8 +79,13 @@ def test_kinship_heatmap_clusters_families_and_scales_by_relatives():
     order = fig.kinship_order
     drawn = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     runs = [label.split("_")[0] for label in drawn]
-    assert sum(a != b for a, b in zip(runs, runs[1:])) == 2  # each family contiguous
+    assert sum(a != b for a, b in itertools.pairwise(runs)) == 2  # each family contiguous
     assert drawn == [shuffled.index[i] for i in order]
-    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), shuffled.to_numpy()[np.ix_(order, order)])
+    np.testing.assert_allclose(
+        fig.axes[0].images[0].get_array(), shuffled.to_numpy()[np.ix_(order, order)]
+    )
     norm = fig.axes[0].images[0].norm
-    assert (norm.vmin, norm.vmax) == (-0.25, 0.25)  # relatives, not the diagonal (1.0), set the scale
+    assert (norm.vmin, norm.vmax) == (
+        -0.25,
+        0.25,
+    )  # relatives, not the diagonal (1.0), set the scale

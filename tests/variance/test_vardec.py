@@ -1,12 +1,11 @@
 """REML variance decomposition (mixedmodels.variance.vardec)."""
 
 import numpy as np
-
-from mixedmodels.numderiv import jacobian
 import pandas as pd
 import pytest
 
 from mixedmodels.errors import DataError
+from mixedmodels.numderiv import jacobian
 from mixedmodels.variance.vardec import RemlLikelihood, vardec
 
 

@@ -29,7 +29,11 @@ def test_hlmm_scan_command_writes_the_scan(genetics, tmp_path, capsys):
     assert args.handler(args) == 0
     printed = capsys.readouterr()
     assert "4 SNPs, 4 tested" in printed.out
-    for old, new in [("--phenotype", "--pheno-col"), ("--mean-covar", "--covar"), ("positional", "--bed")]:
+    for old, new in [
+        ("--phenotype", "--pheno-col"),
+        ("--mean-covar", "--covar"),
+        ("positional", "--bed"),
+    ]:
         assert f"{old}" in printed.err and f"use {new}" in printed.err  # the old names still work
     written = pd.read_csv(out, sep="\t", dtype={"chrom": str})
     assert list(written.columns) == SCAN_COLUMNS
@@ -81,6 +85,8 @@ def test_junk_phenotype_file_exits_with_status_2(tmp_path, capsys):
 
     junk = tmp_path / "pheno.txt"
     junk.write_bytes(bytes(range(256)) * 8)
-    status = main(["hlmm-scan", "--bed", "geno", "--pheno", str(junk), "--pheno-col", "y", "--out", "x"])
+    status = main(
+        ["hlmm-scan", "--bed", "geno", "--pheno", str(junk), "--pheno-col", "y", "--out", "x"]
+    )
     err = capsys.readouterr().err
     assert status == 2 and "pheno.txt" in err and len(err.strip().splitlines()) == 1
