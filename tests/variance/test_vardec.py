@@ -146,7 +146,7 @@ def test_bad_kernels():
 
 
 def test_labelled_phenotype_is_paired_with_kernels_by_id():
-    y, X, K, F = _small_problem(4)
+    y, X, K, _ = _small_problem(4)
     ids = [f"s{i}" for i in range(len(y))]
     right = vardec(y, X, {"K": K})
     order = np.random.default_rng(0).permutation(len(y))
