@@ -7,13 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixedmodels.inference.params import (
-    NotPositiveDefinite,
-    TermLayout,
-    VarianceLayout,
-    psd_cholesky,
-)
 from mixedmodels.numderiv import hessian, jacobian
+from mixedmodels.inference.params import NotPositiveDefinite, TermLayout, VarianceLayout, psd_cholesky
 
 LAYOUT = VarianceLayout((TermLayout("g", ("(Intercept)", "x", "z")), TermLayout("h", ("(Intercept)",))))
 
@@ -50,12 +45,12 @@ def test_semidefinite_factor_and_invalid_correlations():
 
 
 def test_derivatives_of_known_functions():
-    f = lambda x: np.exp(x[0]) * np.sin(x[1]) + x[0] ** 3 * x[1]
+    f = lambda x: np.exp(x[0]) * np.sin(x[1]) + x[0] ** 3 * x[1]  # noqa: E731
     x = np.array([0.7, 1.3])
     e, s, c = np.exp(0.7), np.sin(1.3), np.cos(1.3)
     exact_h = np.array([[e * s + 6 * 0.7 * 1.3, e * c + 3 * 0.49], [e * c + 3 * 0.49, -e * s]])
     np.testing.assert_allclose(hessian(f, x), exact_h, rtol=1e-7)
-    g = lambda x: np.array([np.exp(x[0]) * np.sin(x[1]), x[0] ** 2])
+    g = lambda x: np.array([np.exp(x[0]) * np.sin(x[1]), x[0] ** 2])  # noqa: E731
     np.testing.assert_allclose(jacobian(g, x), [[e * s, e * c], [1.4, 0.0]], rtol=1e-9, atol=1e-12)
     # a coordinate at zero gets an absolute step of 1e-4 (rounding error ~1e-6 after extrapolation)
     np.testing.assert_allclose(hessian(lambda x: np.cosh(x[0]), np.array([0.0])), [[1.0]], rtol=1e-5)
