@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["jacobian", "hessian", "hessian_from_gradient"]
+__all__ = ["hessian", "hessian_from_gradient", "jacobian"]
 
 
 ZERO_TOL = 1.78e-5
@@ -46,7 +46,9 @@ def _richardson(estimates: list[np.ndarray]) -> np.ndarray:
     return level[0]
 
 
-def jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = 1e-4, levels: int = 4) -> np.ndarray:
+def jacobian(
+    f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = 1e-4, levels: int = 4
+) -> np.ndarray:
     """Jacobian of a vector function: shape (len(f(x)), len(x)).
 
     Parameters
@@ -70,7 +72,9 @@ def jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = 
     return np.column_stack(cols)
 
 
-def hessian(f: Callable[[np.ndarray], float], x: np.ndarray, rel: float = 0.1, levels: int = 4) -> np.ndarray:
+def hessian(
+    f: Callable[[np.ndarray], float], x: np.ndarray, rel: float = 0.1, levels: int = 4
+) -> np.ndarray:
     """Hessian of a scalar function by extrapolated central second differences, shape (k, k)."""
     x = np.asarray(x, dtype=float)
     k = len(x)
@@ -79,7 +83,9 @@ def hessian(f: Callable[[np.ndarray], float], x: np.ndarray, rel: float = 0.1, l
     H = np.empty((k, k))
     for i in range(k):
         for j in range(i + 1):
-            estimates = [_second_difference(f, x, f0, i, j, h0 / 2**level) for level in range(levels)]
+            estimates = [
+                _second_difference(f, x, f0, i, j, h0 / 2**level) for level in range(levels)
+            ]
             H[i, j] = H[j, i] = float(_richardson(estimates))
     return H
 

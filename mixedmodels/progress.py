@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from .errors import MixedModelsError
 
-__all__ = ["AUTO_DELAY", "ProgressOption", "check_progress", "progress_bar", "interactive"]
+__all__ = ["AUTO_DELAY", "ProgressOption", "check_progress", "interactive", "progress_bar"]
 
 ProgressOption = bool | str | None
 

@@ -5,7 +5,6 @@ known kinship ``K``.  See ``docs/genetics.md`` for the algebra and examples.
 """
 
 from mixedmodels.genetics.decomposition import Decomposition, eigh_kinship, svd_genotypes
-from mixedmodels.genio.genotypes import ArrayGenotypes, GenotypeSource, mean_impute, standardise
 from mixedmodels.genetics.heritability import (
     HeritabilityResult,
     HeritabilityResults,
@@ -13,11 +12,16 @@ from mixedmodels.genetics.heritability import (
     loglik_curve,
 )
 from mixedmodels.genetics.kinship import check_kinship, kinship
-from mixedmodels.genetics.latent import LatentHeritability, latent_heritability, threshold_heritability
+from mixedmodels.genetics.latent import (
+    LatentHeritability,
+    latent_heritability,
+    threshold_heritability,
+)
 from mixedmodels.genetics.phenotypes import covariate_matrix, read_phenotypes
-from mixedmodels.genio.plink import PlinkData, SampleMatch, match_samples, read_plink
 from mixedmodels.genetics.plots import kinship_heatmap, manhattan_plot, qq_plot
 from mixedmodels.genetics.scan import genomic_inflation, scan
+from mixedmodels.genio.genotypes import ArrayGenotypes, GenotypeSource, mean_impute, standardise
+from mixedmodels.genio.plink import PlinkData, SampleMatch, match_samples, read_plink
 from mixedmodels.variance.vardec import vardec
 
 __all__ = [

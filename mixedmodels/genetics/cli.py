@@ -8,13 +8,19 @@ Example::
 
     mixedmodels scan --bed data/geno --pheno pheno.csv --covar age,sex \\
         --pheno-col pheno1 --out results.tsv
-    mixedmodels heritability --bed data/geno --pheno pheno.csv --covar age,sex
+    mixedmodels heritability --bed data/geno --pheno pheno.csv --covar age,sex --pheno-col pheno1
+
+The input flags are shared with ``hlmm-scan`` (:mod:`mixedmodels.genio.options`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from mixedmodels._text import few
+from mixedmodels.errors import DataError
+from mixedmodels.genio.options import add_inputs, split_columns
 
 __all__ = ["register", "run_heritability", "run_scan"]
 
@@ -48,45 +54,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--bed", required=True, metavar="PREFIX", help="PLINK prefix (PREFIX.bed/.bim/.fam)"
-    )
-    parser.add_argument(
-        "--pheno", required=True, metavar="FILE", help="phenotype table (.csv or whitespace)"
-    )
-    parser.add_argument(
-        "--covar", default="", help="comma-separated covariate columns (intercept added)"
-    )
-    parser.add_argument(
-        "--pheno-col",
-        default="",
-        help="comma-separated phenotype columns (default: every other numeric one)",
-    )
-    parser.add_argument("--iid-col", default="iid", help="column of individual ids (default iid)")
-
-
-def _split(names: str) -> list[str]:
-    return [name.strip() for name in names.split(",") if name.strip()]
+    add_inputs(parser)
 
 
 def _load(args: argparse.Namespace, extra_covariates: list[str] = ()):
     """Read the files, keep the shared complete individuals; return (match, phenotypes, X)."""
-    from mixedmodels.genetics.phenotypes import covariate_matrix, read_phenotypes
-    from mixedmodels.genio.plink import match_samples, read_plink
+    from mixedmodels.genetics.phenotypes import covariate_matrix
+    from mixedmodels.genio import match_samples, read_phenotypes, read_plink
 
     table = read_phenotypes(args.pheno, args.iid_col)
-    covariates = _split(args.covar)
+    covariates = split_columns(args.covar)
     covariates += [c for c in extra_covariates if c not in covariates]
-    phenotypes = _split(args.pheno_col) or [
-        c
-        for c in table.select_dtypes("number").columns
-        if c not in covariates and c != args.iid_col
-    ]
+    phenotypes = _phenotype_columns(args, table, covariates)
     match = match_samples(
-        read_plink(args.bed), table, iid_column=args.iid_col, columns=phenotypes + covariates
-    )
+        read_plink(require_bed(args)), table, iid_column=args.iid_col,
+        columns=phenotypes + covariates,
+    )  # fmt: skip
     print(match, file=sys.stderr)
     return match, match.phenotypes[phenotypes], covariate_matrix(match.phenotypes, covariates)
+
+
+def require_bed(args: argparse.Namespace) -> str:
+    if not args.bed:
+        raise DataError("give the PLINK file set with --bed PREFIX")
+    return args.bed
+
+
+def _phenotype_columns(args: argparse.Namespace, table, covariates: list[str]) -> list[str]:
+    """The ``--pheno-col`` columns; required, since guessing picks covariates such as sex."""
+    missing = [c for c in covariates if c not in table.columns]
+    if missing:
+        raise DataError(f"covariate column(s) {few(missing)} not in the phenotype table")
+    wanted = split_columns(args.pheno_col)
+    if not wanted:
+        candidates = [
+            c for c in table.select_dtypes("number").columns
+            if c not in covariates and c != args.iid_col
+        ]  # fmt: skip
+        raise DataError(
+            "say which column(s) to analyse with --pheno-col (numeric columns of "
+            f"{args.pheno}: {few(candidates, 10)})"
+        )
+    return wanted
 
 
 def run_scan(args: argparse.Namespace) -> int:

@@ -22,14 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.linalg
 
-import pandas as pd
-
 from mixedmodels.errors import DataError
+from mixedmodels.genetics.kinship import check_kinship, kinship, scaled_kinship
 from mixedmodels.genio.genotypes import align_samples, as_genotype_source, iter_standardised
 from mixedmodels.genio.samples import positions
-from mixedmodels.genetics.kinship import check_kinship, kinship, scaled_kinship
 
 __all__ = ["Decomposition", "decompose", "eigh_kinship", "singular_at_one", "svd_genotypes"]
 
@@ -107,7 +106,9 @@ def eigh_kinship(K: object, levels: Sequence[object] | None = None) -> Decomposi
     S, U = scipy.linalg.eigh(values, driver="evd", overwrite_a=True, check_finite=False)
     ids = None
     if isinstance(K, pd.DataFrame):  # check_kinship put its rows in the order of levels
-        ids = K.index.astype(str).to_numpy() if levels is None else np.array([str(v) for v in levels])
+        ids = (
+            K.index.astype(str).to_numpy() if levels is None else np.array([str(v) for v in levels])
+        )
     return Decomposition(U=U, S=np.clip(S, 0.0, None), ids=ids)
 
 

@@ -40,8 +40,6 @@ import pandas as pd
 from scipy.optimize import brentq, minimize_scalar
 
 from mixedmodels.errors import DataError
-from mixedmodels.optimize import record_search
-from mixedmodels.optsummary import OptSummary
 from mixedmodels.genetics.decomposition import Decomposition, decompose
 from mixedmodels.genetics.likelihood import (
     Profile,
@@ -50,6 +48,10 @@ from mixedmodels.genetics.likelihood import (
     profiled_score,
 )
 from mixedmodels.genetics.phenotypes import as_covariates, as_phenotypes
+from mixedmodels.lmm import coef_table
+from mixedmodels.optimize import record_search
+from mixedmodels.optsummary import OptSummary
+from mixedmodels.printing import format_coeftable
 
 __all__ = [
     "H2Estimate",
@@ -192,7 +194,11 @@ def _away_from_one(
         "likelihood unbounded there); "
     )
     if not interior:
-        return float(grid[-1]), "BOUNDARY", why + f"reporting h² = {grid[-1]}, the end of the search"
+        return (
+            float(grid[-1]),
+            "BOUNDARY",
+            why + f"reporting h² = {grid[-1]}, the end of the search",
+        )
     h2, reason = _refine(objective, score, grid, loglik, interior[0])
     return h2, reason, why + f"reporting the interior local maximum h² = {h2:.6g}; REML avoids this"
 
@@ -258,6 +264,10 @@ class HeritabilityResult:
         row |= {f"se[{k}]": v for k, v in self.se.items()}
         return pd.DataFrame([row], index=pd.Index([self.phenotype], name="phenotype"))
 
+    def coeftable(self) -> pd.DataFrame:
+        """Fixed effects with Wald z statistics and p-values, as the core's models give them."""
+        return coef_table(self.beta.to_numpy(), self.se.to_numpy(), list(self.beta.index))
+
     def summary(self) -> str:
         """A short printable report."""
         method = "REML" if self.reml else "ML"
@@ -271,7 +281,7 @@ class HeritabilityResult:
             ),
             f"  log-likelihood = {self.loglik:.4f}",
             "  fixed effects:",
-            pd.DataFrame({"estimate": self.beta, "std. error": self.se}).to_string(),
+            format_coeftable(self.coeftable()),
         ]
         return "\n".join(lines)
 
@@ -327,9 +337,7 @@ def _rotated_phenotypes(
     pheno = as_phenotypes(y)
     n = pheno.values.shape[0]
     Xv, x_names = as_covariates(X, n, pheno.index)
-    decomposition = decompose(
-        K, G, n=n, levels=pheno.index, assume_same_order=assume_same_order
-    )
+    decomposition = decompose(K, G, n=n, levels=pheno.index, assume_same_order=assume_same_order)
     rotated = RotatedData.per_phenotype(decomposition, Xv, pheno.values)
     return rotated, pheno.names, x_names, pheno.one_d
 

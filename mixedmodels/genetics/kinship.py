@@ -28,7 +28,9 @@ __all__ = ["check_kinship", "kinship", "scaled_kinship"]
 SCALE_RANGE = (1e-6, 1e6)
 
 
-def check_kinship(K: object, levels: Sequence[object] | None = None, *, tol: float = 1e-8) -> np.ndarray:
+def check_kinship(
+    K: object, levels: Sequence[object] | None = None, *, tol: float = 1e-8
+) -> np.ndarray:
     """Check a user-given kinship matrix (see :func:`mixedmodels.covariance.check_covariance`)."""
     return check_covariance(K, levels, tol=tol)
 

@@ -38,6 +38,7 @@ import pandas as pd
 
 from mixedmodels.errors import DataError
 from mixedmodels.families import Bernoulli, Binomial, Poisson, get_family
+from mixedmodels.genio.samples import labels_of, positions
 
 __all__ = ["LatentHeritability", "latent_heritability", "threshold_heritability", "LINK_VARIANCE"]
 
@@ -91,6 +92,18 @@ class LatentHeritability:
                 f"  sigma2_g = {self.sigma2_g:.4g}, latent residual variance = {self.sigma2_residual:.4g}")
 
 
+def _paired_kinship(y, K, assume_same_order: bool):
+    """``K`` with its rows in the order of ``y``: by sample ID when both are labelled.
+
+    A labelled ``y`` with an unlabelled ``K`` is refused unless ``assume_same_order``
+    (see :mod:`mixedmodels.genio.samples`).
+    """
+    have = labels_of(K) if isinstance(K, pd.DataFrame) else None
+    n = np.shape(K)[0] if np.ndim(K) == 2 else 0
+    rows = positions(labels_of(y), have, n, "the kinship K", assume_same_order=assume_same_order)
+    return K if rows is None else K.iloc[rows, rows]
+
+
 def _frame(y, K, X, trials) -> tuple[pd.DataFrame, str, pd.DataFrame | np.ndarray]:
     y = np.asarray(y, dtype=float)
     n = len(y)
@@ -107,12 +120,15 @@ def _frame(y, K, X, trials) -> tuple[pd.DataFrame, str, pd.DataFrame | np.ndarra
     return df, fixed, Kdf
 
 
-def threshold_heritability(y, K, X=None, *, prevalence: float | None = None) -> LatentHeritability:
+def threshold_heritability(
+    y, K, X=None, *, prevalence: float | None = None, assume_same_order: bool = False
+) -> LatentHeritability:
     """Liability-scale h² of a 0/1 trait from REML on the observed scale (see the module docstring)."""
     from scipy.stats import norm
 
     from mixedmodels.genetics.heritability import heritability
 
+    K = _paired_kinship(y, K, assume_same_order)
     y = np.asarray(y, dtype=float)
     if not np.isin(y, (0.0, 1.0)).all():
         raise DataError("the threshold method needs a 0/1 trait")
@@ -127,7 +143,8 @@ def threshold_heritability(y, K, X=None, *, prevalence: float | None = None) -> 
 
 
 def latent_heritability(y, K, X=None, *, family: str = "bernoulli", link: str | None = None,
-                        trials=None, method: str = "glmm", prevalence: float | None = None) -> LatentHeritability:
+                        trials=None, method: str = "glmm", prevalence: float | None = None,
+                        assume_same_order: bool = False) -> LatentHeritability:
     """Heritability of a binary, binomial or count trait on the latent scale.
 
     Parameters
@@ -135,7 +152,9 @@ def latent_heritability(y, K, X=None, *, family: str = "bernoulli", link: str | 
     y : array (n,)
         0/1 outcomes (bernoulli), proportions with ``trials`` (binomial), or counts (poisson).
     K : array or DataFrame (n, n)
-        Kinship of the n individuals, in the order of ``y`` (a DataFrame's index names them).
+        Kinship of the n individuals.  A DataFrame (labelled by sample ID, as
+        :func:`kinship` returns) is paired with a labelled ``y`` by ID; an array
+        with a labelled ``y`` needs ``assume_same_order=True``.
     X : array (n, p), optional
         Covariates including the intercept column; an intercept only if omitted.
     family : {"bernoulli", "binomial", "poisson"}
@@ -150,9 +169,12 @@ def latent_heritability(y, K, X=None, *, family: str = "bernoulli", link: str | 
         (0/1 traits; see the module docstring).
     prevalence : float, optional
         Population prevalence for ``"threshold"`` (default: the sample's case fraction).
+    assume_same_order : bool
+        Pair a labelled ``y`` with an unlabelled (array) ``K`` by position.
     """
+    K = _paired_kinship(y, K, assume_same_order)
     if method == "threshold":
-        return threshold_heritability(y, K, X, prevalence=prevalence)
+        return threshold_heritability(y, K, X, prevalence=prevalence, assume_same_order=True)
     if method != "glmm":
         raise DataError(f"unknown method {method!r}; use 'glmm' or 'threshold'")
     fam = get_family(family, link or ("probit" if family in ("bernoulli", "binomial") else None))

@@ -68,7 +68,7 @@ class Scheduler:
     def __init__(self, scheduler: Any, owned: bool):
         self.scheduler, self.owned = scheduler, owned
 
-    def __enter__(self) -> Scheduler:
+    def __enter__(self) -> Scheduler:  # noqa: PYI034 - Scheduler is not subclassed
         return self
 
     def __exit__(self, *exc: object) -> None:

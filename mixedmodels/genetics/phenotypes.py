@@ -8,7 +8,6 @@ the helpers here turn them into float arrays plus names, and stop with a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -16,7 +15,9 @@ import pandas as pd
 
 from mixedmodels._text import few
 from mixedmodels.errors import DataError
+from mixedmodels.feterm import independent_columns
 from mixedmodels.genio.samples import labels_of
+from mixedmodels.genio.tables import read_phenotypes
 
 __all__ = ["Phenotypes", "as_covariates", "as_phenotypes", "covariate_matrix", "read_phenotypes"]
 
@@ -106,37 +107,21 @@ def _check_complete(column: np.ndarray, what: str) -> None:
 
 
 def _check_full_rank(X: np.ndarray, names: list[str]) -> None:
-    """A rank-deficient ``X`` has no unique ``β``: name the columns that depend on others."""
-    rank = np.linalg.matrix_rank(X)
-    if rank == X.shape[1]:
-        return
-    redundant = [
-        name
-        for j, name in enumerate(names)
-        if np.linalg.matrix_rank(np.delete(X, j, axis=1)) == rank
-    ]
-    raise DataError(
-        f"the covariates are linearly dependent (rank {rank} < {X.shape[1]} columns); "
-        f"drop one of {few(redundant)}"
-    )
+    """A rank-deficient ``X`` has no unique ``β``: name the columns that depend on earlier ones.
 
-
-def read_phenotypes(path: str | Path, iid_column: str = "iid") -> pd.DataFrame:
-    """Read a phenotype/covariate table (CSV, or whitespace-separated if not ``.csv``).
-
-    Returns the table with ``iid_column`` as a string column, rows as in the file.
+    The aliased columns are found as the core's fixed-effects term finds them
+    (:func:`mixedmodels.feterm.independent_columns`); the kinship models refuse
+    rather than drop them, since their ``β`` is reported by column.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"phenotype file not found: {path}")
-    sep = "," if path.suffix.lower() == ".csv" else r"\s+"
-    frame = pd.read_csv(path, sep=sep, dtype={iid_column: str})
-    if iid_column not in frame.columns:
-        raise DataError(
-            f"{path} has no column {iid_column!r} of individual ids; its columns are "
-            f"{few(frame.columns, 10)}"
-        )
-    return frame
+    keep = independent_columns(X)
+    if keep.size == X.shape[1]:
+        return
+    aliased = [name for j, name in enumerate(names) if j not in set(keep.tolist())]
+    raise DataError(
+        f"the covariates are linearly dependent (rank {keep.size} < {X.shape[1]} columns): "
+        f"{few(aliased)} {'is a combination' if len(aliased) == 1 else 'are combinations'} "
+        "of the columns before; drop it or them"
+    )
 
 
 def covariate_matrix(

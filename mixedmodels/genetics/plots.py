@@ -120,9 +120,17 @@ def qq_plot(p_values: object, *, title: str | None = None) -> Figure:
 
 
 def kinship_heatmap(
-    K: object, *, labels: list[str] | None = None, title: str | None = None
+    K: object,
+    *,
+    labels: list[str] | None = None,
+    title: str | None = None,
+    cluster: bool = True,
 ) -> Figure:
-    """The kinship matrix as an image, diverging colours centred at 0.
+    """The kinship matrix as an image, individuals clustered, diverging colours centred at 0.
+
+    The colour scale spans ±max |off-diagonal entry|: the diagonal (self-kinship,
+    ~1) is far larger than relatedness between individuals and would otherwise
+    wash out every family; diagonal cells show the end colour.
 
     Parameters
     ----------
@@ -130,21 +138,45 @@ def kinship_heatmap(
         Checked with :func:`check_kinship`; a DataFrame's index labels the axes.
     labels : list of str, optional
         Axis labels (only drawn for at most 50 individuals).
+    cluster : bool
+        Order individuals by average-linkage clustering of their kinship
+        profiles (rows of ``K``), so that relatives sit together; False keeps
+        the given order.  The order used is ``fig.kinship_order``.
     """
     values = check_kinship(K)
     if labels is None and isinstance(K, pd.DataFrame):
         labels = [str(v) for v in K.index]
+    order = _cluster_order(values) if cluster else np.arange(len(values))
+    values = values[np.ix_(order, order)]
     fig = _figure((6, 5))
     ax = fig.add_subplot()
-    off_diagonal = values[~np.eye(len(values), dtype=bool)]
-    limit = float(np.abs(off_diagonal).max(initial=0.0)) or 1.0
-    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-    fig.colorbar(image, ax=ax, label="kinship")
+    image = ax.imshow(values, cmap="RdBu_r", norm=_centred_norm(values), interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="kinship", extend="max")
     if labels is not None and len(labels) <= 50:
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
-        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+        shown = [labels[i] for i in order]
+        ax.set_xticks(range(len(shown)), shown, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(shown)), shown, fontsize=6)
     ax.set_title(title or "")
+    fig.kinship_order = order
     return fig
+
+
+def _cluster_order(K: np.ndarray) -> np.ndarray:
+    """Leaf order of an average-linkage tree on the rows of ``K`` (Euclidean distance)."""
+    if len(K) < 3:
+        return np.arange(len(K))
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    return leaves_list(linkage(K, method="average", metric="euclidean"))
+
+
+def _centred_norm(K: np.ndarray):
+    """Colours centred at 0 spanning ±max |off-diagonal| (the diagonal does not set the scale)."""
+    from matplotlib.colors import Normalize
+
+    off_diagonal = K[~np.eye(len(K), dtype=bool)]
+    limit = float(np.abs(off_diagonal).max(initial=0.0)) or float(np.abs(K).max(initial=0.0)) or 1.0
+    return Normalize(vmin=-limit, vmax=limit)
 
 
 def _one_phenotype(results: pd.DataFrame, phenotype: str | None) -> pd.DataFrame:

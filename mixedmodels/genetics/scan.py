@@ -40,6 +40,10 @@ from mixedmodels.genetics.association import (
 )
 from mixedmodels.genetics.basis import Rotation, Whitening, whitening_pays
 from mixedmodels.genetics.decomposition import Decomposition, decompose
+from mixedmodels.genetics.heritability import estimate_h2
+from mixedmodels.genetics.likelihood import RotatedData, profiled_loglik
+from mixedmodels.genetics.parallel import open_scheduler, run_blocks
+from mixedmodels.genetics.phenotypes import Phenotypes, as_covariates, as_phenotypes
 from mixedmodels.genio.genotypes import (
     GenotypeSource,
     align_samples,
@@ -47,10 +51,6 @@ from mixedmodels.genio.genotypes import (
     chunk_bounds,
     mean_impute,
 )
-from mixedmodels.genetics.heritability import estimate_h2
-from mixedmodels.genetics.likelihood import RotatedData, profiled_loglik
-from mixedmodels.genetics.parallel import open_scheduler, run_blocks
-from mixedmodels.genetics.phenotypes import Phenotypes, as_covariates, as_phenotypes
 from mixedmodels.genio.plink import BedBlocks, PlinkData
 
 __all__ = ["genomic_inflation", "scan"]
@@ -391,7 +391,9 @@ def _fixed_h2(h2: float | Sequence[float] | None, t: int, reestimate: bool) -> l
     try:
         values = np.broadcast_to(np.asarray(h2, dtype=np.float64), (t,))
     except (TypeError, ValueError):
-        raise DataError(f"h2 must be a number in [0, 1] or one per phenotype ({t}), not {h2!r}") from None
+        raise DataError(
+            f"h2 must be a number in [0, 1] or one per phenotype ({t}), not {h2!r}"
+        ) from None
     if not ((values >= 0) & (values <= 1)).all():  # NaN fails both comparisons
         raise DataError(f"h2 must lie in [0, 1], not {h2}")
     return [float(v) for v in values]

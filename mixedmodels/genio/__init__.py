@@ -5,21 +5,22 @@ One package reads genotypes for every model that uses them
 hlmm scan): :mod:`.plink` opens ``.bed/.bim/.fam`` lazily (bed-reader decodes
 the ``.bed``: ``pip install mixedmodels[genetics]``), :mod:`.genotypes` holds
 the chunked :class:`GenotypeSource` interface and the per-SNP imputation and
-standardisation.  Sources carry their samples' IDs (``iid``).
+standardisation, :mod:`.samples` the pairing of rows by sample ID,
+:mod:`.tables` phenotype files and :mod:`.options` the command-line
+vocabulary of these inputs, shared by every subcommand.  Sources carry their samples' IDs (``iid``).
 """
 
 from mixedmodels.genio.genotypes import (
     ArrayGenotypes,
     GenotypeSource,
-    as_genotype_source,
     align_samples,
+    as_genotype_source,
     chunk_bounds,
     iter_chunks,
     iter_standardised,
     mean_impute,
     standardise,
 )
-from mixedmodels.genio.samples import labels_of, positions
 from mixedmodels.genio.plink import (
     BedBlocks,
     PlinkData,
@@ -28,6 +29,8 @@ from mixedmodels.genio.plink import (
     read_dosages,
     read_plink,
 )
+from mixedmodels.genio.samples import labels_of, positions
+from mixedmodels.genio.tables import read_phenotypes
 
 __all__ = [
     "ArrayGenotypes",
@@ -35,16 +38,17 @@ __all__ = [
     "GenotypeSource",
     "PlinkData",
     "SampleMatch",
-    "as_genotype_source",
     "align_samples",
-    "labels_of",
-    "positions",
+    "as_genotype_source",
     "chunk_bounds",
     "iter_chunks",
     "iter_standardised",
+    "labels_of",
     "match_samples",
     "mean_impute",
+    "positions",
     "read_dosages",
+    "read_phenotypes",
     "read_plink",
     "standardise",
 ]

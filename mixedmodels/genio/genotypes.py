@@ -23,8 +23,8 @@ from mixedmodels.genio.samples import labels_of, positions
 __all__ = [
     "ArrayGenotypes",
     "GenotypeSource",
-    "as_genotype_source",
     "align_samples",
+    "as_genotype_source",
     "chunk_bounds",
     "iter_chunks",
     "iter_standardised",
@@ -149,7 +149,11 @@ def align_samples(
         assume_same_order=assume_same_order,
     )  # fmt: skip
     if rows is not None:
-        source = source.select_samples(levels) if hasattr(source, "select_samples") else source.take(rows)
+        source = (
+            source.select_samples(levels)
+            if hasattr(source, "select_samples")
+            else source.take(rows)
+        )
     if source.n_samples != n:
         raise DataError(
             f"the genotypes have {source.n_samples} individuals but the phenotype has {n}; "

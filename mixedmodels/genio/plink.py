@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixedmodels.errors import DataError, MixedModelsError
 from mixedmodels._text import few
+from mixedmodels.errors import DataError, MixedModelsError
 
 __all__ = ["BedBlocks", "PlinkData", "SampleMatch", "match_samples", "read_dosages", "read_plink"]
 
@@ -185,13 +185,17 @@ def read_plink(prefix: str | Path) -> PlinkData:
 
 def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     """A whitespace-separated text file with exactly ``len(columns)`` fields a line, as strings."""
-    kind = f"a PLINK .{path.suffix[1:]} file has {len(columns)} fields a line ({', '.join(columns)})"
+    kind = (
+        f"a PLINK .{path.suffix[1:]} file has {len(columns)} fields a line ({', '.join(columns)})"
+    )
     try:
         table = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; {kind}") from None
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path} is not a readable text table ({type(exc).__name__}); {kind}") from None
+        raise DataError(
+            f"{path} is not a readable text table ({type(exc).__name__}); {kind}"
+        ) from None
     if table.shape[1] != len(columns):
         raise DataError(f"{path} has {table.shape[1]} columns; {kind}")
     table.columns = columns
@@ -303,7 +307,9 @@ def read_dosages(
     ``rows`` picks samples (positions among ``panel``'s); returns (n, k) float64,
     ``NaN`` where missing.  Reads the contiguous range covering ``columns`` once.
     """
-    selected = panel if rows is None else replace(panel, sample_index=panel.sample_index[np.asarray(rows)])
+    selected = (
+        panel if rows is None else replace(panel, sample_index=panel.sample_index[np.asarray(rows)])
+    )
     if isinstance(columns, slice):
         start, stop, step = columns.indices(panel.n_snps)
         return selected.read(start, stop)[:, ::step]

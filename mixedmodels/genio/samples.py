@@ -71,5 +71,7 @@ def positions(
     found = have.get_indexer(wanted)
     if (found < 0).any():
         absent = wanted[found < 0]
-        raise DataError(f"{len(absent)} individual(s) of the phenotype missing from {what}: {few(absent)}")
+        raise DataError(
+            f"{len(absent)} individual(s) of the phenotype missing from {what}: {few(absent)}"
+        )
     return None if (found.size == n_have and (found == np.arange(n_have)).all()) else found

@@ -32,8 +32,8 @@ import pandas as pd
 from scipy.stats import chi2
 
 from ..errors import DataError, MixedModelsError
-from ..progress import ProgressOption, progress_bar
 from ..genio import read_dosages, read_plink, standardise
+from ..progress import ProgressOption, progress_bar
 from .hlmm import HLMMResult, fit_hlmm
 
 __all__ = ["SCAN_COLUMNS", "hlmm_scan", "scan_genotypes", "write_tsv"]
@@ -285,7 +285,11 @@ def hlmm_scan(
         tests=range(start - lo, end - lo), window_bp=window_bp, min_maf=min_maf, max_missing=max_missing,
         progress=progress,
     )  # fmt: skip
-    snps = panel.bim.iloc[start:end][["snp", "chrom", "pos", "allele_1", "allele_2"]].rename(columns={"allele_1": "a1", "allele_2": "a2"}).reset_index(drop=True)
+    snps = (
+        panel.bim.iloc[start:end][["snp", "chrom", "pos", "allele_1", "allele_2"]]
+        .rename(columns={"allele_1": "a1", "allele_2": "a2"})
+        .reset_index(drop=True)
+    )
     return pd.concat([snps, result], axis=1)[SCAN_COLUMNS]
 
 

@@ -1,37 +1,53 @@
 """Command-line subcommand ``hlmm-scan``: the chromosome scan of :mod:`.chrscan`.
 
-    mixedmodels hlmm-scan geno.bed --pheno pheno.csv --phenotype y \\
-        --mean-covar age sex --var-covar sex --start 0 --end 500 --window-bp 50000 --out scan.tsv
+    mixedmodels hlmm-scan --bed geno --pheno pheno.csv --pheno-col y \\
+        --covar age,sex --var-covar sex --start 0 --end 500 --window-bp 50000 --out scan.tsv
 
-The main CLI calls :func:`register` with its subparsers.
+The input flags are those of ``scan`` and ``heritability``
+(:mod:`mixedmodels.genio.options`); the old spellings (a positional bed file,
+``--phenotype``, ``--iid-column``, ``--mean-covar A B``) still work, with a
+deprecation note.  The main CLI calls :func:`register` with its subparsers.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import sys
 
 from ..errors import DataError
+from ..genio.options import add_inputs, split_columns
 
 __all__ = ["register"]
 
 
-def _read_table(path: str):
-    """A CSV or whitespace/tab-separated phenotype file (the separator is detected)."""
-    import pandas as pd
+def _bed(args: argparse.Namespace) -> str:
+    if args.bed_file:
+        print("mixedmodels: note: a positional bed file is deprecated; use --bed", file=sys.stderr)
+    bed = args.bed or args.bed_file
+    if not bed:
+        raise DataError("give the PLINK file set with --bed PREFIX")
+    return bed
 
-    if not Path(path).exists():
-        raise DataError(f"phenotype file {path!r} not found")
-    return pd.read_csv(path, sep=None, engine="python")
+
+def _phenotype(args: argparse.Namespace) -> str:
+    names = split_columns(args.pheno_col)
+    if len(names) != 1:
+        raise DataError(
+            f"hlmm-scan analyses one phenotype: give one column with --pheno-col, not {args.pheno_col!r}"
+        )
+    return names[0]
 
 
 def _hlmm_scan(args: argparse.Namespace) -> int:
+    from ..genio import read_phenotypes
     from .chrscan import hlmm_scan, write_tsv
 
+    bed, phenotype = _bed(args), _phenotype(args)
     results = hlmm_scan(
-        args.bed, _read_table(args.pheno), args.phenotype, mean_covariates=args.mean_covar,
-        var_covariates=args.var_covar, iid_column=args.iid_column, start=args.start, end=args.end,
-        window_bp=args.window_bp, min_maf=args.min_maf, max_missing=args.max_missing,
+        bed, read_phenotypes(args.pheno, args.iid_col), phenotype,
+        mean_covariates=split_columns(args.covar), var_covariates=split_columns(",".join(args.var_covar)),
+        iid_column=args.iid_col, start=args.start, end=args.end, window_bp=args.window_bp,
+        min_maf=args.min_maf, max_missing=args.max_missing,
         progress=False if args.no_progress else "auto",
     )  # fmt: skip
     path = write_tsv(results, args.out)
@@ -46,30 +62,12 @@ def register(subparsers) -> None:
         "hlmm-scan",
         help="scan SNPs of a PLINK bed file for effects on the mean and the variance of a phenotype (hlmm)",
     )
-    p.add_argument("bed", help="PLINK .bed file or prefix (with .bim and .fam beside it)")
+    p.add_argument("bed_file", nargs="?", help=argparse.SUPPRESS)  # deprecated: use --bed
+    add_inputs(p, several_phenotypes=False)
     p.add_argument(
-        "--pheno", required=True, help="phenotype and covariate file (CSV or tab/space separated)"
-    )
-    p.add_argument("--phenotype", required=True, help="column of the phenotype to analyse")
-    p.add_argument(
-        "--iid-column",
-        default="iid",
-        help="column matching the fam file's individual ids (default iid)",
-    )
-    p.add_argument(
-        "--mean-covar",
-        nargs="*",
-        default=[],
-        metavar="COL",
-        help="covariates of the mean (an intercept is added)",
-    )
-    p.add_argument(
-        "--var-covar",
-        nargs="*",
-        default=[],
-        metavar="COL",
-        help="covariates of the log variance (an intercept is added)",
-    )
+        "--var-covar", nargs="*", default=[], metavar="A,B",
+        help="covariates of the log variance, comma-separated (an intercept is added)",
+    )  # fmt: skip
     p.add_argument(
         "--start", type=int, default=0, help="index of the first SNP (0-based, default 0)"
     )
@@ -77,23 +75,17 @@ def register(subparsers) -> None:
         "--end", type=int, default=None, help="index after the last SNP (default: end of file)"
     )
     p.add_argument(
-        "--window-bp",
-        type=float,
-        default=0.0,
+        "--window-bp", type=float, default=0.0,
         help="random effects of other SNPs within this many bp (default 0: none)",
-    )
+    )  # fmt: skip
     p.add_argument(
-        "--min-maf",
-        type=float,
-        default=0.05,
+        "--min-maf", type=float, default=0.05,
         help="skip SNPs with a lower minor allele frequency (default 0.05)",
-    )
+    )  # fmt: skip
     p.add_argument(
-        "--max-missing",
-        type=float,
-        default=0.05,
+        "--max-missing", type=float, default=0.05,
         help="skip SNPs with a larger missing fraction (default 0.05)",
-    )
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output TSV file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_hlmm_scan)

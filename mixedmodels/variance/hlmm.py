@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..feterm import independent_columns
 from ..lmm import coef_table
 from .gaussfit import GaussianFit, fit_gaussian
 from .lambdapattern import LambdaPattern
@@ -104,9 +105,12 @@ def _design(M, n: int, what: str) -> np.ndarray:
         raise DataError(f"{what} must have one row per observation ({n}), got shape {M.shape}")
     if not np.isfinite(M).all():
         raise DataError(f"{what} has missing or infinite values: remove or impute them first")
-    if np.linalg.matrix_rank(M) < M.shape[1]:
+    keep = independent_columns(M)  # the core's test for aliased fixed-effects columns
+    if keep.size < M.shape[1]:
+        aliased = sorted(set(range(M.shape[1])) - set(keep.tolist()))
         raise DataError(
-            f"{what} is rank deficient: drop a column that is a combination of the others"
+            f"{what} is rank deficient: column(s) {', '.join(map(str, aliased))} (0-based) are "
+            "combinations of the columns before them; drop them"
         )
     return M
 

@@ -146,7 +146,9 @@ def minimize_bounded(
     logged = _logging(fg, fitlog)
     t0 = time.perf_counter()
     for _ in range(int(np.isfinite(lower).sum()) + 1):
-        res = _settle_on_bounds(logged, _newton(logged, hess, x, lower, maxiter, ftol), lower, probe)
+        res = _settle_on_bounds(
+            logged, _newton(logged, hess, x, lower, maxiter, ftol), lower, probe
+        )
         x = _escape_bounds(logged, res, lower, probe)
         if x is None:
             break
@@ -166,7 +168,13 @@ def _logging(fg: ObjectiveGradient, fitlog: list[tuple[np.ndarray, float]]) -> O
 
 
 def _record(
-    res: Minimum, x0: np.ndarray, lower: np.ndarray, fitlog: list, elapsed: float, maxiter: int, ftol: float
+    res: Minimum,
+    x0: np.ndarray,
+    lower: np.ndarray,
+    fitlog: list,
+    elapsed: float,
+    maxiter: int,
+    ftol: float,
 ) -> OptSummary:
     """The search's :class:`OptSummary`; ``returnvalue`` says why Newton's method stopped.
 

@@ -33,6 +33,7 @@ import pandas as pd
 import scipy.linalg as sla
 
 from ..errors import DataError
+from ..genio.samples import labels_of, positions
 from ..lmm import coef_table
 from ..optsummary import OptSummary
 from ..progress import ProgressOption, progress_bar
@@ -235,9 +236,17 @@ def _fit_one(
 
 
 def _check_kernels(
-    kernels: Mapping[str, np.ndarray], n: int, residual: str | None
+    kernels: Mapping[str, np.ndarray],
+    n: int,
+    residual: str | None,
+    ids: pd.Index | None = None,
+    assume_same_order: bool = False,
 ) -> tuple[list[str], list[np.ndarray | None]]:
-    """Names and matrices of the components; the residual's identity is ``None``."""
+    """Names and matrices of the components; the residual's identity is ``None``.
+
+    With a labelled phenotype (sample IDs ``ids``) a DataFrame kernel is put in
+    its order; an unlabelled (array) kernel is refused unless ``assume_same_order``.
+    """
     if residual is not None and residual in kernels:
         raise DataError(
             f"a kernel is named {residual!r}, the name of the added identity: "
@@ -245,7 +254,12 @@ def _check_kernels(
         )
     names, mats = [], []
     for name, K in kernels.items():
+        have = labels_of(K) if isinstance(K, pd.DataFrame) else None
+        size = np.shape(K)[0] if np.ndim(K) == 2 else 0
+        rows = positions(ids, have, size, f"kernel {name!r}", assume_same_order=assume_same_order)
         K = np.asarray(K, dtype=float)
+        if rows is not None:
+            K = K[np.ix_(rows, rows)]
         if K.shape != (n, n):
             raise DataError(
                 f"kernel {name!r} must be {n} x {n} (one row and column per observation), got {K.shape}"
@@ -288,6 +302,7 @@ def vardec(
     residual: str | None = "residual",
     covariate_names: list[str] | None = None,
     progress: ProgressOption = "auto",
+    assume_same_order: bool = False,
 ):
     """REML variance decomposition of one or several phenotypes over shared kernels.
 
@@ -306,6 +321,10 @@ def vardec(
     covariate_names : list of str, optional
     progress : bool or "auto"
         Progress bar over phenotypes (see :mod:`mixedmodels.progress`).
+    assume_same_order : bool
+        A labelled ``y`` (pandas, index other than ``0..n-1``) is paired with
+        DataFrame kernels by sample ID; with array kernels it is an error unless
+        this is True (then rows are paired by position).
 
     Returns
     -------
@@ -322,7 +341,7 @@ def vardec(
     X = np.ones((n, 1)) if X is None else np.asarray(X, dtype=float).reshape(n, -1)
     if not np.isfinite(X).all():
         raise DataError("X has missing values: impute them or drop those observations first")
-    names, mats = _check_kernels(kernels or {}, n, residual)
+    names, mats = _check_kernels(kernels or {}, n, residual, labels_of(y), assume_same_order)
     xnames = covariate_names or (
         [f"x{j}" for j in range(X.shape[1])] if X.shape[1] > 1 else ["(Intercept)"]
     )

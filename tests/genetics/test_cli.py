@@ -63,4 +63,62 @@ def test_ml_option(tmp_path):
 
 def test_bad_covariate_is_reported():
     with pytest.raises(DataError, match="'height' not in the phenotype table"):
-        _run("heritability --covar height")
+        _run("heritability --covar height --pheno-col pheno1")
+
+
+def test_heritability_needs_the_phenotype_column(capsys):
+    """Without --pheno-col every numeric column (sex among them) used to get an h²."""
+    with pytest.raises(DataError, match="--pheno-col.*pheno1"):
+        _run("heritability --covar age")
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the real main program: ``cli(*words)`` gives its status and stderr."""
+    from mixedmodels.cli import main
+
+    def run(*words: str) -> tuple[int, str]:
+        status = main(list(words))
+        return status, capsys.readouterr().err
+
+    return run
+
+
+BED = str(datasets.genetics_path() / "geno")
+PHENO = str(datasets.genetics_path() / "geno_pheno.csv")
+
+
+def _one_line_error(status: int, err: str, *needles: str) -> None:
+    lines = [line for line in err.strip().splitlines() if line.startswith("mixedmodels: error")]
+    assert status == 2 and len(lines) == 1 and "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_junk_phenotype_file_exits_2(cli, tmp_path):
+    junk = tmp_path / "pheno.csv"
+    junk.write_bytes(bytes(range(256)) * 8)
+    status, err = cli("heritability", "--bed", BED, "--pheno", str(junk), "--pheno-col", "p")
+    _one_line_error(status, err, "pheno.csv")
+    (tmp_path / "empty.csv").write_text("")
+    status, err = cli("heritability", "--bed", BED, "--pheno", str(tmp_path / "empty.csv"))
+    _one_line_error(status, err, "empty")
+
+
+def test_singular_covariates_in_scan_exit_2(cli, tmp_path):
+    table = pd.read_csv(PHENO).assign(age2=lambda t: 2 * t["age"])
+    table.to_csv(tmp_path / "p.csv", index=False)
+    status, err = cli(
+        "scan", "--bed", BED, "--pheno", str(tmp_path / "p.csv"), "--pheno-col", "pheno1",
+        "--covar", "age,age2", "--out", str(tmp_path / "o.tsv"), "--no-progress",
+    )  # fmt: skip
+    _one_line_error(status, err, "linearly dependent", "age2")
+
+
+def test_unreachable_dask_scheduler_fails_fast_with_its_address(cli, tmp_path):
+    status, err = cli(
+        "scan", "--bed", BED, "--pheno", PHENO, "--pheno-col", "pheno1", "--no-progress",
+        "--dask-scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path / "o.tsv"),
+    )  # fmt: skip
+    _one_line_error(status, err, "tcp://127.0.0.1:1")
+    assert not (tmp_path / "o.tsv").exists()

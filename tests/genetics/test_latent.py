@@ -83,3 +83,18 @@ def test_formula_route_with_kinship_matches_reference_h2():
     h2 = m.theta[0] ** 2 / (1 + m.theta[0] ** 2)
     assert h2 == pytest.approx(ref["pheno1"]["reml"]["h2"], abs=1e-4)
     np.testing.assert_allclose(m.beta, ref["pheno1"]["reml"]["beta"], rtol=1e-4)
+
+
+def test_labelled_trait_is_paired_with_the_kinship_by_id(families):
+    import pandas as pd
+
+    K, y, _ = families
+    ids = [f"ind{i}" for i in range(len(y))]
+    right = latent_heritability(y, K, method="threshold")
+    order = np.random.default_rng(5).permutation(len(y))
+    y_shuffled = pd.Series(y, index=ids).iloc[order]
+    K_labelled = pd.DataFrame(K, index=ids, columns=ids)
+    again = latent_heritability(y_shuffled, K_labelled, method="threshold")
+    assert again.h2 == pytest.approx(right.h2, rel=1e-10)
+    with pytest.raises(DataError, match="labelled by sample ID but the kinship K carries none"):
+        latent_heritability(y_shuffled, K, method="threshold")

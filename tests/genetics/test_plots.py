@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,9 +58,34 @@ def test_qq_reports_lambda(results, tmp_path):
 
 def test_kinship_heatmap_labels_small_panels():
     K = pd.DataFrame(np.eye(3) + 0.1, index=list("abc"), columns=list("abc"))
-    fig = kinship_heatmap(K)
+    fig = kinship_heatmap(K, cluster=False)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
     np.testing.assert_allclose(ax.images[0].get_array(), K.to_numpy())
     with pytest.raises(DataError, match="not symmetric"):
         kinship_heatmap(np.array([[1.0, 0.2], [0.0, 1.0]]))
+
+
+def test_kinship_heatmap_clusters_families_and_scales_by_relatives():
+    # Three families of four with kinship 0.25 within, 0 between, shuffled.
+    families = np.repeat(np.arange(3), 4)
+    K = np.where(families[:, None] == families[None, :], 0.25, 0.0) + 0.75 * np.eye(12)
+    rng = np.random.default_rng(2)
+    shuffle = rng.permutation(12)
+    names = [f"f{f}_{i}" for i, f in enumerate(families)]
+    shuffled = pd.DataFrame(K[np.ix_(shuffle, shuffle)], index=[names[i] for i in shuffle],
+                            columns=[names[i] for i in shuffle])  # fmt: skip
+    fig = kinship_heatmap(shuffled)
+    order = fig.kinship_order
+    drawn = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    runs = [label.split("_")[0] for label in drawn]
+    assert sum(a != b for a, b in itertools.pairwise(runs)) == 2  # each family contiguous
+    assert drawn == [shuffled.index[i] for i in order]
+    np.testing.assert_allclose(
+        fig.axes[0].images[0].get_array(), shuffled.to_numpy()[np.ix_(order, order)]
+    )
+    norm = fig.axes[0].images[0].norm
+    assert (norm.vmin, norm.vmax) == (
+        -0.25,
+        0.25,
+    )  # relatives, not the diagonal (1.0), set the scale

@@ -221,7 +221,11 @@ def test_several_phenotypes_and_chunking(panel, decomposition, reference_scan):
     first = both[both["phenotype"] == "pheno1"].reset_index(drop=True)
     np.testing.assert_allclose(first["lrt"], reference_scan["lrt"][:50], rtol=1e-10, atol=1e-12)
     alone = scan(
-        match.genotypes.read(0, 50), match.phenotypes["pheno2"], X, decomposition, h2=0.1,
+        match.genotypes.read(0, 50),
+        match.phenotypes["pheno2"],
+        X,
+        decomposition,
+        h2=0.1,
         assume_same_order=True,
     )
     second = both[both["phenotype"] == "pheno2"].reset_index(drop=True)
@@ -261,7 +265,9 @@ def test_scan_errors(panel, decomposition):
     match, X = panel
     data = match.genotypes
     y = match.phenotypes["pheno1"]
-    with pytest.raises(DataError, match="decomposition describes 400 individuals, the phenotype 399"):
+    with pytest.raises(
+        DataError, match="decomposition describes 400 individuals, the phenotype 399"
+    ):
         scan(data, y.iloc[:399], None, decomposition)
     with pytest.raises(DataError, match="labelled by sample ID but the genotypes carry none"):
         scan(data.read(0, 5), y, None, decomposition)

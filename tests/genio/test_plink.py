@@ -119,7 +119,9 @@ def test_read_dosages_by_slice_indices_and_rows():
     np.testing.assert_array_equal(read_dosages(panel, np.s_[:10]), expected)
     np.testing.assert_array_equal(read_dosages(panel, np.s_[0:10:3]), expected[:, ::3])
     np.testing.assert_array_equal(read_dosages(panel, np.array([7, 2])), expected[:, [7, 2]])
-    np.testing.assert_array_equal(read_dosages(panel, np.s_[:10], np.array([5, 1])), expected[[5, 1]])
+    np.testing.assert_array_equal(
+        read_dosages(panel, np.s_[:10], np.array([5, 1])), expected[[5, 1]]
+    )
     assert read_dosages(panel, np.array([], dtype=int)).shape == (panel.n_samples, 0)
 
 
@@ -127,10 +129,14 @@ def test_read_dosages_by_slice_indices_and_rows():
 def test_empty_or_binary_text_files_are_named(tmp_path, which):
     prefix = _write_tiny(tmp_path)
     (tmp_path / f"tiny.{which}").write_text("")
-    with pytest.raises(DataError, match=rf"tiny.{which} is empty; a PLINK .{which} file has 6 fields"):
+    with pytest.raises(
+        DataError, match=rf"tiny.{which} is empty; a PLINK .{which} file has 6 fields"
+    ):
         read_plink(prefix)
     (tmp_path / f"tiny.{which}").write_bytes(bytes(range(128, 256)) * 4)
-    with pytest.raises(DataError, match=rf"tiny.{which} (is not a readable text table|has \d+ columns)"):
+    with pytest.raises(
+        DataError, match=rf"tiny.{which} (is not a readable text table|has \d+ columns)"
+    ):
         read_plink(prefix)
 
 
@@ -150,4 +156,3 @@ def test_missing_bed_reader_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_bed_reader)
     with pytest.raises(MixedModelsError, match=r"pip install mixedmodels\[genetics\]"):
         data.read()
-

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from mixedmodels.errors import DataError
-from mixedmodels.variance.chrscan import SCAN_COLUMNS, hlmm_scan, scan_genotypes, write_tsv
 from mixedmodels.genio import read_dosages, standardise
+from mixedmodels.variance.chrscan import SCAN_COLUMNS, hlmm_scan, scan_genotypes, write_tsv
 from mixedmodels.variance.hlmm import fit_hlmm
 
 

@@ -1,12 +1,11 @@
 """Kronecker multi-trait model and multi-trait scan against dense O((nt)³) computations."""
 
 import numpy as np
-
-from mixedmodels.numderiv import jacobian
 import pandas as pd
 import pytest
 
 from mixedmodels.errors import DataError
+from mixedmodels.numderiv import jacobian
 from mixedmodels.variance.mtscan import mt_scan, trait_design
 from mixedmodels.variance.multitrait import KroneckerLikelihood, fit_kronecker
 from mixedmodels.variance.vardec import vardec

@@ -108,7 +108,7 @@ def test_search_is_recorded_in_an_optsummary_like_the_core_fits():
 
 
 def test_iteration_limit_is_the_recorded_reason():
-    fg, hess = _quadratic(np.diag([1.0, 1e6]), np.array([1.0, 1.0]))
+    fg, _ = _quadratic(np.diag([1.0, 1e6]), np.array([1.0, 1.0]))
 
     def slow_hess(x):
         return np.eye(2)  # a wrong curvature: many short steps

@@ -1,12 +1,11 @@
 """REML variance decomposition (mixedmodels.variance.vardec)."""
 
 import numpy as np
-
-from mixedmodels.numderiv import jacobian
 import pandas as pd
 import pytest
 
 from mixedmodels.errors import DataError
+from mixedmodels.numderiv import jacobian
 from mixedmodels.variance.vardec import RemlLikelihood, vardec
 
 
@@ -144,3 +143,16 @@ def test_bad_kernels():
         vardec(y, X, {"residual": K})
     with pytest.raises(DataError, match="no kernels"):
         vardec(y, X, {}, residual=None)
+
+
+def test_labelled_phenotype_is_paired_with_kernels_by_id():
+    y, X, K, _ = _small_problem(4)
+    ids = [f"s{i}" for i in range(len(y))]
+    right = vardec(y, X, {"K": K})
+    order = np.random.default_rng(0).permutation(len(y))
+    y_shuffled = pd.Series(y, index=ids).iloc[order]
+    K_labelled = pd.DataFrame(K, index=ids, columns=ids)
+    again = vardec(y_shuffled, X[order], {"K": K_labelled})
+    np.testing.assert_allclose(again.variances, right.variances, rtol=1e-8)
+    with pytest.raises(DataError, match="labelled by sample ID but kernel 'K' carries none"):
+        vardec(y_shuffled, X[order], {"K": K})

@@ -1,14 +1,13 @@
 """The O(n q²) Woodbury evaluation against a dense O(n³) evaluation of the same likelihood."""
 
 import numpy as np
-
-from mixedmodels.numderiv import jacobian
 import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixedmodels.errors import DataError
+from mixedmodels.numderiv import jacobian
 from mixedmodels.variance.lambdapattern import LambdaPattern
 from mixedmodels.variance.woodbury import HeteroskedasticGaussian
 

@@ -1,0 +1,69 @@
+"""The command-line vocabulary of genotype and phenotype inputs, one for every subcommand.
+
+``scan``, ``heritability`` and ``hlmm-scan`` name the same things the same way:
+
+``--bed PREFIX``        the PLINK file set (PREFIX.bed/.bim/.fam)
+``--pheno FILE``        the phenotype and covariate table
+``--pheno-col A[,B]``   the phenotype column(s) to analyse (required)
+``--covar A,B``         covariates of the mean (an intercept is added)
+``--iid-col NAME``      the table's column of individual IDs (default ``iid``)
+``--out FILE``          where results are written
+``--no-progress``       no progress bar
+
+Older spellings (``hlmm-scan``'s positional bed file, ``--phenotype``,
+``--iid-column``, ``--mean-covar A B``) still work and print a deprecation
+note naming the new flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["DeprecatedAlias", "add_inputs", "split_columns"]
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old flag: stores into the new flag's destination and says which flag to use."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"mixedmodels: note: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        if isinstance(values, list):
+            values = ",".join(values)
+        setattr(namespace, self.dest, values)
+
+
+def add_inputs(parser: argparse.ArgumentParser, *, several_phenotypes: bool = True) -> None:
+    """Add ``--bed``, ``--pheno``, ``--pheno-col``, ``--covar``, ``--iid-col`` and the old aliases."""
+    parser.add_argument("--bed", metavar="PREFIX", help="PLINK prefix (PREFIX.bed/.bim/.fam)")
+    parser.add_argument(
+        "--pheno", required=True, metavar="FILE", help="phenotype table (.csv or whitespace)"
+    )
+    which = "comma-separated phenotype columns" if several_phenotypes else "the phenotype column"
+    parser.add_argument(
+        "--pheno-col", default="", metavar="COLUMN", help=f"{which} to analyse (required)"
+    )
+    parser.add_argument(
+        "--covar",
+        default="",
+        metavar="A,B",
+        help="comma-separated covariate columns (intercept added)",
+    )
+    parser.add_argument("--iid-col", default="iid", help="column of individual ids (default iid)")
+    for old, dest, new, nargs in (
+        ("--phenotype", "pheno_col", "--pheno-col", None),
+        ("--iid-column", "iid_col", "--iid-col", None),
+        ("--mean-covar", "covar", "--covar", "*"),
+    ):
+        parser.add_argument(
+            old, dest=dest, action=DeprecatedAlias, new=new, nargs=nargs, help=argparse.SUPPRESS
+        )
+
+
+def split_columns(names: str) -> list[str]:
+    """``"a, b,c"`` → ``["a", "b", "c"]``."""
+    return [name.strip() for name in names.split(",") if name.strip()]
