@@ -126,7 +126,9 @@ def run_lme4(jobs: list[dict], timeout: float | None = None) -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         jobs_path, out_path = Path(tmp) / "jobs.tsv", Path(tmp) / "out.tsv"
         write_tsv(jobs_path, JOB_FIELDS, jobs)
-        subprocess.run(["Rscript", str(R_SCRIPT), str(jobs_path), str(out_path)], check=True, timeout=timeout)
+        subprocess.run(
+            ["Rscript", str(R_SCRIPT), str(jobs_path), str(out_path)], check=True, timeout=timeout
+        )
         with open(out_path) as fh:
             rows = list(csv.DictReader(fh, delimiter="\t"))
     return {row["name"]: _parse_lme4_row(row) for row in rows}
@@ -157,7 +159,13 @@ def r_versions() -> dict[str, str]:
     if out.returncode != 0:
         return {}
     r, lme4, matrix, lapack, blas = (out.stdout.splitlines() + [""] * 5)[:5]
-    return {"R": r, "lme4": lme4, "Matrix": matrix, "R BLAS": blas or "(R's own)", "R LAPACK": lapack}
+    return {
+        "R": r,
+        "lme4": lme4,
+        "Matrix": matrix,
+        "R BLAS": blas or "(R's own)",
+        "R LAPACK": lapack,
+    }
 
 
 # ---- the machine -----------------------------------------------------------------------
@@ -198,8 +206,12 @@ def package_commit() -> str:
 
     src = Path(mixedmodels.__file__).resolve().parent
     git = ["git", "-C", str(src)]
-    out = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    dirty = subprocess.run([*git, "status", "--porcelain", "--", "."], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "."], capture_output=True, text=True, check=False
+    )
     commit = out.stdout.strip() or "unknown"
     return commit + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
@@ -251,7 +263,10 @@ def own_cpu_seconds() -> float:
     """CPU seconds used by this process and its finished children."""
     import resource
 
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
@@ -284,7 +299,11 @@ def wait_for_quiet(limit: float = 0.3, max_wait: float = 600.0) -> float:
             time.sleep(1.0)
         if load.cores < limit or time.monotonic() > deadline:
             return load.cores
-        print(f"[bench] waiting: other processes keep {load.cores:.1f} cores busy", file=sys.stderr, flush=True)
+        print(
+            f"[bench] waiting: other processes keep {load.cores:.1f} cores busy",
+            file=sys.stderr,
+            flush=True,
+        )
         time.sleep(4.0)
 
 

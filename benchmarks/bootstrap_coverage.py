@@ -92,17 +92,21 @@ def main() -> None:
     order = ["bootstrap (shortest)", "bootstrap (percentile)", "profile", "Wald"]
     table = covered.mean().unstack(level=1).loc[order, PARAMETERS]
     se = np.sqrt(0.95 * 0.05 / args.datasets)
-    print(f"{'REML' if args.reml else 'ML'} fits of {args.datasets} simulated data sets, "
-          f"{args.replicates} bootstrap replicates each, "
-          f"nominal 0.95 (Monte Carlo s.e. {se:.3f}); {time.perf_counter() - start:.0f} s\n")
+    print(
+        f"{'REML' if args.reml else 'ML'} fits of {args.datasets} simulated data sets, "
+        f"{args.replicates} bootstrap replicates each, "
+        f"nominal 0.95 (Monte Carlo s.e. {se:.3f}); {time.perf_counter() - start:.0f} s\n"
+    )
     print(markdown(table))
 
 
 def markdown(table: pd.DataFrame) -> str:
     """The coverage table as Markdown (methods as rows, parameters as columns)."""
     cells = lambda v: "–" if np.isnan(v) else f"{v:.3f}"  # noqa: E731
-    lines = ["| method | " + " | ".join(c.replace("|", "\\|") for c in table.columns) + " |",
-             "|---" * (len(table.columns) + 1) + "|"]
+    lines = [
+        "| method | " + " | ".join(c.replace("|", "\\|") for c in table.columns) + " |",
+        "|---" * (len(table.columns) + 1) + "|",
+    ]
     lines += [f"| {m} | " + " | ".join(cells(v) for v in row) + " |" for m, row in table.iterrows()]
     return "\n".join(lines)
 

@@ -47,7 +47,9 @@ def main() -> None:
     ap.add_argument("--models", default="*")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    print("| model | without check (s) | with check (s) | ratio | check evaluations | fit evaluations | restarts |")
+    print(
+        "| model | without check (s) | with check (s) | ratio | check evaluations | fit evaluations | restarts |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for path in sorted(REFERENCE.glob("*.json")):
         spec = json.loads(path.read_text())
@@ -61,9 +63,16 @@ def main() -> None:
             off.append(timed(spec, df, False)[0])
             t, m = timed(spec, df, True)
             on.append(t)
-        checks = m.optsum.check_feval + (getattr(m, "optsum_fast", m.optsum).check_feval if spec["kind"] == "glmm" and spec["nAGQ"] > 0 else 0)
+        checks = m.optsum.check_feval + (
+            getattr(m, "optsum_fast", m.optsum).check_feval
+            if spec["kind"] == "glmm" and spec["nAGQ"] > 0
+            else 0
+        )
         a, b = min(off), min(on)
-        print(f"| {spec['name']} | {a:.4g} | {b:.4g} | {b / a:.3f} | {checks} | {m.optsum.feval} | {m.optsum.restarts} |", flush=True)
+        print(
+            f"| {spec['name']} | {a:.4g} | {b:.4g} | {b / a:.3f} | {checks} | {m.optsum.feval} | {m.optsum.restarts} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -43,12 +43,16 @@ def row(name: str) -> str:
     before, t_before, _ = fit(name, False)
     after, t_after, warned = fit(name, True)
     o = after.optsum
+
     def rel(v):
         return f"{(v - best) / abs(best):+.1e}"
-    return (f"| {name} | {ref['nobs']} | {before.objective:.6f} ({rel(before.objective)}) | {after.objective:.6f} "
-            f"({rel(after.objective)}) | {ref['lme4_default']['objective']:.6f} ({rel(ref['lme4_default']['objective'])}) "
-            f"| {best:.6f} | {o.restarts} ({o.winner}) | {o.convergence} | {t_before:.2f} | {t_after:.2f} "
-            f"| {', '.join(warned) or '–'} |")
+
+    return (
+        f"| {name} | {ref['nobs']} | {before.objective:.6f} ({rel(before.objective)}) | {after.objective:.6f} "
+        f"({rel(after.objective)}) | {ref['lme4_default']['objective']:.6f} ({rel(ref['lme4_default']['objective'])}) "
+        f"| {best:.6f} | {o.restarts} ({o.winner}) | {o.convergence} | {t_before:.2f} | {t_after:.2f} "
+        f"| {', '.join(warned) or '–'} |"
+    )
 
 
 def main() -> None:

@@ -165,7 +165,9 @@ def flop_counts(m) -> dict[str, float]:
     factor = s.factorB
     out["nnz(L21)"] = int(s.L21.nnz)
     out[PRODUCT] = 2.0 * float((counts * (counts + 1) // 2).sum())
-    out["Cholesky of B"] = cholmod_flops(factor) if getattr(factor, "sparse", False) else qB**3 / 3.0
+    out["Cholesky of B"] = (
+        cholmod_flops(factor) if getattr(factor, "sparse", False) else qB**3 / 3.0
+    )
     out["L32 solve"] = float(qB) ** 2 * p1
     out["C32 = A32ΛB − (L21 L31')'"] = 2.0 * out["nnz(L21)"] * p1
     return out
@@ -190,17 +192,23 @@ def cholesky_reference(q: int, reps: int = 15) -> dict[str, float]:
 
     A = random_spd(q)
     t_np = median_seconds(lambda: np.linalg.cholesky(A), reps)
-    t_lapack = median_seconds(lambda: sla.cholesky(A, lower=True, overwrite_a=False, check_finite=False), reps)
+    t_lapack = median_seconds(
+        lambda: sla.cholesky(A, lower=True, overwrite_a=False, check_finite=False), reps
+    )
     flops = q**3 / 3.0
-    return {"q": q, "numpy_s": t_np, "lapack_s": t_lapack, "numpy_gflops": flops / t_np / 1e9,
-            "lapack_gflops": flops / t_lapack / 1e9}
+    return {
+        "q": q,
+        "numpy_s": t_np,
+        "lapack_s": t_lapack,
+        "numpy_gflops": flops / t_np / 1e9,
+        "lapack_gflops": flops / t_lapack / 1e9,
+    }
 
 
 def read_bandwidth(nbytes: int = 2**28, reps: int = 7) -> float:
     """GB/s of summing a large float64 array: the rate of a memory-bound pass."""
     x = np.ones(nbytes // 8)
     return nbytes / median_seconds(lambda: x.sum(), reps) / 1e9
-
 
 
 # ---- analysis ------------------------------------------------------------------------------------
@@ -228,9 +236,16 @@ def analyse(label: str, m, evals: int, bandwidth: float) -> dict:
     chol = cholesky_reference(flops["qB"]) if dense else None
     stages = breakdown(m, theta, evals)
     return {
-        "label": label, "nobs": m.nobs, "feval": m.optsum.feval, "per_eval_s": per_eval, "flops": flops,
-        "cholesky_reference": chol, "stages_ms": stages, "limit_s": limit_seconds(flops, chol, bandwidth),
-        "fit_estimate_s": per_eval * m.optsum.feval, "cprofile": cprofile_top(m, theta, evals),
+        "label": label,
+        "nobs": m.nobs,
+        "feval": m.optsum.feval,
+        "per_eval_s": per_eval,
+        "flops": flops,
+        "cholesky_reference": chol,
+        "stages_ms": stages,
+        "limit_s": limit_seconds(flops, chol, bandwidth),
+        "fit_estimate_s": per_eval * m.optsum.feval,
+        "cprofile": cprofile_top(m, theta, evals),
     }
 
 
@@ -241,7 +256,9 @@ def achieved(flops: float, ms: float | None) -> str:
 def model_markdown(r: dict) -> str:
     f, st, chol = r["flops"], r["stages_ms"], r["cholesky_reference"]
     chol_ms = st.get("Cholesky of block B")
-    prod_ms = st.get("C22 assembly, dense (incl. L21 L21')") or st.get("C22 assembly, sparse (incl. L21 L21')")
+    prod_ms = st.get("C22 assembly, dense (incl. L21 L21')") or st.get(
+        "C22 assembly, sparse (incl. L21 L21')"
+    )
     lines = [
         f"### {r['label']}\n",
         (
@@ -265,11 +282,22 @@ def model_markdown(r: dict) -> str:
             f"{1e3 * chol['numpy_s']:.2f} ms ({chol['numpy_gflops']:.2f} GFLOP/s)"
         )
     prod_flops = f.get(PRODUCT, 0.0)
-    lines.append(f"- L21 L21': {prod_flops / 1e6:.1f} Mflop; C22 assembly {fmt_ms(prod_ms)} ({achieved(prod_flops, prod_ms)})")
+    lines.append(
+        f"- L21 L21': {prod_flops / 1e6:.1f} Mflop; C22 assembly {fmt_ms(prod_ms)} ({achieved(prod_flops, prod_ms)})"
+    )
     lines += ["", "| block | ms per evaluation | share |", "|---|---:|---:|"]
-    lines += [f"| {k} | {v:.3f} | {100 * v / st['total']:.0f}% |" for k, v in st.items() if k != "total"]
-    lines += [f"| total (instrumented) | {st['total']:.3f} | 100% |", "", "cProfile, top functions by own time:", "",
-              "```", r["cprofile"], "```"]
+    lines += [
+        f"| {k} | {v:.3f} | {100 * v / st['total']:.0f}% |" for k, v in st.items() if k != "total"
+    ]
+    lines += [
+        f"| total (instrumented) | {st['total']:.3f} | 100% |",
+        "",
+        "cProfile, top functions by own time:",
+        "",
+        "```",
+        r["cprofile"],
+        "```",
+    ]
     return "\n".join(lines)
 
 
@@ -279,7 +307,9 @@ def fmt_ms(ms: float | None) -> str:
 
 # ---- main ------------------------------------------------------------------------------------
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--evals", type=int, default=30, help="evaluations timed per model")
     p.add_argument("--scale-n", type=float, default=1e6, help="observations of the scale case")
     p.add_argument("--out", default=str(bl.RESULTS_DIR))
@@ -294,8 +324,13 @@ def main(argv=None) -> None:
     bandwidth = read_bandwidth()
     n = int(args.scale_n)
     results = []
-    for label, make in [(f"InstEval: {INSTEVAL}", insteval_model),
-                        (f"scale, n = {n:.0e}: y ~ 1 + x + (1|a) + (1|b), {n // 10} × 1000 levels", lambda: scale_model(n))]:
+    for label, make in [
+        (f"InstEval: {INSTEVAL}", insteval_model),
+        (
+            f"scale, n = {n:.0e}: y ~ 1 + x + (1|a) + (1|b), {n // 10} × 1000 levels",
+            lambda: scale_model(n),
+        ),
+    ]:
         print(f"[profile] {label}", file=sys.stderr, flush=True)
         model = make()
         bl.wait_for_quiet(max_wait=30.0)  # a busy neighbour would distort BLAS timings most
@@ -303,16 +338,28 @@ def main(argv=None) -> None:
             results.append(analyse(label, model, args.evals, bandwidth))
         results[-1]["other_cores"] = load.cores
     desc = bl.machine_description(with_r=False)
-    md = "\n\n".join(
-        ["# Cost of one objective evaluation", "## Machine\n\n" + bl.machine_markdown(desc),
-         f"Memory read bandwidth (numpy sum of 256 MiB): {bandwidth:.1f} GB/s."]
-        + [model_markdown(r) for r in results]
-    ) + "\n"
+    md = (
+        "\n\n".join(
+            [
+                "# Cost of one objective evaluation",
+                "## Machine\n\n" + bl.machine_markdown(desc),
+                f"Memory read bandwidth (numpy sum of 256 MiB): {bandwidth:.1f} GB/s.",
+            ]
+            + [model_markdown(r) for r in results]
+        )
+        + "\n"
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "profile_eval.md").write_text(md)
-    bl.save_json(out / "profile_eval.json", {"bandwidth_gbs": bandwidth, "machine": desc,
-                                             "models": [{k: v for k, v in r.items() if k != "cprofile"} for r in results]})
+    bl.save_json(
+        out / "profile_eval.json",
+        {
+            "bandwidth_gbs": bandwidth,
+            "machine": desc,
+            "models": [{k: v for k, v in r.items() if k != "cprofile"} for r in results],
+        },
+    )
     print(md)
 
 

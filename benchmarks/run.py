@@ -30,7 +30,12 @@ from pathlib import Path
 import benchlib as bl
 
 SLOW_LME4_SECONDS = 5.0  # models slower than this in lme4 (InstEval) get --slow-reps repetitions
-LME4_STOPPING = {"xtol_rel": 1e-4, "ftol_rel": 0.0, "ftol_abs": 1e-8, "xtol_abs": 1e-8}  # nloptwrap's defaults
+LME4_STOPPING = {
+    "xtol_rel": 1e-4,
+    "ftol_rel": 0.0,
+    "ftol_abs": 1e-8,
+    "xtol_abs": 1e-8,
+}  # nloptwrap's defaults
 
 
 # ---- the models ------------------------------------------------------------------------
@@ -79,7 +84,9 @@ def our_stages(spec: dict, m) -> list[int]:
     return [m.optsum_fast.feval, m.optsum.feval]
 
 
-QUIET_WAIT = [30.0]  # seconds to wait for other processes to calm down before a timing (--quiet-wait)
+QUIET_WAIT = [
+    30.0
+]  # seconds to wait for other processes to calm down before a timing (--quiet-wait)
 
 
 def repeat_timed(call, reps: int) -> tuple[list[float], float]:
@@ -98,8 +105,13 @@ def time_ours(spec: dict, reps: int) -> dict:
     df = load_data(spec["data"])
     warm = fit_ours(spec, df)
     times, load = repeat_timed(lambda: fit_ours(spec, df), reps)
-    out = {"times": times, "median_s": bl.median(times), "stages": our_stages(spec, warm), "objective": warm.objective,
-           "other_cores": load}
+    out = {
+        "times": times,
+        "median_s": bl.median(times),
+        "stages": our_stages(spec, warm),
+        "objective": warm.objective,
+        "other_cores": load,
+    }
     if spec["kind"] == "lmm":
         # our defaults (MixedModels.jl's) stop later than lme4's nloptwrap; count both
         strict = fit_ours(spec, df, LME4_STOPPING)
@@ -157,7 +169,9 @@ def levels_file(dataset: str, folder: Path) -> Path:
     """R's factor levels of ``dataset`` as the (column, level) TSV that lme4_fits.R reads."""
     from mixedmodels import datasets
 
-    levels = json.loads((datasets.path(dataset).parent / "factor_levels.json").read_text()).get(dataset, {})
+    levels = json.loads((datasets.path(dataset).parent / "factor_levels.json").read_text()).get(
+        dataset, {}
+    )
     rows = [{"column": col, "level": lev} for col, levs in levels.items() for lev in levs]
     path = folder / f"{dataset}_levels.tsv"
     bl.write_tsv(path, ["column", "level"], rows)
@@ -207,7 +221,10 @@ COLD_R = (
 
 def subprocess_seconds(cmd: list[str], reps: int) -> list[float]:
     """Seconds printed by ``cmd``, each run in a fresh process."""
-    return [float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[-1]) for _ in range(reps)]
+    return [
+        float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[-1])
+        for _ in range(reps)
+    ]
 
 
 def startup_times(reps: int, with_r: bool) -> dict:
@@ -265,10 +282,30 @@ def make_row(spec: dict, ours: dict, lme4: dict | None, sm: dict, r_note: str) -
 
 
 CSV_FIELDS = [
-    "model", "kind", "nobs", "ours_s", "lme4_s", "ratio", "statsmodels_s", "statsmodels_ratio", "statsmodels_note",
-    "evals_ours", "evals_ours_stages", "evals_lme4", "evals_lme4_stages", "evals_ours_lme4_rule",
-    "objective_ours", "objective_lme4", "objective_statsmodels", "objective_ours_lme4_rule",
-    "reps_ours", "reps_lme4", "reps_statsmodels", "other_cores_ours", "other_cores_lme4", "r_note",
+    "model",
+    "kind",
+    "nobs",
+    "ours_s",
+    "lme4_s",
+    "ratio",
+    "statsmodels_s",
+    "statsmodels_ratio",
+    "statsmodels_note",
+    "evals_ours",
+    "evals_ours_stages",
+    "evals_lme4",
+    "evals_lme4_stages",
+    "evals_ours_lme4_rule",
+    "objective_ours",
+    "objective_lme4",
+    "objective_statsmodels",
+    "objective_ours_lme4_rule",
+    "reps_ours",
+    "reps_lme4",
+    "reps_statsmodels",
+    "other_cores_ours",
+    "other_cores_lme4",
+    "r_note",
 ]
 
 
@@ -320,7 +357,9 @@ def summary(rows: list[dict], startup: dict) -> dict:
         "geomean_ratio_glmm": bl.geomean([r["ratio"] for r in glmm]),
         "insteval_ratio": inst[0] if inst else None,
         "lmm_evals_not_above_lme4": sum(r["evals_ours"] <= r["evals_lme4"] for r in comparable),
-        "lmm_evals_not_above_lme4_lme4_rule": sum(r["evals_ours_lme4_rule"] <= r["evals_lme4"] for r in comparable),
+        "lmm_evals_not_above_lme4_lme4_rule": sum(
+            r["evals_ours_lme4_rule"] <= r["evals_lme4"] for r in comparable
+        ),
         "lmm_compared": len(comparable),
         "import_median_s": bl.median(startup["import"]),
         "cold_ours_median_s": bl.median(startup["cold_ours"]),
@@ -339,26 +378,44 @@ def target_row(what: str, limit: str, measured: str, status: str) -> str:
 
 
 def count_row(what: str, hits: int, n: int) -> str:
-    return target_row(what, f"{n} of {n}", f"{hits} of {n}", "met" if n and hits == n else "NOT met")
+    return target_row(
+        what, f"{n} of {n}", f"{hits} of {n}", "met" if n and hits == n else "NOT met"
+    )
 
 
 def summary_markdown(s: dict, startup_reps: int) -> str:
     n = s["lmm_compared"]
-    cold = f"{fmt(s['cold_ours_median_s'], '.3f')} s vs lme4 {fmt(s['cold_lme4_median_s'], '.3f')} s"
+    cold = (
+        f"{fmt(s['cold_ours_median_s'], '.3f')} s vs lme4 {fmt(s['cold_lme4_median_s'], '.3f')} s"
+    )
     ratio_rows = [
         ("geometric mean ours/lme4, LMMs", s["geomean_ratio_lmm"], 0.5),
         ("InstEval ours/lme4", s["insteval_ratio"], 0.25),
         ("geometric mean ours/glmer, GLMMs", s["geomean_ratio_glmm"], 0.5),
     ]
     lines = ["| target | limit | measured | |", "|---|---:|---:|---|"]
-    lines += [target_row(what, f"≤ {lim}", fmt(v, ".3f"), verdict(v, lim)) for what, v, lim in ratio_rows]
     lines += [
-        count_row("LMMs with no more evaluations than lme4 (our default tolerances)", s["lmm_evals_not_above_lme4"], n),
+        target_row(what, f"≤ {lim}", fmt(v, ".3f"), verdict(v, lim)) for what, v, lim in ratio_rows
+    ]
+    lines += [
+        count_row(
+            "LMMs with no more evaluations than lme4 (our default tolerances)",
+            s["lmm_evals_not_above_lme4"],
+            n,
+        ),
         count_row("same, with lme4's stopping rule", s["lmm_evals_not_above_lme4_lme4_rule"], n),
-        target_row(f"`import mixedmodels` (fresh process, median of {startup_reps})", "≤ 0.5 s",
-                   f"{fmt(s['import_median_s'], '.4f')} s", verdict(s["import_median_s"], 0.5)),
-        target_row("import + first fit (dyestuff) in a fresh process, vs `library(lme4)` + read.csv + first `lmer`",
-                   "–", cold, ""),
+        target_row(
+            f"`import mixedmodels` (fresh process, median of {startup_reps})",
+            "≤ 0.5 s",
+            f"{fmt(s['import_median_s'], '.4f')} s",
+            verdict(s["import_median_s"], 0.5),
+        ),
+        target_row(
+            "import + first fit (dyestuff) in a fresh process, vs `library(lme4)` + read.csv + first `lmer`",
+            "–",
+            cold,
+            "",
+        ),
     ]
     return "\n".join(lines)
 
@@ -404,14 +461,29 @@ def report_markdown(rows: list[dict], s: dict, desc: dict, args, r_note: str | N
 
 # ---- main -------------------------------------------------------------------------------
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--reps", type=int, default=5, help="timed repetitions per fit (after one warm-up)")
-    p.add_argument("--slow-reps", type=int, default=3, help="repetitions for models taking over 5 s in lme4")
-    p.add_argument("--startup-reps", type=int, default=7, help="fresh processes for the import timings")
-    p.add_argument("--quick", action="store_true", help="2 repetitions and no InstEval: a smoke test")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--reps", type=int, default=5, help="timed repetitions per fit (after one warm-up)"
+    )
+    p.add_argument(
+        "--slow-reps", type=int, default=3, help="repetitions for models taking over 5 s in lme4"
+    )
+    p.add_argument(
+        "--startup-reps", type=int, default=7, help="fresh processes for the import timings"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="2 repetitions and no InstEval: a smoke test"
+    )
     p.add_argument("--models", default="*", help="glob on model names, e.g. 'sleepstudy*'")
     p.add_argument("--no-r", action="store_true", help="skip lme4")
-    p.add_argument("--quiet-wait", type=float, default=30.0, help="seconds to wait for a quiet machine before a timing")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for a quiet machine before a timing",
+    )
     p.add_argument("--no-statsmodels", action="store_true", help="skip statsmodels")
     p.add_argument("--out", type=Path, default=bl.RESULTS_DIR, help="folder for the result files")
     args = p.parse_args(argv)
@@ -429,6 +501,7 @@ def select_specs(args) -> list[dict]:
 
 def reps_for(args):
     """Repetitions of a model: fewer for the ones lme4 takes seconds over (InstEval)."""
+
     def reps_of(spec: dict) -> int:
         slow = (spec.get("lme4_seconds") or {}).get("median", 0.0) > SLOW_LME4_SECONDS
         return args.slow_reps if slow else args.reps
@@ -451,7 +524,10 @@ def main(argv=None) -> None:
         sm[spec["name"]] = {"note": sm_note} if sm_note else time_statsmodels(spec, reps_of(spec))
     lme4 = {} if r_note else time_lme4(specs, reps_of)
     startup = startup_times(args.startup_reps, with_r=not r_note)
-    rows = [make_row(s, ours[s["name"]], lme4.get(s["name"]), sm[s["name"]], r_note or "") for s in specs]
+    rows = [
+        make_row(s, ours[s["name"]], lme4.get(s["name"]), sm[s["name"]], r_note or "")
+        for s in specs
+    ]
     s = summary(rows, startup)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "reference_models.csv", rows)

@@ -52,14 +52,20 @@ def make_data(n: int, seed: int = SEED):
     na = n // 10
     a, b = balanced_codes(rng, n, na), balanced_codes(rng, n, LEVELS_B)
     x = rng.standard_normal(n)
-    ua, sa, ub = 0.5 * rng.standard_normal(na), 0.2 * rng.standard_normal(na), 0.3 * rng.standard_normal(LEVELS_B)
+    ua, sa, ub = (
+        0.5 * rng.standard_normal(na),
+        0.2 * rng.standard_normal(na),
+        0.3 * rng.standard_normal(LEVELS_B),
+    )
     y = 1.0 + 0.5 * x + ua[a] + sa[a] * x + ub[b] + rng.standard_normal(n)
-    return pd.DataFrame({
-        "y": y,
-        "x": x,
-        "a": pd.Categorical.from_codes(a, [f"a{i}" for i in range(na)]),
-        "b": pd.Categorical.from_codes(b, [f"b{i}" for i in range(LEVELS_B)]),
-    })
+    return pd.DataFrame(
+        {
+            "y": y,
+            "x": x,
+            "a": pd.Categorical.from_codes(a, [f"a{i}" for i in range(na)]),
+            "b": pd.Categorical.from_codes(b, [f"b{i}" for i in range(LEVELS_B)]),
+        }
+    )
 
 
 # ---- the worker (one fresh process per case) ----------------------------------------------------
@@ -116,13 +122,25 @@ def worker(model: str, n: int, reps: int, budget: float, trace: bool) -> dict:
 
 def run_worker(model: str, n: int, args, trace: bool = False) -> dict:
     """One case in a fresh interpreter; a timeout is reported, not hidden."""
-    cmd = [sys.executable, __file__, "--worker", model, str(n), "--reps", str(args.reps), "--budget", str(args.budget)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        model,
+        str(n),
+        "--reps",
+        str(args.reps),
+        "--budget",
+        str(args.budget),
+    ]
     cmd += ["--trace"] if trace else []
     bl.wait_for_quiet(max_wait=args.quiet_wait)
     t0 = time.perf_counter()
     try:
         with bl.OtherLoad() as load:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=args.timeout, check=False
+            )
     except subprocess.TimeoutExpired:
         return {"status": f"timeout after {args.timeout:g} s"}
     if done.returncode != 0:
@@ -144,10 +162,19 @@ def lme4_cases(cases: list[tuple[str, int]], args) -> dict[tuple[str, int], dict
             path = Path(tmp) / f"scale_{n}.csv"
             make_data(n).to_csv(path, index=False)
             for model in (m for m, k in small if k == n):
-                jobs.append({
-                    "name": f"{model}_{n}", "csv": str(path), "levels": "-", "formula": MODELS[model],
-                    "kind": "lmm", "reml": "FALSE", "family": "gaussian", "nagq": "1", "reps": str(r_reps(n, args)),
-                })
+                jobs.append(
+                    {
+                        "name": f"{model}_{n}",
+                        "csv": str(path),
+                        "levels": "-",
+                        "formula": MODELS[model],
+                        "kind": "lmm",
+                        "reml": "FALSE",
+                        "family": "gaussian",
+                        "nagq": "1",
+                        "reps": str(r_reps(n, args)),
+                    }
+                )
         bl.wait_for_quiet(max_wait=args.quiet_wait)
         try:
             with bl.OtherLoad() as load:
@@ -164,36 +191,84 @@ def r_reps(n: int, args) -> int:
 
 # ---- results --------------------------------------------------------------------------------
 FIELDS = [
-    "model", "formula", "n", "levels_a", "levels_b", "tool", "status", "reps", "median_s", "min_s", "ratio_to_lme4",
-    "feval", "objective", "peak_rss_mib", "rss_before_fit_mib", "tracemalloc_peak_mib", "other_cores",
+    "model",
+    "formula",
+    "n",
+    "levels_a",
+    "levels_b",
+    "tool",
+    "status",
+    "reps",
+    "median_s",
+    "min_s",
+    "ratio_to_lme4",
+    "feval",
+    "objective",
+    "peak_rss_mib",
+    "rss_before_fit_mib",
+    "tracemalloc_peak_mib",
+    "other_cores",
 ]
 MIB = 2**20
 
 
 def our_row(model: str, n: int, res: dict, traced: dict) -> dict:
-    row = {"model": model, "formula": MODELS[model], "n": n, "levels_a": n // 10, "levels_b": LEVELS_B,
-           "tool": "mixedmodels", "status": res["status"]}
+    row = {
+        "model": model,
+        "formula": MODELS[model],
+        "n": n,
+        "levels_a": n // 10,
+        "levels_b": LEVELS_B,
+        "tool": "mixedmodels",
+        "status": res["status"],
+    }
     if res["status"] != "ok":
         return row
     row.update(
-        reps=len(res["times"]), median_s=bl.median(res["times"]), min_s=min(res["times"]), feval=res["feval"],
-        objective=res["objective"], peak_rss_mib=res["peak_rss"] / MIB, rss_before_fit_mib=res["rss_before_fit"] / MIB,
-        tracemalloc_peak_mib=traced["tracemalloc_peak"] / MIB if traced.get("status") == "ok" else None,
+        reps=len(res["times"]),
+        median_s=bl.median(res["times"]),
+        min_s=min(res["times"]),
+        feval=res["feval"],
+        objective=res["objective"],
+        peak_rss_mib=res["peak_rss"] / MIB,
+        rss_before_fit_mib=res["rss_before_fit"] / MIB,
+        tracemalloc_peak_mib=traced["tracemalloc_peak"] / MIB
+        if traced.get("status") == "ok"
+        else None,
         other_cores=res["other_cores"],
     )
     return row
 
 
 def lme4_row(model: str, n: int, res: dict) -> dict:
-    row = {"model": model, "formula": MODELS[model], "n": n, "levels_a": n // 10, "levels_b": LEVELS_B, "tool": "lme4"}
+    row = {
+        "model": model,
+        "formula": MODELS[model],
+        "n": n,
+        "levels_a": n // 10,
+        "levels_b": LEVELS_B,
+        "tool": "lme4",
+    }
     if "median_s" not in res:
         return {**row, "status": res.get("status", "failed")}
-    return {**row, "status": "ok", "reps": res["reps"], "median_s": res["median_s"], "min_s": res["min_s"],
-            "feval": res["feval_reported"], "objective": res["objective"], "other_cores": res["other_cores"]}
+    return {
+        **row,
+        "status": "ok",
+        "reps": res["reps"],
+        "median_s": res["median_s"],
+        "min_s": res["min_s"],
+        "feval": res["feval_reported"],
+        "objective": res["objective"],
+        "other_cores": res["other_cores"],
+    }
 
 
 def add_ratios(rows: list[dict]) -> None:
-    r_time = {(r["model"], r["n"]): r["median_s"] for r in rows if r["tool"] == "lme4" and r.get("median_s")}
+    r_time = {
+        (r["model"], r["n"]): r["median_s"]
+        for r in rows
+        if r["tool"] == "lme4" and r.get("median_s")
+    }
     for r in rows:
         peer = r_time.get((r["model"], r["n"]))
         if r["tool"] == "mixedmodels" and peer and r.get("median_s"):
@@ -228,7 +303,11 @@ def table_markdown(rows: list[dict]) -> str:
 
 def target_markdown(rows: list[dict]) -> str:
     """The 10^6 x (10^5, 10^3) target for the crossed model."""
-    big = [r for r in rows if r["tool"] == "mixedmodels" and r["model"] == "crossed" and r["n"] == 10**6]
+    big = [
+        r
+        for r in rows
+        if r["tool"] == "mixedmodels" and r["model"] == "crossed" and r["n"] == 10**6
+    ]
     if not big or big[0]["status"] != "ok":
         return "10^6 target: not measured" + (f" ({big[0]['status']})" if big else "")
     r = big[0]
@@ -251,10 +330,20 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
     for (model, tool), style in _series_styles(rows).items():
         pts = [r for r in rows if r["model"] == model and r["tool"] == tool and r.get("median_s")]
-        ax_t.plot([r["n"] for r in pts], [r["median_s"] for r in pts], style, label=f"{tool}: {MODELS[model]}")
+        ax_t.plot(
+            [r["n"] for r in pts],
+            [r["median_s"] for r in pts],
+            style,
+            label=f"{tool}: {MODELS[model]}",
+        )
         mem = [r for r in pts if r.get("peak_rss_mib")]
         if mem:
-            ax_m.plot([r["n"] for r in mem], [r["peak_rss_mib"] for r in mem], style, label=f"{tool}: {model}")
+            ax_m.plot(
+                [r["n"] for r in mem],
+                [r["peak_rss_mib"] for r in mem],
+                style,
+                label=f"{tool}: {model}",
+            )
     ax_t.axhline(TARGET_SECONDS, color="grey", lw=0.8, ls=":")
     ax_m.axhline(TARGET_BYTES / MIB, color="grey", lw=0.8, ls=":")
     _decorate(ax_t, "seconds per fit (median)", "fit time (dotted: 60 s target)")
@@ -283,15 +372,34 @@ def _decorate(ax, ylabel: str, title: str) -> None:
 
 # ---- main --------------------------------------------------------------------------------
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--sizes", default="1e4,1e5,1e6", help="comma-separated numbers of observations")
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
+    p.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS)
+    )
     p.add_argument("--reps", type=int, default=3, help="fits per case (fewer if --budget runs out)")
-    p.add_argument("--budget", type=float, default=60.0, help="seconds of fitting after which a case stops repeating")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds before a case is reported as timed out")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="seconds of fitting after which a case stops repeating",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds before a case is reported as timed out",
+    )
     p.add_argument("--r-max-n", type=float, default=1e5, help="largest n also fitted by lme4")
     p.add_argument("--no-r", action="store_true", help="skip lme4")
-    p.add_argument("--quiet-wait", type=float, default=30.0, help="seconds to wait for a quiet machine before a case")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for a quiet machine before a case",
+    )
     p.add_argument("--no-trace", action="store_true", help="skip the tracemalloc runs")
     p.add_argument("--out", type=Path, default=bl.RESULTS_DIR)
     p.add_argument("--plot", type=Path, default=PLOT)
@@ -304,7 +412,11 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     bl.ensure_python({**bl.BASE_NEEDS, "matplotlib": "matplotlib"})
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.reps, args.budget, args.trace)))
+        print(
+            json.dumps(
+                worker(args.worker[0], int(args.worker[1]), args.reps, args.budget, args.trace)
+            )
+        )
         return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     cases = [(m, n) for n in sizes for m in args.models.split(",")]
@@ -314,7 +426,9 @@ def main(argv=None) -> None:
     for model, n in cases:
         print(f"[scale] mixedmodels: {model}, n = {n}", file=sys.stderr, flush=True)
         res = run_worker(model, n, args)
-        traced = {} if args.no_trace or res["status"] != "ok" else run_worker(model, n, args, trace=True)
+        traced = (
+            {} if args.no_trace or res["status"] != "ok" else run_worker(model, n, args, trace=True)
+        )
         rows.append(our_row(model, n, res, traced))
     if not r_note:
         print("[scale] lme4", file=sys.stderr, flush=True)
@@ -325,12 +439,18 @@ def main(argv=None) -> None:
     plot(rows, args.plot)
     desc = bl.machine_description(with_r=not r_note)
     desc["load average (1 min) at start / end"] = f"{load_start} / {bl.load_average()}"
-    md = "\n\n".join([
-        "# Synthetic scale series\n\n`python benchmarks/scale.py` " + " ".join(sys.argv[1:]),
-        "## Machine\n\n" + bl.machine_markdown(desc),
-        target_markdown(rows) + (f"\n\nlme4 skipped: {r_note}" if r_note else ""),
-        table_markdown(rows),
-    ]) + "\n"
+    md = (
+        "\n\n".join(
+            [
+                "# Synthetic scale series\n\n`python benchmarks/scale.py` "
+                + " ".join(sys.argv[1:]),
+                "## Machine\n\n" + bl.machine_markdown(desc),
+                target_markdown(rows) + (f"\n\nlme4 skipped: {r_note}" if r_note else ""),
+                table_markdown(rows),
+            ]
+        )
+        + "\n"
+    )
     (args.out / "scale.md").write_text(md)
     print(md)
 

@@ -152,7 +152,11 @@ class ScalarProduct:
         counts = np.bincount(cols, minlength=q1)
         k = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts)
         first = np.repeat(np.arange(len(pos)), k + 1)
-        second = first - k[first] + (np.arange(len(first)) - np.repeat(np.cumsum(k + 1) - (k + 1), k + 1))
+        second = (
+            first
+            - k[first]
+            + (np.arange(len(first)) - np.repeat(np.cumsum(k + 1) - (k + 1), k + 1))
+        )
         P1, P2 = pos[first], pos[second]
         target = rows[P2].astype(np.int64) * qB + rows[P1]  # Fortran order, lower triangle
         # building the CSR matrix sorts by target in linear time; its data records the order
@@ -359,7 +363,9 @@ class FixedEffectsBlock:
     def beta(self) -> np.ndarray:
         """Fixed effects: L_X' β = (y row of L33)."""
         L = self.L33
-        return sla.solve_triangular(L[:-1, :-1], L[-1, :-1], lower=True, trans="T", check_finite=False)
+        return sla.solve_triangular(
+            L[:-1, :-1], L[-1, :-1], lower=True, trans="T", check_finite=False
+        )
 
 
 class PenalizedSystem(FixedEffectsBlock):
@@ -379,7 +385,13 @@ class PenalizedSystem(FixedEffectsBlock):
         scikit-sparse is installed.
     """
 
-    def __init__(self, remats: list[ReMat], Xy: np.ndarray, sqrtw: np.ndarray | None = None, sparse: bool | None = None):
+    def __init__(
+        self,
+        remats: list[ReMat],
+        Xy: np.ndarray,
+        sqrtw: np.ndarray | None = None,
+        sparse: bool | None = None,
+    ):
         self.remats = remats
         self.Xy = np.ascontiguousarray(Xy, dtype=float)
         self.first = remats[0]
@@ -398,14 +410,22 @@ class PenalizedSystem(FixedEffectsBlock):
     def _build_structure(self) -> None:
         """Level-pair structures, the fixed CSR pattern of L21 and scatter maps for C22."""
         self.cross1 = [TermCross(r, self.first) for r in self.rest]
-        self.crossB = {(i, j): TermCross(self.rest[i], self.rest[j]) for i in range(len(self.rest)) for j in range(i)}
+        self.crossB = {
+            (i, j): TermCross(self.rest[i], self.rest[j])
+            for i in range(len(self.rest))
+            for j in range(i)
+        }
         if not self.qB:
             return
         rows, cols = zip(*(c.entries(off) for c, off in zip(self.cross1, self.offsets)))
         rows, cols = np.concatenate(rows), np.concatenate(cols)
-        order = sp.csr_matrix((np.arange(1, len(rows) + 1, dtype=float), (rows, cols)), shape=(self.qB, self.q1))
+        order = sp.csr_matrix(
+            (np.arange(1, len(rows) + 1, dtype=float), (rows, cols)), shape=(self.qB, self.q1)
+        )
         self._L21_perm = order.data.astype(np.intp) - 1
-        self.L21 = sp.csr_matrix((np.zeros(len(rows)), order.indices, order.indptr), shape=(self.qB, self.q1))
+        self.L21 = sp.csr_matrix(
+            (np.zeros(len(rows)), order.indices, order.indptr), shape=(self.qB, self.q1)
+        )
         # a nearly full, small L21 is cheaper to multiply as a dense matrix (BLAS)
         self._L21_dense = self.qB * self.q1 <= 4_000_000 and len(rows) > 0.25 * self.qB * self.q1
         self._scalar_product = None  # built once the factor of block B is chosen
@@ -439,7 +459,9 @@ class PenalizedSystem(FixedEffectsBlock):
         self.A31 = level_sums(first.refs, first.nlevels, zw1, self.XyW)
         self.A33 = self.XyW.T @ self.XyW
         if self.qB:
-            self.A32 = np.hstack([level_sums(r.refs, r.nlevels, z, self.XyW) for r, z in zip(self.rest, self.zw[1:])])
+            self.A32 = np.hstack(
+                [level_sums(r.refs, r.nlevels, z, self.XyW) for r, z in zip(self.rest, self.zw[1:])]
+            )
 
     def _set_Z_weights(self, sqrtw: np.ndarray | None) -> None:
         """Weights and the random-effects blocks of A: A11, A21, A22."""
@@ -452,8 +474,12 @@ class PenalizedSystem(FixedEffectsBlock):
             self.A21 = [c.values(z, zw1) for c, z in zip(self.cross1, zB)]
             if self._scalar_product is not None:
                 self._scalar_product.set_A21(self._A21_csr_values())
-            self.A22_diag = [level_crossprod(r.refs, r.nlevels, z, z) for r, z in zip(self.rest, zB)]
-            self.A22_cross = {key: c.values(zB[key[0]], zB[key[1]]) for key, c in self.crossB.items()}
+            self.A22_diag = [
+                level_crossprod(r.refs, r.nlevels, z, z) for r, z in zip(self.rest, zB)
+            ]
+            self.A22_cross = {
+                key: c.values(zB[key[0]], zB[key[1]]) for key, c in self.crossB.items()
+            }
 
     def factor_Z_at_weights(self, sqrtw: np.ndarray | None) -> None:
         """Re-weight and factor only L_Z = [L11; L21 L22], leaving the X/y blocks stale.
@@ -474,14 +500,19 @@ class PenalizedSystem(FixedEffectsBlock):
         self.A31[-1] = level_sums(self.first.refs, self.first.nlevels, self.zw[0], col)[0]
         self.A33[-1, :] = self.A33[:, -1] = self.XyW.T @ yw
         if self.qB:
-            parts = [level_sums(r.refs, r.nlevels, z, col)[0] for r, z in zip(self.rest, self.zw[1:])]
+            parts = [
+                level_sums(r.refs, r.nlevels, z, col)[0] for r, z in zip(self.rest, self.zw[1:])
+            ]
             self.A32[-1] = np.concatenate(parts)
 
     def _make_scalar_product(self) -> ScalarProduct | None:
         """Pair lists for L21 L21' when every term is scalar and block B is dense."""
         if not self.qB or self.factorB.sparse or self._L21_dense:
             return None
-        if not all(r.is_scalar for r in self.remats) or ScalarProduct.count_pairs(self.L21) > self.MAX_PAIRS:
+        if (
+            not all(r.is_scalar for r in self.remats)
+            or ScalarProduct.count_pairs(self.L21) > self.MAX_PAIRS
+        ):
             return None
         product = ScalarProduct(self.L21)
         product.set_A21(self._A21_csr_values())
@@ -538,9 +569,15 @@ class PenalizedSystem(FixedEffectsBlock):
         """Values of ΛB'A22ΛB (or ones for the structural pattern), entries as in ``_C22_entries``."""
         vals = []
         for r, A in zip(self.rest, self.A22_diag):
-            vals.append(np.ones(A.size) if structural else sandwich(r.lambda_, A, r.lambda_).ravel())
+            vals.append(
+                np.ones(A.size) if structural else sandwich(r.lambda_, A, r.lambda_).ravel()
+            )
         for (i, j), A in self.A22_cross.items():
-            V = np.ones(A.shape) if structural else sandwich(self.rest[i].lambda_, A, self.rest[j].lambda_)
+            V = (
+                np.ones(A.shape)
+                if structural
+                else sandwich(self.rest[i].lambda_, A, self.rest[j].lambda_)
+            )
             vals.extend([V.ravel(), np.swapaxes(V, 1, 2).ravel()])
         return np.concatenate(vals)
 
@@ -570,7 +607,10 @@ class PenalizedSystem(FixedEffectsBlock):
         if structural:
             L21.data[:] = 1.0
         prod = L21 @ L21.T
-        A = sp.csc_matrix((self._C22_values(structural), (self._C22_rows, self._C22_cols)), shape=(self.qB, self.qB))
+        A = sp.csc_matrix(
+            (self._C22_values(structural), (self._C22_rows, self._C22_cols)),
+            shape=(self.qB, self.qB),
+        )
         eye = sp.identity(self.qB, format="csc")
         return (A + eye + prod).tocsc() if structural else (A + eye - prod).tocsc()
 
@@ -634,7 +674,9 @@ class PenalizedSystem(FixedEffectsBlock):
             step = max(1, max_entries // self.qB // k)
             for lo in range(0, n, step):
                 hi = min(n, lo + step)
-                H = self.factorB.solve_L(L21[:, lo * k : hi * k].toarray()).reshape(self.qB, hi - lo, k)
+                H = self.factorB.solve_L(L21[:, lo * k : hi * k].toarray()).reshape(
+                    self.qB, hi - lo, k
+                )
                 inner[lo:hi] += np.einsum("ila,ilb->lab", H, H)
         return np.einsum("lca,lcd,ldb->lab", G, inner, G)
 
@@ -653,4 +695,3 @@ class PenalizedSystem(FixedEffectsBlock):
         u2 = self.factorB.solve_Lt(v[self.q1 :])
         u1 = self.F1.solve_transpose(v[: self.q1] - self.L21.T @ u2)
         return np.concatenate([u1, u2])
-

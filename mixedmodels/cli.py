@@ -33,7 +33,9 @@ def read_data(source: str):
         return datasets.load(source)
     path = Path(source)
     if not path.exists():
-        raise DataError(f"{source!r} is neither a bundled data set ({', '.join(datasets.names())}) nor a file")
+        raise DataError(
+            f"{source!r} is neither a bundled data set ({', '.join(datasets.names())}) nor a file"
+        )
     if path.is_dir():
         raise DataError(f"--data {source!r} is a directory; give a CSV or Parquet file")
     frame = _read_file(path)
@@ -63,15 +65,25 @@ def _read_file(path: Path):
         return pd.read_parquet(path) if parquet else pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise DataError(f"--data {str(path)!r} is empty") from None
-    except Exception as exc:  # readers raise many types (ArrowInvalid, ParserError, UnicodeDecodeError, OSError)
+    except (
+        Exception
+    ) as exc:  # readers raise many types (ArrowInvalid, ParserError, UnicodeDecodeError, OSError)
         kind = "a Parquet file" if parquet else "a CSV file"
         raise DataError(f"cannot read --data {str(path)!r} as {kind}: {_first_line(exc)}") from exc
 
 
 _OTHER_FORMATS = {
-    ".xlsx": "an Excel workbook", ".xls": "an Excel workbook", ".json": "a JSON file",
-    ".feather": "a Feather file", ".rds": "an R data file", ".rda": "an R data file", ".rdata": "an R data file",
-    ".sav": "an SPSS file", ".dta": "a Stata file", ".sas7bdat": "a SAS file", ".h5": "an HDF5 file",
+    ".xlsx": "an Excel workbook",
+    ".xls": "an Excel workbook",
+    ".json": "a JSON file",
+    ".feather": "a Feather file",
+    ".rds": "an R data file",
+    ".rda": "an R data file",
+    ".rdata": "an R data file",
+    ".sav": "an SPSS file",
+    ".dta": "a Stata file",
+    ".sas7bdat": "a SAS file",
+    ".h5": "an HDF5 file",
 }
 """Formats users try that are not CSV: named, rather than parsed as CSV into nonsense."""
 
@@ -137,7 +149,9 @@ def check_fit_flags(args: argparse.Namespace) -> bool:
     linear = _is_linear(args)
     what = "a linear mixed model" + (" (family gaussian, identity link)" if args.family else "")
     if linear and args.nagq is not None:
-        raise MixedModelsError(f"--nagq applies to generalized models; {what} has an exact likelihood")
+        raise MixedModelsError(
+            f"--nagq applies to generalized models; {what} has an exact likelihood"
+        )
     if linear and args.fast:
         raise MixedModelsError(f"--fast applies to generalized models, not to {what}")
     if not linear and args.reml:
@@ -173,7 +187,9 @@ def _fit(args: argparse.Namespace) -> int:
     else:
         from .glmm import GeneralizedLinearMixedModel
 
-        model = GeneralizedLinearMixedModel(args.formula, data, family=args.family, link=args.link, weights=args.weights)
+        model = GeneralizedLinearMixedModel(
+            args.formula, data, family=args.family, link=args.link, weights=args.weights
+        )
     if args.optimizer:
         model.optsum.optimizer = args.optimizer
     fit_kwargs = {"verbose": args.verbose, "progress": args.progress}
@@ -199,17 +215,32 @@ def _write_table(table, path: str) -> None:
 
 
 def _add_fit(subparsers) -> None:
-    p = subparsers.add_parser("fit", help="fit a linear or generalized linear mixed model and print its summary")
+    p = subparsers.add_parser(
+        "fit", help="fit a linear or generalized linear mixed model and print its summary"
+    )
     p.add_argument("formula", help='model formula, e.g. "Reaction ~ 1 + Days + (1 + Days|Subject)"')
     p.add_argument("--data", required=True, help="a bundled data set name or a CSV/Parquet file")
     p.add_argument("--reml", action="store_true", help="fit a linear model by REML (default: ML)")
-    p.add_argument("--optimizer", help="an NLopt local derivative-free algorithm, e.g. LN_NELDERMEAD (default LN_BOBYQA)")
+    p.add_argument(
+        "--optimizer",
+        help="an NLopt local derivative-free algorithm, e.g. LN_NELDERMEAD (default LN_BOBYQA)",
+    )
     p.add_argument("--weights", help="column of prior weights")
-    p.add_argument("--family", help="GLMM family: bernoulli, binomial, poisson, gamma, inversegaussian, "
-                   "gaussian (with the identity link: fitted as a linear mixed model)")
+    p.add_argument(
+        "--family",
+        help="GLMM family: bernoulli, binomial, poisson, gamma, inversegaussian, "
+        "gaussian (with the identity link: fitted as a linear mixed model)",
+    )
     p.add_argument("--link", help="link function (default: the family's canonical link)")
-    p.add_argument("--fast", action="store_true", help="GLMM: optimise θ only, β from PIRLS (lme4's nAGQ=0)")
-    p.add_argument("--nagq", type=int, default=None, help="GLMM: adaptive Gauss-Hermite points (default 1 = Laplace)")
+    p.add_argument(
+        "--fast", action="store_true", help="GLMM: optimise θ only, β from PIRLS (lme4's nAGQ=0)"
+    )
+    p.add_argument(
+        "--nagq",
+        type=int,
+        default=None,
+        help="GLMM: adaptive Gauss-Hermite points (default 1 = Laplace)",
+    )
     p.add_argument("--verbose", action="store_true", help="print each objective evaluation")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--optsum", action="store_true", help="also print the optimisation summary")
@@ -220,7 +251,9 @@ def _add_fit(subparsers) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="mixedmodels", description="Mixed-effects models from formulas.")
+    parser = argparse.ArgumentParser(
+        prog="mixedmodels", description="Mixed-effects models from formulas."
+    )
     parser.add_argument("--version", action="version", version=f"mixedmodels {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_fit(subparsers)

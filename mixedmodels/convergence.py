@@ -170,7 +170,9 @@ def check_optimum(
         inblock[block] = True
     feval = 0
     for i in np.flatnonzero(~inblock):
-        g[i], H[i], flat[i], used = _coordinate(objective, x, fmin, i, h[i], at_bound[i], tol[i], rounding)
+        g[i], H[i], flat[i], used = _coordinate(
+            objective, x, fmin, i, h[i], at_bound[i], tol[i], rounding
+        )
         feval += used
     if inblock.any():
         g[inblock], H[inblock] = _along_block(objective, x, fmin, inblock)
@@ -178,7 +180,9 @@ def check_optimum(
     return Check(x, float(fmin), g, H, at_bound, flat, feval)
 
 
-def _coordinate(objective, x, fmin, i, h, at_bound, tol, rounding) -> tuple[float, float, bool, int]:
+def _coordinate(
+    objective, x, fmin, i, h, at_bound, tol, rounding
+) -> tuple[float, float, bool, int]:
     """Slope, curvature (NaN if not needed), flatness and evaluations used along coordinate i."""
     f1 = objective(_moved(x, i, h))
     g = (f1 - fmin) / h
@@ -197,7 +201,9 @@ def _coordinate(objective, x, fmin, i, h, at_bound, tol, rounding) -> tuple[floa
     return g, H, abs(change) < 10.0 * rounding, 2
 
 
-def _along_block(objective, x: np.ndarray, fmin: float, inblock: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _along_block(
+    objective, x: np.ndarray, fmin: float, inblock: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Central differences along one fixed pseudo-random unit direction v of the block (2 evaluations).
 
     Returns per-coordinate gᵢ = (gᵀv) vᵢ and Hᵢᵢ = vᵀHv: their Newton gain
@@ -214,7 +220,9 @@ def _along_block(objective, x: np.ndarray, fmin: float, inblock: np.ndarray) -> 
     return slope * v, np.full(len(v), curvature)
 
 
-def _long_step(objective, x: np.ndarray, f0: float, i: int, h: float, g: float) -> tuple[float, float]:
+def _long_step(
+    objective, x: np.ndarray, f0: float, i: int, h: float, g: float
+) -> tuple[float, float]:
     """Curvature from one evaluation at x + h eᵢ given the slope g: H ≈ 2(f₁ − f₀ − g h)/h²; also f₁ − f₀."""
     change = objective(_moved(x, i, h)) - f0
     return 2.0 * (change - g * h) / h**2, change
@@ -335,11 +343,15 @@ def ensure_converged(
     n = len(optsum.initial if start is None else start)
     to_x = _coordinates(to_params, n)
     lower_x = _lower_in_x(optsum.lowerbd, n, to_params)
+
     def f(x):
         return float(objective(x))
+
     t0 = time.perf_counter()
+
     def check(point, value):
         return check_optimum(f, to_x(point), value, lower_x, block)
+
     state = _Runs(optsum, check(optsum.final, optsum.fmin))
     for _ in range(policy.max_restarts):
         plan = _next_run(state, lower_x, optsum.initial_step)
@@ -455,7 +467,13 @@ def _edge_start(
 def _clear(optsum: OptSummary) -> None:
     """Forget an earlier fit's check (a refit reuses the model's summary)."""
     optsum.gradient = optsum.curvature = optsum.scaled_gradient = None
-    optsum.convergence, optsum.check_feval, optsum.restarts, optsum.runs, optsum.winner = "", 0, 0, [], ""
+    optsum.convergence, optsum.check_feval, optsum.restarts, optsum.runs, optsum.winner = (
+        "",
+        0,
+        0,
+        [],
+        "",
+    )
 
 
 def _lower_in_x(lowerbd: np.ndarray, n: int, to_params) -> np.ndarray:
@@ -502,8 +520,10 @@ def _warn(check: Check, names: Sequence[str] | None, n: int) -> None:
     names = (
         list(names) if names is not None and len(names) == n else [f"x{i + 1}" for i in range(n)]
     )
+
     def pick(mask):
         return ", ".join(names[i] for i in np.flatnonzero(mask))
+
     if not check.passed:
         worst = int(np.argmax(np.where(check.leaves_bound, np.inf, check.gains)))
         warnings.warn(

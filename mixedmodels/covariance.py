@@ -22,7 +22,11 @@ __all__ = ["check_covariance", "covariance_factor"]
 
 
 def check_covariance(
-    K: object, levels: Sequence[object] | None = None, *, tol: float = 1e-8, what: str = "the kinship matrix"
+    K: object,
+    levels: Sequence[object] | None = None,
+    *,
+    tol: float = 1e-8,
+    what: str = "the kinship matrix",
 ) -> np.ndarray:
     """Check a user-given kinship (covariance) matrix and return it as a float array.
 
@@ -59,8 +63,7 @@ def check_covariance(
     asym = float(np.abs(values - values.T).max(initial=0.0))
     if asym > tol * scale:
         raise DataError(
-            f"{what} is not symmetric: max |K - K'| = {asym:.3g} "
-            f"(tolerance {tol * scale:.3g})"
+            f"{what} is not symmetric: max |K - K'| = {asym:.3g} (tolerance {tol * scale:.3g})"
         )
     values = (values + values.T) / 2
     _check_psd(values, tol * scale, what)
@@ -95,9 +98,7 @@ def _align(K: pd.DataFrame, levels: Sequence[object] | None, what: str) -> np.nd
     wanted = rows if levels is None else pd.Index([str(v) for v in levels])
     missing = wanted.difference(rows)
     if len(missing):
-        raise DataError(
-            f"{len(missing)} individual(s) missing from {what}: {few(missing)}"
-        )
+        raise DataError(f"{len(missing)} individual(s) missing from {what}: {few(missing)}")
     labelled = pd.DataFrame(K.to_numpy(), index=rows, columns=cols)
     return _as_square(labelled.loc[wanted, wanted].to_numpy(), None, what)
 

@@ -26,7 +26,13 @@ __all__ = ["DenseSystem"]
 class DenseSystem(FixedEffectsBlock):
     """Dense A = [ZΛ X y]'W[ZΛ X y] and its Cholesky factor (interface of PenalizedSystem)."""
 
-    def __init__(self, remats: list[ReMat], Xy: np.ndarray, sqrtw: np.ndarray | None = None, sparse: bool | None = None):
+    def __init__(
+        self,
+        remats: list[ReMat],
+        Xy: np.ndarray,
+        sqrtw: np.ndarray | None = None,
+        sparse: bool | None = None,
+    ):
         self.remats = remats
         self.Xy = np.ascontiguousarray(Xy, dtype=float)
         self.Zd = np.hstack([r.dense_Z() for r in remats])
@@ -61,7 +67,11 @@ class DenseSystem(FixedEffectsBlock):
         Lam = np.zeros((self.q, self.q))
         start = 0
         for r in self.remats:
-            block = np.eye(r.q) * r.lambda_[0, 0] if r.has_factor else np.kron(np.eye(r.nlevels), r.lambda_)
+            block = (
+                np.eye(r.q) * r.lambda_[0, 0]
+                if r.has_factor
+                else np.kron(np.eye(r.nlevels), r.lambda_)
+            )
             Lam[start : start + r.q, start : start + r.q] = block
             start += r.q
         return Lam
@@ -80,7 +90,9 @@ class DenseSystem(FixedEffectsBlock):
     def update_L(self) -> None:
         self.ok = False
         self._factor_Z()
-        self.LXZ = sla.solve_triangular(self.LZ, self.Lam.T @ self.ZtXy, lower=True, check_finite=False).T
+        self.LXZ = sla.solve_triangular(
+            self.LZ, self.Lam.T @ self.ZtXy, lower=True, check_finite=False
+        ).T
         self.L33 = dense_cholesky(np.asfortranarray(self.A33 - self.LXZ @ self.LXZ.T))
         self.ok = True
 

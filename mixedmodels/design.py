@@ -22,7 +22,14 @@ import pandas as pd
 from .errors import DataError, FormulaError
 from .modelframe import check_magnitude
 
-__all__ = ["Design", "model_matrix", "formula_context", "lme4_name", "r_to_formulaic", "check_contrasts"]
+__all__ = [
+    "Design",
+    "model_matrix",
+    "formula_context",
+    "lme4_name",
+    "r_to_formulaic",
+    "check_contrasts",
+]
 
 _CONTRAST_NAMES = {
     "treatment": "TreatmentContrasts",
@@ -53,12 +60,17 @@ class Design:
         state = dict(self.__dict__)
         context = state.get("context") or {}
         state["context"] = {k: v for k, v in context.items() if not isinstance(v, types.ModuleType)}
-        state["_modules"] = {k: v.__name__ for k, v in context.items() if isinstance(v, types.ModuleType)}
+        state["_modules"] = {
+            k: v.__name__ for k, v in context.items() if isinstance(v, types.ModuleType)
+        }
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         modules = state.pop("_modules", {})
-        state["context"] = {**state["context"], **{k: importlib.import_module(m) for k, m in modules.items()}}
+        state["context"] = {
+            **state["context"],
+            **{k: importlib.import_module(m) for k, m in modules.items()},
+        }
         self.__dict__.update(state)
 
 
@@ -143,10 +155,14 @@ def apply_contrasts(rhs: str, contrasts: Mapping[str, Any] | None) -> str:
     return rhs
 
 
-_LEVEL = re.compile(r"^(?:C\((?P<cvar>[^,()]+)(?:,.*)?\)|(?P<var>.+?))\[(?:[A-Z]+\.)?(?P<level>.*)\]$")
+_LEVEL = re.compile(
+    r"^(?:C\((?P<cvar>[^,()]+)(?:,.*)?\)|(?P<var>.+?))\[(?:[A-Z]+\.)?(?P<level>.*)\]$"
+)
 
 
-def lme4_name(name: str, logical: frozenset[str] = frozenset(), columns: frozenset[str] = frozenset()) -> str:
+def lme4_name(
+    name: str, logical: frozenset[str] = frozenset(), columns: frozenset[str] = frozenset()
+) -> str:
     """Translate a formulaic column name into lme4's spelling.
 
     ``logical`` names the boolean columns of the data: R codes a logical
@@ -180,7 +196,9 @@ def _split_colon(name: str) -> list[str]:
     return [*parts, name[start:]]
 
 
-def _factor_part(part: str, logical: frozenset[str] = frozenset(), columns: frozenset[str] = frozenset()) -> str:
+def _factor_part(
+    part: str, logical: frozenset[str] = frozenset(), columns: frozenset[str] = frozenset()
+) -> str:
     m = _LEVEL.match(part)
     if m is None:
         logical_value = part.strip("`") in logical or _is_comparison(part)

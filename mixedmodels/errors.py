@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MixedModelsError", "FormulaError", "DataError", "ConvergenceError", "ConvergenceWarning",
-           "CholeskyFailed", "NotFittedError", "SingularFitWarning", "EVALUATION_FAILURES"]
+__all__ = [
+    "MixedModelsError",
+    "FormulaError",
+    "DataError",
+    "ConvergenceError",
+    "ConvergenceWarning",
+    "CholeskyFailed",
+    "NotFittedError",
+    "SingularFitWarning",
+    "EVALUATION_FAILURES",
+]
 
 
 class MixedModelsError(ValueError):

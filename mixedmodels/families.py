@@ -114,7 +114,18 @@ def _bd0(x: ArrayLike, m: ArrayLike, diff: ArrayLike | None = None) -> FloatArra
     # xlog1py makes 0 * log(0) = 0, so x = 0 (d = -1) gives h = 1 and bd0 = m.
     closed = special.xlog1py(1.0 + d, d) - d
     small = np.where(np.abs(d) < _BD0_SERIES_BELOW, d, 0.0)
-    series = small * small * (0.5 + small * (-1.0 / 6 + small * (1.0 / 12 + small * (-1.0 / 20 + small * (1.0 / 30 - small / 42)))))
+    series = (
+        small
+        * small
+        * (
+            0.5
+            + small
+            * (
+                -1.0 / 6
+                + small * (1.0 / 12 + small * (-1.0 / 20 + small * (1.0 / 30 - small / 42)))
+            )
+        )
+    )
     return np.maximum(m * np.where(np.abs(d) < _BD0_SERIES_BELOW, series, closed), 0.0)
 
 
@@ -403,9 +414,7 @@ def get_link(link: LinkSpec) -> Link:
             return _LINKS[key]()
         known = ", ".join(repr(name) for name in _LINKS)
         raise MixedModelsError(f"unknown link {link!r}; known links are {known}")
-    raise MixedModelsError(
-        f"link must be a link name or a Link object, not {type(link).__name__}"
-    )
+    raise MixedModelsError(f"link must be a link name or a Link object, not {type(link).__name__}")
 
 
 # --------------------------------------------------------------------------------------
@@ -497,9 +506,7 @@ class Family(ABC):
 
     # -- shared machinery --------------------------------------------------------------
 
-    def dev_resid(
-        self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
-    ) -> FloatArray:
+    def dev_resid(self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
         r"""Weighted squared deviance residuals :math:`w_i\, d(y_i, \mu_i)`."""
         y = _as_float(y)
         return _weights(wt, y.shape) * self.unit_deviance(y, mu)
@@ -725,9 +732,7 @@ class Binomial(_Binary):
     _weights_label = "numbers of trials (weights)"
 
     @staticmethod
-    def from_counts(
-        successes: ArrayLike, failures: ArrayLike
-    ) -> tuple[FloatArray, FloatArray]:
+    def from_counts(successes: ArrayLike, failures: ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Convert a ``cbind(successes, failures)`` response to ``(y, wt)``.
 
         Returns the proportion :math:`y = s/(s+f)` (0 where there are no trials, as R does)

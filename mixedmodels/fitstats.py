@@ -42,7 +42,11 @@ class FitStatistics:
     def boundary_parameters(self) -> list[str]:
         """Names of the standard-deviation elements of θ that are on (within 1e-4 of) 0."""
         theta, lower = np.asarray(self.theta), np.asarray(self.lowerbd)
-        return [n for n, t, lb in zip(self.theta_names, theta, lower) if lb == 0 and abs(t) < SINGULAR_TOL]
+        return [
+            n
+            for n, t, lb in zip(self.theta_names, theta, lower)
+            if lb == 0 and abs(t) < SINGULAR_TOL
+        ]
 
     def fixef(self) -> pd.Series:
         """Fixed-effects estimates by coefficient name."""

@@ -104,7 +104,7 @@ def _is_exponent_sign(text: str, pos: int) -> bool:
     """True if the +/- at ``pos`` is the sign of a number's exponent (``1e-3``)."""
     if text[pos] not in "+-" or pos < 2 or text[pos - 1] not in "eE":
         return False
-    return bool(re.search(r"(?<![A-Za-z_.])\d+\.?\d*[eE]$", text[: pos]))
+    return bool(re.search(r"(?<![A-Za-z_.])\d+\.?\d*[eE]$", text[:pos]))
 
 
 def _split_bar(inner: str) -> tuple[str, str, bool] | None:
@@ -259,7 +259,9 @@ def parse_formula(formula: str) -> ParsedFormula:
 def _check_operands(piece: str, formula: str) -> None:
     """FormulaError for a term that starts or ends with an operator (``x *``, ``: g``)."""
     if piece[0] in "*:/^|%" or piece[-1] in "*:/^|%":
-        raise FormulaError(f"formula {formula!r}: the operator in {piece!r} has nothing on one side")
+        raise FormulaError(
+            f"formula {formula!r}: the operator in {piece!r} has nothing on one side"
+        )
 
 
 def _join_terms(terms: list[tuple[str, str]]) -> str:

@@ -63,7 +63,9 @@ def update_formula(old: str, new: str) -> str:
             else:
                 kept = [t for t in terms if _norm(t) != _norm(piece)]
                 if len(kept) == len(terms):
-                    raise FormulaError(f"update: the formula {old!r} has no term {piece!r} to remove")
+                    raise FormulaError(
+                        f"update: the formula {old!r} has no term {piece!r} to remove"
+                    )
                 terms = kept
     if not terms:
         raise FormulaError(f"update({new!r}) leaves no term on the right-hand side")

@@ -57,7 +57,9 @@ from .varcorr import term_covariances, varcorr_frame, varcorr_long
 __all__ = ["GeneralizedLinearMixedModel"]
 
 
-def glm_response(response: Any, family: Family, prior: np.ndarray | None, expr: str) -> tuple[np.ndarray, np.ndarray]:
+def glm_response(
+    response: Any, family: Family, prior: np.ndarray | None, expr: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Response y and weights for the family: proportions and trials for binomial models.
 
     Accepts ``cbind(successes, failures)`` (binomial), a two-level factor or
@@ -72,12 +74,16 @@ def glm_response(response: Any, family: Family, prior: np.ndarray | None, expr: 
         return y, trials * prior
     if isinstance(response, pd.Series) and isinstance(response.dtype, pd.CategoricalDtype):
         if not isinstance(family, (Binomial, Bernoulli)):
-            raise DataError(f"the response {expr!r} is categorical; only binomial/bernoulli families accept it")
+            raise DataError(
+                f"the response {expr!r} is categorical; only binomial/bernoulli families accept it"
+            )
         codes = response.cat.remove_unused_categories().cat.codes.to_numpy()
         return (codes > 0).astype(float), prior
     arr = np.asarray(response)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise DataError(f"the response {expr!r} must be numeric, boolean or a two-level factor, got {arr.dtype}")
+        raise DataError(
+            f"the response {expr!r} must be numeric, boolean or a two-level factor, got {arr.dtype}"
+        )
     return arr.astype(float), prior
 
 
@@ -101,7 +107,10 @@ class GlmResponse:
         families without a dispersion parameter.
         """
         mu0 = self.family.mustart(self.y, self.wt)
-        return float(-2.0 * self.family.loglik(self.y, mu0, self.wt) - self.family.deviance(self.y, mu0, self.wt))
+        return float(
+            -2.0 * self.family.loglik(self.y, mu0, self.wt)
+            - self.family.deviance(self.y, mu0, self.wt)
+        )
 
 
 class WorkingState:
@@ -128,7 +137,11 @@ class WorkingState:
     @cached_property
     def working_response(self) -> np.ndarray:
         """zᵢ = ηᵢ - oᵢ + (yᵢ - μᵢ) / (dμ/dη)ᵢ."""
-        return self.eta - self.offset + (self.response.y - self.mu) / self.response.family.link.mu_eta(self.eta)
+        return (
+            self.eta
+            - self.offset
+            + (self.response.y - self.mu) / self.response.family.link.mu_eta(self.eta)
+        )
 
 
 class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
@@ -170,17 +183,39 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         **kwargs: Any,
     ):
         reject_unknown(kwargs, "GeneralizedLinearMixedModel()")
-        self.record_call(formula, data, family=family, link=link, weights=weights, offset=offset,
-                         contrasts=contrasts, covariance=covariance, sparse=sparse)
-        self._family = get_family(family, link) if not isinstance(family, Family) or link is not None else family
+        self.record_call(
+            formula,
+            data,
+            family=family,
+            link=link,
+            weights=weights,
+            offset=offset,
+            contrasts=contrasts,
+            covariance=covariance,
+            sparse=sparse,
+        )
+        self._family = (
+            get_family(family, link)
+            if not isinstance(family, Family) or link is not None
+            else family
+        )
         if isinstance(self._family, Gaussian) and isinstance(self._family.link, IdentityLink):
             raise MixedModelsError(
                 "a Gaussian model with the identity link is a linear mixed model: use "
                 "mm.LinearMixedModel(formula, data) (lme4's glmer hands this case to lmer too)"
             )
-        structure = build_structure(formula, data, weights=weights, offset=offset, contrasts=contrasts,
-                                    strict_levels=False, covariance=covariance)
-        y, wt = glm_response(structure.response, self._family, structure.weights, structure.formula.response)
+        structure = build_structure(
+            formula,
+            data,
+            weights=weights,
+            offset=offset,
+            contrasts=contrasts,
+            strict_levels=False,
+            covariance=covariance,
+        )
+        y, wt = glm_response(
+            structure.response, self._family, structure.weights, structure.formula.response
+        )
         if isinstance(self._family, Bernoulli) and structure.weights is None:
             wt = np.ones(len(y))
         self._family.check_response(y, wt)
@@ -193,8 +228,14 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self.X = structure.fe.X
         self._set_response(GlmResponse(self._family, y, wt))
         check_constant_response(y, self._family, structure.formula.response)
-        check_separation(self.X, y, structure.fe.coefnames, self._family, wt,
-                         mu=self._family.link.linkinv(self.X @ self.beta0 + self.offset))
+        check_separation(
+            self.X,
+            y,
+            structure.fe.coefnames,
+            self._family,
+            wt,
+            mu=self._family.link.linkinv(self.X @ self.beta0 + self.offset),
+        )
         self.beta = self.beta0.copy()
         self.u = np.zeros(sum(r.q for r in self.reterms))
         self.fast, self.nagq = False, 1
@@ -337,9 +378,14 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         U = self.u[:, None] + sd[:, None] * rule.z[None, :]  # nlevels x K
         zlam = (remat.z[:, 0] * remat.lambda_[0, 0])[:, None]
         eta = self._fixed_eta()[:, None] + zlam * U[remat.refs]
-        dev = self.family.dev_resid(self.y[:, None], self.family.link.linkinv(eta), self.wt[:, None])
+        dev = self.family.dev_resid(
+            self.y[:, None], self.family.link.linkinv(eta), self.wt[:, None]
+        )
         D = self._level_indicator @ dev + U * U  # per level and node
-        D0 = self._level_indicator @ self.family.dev_resid(self.y, self.mu, self.wt) + self.u * self.u
+        D0 = (
+            self._level_indicator @ self.family.dev_resid(self.y, self.mu, self.wt)
+            + self.u * self.u
+        )
         with np.errstate(over="ignore"):
             mult = np.exp(-0.5 * (D - D0[:, None]) + 0.5 * rule.z**2) @ rule.w
         return float(D0.sum() - 2.0 * np.log(sd * mult).sum())
@@ -358,8 +404,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         """-2 log-likelihood: the Laplace value, or lme4's quadrature deviance when nagq > 1."""
         return self.agq_objective(self.nagq) if self.nagq > 1 else self.laplace_objective()
 
-    def objective_at(self, theta: np.ndarray, *, beta: np.ndarray | None = None,
-                     sigma: float | None = None) -> float:
+    def objective_at(
+        self, theta: np.ndarray, *, beta: np.ndarray | None = None, sigma: float | None = None
+    ) -> float:
         """The objective at θ; β is updated inside PIRLS unless given (then u alone is).
 
         Without β this is the fast fit's criterion (always the Laplace value);
@@ -367,7 +414,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         state (θ, β, u and L) moves there.
         """
         if sigma is not None:
-            raise MixedModelsError("the scale of a generalised model is not a free parameter of objective_at")
+            raise MixedModelsError(
+                "the scale of a generalised model is not a free parameter of objective_at"
+            )
         self.set_theta(theta)
         if beta is None:
             pirls(self, fast=True)
@@ -387,15 +436,23 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     def _check_nagq(self, nagq: int) -> int:
         if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 1:
             raise MixedModelsError(f"nagq must be a positive integer, got {nagq!r}")
-        if nagq > 1 and (len(self.reterms) != 1 or not self.reterms[0].is_scalar or self.reterms[0].has_factor):
+        if nagq > 1 and (
+            len(self.reterms) != 1 or not self.reterms[0].is_scalar or self.reterms[0].has_factor
+        ):
             raise MixedModelsError(
                 f"adaptive Gauss-Hermite quadrature (nagq={nagq}) needs a single scalar random-effects term "
                 f"such as (1|g); this model has {', '.join(f'{r.name} ({r.k} column(s))' for r in self.reterms)}"
             )
         return int(nagq)
 
-    def fit(self, fast: bool = False, nagq: int | None = None, verbose: bool = False, progress: bool = False,
-            **kwargs: Any) -> GeneralizedLinearMixedModel:
+    def fit(
+        self,
+        fast: bool = False,
+        nagq: int | None = None,
+        verbose: bool = False,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> GeneralizedLinearMixedModel:
         """Fit by the fast method (θ only) and then, unless ``fast``, by Laplace or AGQ over (θ, β).
 
         lme4's spelling ``nAGQ=`` is accepted; ``nAGQ=0`` is the fast fit.
@@ -408,8 +465,11 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         with blas_threads_for(self.lmm.system.dense_dim):
             self._fit(fast, nagq, verbose, progress)
         if self.issingular:
-            warnings.warn(f"boundary (singular) fit: {', '.join(self.boundary_parameters())} at 0",
-                          SingularFitWarning, stacklevel=2)
+            warnings.warn(
+                f"boundary (singular) fit: {', '.join(self.boundary_parameters())} at 0",
+                SingularFitWarning,
+                stacklevel=2,
+            )
         return self
 
     def _fit(self, fast: bool, nagq: int, verbose: bool, progress: bool) -> None:
@@ -419,7 +479,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
         fast_objective = guarded(self._fast_objective, "PIRLS")
         minimize(fast_objective, stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
-        ensure_converged(fast_objective, stage1, policy=settings, names=self.lmm.theta_names, final=fast)
+        ensure_converged(
+            fast_objective, stage1, policy=settings, names=self.lmm.theta_names, final=fast
+        )
         self._fast_objective(stage1.final)
         stage1.fmin = self.laplace_objective()
         self.optsum_fast = stage1
@@ -430,7 +492,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             self._joint_fit(stage1, settings, nagq, verbose, progress)
         self._finish()
 
-    def _joint_fit(self, stage1: OptSummary, settings: OptSummary, nagq: int, verbose: bool, progress: bool) -> None:
+    def _joint_fit(
+        self, stage1: OptSummary, settings: OptSummary, nagq: int, verbose: bool, progress: bool
+    ) -> None:
         """Optimise θ and β together from the fast fit.
 
         β is searched in coordinates whitened by the fast fit's fixed-effects
@@ -441,7 +505,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         """
         self.refactor()
         Lx = self.lmm.system.L33[:-1, :-1]
-        whiten = sla.solve_triangular(Lx, np.eye(len(Lx)), lower=True, trans="T", check_finite=False)
+        whiten = sla.solve_triangular(
+            Lx, np.eye(len(Lx)), lower=True, trans="T", check_finite=False
+        )
         theta0, beta0, ntheta = stage1.final.copy(), self.beta.copy(), len(stage1.final)
 
         def to_params(x: np.ndarray) -> np.ndarray:
@@ -449,19 +515,42 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
 
         lower = np.concatenate([self.lowerbd, np.full(len(beta0), -np.inf)])
         stage2 = _fresh_optsum(settings, np.concatenate([theta0, beta0]), lower)
-        stage2.initial_step = np.concatenate([np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(len(beta0))])
+        stage2.initial_step = np.concatenate(
+            [np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(len(beta0))]
+        )
         stage2.nagq = nagq
         start = np.concatenate([theta0, np.zeros(len(beta0))])
         objective = guarded(lambda x: self._joint_objective(to_params(x)), "PIRLS")
-        minimize(objective, stage2, verbose=verbose, progress=progress,
-                 label="GLMM fit", start=start, to_params=to_params)
-        ensure_converged(objective, stage2, policy=settings, names=self.lmm.theta_names + self.coefnames,
-                         start=start, to_params=to_params, block=slice(ntheta, None))
+        minimize(
+            objective,
+            stage2,
+            verbose=verbose,
+            progress=progress,
+            label="GLMM fit",
+            start=start,
+            to_params=to_params,
+        )
+        ensure_converged(
+            objective,
+            stage2,
+            policy=settings,
+            names=self.lmm.theta_names + self.coefnames,
+            start=start,
+            to_params=to_params,
+            block=slice(ntheta, None),
+        )
         self._joint_objective(stage2.final)
         self.optsum = stage2
 
-    def refit(self, y: np.ndarray | None = None, *, fast: bool | None = None, nagq: int | None = None,
-              verbose: bool = False, progress: bool = False) -> GeneralizedLinearMixedModel:
+    def refit(
+        self,
+        y: np.ndarray | None = None,
+        *,
+        fast: bool | None = None,
+        nagq: int | None = None,
+        verbose: bool = False,
+        progress: bool = False,
+    ) -> GeneralizedLinearMixedModel:
         """Fit again (same method unless given), optionally to a new response on the scale of ``response``.
 
         A new response replaces everything derived from the old one (the
@@ -562,7 +651,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             return self.y - mu
         if kind == "working":
             return (self.y - mu) / self.family.link.mu_eta(eta)
-        raise MixedModelsError(f"unknown residual type {kind!r}; use deviance, pearson, response or working")
+        raise MixedModelsError(
+            f"unknown residual type {kind!r}; use deviance, pearson, response or working"
+        )
 
     def residuals(self, kind: str = "deviance") -> pd.Series:
         """Residuals: ``"deviance"`` (default, as lme4), ``"pearson"``, ``"response"`` or ``"working"``."""
@@ -601,7 +692,14 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
 
 def _fresh_optsum(settings: OptSummary, initial: np.ndarray, lower: np.ndarray) -> OptSummary:
     """An OptSummary with the user's optimizer and tolerances for a new parameter vector."""
-    out = OptSummary(initial, lower, optimizer=settings.optimizer, ftol_rel=settings.ftol_rel,
-                     ftol_abs=settings.ftol_abs, xtol_rel=settings.xtol_rel,
-                     maxfeval=settings.maxfeval, maxtime=settings.maxtime)
+    out = OptSummary(
+        initial,
+        lower,
+        optimizer=settings.optimizer,
+        ftol_rel=settings.ftol_rel,
+        ftol_abs=settings.ftol_abs,
+        xtol_rel=settings.xtol_rel,
+        maxfeval=settings.maxfeval,
+        maxtime=settings.maxtime,
+    )
     return out

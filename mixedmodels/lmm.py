@@ -65,7 +65,9 @@ def numeric_response(response: Any, expr: str) -> np.ndarray:
         ):
             raise DataError(f"the response {expr!r} must be numeric, got {response.dtype} values")
         if pd.api.types.is_complex_dtype(response):
-            raise DataError(f"the response {expr!r} has complex values; give its real part or modulus")
+            raise DataError(
+                f"the response {expr!r} has complex values; give its real part or modulus"
+            )
         response = response.to_numpy(dtype=float)
     arr = np.asarray(response)
     if arr.ndim != 1:
@@ -76,7 +78,9 @@ def numeric_response(response: Any, expr: str) -> np.ndarray:
         raise DataError(f"the response {expr!r} must be numeric, got {arr.dtype} values")
     arr = arr.astype(float)
     if arr.size and np.ptp(arr) == 0:
-        raise DataError(f"the response {expr!r} is constant ({arr[0]:g}); there is nothing to model")
+        raise DataError(
+            f"the response {expr!r} is constant ({arr[0]:g}); there is nothing to model"
+        )
     return arr
 
 
@@ -91,7 +95,11 @@ def check_weights(w: np.ndarray | None) -> None:
 
 def data_index(data: Any, structure: ModelStructure) -> pd.Index:
     """Index labels of the rows of ``data`` that the model uses."""
-    index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(structure.frame.rows.max() + 1)
+    index = (
+        data.index
+        if isinstance(data, pd.DataFrame)
+        else pd.RangeIndex(structure.frame.rows.max() + 1)
+    )
     return index.take(structure.frame.rows)
 
 
@@ -167,17 +175,36 @@ class LinearMixedModel(InferenceMixin, MixedModel):
                 "mm.HeteroskedasticMixedModel(formula, data, dispformula=...)"
             )
         reject_unknown(kwargs, "LinearMixedModel()")
-        self.record_call(formula, data, reml=reml, weights=weights, contrasts=contrasts,
-                         covariance=covariance, sparse=sparse)
+        self.record_call(
+            formula,
+            data,
+            reml=reml,
+            weights=weights,
+            contrasts=contrasts,
+            covariance=covariance,
+            sparse=sparse,
+        )
         structure = build_structure(
-            formula, data, weights=weights, contrasts=contrasts, strict_levels=True, covariance=covariance
+            formula,
+            data,
+            weights=weights,
+            contrasts=contrasts,
+            strict_levels=True,
+            covariance=covariance,
         )
         y = numeric_response(structure.response, structure.formula.response)
         self._setup(structure, y, reml=bool(reml), sparse=sparse, index=data_index(data, structure))
 
     @classmethod
-    def from_structure(cls, structure: ModelStructure, y: np.ndarray, *, reml: bool = False,
-                       sparse: bool | None = None, index: pd.Index | None = None) -> LinearMixedModel:
+    def from_structure(
+        cls,
+        structure: ModelStructure,
+        y: np.ndarray,
+        *,
+        reml: bool = False,
+        sparse: bool | None = None,
+        index: pd.Index | None = None,
+    ) -> LinearMixedModel:
         """A model of an already-built structure and response ``y`` (offset included), unfitted.
 
         Used by models built on an LMM (the GLMM's working model, profiles
@@ -188,8 +215,15 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         model._setup(structure, np.asarray(y, dtype=float), reml=reml, sparse=sparse, index=index)
         return model
 
-    def _setup(self, structure: ModelStructure, y: np.ndarray, *, reml: bool, sparse: bool | None,
-               index: pd.Index) -> None:
+    def _setup(
+        self,
+        structure: ModelStructure,
+        y: np.ndarray,
+        *,
+        reml: bool,
+        sparse: bool | None,
+        index: pd.Index,
+    ) -> None:
         check_weights(structure.weights)
         self.structure = structure
         self.formula = structure.formula.text
@@ -237,7 +271,9 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         if not all(r.cnames == ["(Intercept)"] and not r.has_factor for r in self.reterms):
             return theta
         y = self.y
-        v = np.array([np.var(group_means(y, r.refs, r.nlevels)[r.refs], ddof=1) for r in self.reterms])
+        v = np.array(
+            [np.var(group_means(y, r.refs, r.nlevels)[r.refs], ddof=1) for r in self.reterms]
+        )
         v_e = np.var(y, ddof=1) - v.sum()
         if not v_e > 0:
             return theta
@@ -262,7 +298,9 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         """Write θ (lme4's order) into the terms' λ, in place."""
         theta = np.asarray(theta, dtype=float)
         if theta.shape != (len(self.lowerbd),):
-            raise MixedModelsError(f"theta must have {len(self.lowerbd)} elements, got shape {theta.shape}")
+            raise MixedModelsError(
+                f"theta must have {len(self.lowerbd)} elements, got shape {theta.shape}"
+            )
         scatter_theta(self.reterms, self.structure.theta_perm, theta)
         self._clear_cache()
         return self
@@ -278,8 +316,9 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         self._clear_cache()
         return self
 
-    def objective_at(self, theta: np.ndarray, *, beta: np.ndarray | None = None,
-                     sigma: float | None = None) -> float:
+    def objective_at(
+        self, theta: np.ndarray, *, beta: np.ndarray | None = None, sigma: float | None = None
+    ) -> float:
         """The objective at θ (σ profiled out unless given); the model's state moves to θ.
 
         β is always profiled out (the blocked factor gives its conditional
@@ -287,7 +326,9 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         docstring.
         """
         if beta is not None:
-            raise MixedModelsError("a linear mixed model profiles β out: objective_at takes no beta")
+            raise MixedModelsError(
+                "a linear mixed model profiles β out: objective_at takes no beta"
+            )
         self.set_theta(theta)
         self.update_L()
         return self.objective if sigma is None else self._objective_fixed_sigma(float(sigma))
@@ -317,8 +358,14 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         return ld + dof * (1.0 + math.log(2.0 * math.pi * s.pwrss() / dof)) - self._log_weights
 
     # ---- fitting ------------------------------------------------------------------------
-    def fit(self, verbose: bool = False, progress: bool = False, *, reml: bool | None = None,
-            **kwargs: Any) -> LinearMixedModel:
+    def fit(
+        self,
+        verbose: bool = False,
+        progress: bool = False,
+        *,
+        reml: bool | None = None,
+        **kwargs: Any,
+    ) -> LinearMixedModel:
         """Minimise the objective over θ with ``optsum``'s optimizer and settings.
 
         Refitting (after changing ``optsum.optimizer`` or tolerances) starts
@@ -343,10 +390,14 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         if self.issingular:
             warnings.warn(
                 f"boundary (singular) fit: {', '.join(self.boundary_parameters())} at 0; "
-                "see the model's issingular", SingularFitWarning, stacklevel=3,
+                "see the model's issingular",
+                SingularFitWarning,
+                stacklevel=3,
             )
 
-    def refit(self, y: np.ndarray | None = None, *, verbose: bool = False, progress: bool = False) -> LinearMixedModel:
+    def refit(
+        self, y: np.ndarray | None = None, *, verbose: bool = False, progress: bool = False
+    ) -> LinearMixedModel:
         """Fit again, optionally to a new response of the same length (no re-parsing).
 
         ``y`` is on the scale of :attr:`response` (an offset is subtracted
@@ -357,7 +408,9 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         if y is not None:
             y = np.asarray(y, dtype=float)
             if y.shape != (self.nobs,) or not np.isfinite(y).all():
-                raise DataError(f"the new response must be {self.nobs} finite values, got shape {y.shape}")
+                raise DataError(
+                    f"the new response must be {self.nobs} finite values, got shape {y.shape}"
+                )
             self.y = y if self.structure.offset is None else y - self.structure.offset
             self.system.set_response(self.y)
         self.optsum.fitlog = []
@@ -374,7 +427,9 @@ class LinearMixedModel(InferenceMixin, MixedModel):
             )
         if bool(saved.reml) != self.reml:
             kind = "REML" if saved.reml else "maximum likelihood"
-            raise MixedModelsError(f"the saved optimisation is a {kind} fit; construct the model with reml={bool(saved.reml)}")
+            raise MixedModelsError(
+                f"the saved optimisation is a {kind} fit; construct the model with reml={bool(saved.reml)}"
+            )
         self.optsum = saved
         self.objective_at(saved.final)
 
@@ -451,7 +506,10 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         return self.per_observation(self._fitted_values(), "fitted")
 
     def _Zb(self) -> np.ndarray:
-        return sum((np.einsum("tk,tk->t", r.z, b[r.refs]) for r, b in zip(self.reterms, self.b())), np.zeros(self.nobs))
+        return sum(
+            (np.einsum("tk,tk->t", r.z, b[r.refs]) for r, b in zip(self.reterms, self.b())),
+            np.zeros(self.nobs),
+        )
 
     def residuals(self, kind: str = "response") -> pd.Series:
         """Residuals y - ŷ (``"response"``, the default) or ``"pearson"`` (times √w, as lme4's)."""
@@ -478,9 +536,13 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         """
         self.require_fit("varcorr")
         terms = term_covariances(self.reterms, term_order(self.reterms), self.sigma)
-        return varcorr_long(terms, self.sigma) if form == "long" else varcorr_frame(terms, self.sigma)
+        return (
+            varcorr_long(terms, self.sigma) if form == "long" else varcorr_frame(terms, self.sigma)
+        )
 
-    def ranef(self, condvar: bool = False, form: str = "wide") -> dict[str, pd.DataFrame] | pd.DataFrame:
+    def ranef(
+        self, condvar: bool = False, form: str = "wide"
+    ) -> dict[str, pd.DataFrame] | pd.DataFrame:
         """Conditional modes of the random effects.
 
         Returns a dict: grouping factor -> DataFrame (levels x columns).  With
@@ -488,7 +550,11 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         ``form="long"`` gives lme4's tidy layout (grpvar, term, grp, condval, condsd).
         """
         self.require_fit("ranef")
-        cv = conditional_variances(self.system, self.reterms, self.sigma) if condvar or form == "long" else None
+        cv = (
+            conditional_variances(self.system, self.reterms, self.sigma)
+            if condvar or form == "long"
+            else None
+        )
         return ranef_frames(self.reterms, self.b(), cv, form)
 
     def __str__(self) -> str:

@@ -182,8 +182,9 @@ class MixedModel(FitStatistics, ABC):
         """The objective at the current parameters (-2 log L, or the REML criterion)."""
 
     @abstractmethod
-    def objective_at(self, theta: np.ndarray, *, beta: np.ndarray | None = None,
-                     sigma: float | None = None) -> float:
+    def objective_at(
+        self, theta: np.ndarray, *, beta: np.ndarray | None = None, sigma: float | None = None
+    ) -> float:
         """The objective at θ (β and σ profiled out unless given); the model moves there."""
 
     @abstractmethod
@@ -254,7 +255,9 @@ class MixedModel(FitStatistics, ABC):
 
         call = getattr(self, "_call", None)
         if call is None:
-            raise MixedModelsError("this model was not built from a formula and data: build the new model directly")
+            raise MixedModelsError(
+                "this model was not built from a formula and data: build the new model directly"
+            )
         data = call["data"] if data is None else data
         if data is None:
             raise MixedModelsError("a loaded model does not keep its data: pass data= to update()")
@@ -309,7 +312,9 @@ class MixedModel(FitStatistics, ABC):
             with open(path, "wb") as fh:
                 pickle.dump(record, fh, protocol=pickle.HIGHEST_PROTOCOL)
         except OSError as exc:
-            raise MixedModelsError(f"cannot write the model to {str(path)!r}: {exc.strerror}") from None
+            raise MixedModelsError(
+                f"cannot write the model to {str(path)!r}: {exc.strerror}"
+            ) from None
         return path
 
     def data_hash(self) -> str:
@@ -343,7 +348,9 @@ def load(path: str | Path) -> MixedModel:
         with open(path, "rb") as fh:
             record = pickle.load(fh)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise MixedModelsError(f"{str(path)!r} is not a saved mixedmodels model ({type(exc).__name__})") from None
+        raise MixedModelsError(
+            f"{str(path)!r} is not a saved mixedmodels model ({type(exc).__name__})"
+        ) from None
     if not isinstance(record, dict) or record.get("format") != "mixedmodels-model":
         raise MixedModelsError(f"{str(path)!r} is not a saved mixedmodels model")
     if record.get("save_format") != SAVE_FORMAT:
@@ -362,4 +369,3 @@ def load(path: str | Path) -> MixedModel:
             "from its formula and data and restore the fit from the saved optimisation summary"
         ) from None
     return model
-

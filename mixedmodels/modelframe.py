@@ -137,7 +137,9 @@ def check_unique_columns(data: pd.DataFrame, columns: Iterable[str]) -> None:
             )
 
 
-def model_frame(data: pd.DataFrame, columns: list[str], extra: dict[str, np.ndarray] | None = None) -> ModelFrame:
+def model_frame(
+    data: pd.DataFrame, columns: list[str], extra: dict[str, np.ndarray] | None = None
+) -> ModelFrame:
     """Select ``columns`` of ``data`` and drop rows with a missing value.
 
     Parameters
@@ -212,7 +214,11 @@ def usable_column(values: pd.Series, name: str) -> pd.Series:
             f"first date: (data[{name!r}] - data[{name!r}].min()) / pandas.Timedelta(days=1)) "
             "or to a categorical"
         )
-    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+    if (
+        pd.api.types.is_numeric_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+        and not pd.api.types.is_object_dtype(dtype)
+    ):
         _check_finite(values, name)
         return values
     return _object_column(values, name)
@@ -225,8 +231,11 @@ def _numpy_backed(values: pd.Series) -> pd.Series:
         import pyarrow as pa
 
         converted = pa.array(values.array).to_pandas()
-        return pd.Series(np.asarray(converted) if not hasattr(converted, "cat") else converted.array,
-                         index=values.index, name=values.name)
+        return pd.Series(
+            np.asarray(converted) if not hasattr(converted, "cat") else converted.array,
+            index=values.index,
+            name=values.name,
+        )
     masked = isinstance(dtype, pd.api.extensions.ExtensionDtype) and hasattr(dtype, "numpy_dtype")
     if masked and not isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)):
         return values.astype(dtype.numpy_dtype)
@@ -245,7 +254,9 @@ def _object_column(values: pd.Series, name: str) -> pd.Series:
     if kind in ("floating", "mixed-integer-float", "decimal"):
         return values.astype(float)
     types = sorted({type(v).__name__ for v in values})
-    what = f"values of several kinds ({', '.join(types)})" if len(types) > 1 else f"{types[0]} values"
+    what = (
+        f"values of several kinds ({', '.join(types)})" if len(types) > 1 else f"{types[0]} values"
+    )
     raise DataError(
         f"column {name!r} holds {what}, which a model matrix cannot use; make it numeric "
         f"(pandas.to_numeric) or text/categorical (data[{name!r}].astype(str)) before fitting"

@@ -24,7 +24,9 @@ RESULT_NAMES = {
 }
 
 
-def guarded(objective: Callable[[np.ndarray], float], what: str = "the objective") -> Callable[[np.ndarray], float]:
+def guarded(
+    objective: Callable[[np.ndarray], float], what: str = "the objective"
+) -> Callable[[np.ndarray], float]:
     """``objective``, returning the first evaluation's value wherever an evaluation fails.
 
     A failed evaluation (a factor that is not positive definite, PIRLS that
@@ -41,7 +43,9 @@ def guarded(objective: Callable[[np.ndarray], float], what: str = "the objective
             value = float(objective(x))
         except EVALUATION_FAILURES as exc:
             if not first:
-                raise ConvergenceError(f"{what} cannot be evaluated at the starting values ({exc})") from exc
+                raise ConvergenceError(
+                    f"{what} cannot be evaluated at the starting values ({exc})"
+                ) from exc
             return first[0]
         if not np.isfinite(value):
             if not first:
@@ -57,7 +61,9 @@ def guarded(objective: Callable[[np.ndarray], float], what: str = "the objective
 class _Recorder:
     """Objective wrapper that logs every evaluation and remembers the best one."""
 
-    def __init__(self, objective: Callable[[np.ndarray], float], verbose: bool, progress, to_params=None):
+    def __init__(
+        self, objective: Callable[[np.ndarray], float], verbose: bool, progress, to_params=None
+    ):
         self.objective = objective
         self.to_params = to_params if to_params is not None else (lambda x: x.copy())
         self.verbose = verbose
@@ -72,7 +78,10 @@ class _Recorder:
         if value < self.best[0]:
             self.best = (value, x.copy())
         if self.verbose:
-            print(f"f_{len(self.fitlog)}: {value:.8f} [{', '.join(f'{v:.6g}' for v in params)}]", file=sys.stdout)
+            print(
+                f"f_{len(self.fitlog)}: {value:.8f} [{', '.join(f'{v:.6g}' for v in params)}]",
+                file=sys.stdout,
+            )
         if self.progress is not None:
             self.progress.update(1)
             self.progress.set_postfix_str(f"objective {self.best[0]:.6f}", refresh=False)
@@ -131,11 +140,16 @@ def minimize(
     bar = _progress_bar(progress, label)
     rec = _Recorder(objective, verbose, bar, to_params)
     t0 = time.perf_counter()
-    x0 = np.clip(np.asarray(optsum.initial if start is None else start, dtype=float), optsum.lowerbd, np.inf)
+    x0 = np.clip(
+        np.asarray(optsum.initial if start is None else start, dtype=float), optsum.lowerbd, np.inf
+    )
     try:
         opt.set_min_objective(rec)
         xmin = opt.optimize(x0)
-        fmin, code = opt.last_optimum_value(), RESULT_NAMES.get(opt.last_optimize_result(), "UNKNOWN")
+        fmin, code = (
+            opt.last_optimum_value(),
+            RESULT_NAMES.get(opt.last_optimize_result(), "UNKNOWN"),
+        )
     except nlopt.RoundoffLimited:
         fmin, xmin = rec.best
         code = "ROUNDOFF_LIMITED"
@@ -145,7 +159,11 @@ def minimize(
     if rec.best[0] < fmin:  # some algorithms report their last, not their best, point
         fmin, xmin = rec.best
     optsum.finitial = rec.fitlog[0][1] if rec.fitlog else np.nan
-    optsum.final, optsum.fmin, optsum.returnvalue = rec.to_params(np.asarray(xmin, dtype=float)), float(fmin), code
+    optsum.final, optsum.fmin, optsum.returnvalue = (
+        rec.to_params(np.asarray(xmin, dtype=float)),
+        float(fmin),
+        code,
+    )
     optsum.feval, optsum.fitlog = len(rec.fitlog), rec.fitlog
     optsum.elapsed = time.perf_counter() - t0
     optsum.fitted = True
@@ -173,7 +191,9 @@ def record_search(
     the summary to :func:`minimize` only after setting an NLopt name.
     """
     optsum.optimizer = optimizer
-    optsum.fitlog = [(np.atleast_1d(np.asarray(x, dtype=float)).copy(), float(f)) for x, f in fitlog]
+    optsum.fitlog = [
+        (np.atleast_1d(np.asarray(x, dtype=float)).copy(), float(f)) for x, f in fitlog
+    ]
     optsum.finitial = optsum.fitlog[0][1] if optsum.fitlog else np.nan
     optsum.final = np.atleast_1d(np.asarray(final, dtype=float)).copy()
     optsum.fmin, optsum.returnvalue = float(fmin), returnvalue

@@ -22,10 +22,18 @@ def check_optimizer(name: str, derivative_free_only: bool = True) -> int:
     """NLopt's code for algorithm ``name`` (e.g. ``"LN_BOBYQA"``); a clear error if unknown."""
     import nlopt
 
-    known = sorted(a for a in dir(nlopt) if a[:3] in ("LN_", "GN_", "LD_", "GD_") and isinstance(getattr(nlopt, a), int))
+    known = sorted(
+        a
+        for a in dir(nlopt)
+        if a[:3] in ("LN_", "GN_", "LD_", "GD_") and isinstance(getattr(nlopt, a), int)
+    )
     allowed = [a for a in known if a[1] == "N"] if derivative_free_only else known
     if not isinstance(name, str) or name.upper() not in allowed:
-        hint = " (it needs gradients, which this model does not provide)" if isinstance(name, str) and name.upper() in known else ""
+        hint = (
+            " (it needs gradients, which this model does not provide)"
+            if isinstance(name, str) and name.upper() in known
+            else ""
+        )
         raise MixedModelsError(
             f"unknown optimizer {name!r}{hint}; use an NLopt derivative-free algorithm such as "
             + ", ".join(a for a in allowed if a.startswith("LN_"))
@@ -132,6 +140,7 @@ class OptSummary:
     def rows(self) -> list[tuple[str, str]]:
         def fmt(a):
             return "[" + ", ".join(f"{v:.6g}" for v in np.atleast_1d(a)) + "]"
+
         return [
             ("Initial parameter vector", fmt(self.initial)),
             ("Initial objective value", f"{self.finitial:.10g}"),
@@ -172,23 +181,48 @@ class OptSummary:
         return str(self)
 
     def _repr_html_(self) -> str:
-        cells = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in self.rows())
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in self.rows()
+        )
         return f"<table>{cells}</table>"
 
     def to_frame(self):
         """The fit log as a DataFrame: one row per evaluation, θ columns and the objective."""
         import pandas as pd
 
-        theta = np.array([t for t, _ in self.fitlog]) if self.fitlog else np.empty((0, len(self.initial)))
+        theta = (
+            np.array([t for t, _ in self.fitlog])
+            if self.fitlog
+            else np.empty((0, len(self.initial)))
+        )
         df = pd.DataFrame(theta, columns=[f"theta{i + 1}" for i in range(theta.shape[1])])
         df["objective"] = [f for _, f in self.fitlog]
         return df
 
     # ---- persistence ---------------------------------------------------------------
     _ARRAYS = ("initial", "lowerbd", "xtol_abs", "initial_step", "final")
-    _SCALARS = ("optimizer", "ftol_rel", "ftol_abs", "xtol_rel", "maxfeval", "maxtime", "finitial",
-                "fmin", "feval", "returnvalue", "reml", "nagq", "fitted", "elapsed", "check_convergence",
-                "max_restarts", "convergence", "check_feval", "restarts", "winner")
+    _SCALARS = (
+        "optimizer",
+        "ftol_rel",
+        "ftol_abs",
+        "xtol_rel",
+        "maxfeval",
+        "maxtime",
+        "finitial",
+        "fmin",
+        "feval",
+        "returnvalue",
+        "reml",
+        "nagq",
+        "fitted",
+        "elapsed",
+        "check_convergence",
+        "max_restarts",
+        "convergence",
+        "check_feval",
+        "restarts",
+        "winner",
+    )
     _OPTIONAL_ARRAYS = ("gradient", "curvature", "scaled_gradient")
 
     def to_dict(self) -> dict[str, Any]:

@@ -116,7 +116,9 @@ def _accept_or_halve(m, beta0, u0, beta1, u1, pdev0: float) -> float | None:
     return None
 
 
-def glm_start(family, X: np.ndarray, y: np.ndarray, wt: np.ndarray, offset: np.ndarray, maxiter: int = 50) -> np.ndarray:
+def glm_start(
+    family, X: np.ndarray, y: np.ndarray, wt: np.ndarray, offset: np.ndarray, maxiter: int = 50
+) -> np.ndarray:
     """β of the generalised linear model without random effects, by IRLS (starting values)."""
     mu = family.mustart(y, wt)
     eta = family.link.linkfun(mu)

@@ -49,7 +49,9 @@ def term_order(reterms) -> list[tuple[int, int]]:
     return lme4_blocks(reterms)
 
 
-def conditional_variances(system, reterms, sigma: float, max_entries: int = 2**24) -> list[np.ndarray]:
+def conditional_variances(
+    system, reterms, sigma: float, max_entries: int = 2**24
+) -> list[np.ndarray]:
     """Diagonal blocks of Var(b | y) = σ² Λ (L_Z L_Z')⁻¹ Λ' per term, shape (nlevels, k, k).
 
     Conditional on β̂, as lme4 and MixedModels.jl report them.  The first
@@ -69,7 +71,9 @@ def conditional_variances(system, reterms, sigma: float, max_entries: int = 2**2
         if r.has_factor:  # Var(b|y) = σ²λ² F M F' with M the term's block of (L_Z L_Z')⁻¹
             M = system.LZ_inverse_columns(start, start + r.q)
             FM = r.factor @ (M.T @ M)
-            out.append((sigma * r.lambda_[0, 0]) ** 2 * np.einsum("ij,ij->i", FM, r.factor)[:, None, None])
+            out.append(
+                (sigma * r.lambda_[0, 0]) ** 2 * np.einsum("ij,ij->i", FM, r.factor)[:, None, None]
+            )
             start += r.q
             continue
         blocks = np.empty((r.nlevels, r.k, r.k))
@@ -91,7 +95,17 @@ def ranef_frames(reterms, b: list[np.ndarray], condvar: list[np.ndarray] | None,
         for r, bb, cv in zip(reterms, b, condvar):
             for j, name in enumerate(r.cnames):
                 sd = np.sqrt(cv[:, j, j])
-                rows.append(pd.DataFrame({"grpvar": r.name, "term": name, "grp": r.levels, "condval": bb[:, j], "condsd": sd}))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "grpvar": r.name,
+                            "term": name,
+                            "grp": r.levels,
+                            "condval": bb[:, j],
+                            "condsd": sd,
+                        }
+                    )
+                )
         return pd.concat(rows, ignore_index=True)
     out = {}
     for i, (r, bb) in enumerate(zip(reterms, b)):

@@ -33,7 +33,12 @@ from ._text import few
 from .errors import DataError
 from .families import Bernoulli, Binomial, Family, Poisson
 
-__all__ = ["SeparationWarning", "check_constant_response", "separation_direction", "check_separation"]
+__all__ = [
+    "SeparationWarning",
+    "check_constant_response",
+    "separation_direction",
+    "check_separation",
+]
 
 
 class SeparationWarning(UserWarning):
@@ -60,9 +65,15 @@ def check_constant_response(y: object, family: Family | None, expr: str) -> None
     values = _response_values(y)
     if len(values) and np.all(values == values[0]):
         binary = isinstance(family, (Bernoulli, Binomial))
-        extra = " (every outcome is the same, so its probability is estimated as 0 or 1)" if binary else ""
+        extra = (
+            " (every outcome is the same, so its probability is estimated as 0 or 1)"
+            if binary
+            else ""
+        )
         shown = f"{values[0]:g}" if isinstance(values[0], (float, np.floating)) else str(values[0])
-        raise DataError(f"the response {expr!r} is constant (all {shown}){extra}; there is nothing to model")
+        raise DataError(
+            f"the response {expr!r} is constant (all {shown}){extra}; there is nothing to model"
+        )
 
 
 def _response_values(y: object) -> np.ndarray:
@@ -187,7 +198,9 @@ def check_separation(
         The names with their direction of divergence (``"x (+inf)"``),
         empty when the estimates are finite.
     """
-    if mu is not None and not _near_boundary(np.asarray(y, dtype=float), np.asarray(mu, dtype=float), family):
+    if mu is not None and not _near_boundary(
+        np.asarray(y, dtype=float), np.asarray(mu, dtype=float), family
+    ):
         return []
     d = separation_direction(X, y, family, wt)
     if d is None:

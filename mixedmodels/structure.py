@@ -34,7 +34,13 @@ from .modelframe import (
 from .remat import ReMat
 from .separation import check_constant_response
 
-__all__ = ["ModelStructure", "build_structure", "evaluate_expression", "lme4_term_order", "lme4_blocks"]
+__all__ = [
+    "ModelStructure",
+    "build_structure",
+    "evaluate_expression",
+    "lme4_term_order",
+    "lme4_blocks",
+]
 
 _WEIGHTS = "(weights)"
 _OFFSET = "(offset)"
@@ -75,7 +81,9 @@ class ModelStructure:
         return self.frame.nobs
 
 
-def evaluate_expression(expr: str, frame: pd.DataFrame, what: str = "response") -> np.ndarray | pd.Series:
+def evaluate_expression(
+    expr: str, frame: pd.DataFrame, what: str = "response"
+) -> np.ndarray | pd.Series:
     """Evaluate an expression of columns (``log(y)``, ``cbind(a, n - a)``) on the frame.
 
     Column names that are not Python names (back-quoted names with spaces,
@@ -95,7 +103,9 @@ def evaluate_expression(expr: str, frame: pd.DataFrame, what: str = "response") 
     try:
         value = eval(text, {"__builtins__": {}}, names)  # noqa: S307 - formulas are user code, as in formulaic
     except NameError as exc:
-        raise FormulaError(f"{what} {expr!r}: {str(exc).replace('name', 'column', 1)} in the data") from exc
+        raise FormulaError(
+            f"{what} {expr!r}: {str(exc).replace('name', 'column', 1)} in the data"
+        ) from exc
     except Exception as exc:
         raise FormulaError(f"cannot evaluate the {what} {expr!r}: {exc}") from exc
     _check_evaluated(value, expr, what)
@@ -114,8 +124,10 @@ def _placeholders(expr: str, frame: pd.DataFrame) -> tuple[str, dict[str, np.nda
 
     def substitute(match: re.Match) -> str:
         name = match.group(1) or match.group(2)
-        called = re.match(r"\s*\(", expr[match.end():]) is not None and match.group(2) is not None
-        if name not in by_name or called:  # exp(x) is the function even when a column is named exp, as in R
+        called = re.match(r"\s*\(", expr[match.end() :]) is not None and match.group(2) is not None
+        if (
+            name not in by_name or called
+        ):  # exp(x) is the function even when a column is named exp, as in R
             return match.group(0)
         key = f"_column_{list(by_name).index(name)}"
         columns[key] = frame[by_name[name]].to_numpy()
@@ -126,7 +138,9 @@ def _placeholders(expr: str, frame: pd.DataFrame) -> tuple[str, dict[str, np.nda
 
 def _is_numeric(values: Any) -> bool:
     if isinstance(values, pd.Series):
-        return pd.api.types.is_numeric_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype)
+        return pd.api.types.is_numeric_dtype(values) and not isinstance(
+            values.dtype, pd.CategoricalDtype
+        )
     return np.asarray(values).dtype.kind in "fiub"
 
 
@@ -137,7 +151,9 @@ def _check_evaluated(value: Any, expr: str, what: str) -> None:
         raise DataError(f"the {what} {expr!r} is complex-valued; a mixed model needs real numbers")
     if isinstance(arr, np.ndarray) and arr.dtype.kind in "fiu":
         if not np.isfinite(arr).all():
-            raise DataError(f"the {what} {expr!r} has non-finite values (NaN or infinite) after evaluation")
+            raise DataError(
+                f"the {what} {expr!r} has non-finite values (NaN or infinite) after evaluation"
+            )
         check_magnitude(arr, f"the {what} {expr!r}")
     elif isinstance(arr, pd.Series):
         check_magnitude(arr, f"the {what} {expr!r}")
@@ -160,12 +176,16 @@ def _per_row(values: Any, data: pd.DataFrame, what: str) -> np.ndarray:
     series = values if isinstance(values, pd.Series) else None
     arr = np.asarray(values) if series is None else None
     if arr is not None and (arr.ndim != 1 or len(arr) != len(data)):
-        raise DataError(f"{what} must have one value per row of the data ({len(data)}), got shape {arr.shape}")
+        raise DataError(
+            f"{what} must have one value per row of the data ({len(data)}), got shape {arr.shape}"
+        )
     series = pd.Series(arr) if series is None else series
     _check_numeric(series, name)
     out = series.to_numpy(dtype=float, na_value=np.nan)
     if out.ndim != 1 or len(out) != len(data):
-        raise DataError(f"{what} must have one value per row of the data ({len(data)}), got shape {out.shape}")
+        raise DataError(
+            f"{what} must have one value per row of the data ({len(data)}), got shape {out.shape}"
+        )
     check_magnitude(out[np.isfinite(out)], name)
     return out
 
@@ -199,7 +219,9 @@ def _check_columns_exist(parsed: ParsedFormula, data: pd.DataFrame) -> None:
                 )
 
 
-def _random_matrix(term: RandomTerm, frame: pd.DataFrame, contrasts) -> tuple[np.ndarray, list[str]]:
+def _random_matrix(
+    term: RandomTerm, frame: pd.DataFrame, contrasts
+) -> tuple[np.ndarray, list[str]]:
     if term.expr.strip() == "1":  # the commonest term needs no formula machinery
         return np.ones((len(frame), 1)), ["(Intercept)"]
     design = model_matrix(term.expr, frame, contrasts, what=f"random-effects term {term.source!r}")
@@ -211,7 +233,9 @@ def _random_matrix(term: RandomTerm, frame: pd.DataFrame, contrasts) -> tuple[np
 def _check_levels(term_name: str, nlevels: int, nobs: int, q: int, strict: bool) -> None:
     """lme4's checkNlevels / checkZdims, one message each."""
     if nlevels < 2:
-        raise DataError(f"grouping factor {term_name!r} has only {nlevels} level; it needs at least 2")
+        raise DataError(
+            f"grouping factor {term_name!r} has only {nlevels} level; it needs at least 2"
+        )
     if strict and nlevels >= nobs:
         raise DataError(
             f"grouping factor {term_name!r} has {nlevels} levels for {nobs} observations; "
@@ -226,7 +250,11 @@ def _check_levels(term_name: str, nlevels: int, nobs: int, q: int, strict: bool)
 
 
 def build_reterms(
-    parsed: ParsedFormula, frame: pd.DataFrame, contrasts, strict: bool, covariance: Mapping[str, Any] | None = None
+    parsed: ParsedFormula,
+    frame: pd.DataFrame,
+    contrasts,
+    strict: bool,
+    covariance: Mapping[str, Any] | None = None,
 ) -> tuple[list[ReMat], np.ndarray]:
     """ReMats (amalgamated by grouping factor, most levels first) and the θ permutation.
 
@@ -247,14 +275,22 @@ def build_reterms(
             _attach_covariance(remats[-1], covariance.pop(name))
         for _tid, z, _ in g["parts"]:
             # a known covariance identifies the term even with one level per observation
-            _check_levels(name, len(levels), len(frame), z.shape[1] * len(levels), strict and not remats[-1].has_factor)
+            _check_levels(
+                name,
+                len(levels),
+                len(frame),
+                z.shape[1] * len(levels),
+                strict and not remats[-1].has_factor,
+            )
     if covariance:
         raise FormulaError(
             f"covariance given for {', '.join(map(repr, covariance))}, but the formula has no random-effects "
             f"term grouped by it; grouping factors: {', '.join(map(repr, groups))}"
         )
     rank = _lme4_rank(remats)
-    remats.sort(key=lambda r: min(rank[tid] for tid in r.term_ids))  # most levels first, ties as lme4
+    remats.sort(
+        key=lambda r: min(rank[tid] for tid in r.term_ids)
+    )  # most levels first, ties as lme4
     return remats, _theta_permutation(remats)
 
 
@@ -273,16 +309,22 @@ def _covariance_mapping(covariance: Any) -> dict[str, Any]:
 def _attach_covariance(remat: ReMat, K: Any) -> None:
     from .covariance import check_covariance, covariance_factor
 
-    frame_complex = isinstance(K, pd.DataFrame) and any(pd.api.types.is_complex_dtype(t) for t in K.dtypes)
+    frame_complex = isinstance(K, pd.DataFrame) and any(
+        pd.api.types.is_complex_dtype(t) for t in K.dtypes
+    )
     if frame_complex or np.iscomplexobj(K):
-        raise DataError(f"the covariance for {remat.name!r} is complex-valued; it must be a real symmetric matrix")
+        raise DataError(
+            f"the covariance for {remat.name!r} is complex-valued; it must be a real symmetric matrix"
+        )
 
     if remat.k != 1 or len(remat.blocks) != 1:
         raise FormulaError(
             f"a known covariance can only be given for a single scalar term such as (1|{remat.name}); "
             f"{remat.name!r} has columns {', '.join(remat.cnames)}"
         )
-    remat.factor = covariance_factor(check_covariance(K, remat.levels, what=f"the covariance for {remat.name!r}"))
+    remat.factor = covariance_factor(
+        check_covariance(K, remat.levels, what=f"the covariance for {remat.name!r}")
+    )
 
 
 def _amalgamate(name: str, refs: np.ndarray, levels: list[str], parts: list) -> ReMat:
@@ -321,7 +363,9 @@ def lme4_blocks(remats: list[ReMat]) -> list[tuple[int, int]]:
     What VarCorr, ranef and printing should iterate over to list terms as lme4 does.
     """
     rank = _lme4_rank(remats)
-    pairs = [(rank[tid], ri, bi) for ri, r in enumerate(remats) for bi, tid in enumerate(r.term_ids)]
+    pairs = [
+        (rank[tid], ri, bi) for ri, r in enumerate(remats) for bi, tid in enumerate(r.term_ids)
+    ]
     return [(ri, bi) for _, ri, bi in sorted(pairs)]
 
 
@@ -382,7 +426,11 @@ def build_structure(
     if _is_numeric(response):  # text and categories get the model's own type check first
         check_constant_response(response, None, parsed.response)
     fe = FeTerm(model_matrix(parsed.fixed, frame, contrasts))
-    reterms, perm = build_reterms(parsed, frame, contrasts, strict_levels, covariance) if parsed.random else ([], np.arange(0))
+    reterms, perm = (
+        build_reterms(parsed, frame, contrasts, strict_levels, covariance)
+        if parsed.random
+        else ([], np.arange(0))
+    )
     return ModelStructure(
         formula=parsed,
         frame=mf,
@@ -409,7 +457,9 @@ def _warn_unused_contrasts(contrasts: Any, used: list[str]) -> None:
 
 
 def _offsets(parsed: ParsedFormula, frame: pd.DataFrame, has_argument: bool) -> np.ndarray | None:
-    parts = [np.asarray(evaluate_expression(e, frame, "offset"), dtype=float) for e in parsed.offsets]
+    parts = [
+        np.asarray(evaluate_expression(e, frame, "offset"), dtype=float) for e in parsed.offsets
+    ]
     if has_argument:
         parts.append(frame[_OFFSET].to_numpy(dtype=float))
     if not parts:

@@ -29,7 +29,9 @@ def reference(name: str) -> dict:
 
 
 def reference_names(kind: str) -> list[str]:
-    return sorted(p.stem for p in REFERENCE.glob("*.json") if json.loads(p.read_text())["kind"] == kind)
+    return sorted(
+        p.stem for p in REFERENCE.glob("*.json") if json.loads(p.read_text())["kind"] == kind
+    )
 
 
 @cache
@@ -38,4 +40,6 @@ def fitted_lmm(name: str):
     import mixedmodels as mm
 
     ref = reference(name)
-    return mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"]).fit()
+    return mm.LinearMixedModel(
+        ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"]
+    ).fit()

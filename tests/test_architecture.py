@@ -86,8 +86,12 @@ def test_no_import_circles():
 
 def test_inference_printing_and_plots_use_only_the_contract():
     graph = import_graph()
-    users = [m for m in graph if m.startswith("mixedmodels.inference") or m in
-             ("mixedmodels.printing", "mixedmodels.plots", "mixedmodels.model")]
+    users = [
+        m
+        for m in graph
+        if m.startswith("mixedmodels.inference")
+        or m in ("mixedmodels.printing", "mixedmodels.plots", "mixedmodels.model")
+    ]
     offenders = {m: sorted(graph[m] & CONCRETE) for m in users if graph[m] & CONCRETE}
     assert offenders == {}
 

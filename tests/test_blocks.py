@@ -15,14 +15,20 @@ from mixedmodels.structure import build_reterms
 
 def random_problem(seed: int, formula: str, n: int = 300):
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "x": rng.normal(size=n), "z": rng.normal(size=n),
-        "g": rng.integers(0, 25, n).astype(str), "h": rng.integers(0, 7, n).astype(str),
-        "k": rng.integers(0, 4, n).astype(str),
-    })
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "z": rng.normal(size=n),
+            "g": rng.integers(0, 25, n).astype(str),
+            "h": rng.integers(0, 7, n).astype(str),
+            "k": rng.integers(0, 4, n).astype(str),
+        }
+    )
     remats, _ = build_reterms(parse_formula(formula), df, None, strict=False)
     for r in remats:
-        theta = rng.uniform(0.2, 1.5, r.ntheta) * np.where(r.is_diagonal(), 1.0, rng.choice([-1, 1], r.ntheta))
+        theta = rng.uniform(0.2, 1.5, r.ntheta) * np.where(
+            r.is_diagonal(), 1.0, rng.choice([-1, 1], r.ntheta)
+        )
         r.set_theta(theta)
     X = np.column_stack([np.ones(n), df["x"], rng.normal(size=n)])
     y = X @ [1.0, 2.0, -1.0] + rng.normal(size=n)
@@ -78,8 +84,11 @@ def check(seed, formula, sparse=None):
     np.testing.assert_allclose(beta, ref["beta"], rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(system.u(beta), ref["u"], rtol=1e-7, atol=1e-9)
     q = ref["u"].size
-    np.testing.assert_allclose(system.LZ_inverse_columns(0, q).T @ system.LZ_inverse_columns(0, q),
-                               ref["LZinv"].T @ ref["LZinv"], atol=1e-9)
+    np.testing.assert_allclose(
+        system.LZ_inverse_columns(0, q).T @ system.LZ_inverse_columns(0, q),
+        ref["LZinv"].T @ ref["LZinv"],
+        atol=1e-9,
+    )
     return system, remats, X, y, w
 
 

@@ -19,9 +19,19 @@ from mixedmodels.optimize import guarded, minimize
 from mixedmodels.optsummary import OptSummary
 
 # hard models that fit in a few seconds each (the others are in test_slow_hard_models)
-FAST_HARD = ["chem97_slope_reml", "contraception_slope", "early_slope_ml", "exam_slope_ml", "grouse_lmm_slope_ml", "guimmun_three_level",
-             "hsb82_slope_reml", "oxboys_months_linear_reml", "oxboys_quadratic_reml", "scotssec_crossed_ml",
-             "toenail_bernoulli"]
+FAST_HARD = [
+    "chem97_slope_reml",
+    "contraception_slope",
+    "early_slope_ml",
+    "exam_slope_ml",
+    "grouse_lmm_slope_ml",
+    "guimmun_three_level",
+    "hsb82_slope_reml",
+    "oxboys_months_linear_reml",
+    "oxboys_quadratic_reml",
+    "scotssec_crossed_ml",
+    "toenail_bernoulli",
+]
 
 # where the package does not reach the best reference, and why (none at present)
 KNOWN_MISSES: dict[str, str] = {}
@@ -76,9 +86,12 @@ def test_check_at_a_bound_tells_a_boundary_optimum_from_a_stop_short_of_the_inte
 def test_check_finds_a_flat_direction_but_not_a_shallow_one():
     def shallow_and_flat(x):
         return float((x[0] - 1.0) ** 2 + 1e-2 * x[1] ** 2 + 0.0 * x[2]) + 1000.0
+
     c = check_optimum(shallow_and_flat, np.zeros(3) + [1.0, 0.0, 0.0], 1000.0, np.full(3, -np.inf))
     assert c.passed and c.flat.tolist() == [False, False, True]
-    assert c.curvature[1] == pytest.approx(2e-2, rel=2e-2)  # one-sided over the longer step: a rough measure
+    assert c.curvature[1] == pytest.approx(
+        2e-2, rel=2e-2
+    )  # one-sided over the longer step: a rough measure
 
 
 def test_block_is_probed_along_one_direction_and_still_sees_a_stop_short_of_the_optimum():
@@ -111,7 +124,9 @@ def test_restart_finishes_a_run_stopped_early_on_a_curved_valley():
     assert o.fmin > 1e-3
     o.maxfeval = -1
     ensure_converged(rosenbrock, o, names=["a", "b"])
-    assert o.fmin < 1e-7 and o.restarts >= 1 and o.convergence == "converged"  # the check's tolerance: 1e-7 max(|f|, 1)
+    assert (
+        o.fmin < 1e-7 and o.restarts >= 1 and o.convergence == "converged"
+    )  # the check's tolerance: 1e-7 max(|f|, 1)
     assert len(o.runs) == o.restarts + 1 and o.runs[0]["fmin"] > 1e-3
     assert o.feval == len(o.fitlog) == sum(r["feval"] for r in o.runs)
     np.testing.assert_allclose(o.final, [1.0, 1.0], atol=1e-3)
@@ -141,14 +156,23 @@ def test_lme4_settings_switch_restarts_off_but_still_check(sleepstudy):
 
 
 def test_glmm_stages_share_the_users_settings():
-    m = mm.GeneralizedLinearMixedModel("cbind(incidence, size - incidence) ~ period + (1|herd)",
-                                       mm.datasets.load("cbpp"), family="binomial")
+    m = mm.GeneralizedLinearMixedModel(
+        "cbind(incidence, size - incidence) ~ period + (1|herd)",
+        mm.datasets.load("cbpp"),
+        family="binomial",
+    )
     m.optsum.check_convergence = False
     m.fit()
-    assert m.optsum.check_convergence is False and m.optsum.convergence == "" and m.optsum.gradient is None
+    assert (
+        m.optsum.check_convergence is False
+        and m.optsum.convergence == ""
+        and m.optsum.gradient is None
+    )
     m.optsum.check_convergence = True
     m.fit()
-    assert m.optsum.convergence == "converged" and len(m.optsum.gradient) == 5  # θ and the whitened β
+    assert (
+        m.optsum.convergence == "converged" and len(m.optsum.gradient) == 5
+    )  # θ and the whitened β
 
 
 def test_refit_without_the_check_forgets_the_earlier_one(sleepstudy):
@@ -160,19 +184,36 @@ def test_refit_without_the_check_forgets_the_earlier_one(sleepstudy):
 
 
 # ---- no warning where the optimum is reached -------------------------------------------------------
-@pytest.mark.parametrize("name", ["sleepstudy_ml", "sleepstudy_reml", "sleepstudy_zerocorr_ml", "penicillin_ml",
-                                  "penicillin_reml", "pastes_ml", "dyestuff_ml", "dyestuff_reml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sleepstudy_ml",
+        "sleepstudy_reml",
+        "sleepstudy_zerocorr_ml",
+        "penicillin_ml",
+        "penicillin_reml",
+        "pastes_ml",
+        "dyestuff_ml",
+        "dyestuff_reml",
+    ],
+)
 def test_no_warning_and_no_restart_on_converged_reference_lmms(name):
     ref = reference(name)
-    m, caught = fit_recording(mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"]))
+    m, caught = fit_recording(
+        mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"])
+    )
     assert caught == [] and m.optsum.restarts == 0 and m.optsum.convergence == "converged"
     assert 0 < m.optsum.check_feval <= 2 * len(m.theta)
 
 
-@pytest.mark.parametrize("name", ["cbpp_laplace", "cbpp_fast", "grouseticks_laplace", "verbagg_laplace"])
+@pytest.mark.parametrize(
+    "name", ["cbpp_laplace", "cbpp_fast", "grouseticks_laplace", "verbagg_laplace"]
+)
 def test_no_warning_and_no_restart_on_converged_reference_glmms(name):
     ref = reference(name)
-    m = mm.GeneralizedLinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), family=ref["family"])
+    m = mm.GeneralizedLinearMixedModel(
+        ref["formula"], mm.datasets.load(ref["data"]), family=ref["family"]
+    )
     m, caught = fit_recording(m, fast=ref["nAGQ"] == 0, nagq=max(1, ref["nAGQ"]))
     assert caught == [] and m.optsum.restarts == 0 and m.optsum.convergence == "converged"
     assert m.objective <= ref["objective"] + 1e-6 * abs(ref["objective"])
@@ -180,7 +221,9 @@ def test_no_warning_and_no_restart_on_converged_reference_glmms(name):
 
 def test_boundary_optimum_is_recorded_and_is_not_a_convergence_warning():
     ref = reference("dyestuff2_ml")
-    m, caught = fit_recording(mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"]))
+    m, caught = fit_recording(
+        mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"])
+    )
     assert caught == [] and m.optsum.convergence == "boundary" and m.theta[0] == 0.0
     assert m.optsum.gradient[0] > 0  # the inward slope: moving off zero raises the objective
 
@@ -213,13 +256,21 @@ def test_edge_restart_leaves_the_false_boundary_optimum_lme4_stops_at():
     before.optsum.max_restarts = 0
     fit_recording(before)
     assert before.objective == pytest.approx(ref["lme4_default"]["objective"], abs=1e-3)
-    assert before.objective > ref["reference_objective"] + 100 and before.optsum.convergence == "boundary"
+    assert (
+        before.objective > ref["reference_objective"] + 100
+        and before.optsum.convergence == "boundary"
+    )
     after = reaches(name)
-    assert after.optsum.runs[1]["start"].startswith("edge") and after.optsum.runs[1]["optimizer"] == "LN_NELDERMEAD"
+    assert (
+        after.optsum.runs[1]["start"].startswith("edge")
+        and after.optsum.runs[1]["optimizer"] == "LN_NELDERMEAD"
+    )
     assert after.optsum.convergence == "converged" and not after.issingular
 
 
 @pytest.mark.slow
 def test_slow_hard_models_reach_the_best_reference():
-    for name in sorted(set(hm.model_names()) - set(FAST_HARD) - set(KNOWN_MISSES) - {"fhch_factor_zerocorr_ml"}):
+    for name in sorted(
+        set(hm.model_names()) - set(FAST_HARD) - set(KNOWN_MISSES) - {"fhch_factor_zerocorr_ml"}
+    ):
         reaches(name)

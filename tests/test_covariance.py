@@ -59,7 +59,9 @@ def test_matches_dense_marginal_likelihood(data):
 def test_mixes_with_ordinary_terms_and_array_in_level_order(data):
     df, K = data
     df = df.assign(batch=np.tile(["a", "b", "c"], len(df) // 3))
-    m = mm.LinearMixedModel("y ~ 1 + x + (1|id) + (1|batch)", df, covariance={"id": K.to_numpy()}).fit()
+    m = mm.LinearMixedModel(
+        "y ~ 1 + x + (1|id) + (1|batch)", df, covariance={"id": K.to_numpy()}
+    ).fit()
     assert len(m.theta) == 2 and np.isfinite(m.objective)
     re = m.ranef(condvar=True)["id"]
     assert (re["condvar((Intercept))"] > 0).all()
@@ -105,7 +107,9 @@ def test_covariance_needs_scalar_term(data):
 def test_glmm_with_covariance(data):
     df, K = data
     df = df.assign(hit=(df["y"] > df["y"].median()).astype(float))
-    m = mm.GeneralizedLinearMixedModel("hit ~ 1 + x + (1|id)", df, family="bernoulli", covariance={"id": K}).fit()
+    m = mm.GeneralizedLinearMixedModel(
+        "hit ~ 1 + x + (1|id)", df, family="bernoulli", covariance={"id": K}
+    ).fit()
     assert np.isfinite(m.objective) and m.theta[0] >= 0
     with pytest.raises(mm.MixedModelsError, match="single scalar"):
         m.fit(nagq=3)

@@ -13,7 +13,16 @@ from mixedmodels.datasets import _DATA
 
 def test_names():
     names = mm.datasets.names()
-    assert {"sleepstudy", "dyestuff", "insteval", "verbagg", "cbpp", "grouseticks", "pastes", "penicillin"} <= set(names)
+    assert {
+        "sleepstudy",
+        "dyestuff",
+        "insteval",
+        "verbagg",
+        "cbpp",
+        "grouseticks",
+        "pastes",
+        "penicillin",
+    } <= set(names)
 
 
 @pytest.mark.parametrize("name", mm.datasets.names())
@@ -35,7 +44,9 @@ def test_fresh_copy_each_time():
 def test_unknown_name():
     with pytest.raises(KeyError, match="unknown data set 'nope'"):
         mm.datasets.load("nope")
-    with pytest.raises(mm.DataError, match=r"unknown data set 'SleepStudy' \(did you mean 'sleepstudy'\?\)"):
+    with pytest.raises(
+        mm.DataError, match=r"unknown data set 'SleepStudy' \(did you mean 'sleepstudy'\?\)"
+    ):
         mm.datasets.load("SleepStudy")
 
 

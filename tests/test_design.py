@@ -14,14 +14,16 @@ from mixedmodels.errors import DataError, FormulaError
 def frame():
     rng = np.random.default_rng(3)
     n = 40
-    return pd.DataFrame({
-        "x": rng.normal(size=n),
-        "cyl": rng.choice([4, 6, 8], n),
-        "x y": rng.normal(size=n),
-        "Tage_ü": rng.normal(size=n),
-        "exp": rng.uniform(1, 2, n),
-        "g": pd.Categorical(rng.choice(["p", "q", "r"], n), categories=["r", "q", "p"]),
-    })
+    return pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "cyl": rng.choice([4, 6, 8], n),
+            "x y": rng.normal(size=n),
+            "Tage_ü": rng.normal(size=n),
+            "exp": rng.uniform(1, 2, n),
+            "g": pd.Categorical(rng.choice(["p", "q", "r"], n), categories=["r", "q", "p"]),
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -98,12 +100,18 @@ def test_fitted_model_pickles(sleepstudy):
 
     m = mm.LinearMixedModel("Reaction ~ 1 + factor(Days > 4) + (1|Subject)", sleepstudy).fit()
     again = pickle.loads(pickle.dumps(m))
-    np.testing.assert_allclose(np.asarray(again.predict(sleepstudy)), np.asarray(m.predict(sleepstudy)))
+    np.testing.assert_allclose(
+        np.asarray(again.predict(sleepstudy)), np.asarray(m.predict(sleepstudy))
+    )
 
 
 def test_logical_columns_named_as_r(frame):
     """lme4 1.1.31: fixef names lateTRUE and factor(Days > 4)TRUE; a text column keeps 'True'."""
     data = frame.assign(late=frame["x"] > 0, word=np.where(frame["x"] > 0.5, "True", "False"))
-    assert model_matrix("1 + late + late:x", data).names == ["(Intercept)", "lateTRUE", "lateTRUE:x"]
+    assert model_matrix("1 + late + late:x", data).names == [
+        "(Intercept)",
+        "lateTRUE",
+        "lateTRUE:x",
+    ]
     assert model_matrix("1 + factor(x > 0)", data).names == ["(Intercept)", "factor(x > 0)TRUE"]
     assert model_matrix("1 + word", data).names == ["(Intercept)", "wordTrue"]

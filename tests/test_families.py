@@ -119,9 +119,7 @@ def test_links_match_textbook_formulas(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(LogitLink().linkinv(eta), 1 / (1 + np.exp(-eta)), rtol=1e-14)
     np.testing.assert_allclose(ProbitLink().linkinv(eta), stats.norm.cdf(eta), rtol=1e-14)
     np.testing.assert_allclose(CauchitLink().linkinv(eta), stats.cauchy.cdf(eta), rtol=1e-14)
-    np.testing.assert_allclose(
-        CloglogLink().linkinv(eta), 1 - np.exp(-np.exp(eta)), rtol=1e-13
-    )
+    np.testing.assert_allclose(CloglogLink().linkinv(eta), 1 - np.exp(-np.exp(eta)), rtol=1e-13)
     pos = np.abs(eta) + 0.1
     np.testing.assert_allclose(InverseSquareLink().linkinv(pos), pos**-0.5, rtol=1e-14)
     np.testing.assert_allclose(SqrtLink().linkinv(pos), pos**2, rtol=1e-14)
@@ -318,7 +316,9 @@ def test_binary_deviance_edge_cases_are_finite() -> None:
     eta=st.floats(min_value=-1e5, max_value=1e5, allow_nan=False),
     link=st.sampled_from(["logit", "probit", "cloglog", "cauchit"]),
 )
-def test_binary_deviance_is_finite_for_any_linear_predictor(y: float, eta: float, link: str) -> None:
+def test_binary_deviance_is_finite_for_any_linear_predictor(
+    y: float, eta: float, link: str
+) -> None:
     fam = Bernoulli(link=link)
     mu = fam.link.linkinv(np.array([eta]))
     d = fam.unit_deviance(np.array([y]), mu)
@@ -612,14 +612,28 @@ def test_irls_reaches_the_glm_score_equations(
 CBPP_INCIDENCE = [2, 3, 4, 0, 3, 1, 1, 8, 2, 0]
 CBPP_SIZE = [14, 12, 9, 5, 22, 18, 21, 22, 16, 16]
 CBPP_FITTED = [
-    0.308164724138358, 0.141773370296958, 0.125985555168936, 0.0840570118481407,
-    0.154800410038821, 0.0636040557992863, 0.0559536071344158, 0.270423090593126,
-    0.120850360620874, 0.107101754230952,
+    0.308164724138358,
+    0.141773370296958,
+    0.125985555168936,
+    0.0840570118481407,
+    0.154800410038821,
+    0.0636040557992863,
+    0.0559536071344158,
+    0.270423090593126,
+    0.120850360620874,
+    0.107101754230952,
 ]
 CBPP_RESIDUALS = [
-    -1.43770782358759, 0.988471951761238, 2.35668825773889, -0.937022711858596,
-    -0.243173158378381, -0.142829380665727, -0.170329302835785, 0.954576528513172,
-    0.0506754709456432, -1.90395505077412,
+    -1.43770782358759,
+    0.988471951761238,
+    2.35668825773889,
+    -0.937022711858596,
+    -0.243173158378381,
+    -0.142829380665727,
+    -0.170329302835785,
+    0.954576528513172,
+    0.0506754709456432,
+    -1.90395505077412,
 ]
 
 

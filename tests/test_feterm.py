@@ -58,6 +58,10 @@ def test_scale_problem_rule():
     ones = np.ones(100)
     assert scale_problem(np.column_stack([ones, x, 50 * x]), ["(Intercept)", "x", "z"]) is None
     assert "z (sd" in scale_problem(np.column_stack([ones, x, 2000 * x]), ["(Intercept)", "x", "z"])
-    ratio = np.column_stack([ones, 0.9 * x, 2 * x * 1e3 / 1.1])  # each sd within [1e-3, 1e3], ratio > 1e3
+    ratio = np.column_stack(
+        [ones, 0.9 * x, 2 * x * 1e3 / 1.1]
+    )  # each sd within [1e-3, 1e3], ratio > 1e3
     assert scale_problem(ratio, ["(Intercept)", "x", "z"]) is not None
-    assert scale_problem(np.column_stack([ones, 2 * ones]), ["a", "b"]) is None  # no spread: no scale
+    assert (
+        scale_problem(np.column_stack([ones, 2 * ones]), ["a", "b"]) is None
+    )  # no spread: no scale

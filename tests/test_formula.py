@@ -17,7 +17,10 @@ def terms(formula):
 def test_split_fixed_and_random():
     p = parse_formula("y ~ 1 + x + (1 + x | g) + (1 | h)")
     assert p.response == "y" and p.fixed == "1 + x"
-    assert terms("y ~ 1 + x + (1 + x | g) + (1 | h)") == [("1 + x", ("g",), "g"), ("1", ("h",), "h")]
+    assert terms("y ~ 1 + x + (1 + x | g) + (1 | h)") == [
+        ("1 + x", ("g",), "g"),
+        ("1", ("h",), "h"),
+    ]
 
 
 def test_double_bar_splits_terms():
@@ -43,8 +46,14 @@ def test_intercept_only_fixed_part():
 
 @pytest.mark.parametrize(
     "formulaic, lme4",
-    [("Intercept", "(Intercept)"), ("period[T.2]", "period2"), ("x[a]", "xa"),
-     ("btype[T.scold]:situ[T.self]", "btypescold:situself"), ("I(x ** 2)", "I(x^2)"), ("log(x ** 2 / 3)", "log(x^2/3)")],
+    [
+        ("Intercept", "(Intercept)"),
+        ("period[T.2]", "period2"),
+        ("x[a]", "xa"),
+        ("btype[T.scold]:situ[T.self]", "btypescold:situself"),
+        ("I(x ** 2)", "I(x^2)"),
+        ("log(x ** 2 / 3)", "log(x^2/3)"),
+    ],
 )
 def test_lme4_names(formulaic, lme4):
     assert lme4_name(formulaic) == lme4
@@ -60,7 +69,9 @@ def test_factor_inside_bar_and_functions(sleepstudy):
 
 
 def test_several_terms_on_one_factor_are_amalgamated(sleepstudy):
-    m = mm.LinearMixedModel("Reaction ~ 1 + Days + (1|Subject) + (0 + Days|Subject)", sleepstudy).fit()
+    m = mm.LinearMixedModel(
+        "Reaction ~ 1 + Days + (1|Subject) + (0 + Days|Subject)", sleepstudy
+    ).fit()
     assert len(m.reterms) == 1 and m.reterms[0].k == 2
     assert m.theta_names == ["Subject.(Intercept)", "Subject.Days"]
     assert list(m.varcorr(form="long")["grp"]) == ["Subject", "Subject.1", "Residual"]
@@ -68,7 +79,9 @@ def test_several_terms_on_one_factor_are_amalgamated(sleepstudy):
 
 def test_contrasts_override():
     machines = mm.datasets.load("machines")
-    m = mm.LinearMixedModel("score ~ Machine + (1|Worker)", machines, contrasts={"Machine": "sum"}).fit()
+    m = mm.LinearMixedModel(
+        "score ~ Machine + (1|Worker)", machines, contrasts={"Machine": "sum"}
+    ).fit()
     X = m.structure.fe.X
     assert X[:, 1:].sum() == pytest.approx(0.0)  # balanced design: sum contrasts add to zero
     with pytest.raises(mm.FormulaError, match="unknown contrasts 'nope'"):
@@ -93,7 +106,9 @@ def test_factor_and_backquoted_grouping_factors():
 
 def test_non_ascii_names():
     assert terms("Reaktion ~ Tage_ü + (1|Sujet_é/Größe)") == [
-        ("1", ("Sujet_é",), "Sujet_é"), ("1", ("Größe", "Sujet_é"), "Größe:Sujet_é")]
+        ("1", ("Sujet_é",), "Sujet_é"),
+        ("1", ("Größe", "Sujet_é"), "Größe:Sujet_é"),
+    ]
 
 
 @pytest.mark.parametrize("formula", ["y ~ (1|g + h)", "y ~ (1|log(g))", "y ~ (1|2g)"])
@@ -107,7 +122,9 @@ def test_dot_is_refused_with_what_to_do():
         parse_formula("y ~ . + (1|g)")
 
 
-@pytest.mark.parametrize("formula", ["y ~ x * + (1|g)", "y ~ (1|g) + x*", "y ~ x:", "y ~ / x + (1|g)"])
+@pytest.mark.parametrize(
+    "formula", ["y ~ x * + (1|g)", "y ~ (1|g) + x*", "y ~ x:", "y ~ / x + (1|g)"]
+)
 def test_dangling_operators(formula):
     with pytest.raises(mm.FormulaError, match="operator"):
         parse_formula(formula)
@@ -122,7 +139,14 @@ def test_r_powers_inside_calls_only():
 
 def test_expression_names_as_r_deparses_them(sleepstudy):
     """fixef names of lme4 1.1.31 for the same terms."""
-    m = mm.LinearMixedModel("Reaction ~ I(Days*2) + log(Days^2 + 1) + I(Days > 2) + exp(Days/10) + (1|Subject)",
-                            sleepstudy)
-    assert m.structure.fe.design.names == ["(Intercept)", "I(Days * 2)", "log(Days^2 + 1)", "I(Days > 2)TRUE",
-                                           "exp(Days/10)"]
+    m = mm.LinearMixedModel(
+        "Reaction ~ I(Days*2) + log(Days^2 + 1) + I(Days > 2) + exp(Days/10) + (1|Subject)",
+        sleepstudy,
+    )
+    assert m.structure.fe.design.names == [
+        "(Intercept)",
+        "I(Days * 2)",
+        "log(Days^2 + 1)",
+        "I(Days > 2)TRUE",
+        "exp(Days/10)",
+    ]

@@ -82,7 +82,9 @@ def test_factor_response_needs_binary_family():
 def test_response_forms_agree(cbpp):
     """cbind(successes, failures) and proportion with weights = trials give the same fit."""
     a = glmm(CBPP, cbpp, family="binomial").fit(fast=True)
-    b = glmm("I(incidence / size) ~ 1 + period + (1|herd)", cbpp, family="binomial", weights="size").fit(fast=True)
+    b = glmm(
+        "I(incidence / size) ~ 1 + period + (1|herd)", cbpp, family="binomial", weights="size"
+    ).fit(fast=True)
     assert a.objective == pytest.approx(b.objective, rel=1e-10)
     np.testing.assert_allclose(a.beta, b.beta, rtol=1e-8)
 
@@ -91,14 +93,20 @@ def test_boolean_and_factor_bernoulli_agree():
     verbagg = mm.datasets.load("verbagg")
     f = "1 + Anger + Gender + (1|id)"
     a = glmm(f"r2 ~ {f}", verbagg, family="bernoulli").fit(fast=True)
-    b = glmm(f"yes ~ {f}", verbagg.assign(yes=verbagg["r2"] == "Y"), family=mm.families.Bernoulli()).fit(fast=True)
+    b = glmm(
+        f"yes ~ {f}", verbagg.assign(yes=verbagg["r2"] == "Y"), family=mm.families.Bernoulli()
+    ).fit(fast=True)
     assert a.objective == pytest.approx(b.objective, rel=1e-12)
 
 
 def test_offset_argument_equals_offset_term():
     ticks = mm.datasets.load("grouseticks")
-    a = glmm("TICKS ~ YEAR + (1|BROOD) + offset(log(HEIGHT))", ticks, family="poisson").fit(fast=True)
-    b = glmm("TICKS ~ YEAR + (1|BROOD)", ticks, family="poisson", offset=np.log(ticks["HEIGHT"])).fit(fast=True)
+    a = glmm("TICKS ~ YEAR + (1|BROOD) + offset(log(HEIGHT))", ticks, family="poisson").fit(
+        fast=True
+    )
+    b = glmm(
+        "TICKS ~ YEAR + (1|BROOD)", ticks, family="poisson", offset=np.log(ticks["HEIGHT"])
+    ).fit(fast=True)
     assert a.objective == pytest.approx(b.objective, rel=1e-12)
     np.testing.assert_allclose(a.fitted(), b.fitted(), rtol=1e-10)
 

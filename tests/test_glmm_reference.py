@@ -31,7 +31,13 @@ def fitted(name: str, extra: bool = False):
     ref = EXTRA[name] if extra else reference(name)
     data = extra_data(ref) if extra else mm.datasets.load(ref["data"])
     kw = {"weights": ref["weights"]} if ref.get("weights") else {}
-    m = mm.GeneralizedLinearMixedModel(ref.get("py_formula", ref["formula"]), data, family=ref["family"], link=ref.get("link"), **kw)
+    m = mm.GeneralizedLinearMixedModel(
+        ref.get("py_formula", ref["formula"]),
+        data,
+        family=ref["family"],
+        link=ref.get("link"),
+        **kw,
+    )
     return m.fit(fast=ref["nAGQ"] == 0, nagq=max(1, ref["nAGQ"]))
 
 
@@ -43,12 +49,21 @@ def check_against(ref, m, theta_tol=1e-2):
     np.testing.assert_allclose(m.theta, np.atleast_1d(ref["theta"]), atol=theta_tol)
     se = np.atleast_1d(ref["stderror"])
     assert np.all(np.abs(m.beta - np.atleast_1d(ref["beta"])) <= 0.02 * se)
-    close = [np.all(np.abs(m.stderror / np.atleast_1d(v) - 1) <= 0.02) for v in (ref["stderror"], ref["stderror_rx"])]
+    close = [
+        np.all(np.abs(m.stderror / np.atleast_1d(v) - 1) <= 0.02)
+        for v in (ref["stderror"], ref["stderror_rx"])
+    ]
     assert any(close), (m.stderror, ref["stderror"], ref["stderror_rx"])
 
 
 def test_all_reference_glmms_are_covered():
-    assert set(GLMMS) == {"cbpp_fast", "cbpp_laplace", "cbpp_agq25", "grouseticks_laplace", "verbagg_laplace"}
+    assert set(GLMMS) == {
+        "cbpp_fast",
+        "cbpp_laplace",
+        "cbpp_agq25",
+        "grouseticks_laplace",
+        "verbagg_laplace",
+    }
 
 
 @pytest.mark.parametrize("name", GLMMS)
@@ -73,7 +88,9 @@ def test_fitted_residuals_and_modes(name):
     ours = m.ranef(form="long").set_index(["grpvar", "term", "grp"])
     for row in ref["ranef"]:
         got = ours.loc[(row["grpvar"], row["term"], row["grp"])]
-        assert got["condval"] == pytest.approx(row["condval"], abs=2e-3 + 1e-2 * abs(row["condval"]))
+        assert got["condval"] == pytest.approx(
+            row["condval"], abs=2e-3 + 1e-2 * abs(row["condval"])
+        )
         assert got["condsd"] == pytest.approx(row["condsd"], rel=2e-2)
 
 

@@ -62,11 +62,18 @@ def test_non_numeric_response():
 
 
 def test_text_response(sleepstudy):
-    raises("must be numeric", "txt ~ 1 + Days + (1|Subject)", data=sleepstudy.assign(txt="a"), exc=DataError)
+    raises(
+        "must be numeric",
+        "txt ~ 1 + Days + (1|Subject)",
+        data=sleepstudy.assign(txt="a"),
+        exc=DataError,
+    )
 
 
 def test_constant_response(sleepstudy):
-    raises("is constant", "c ~ 1 + Days + (1|Subject)", data=sleepstudy.assign(c=3.0), exc=DataError)
+    raises(
+        "is constant", "c ~ 1 + Days + (1|Subject)", data=sleepstudy.assign(c=3.0), exc=DataError
+    )
 
 
 def test_infinite_values(sleepstudy):
@@ -80,12 +87,22 @@ def test_one_level_grouping_factor(sleepstudy):
 
 
 def test_as_many_levels_as_observations(sleepstudy):
-    raises("levels for 180 observations", "Reaction ~ Days + (1|obs)", data=sleepstudy.assign(obs=np.arange(180)), exc=DataError)
+    raises(
+        "levels for 180 observations",
+        "Reaction ~ Days + (1|obs)",
+        data=sleepstudy.assign(obs=np.arange(180)),
+        exc=DataError,
+    )
 
 
 def test_too_many_random_effects(sleepstudy):
     g = np.repeat(np.arange(60), 3)
-    raises("random effects for 180", "Reaction ~ Days + (1 + Days + I(Days**2)|g)", data=sleepstudy.assign(g=g), exc=DataError)
+    raises(
+        "random effects for 180",
+        "Reaction ~ Days + (1 + Days + I(Days**2)|g)",
+        data=sleepstudy.assign(g=g),
+        exc=DataError,
+    )
 
 
 def test_empty_data(sleepstudy):

@@ -39,7 +39,9 @@ def test_level_relabelling_changes_only_labels(sleepstudy, base):
     np.testing.assert_allclose(m.theta, base.theta, rtol=1e-4, atol=1e-6)
     ours, theirs = m.ranef()["Subject"], base.ranef()["Subject"]
     assert list(ours.index) == [f"s{c}" for c in reversed(old)]
-    np.testing.assert_allclose(ours.loc[[f"s{c}" for c in old]].to_numpy(), theirs.to_numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        ours.loc[[f"s{c}" for c in old]].to_numpy(), theirs.to_numpy(), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("c", [0.01, 10.0])
@@ -105,7 +107,11 @@ def dense_deviance(m) -> float:
 
 @pytest.mark.parametrize(
     "formula",
-    [FORMULA, "Reaction ~ 1 + Days + (1 + Days || Subject)", "Reaction ~ 1 + Days + (1|Subject) + (0 + Days|Subject)"],
+    [
+        FORMULA,
+        "Reaction ~ 1 + Days + (1 + Days || Subject)",
+        "Reaction ~ 1 + Days + (1|Subject) + (0 + Days|Subject)",
+    ],
 )
 def test_objective_matches_dense_likelihood_with_weights(sleepstudy, formula):
     w = np.random.default_rng(7).uniform(0.2, 3.0, len(sleepstudy))

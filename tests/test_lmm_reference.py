@@ -16,8 +16,16 @@ LMMS = reference_names("lmm")
 
 def test_all_reference_lmms_are_covered():
     assert set(LMMS) >= {
-        "dyestuff_ml", "dyestuff_reml", "dyestuff2_ml", "sleepstudy_ml", "sleepstudy_reml",
-        "sleepstudy_zerocorr_ml", "penicillin_ml", "penicillin_reml", "pastes_ml", "insteval_ml",
+        "dyestuff_ml",
+        "dyestuff_reml",
+        "dyestuff2_ml",
+        "sleepstudy_ml",
+        "sleepstudy_reml",
+        "sleepstudy_zerocorr_ml",
+        "penicillin_ml",
+        "penicillin_reml",
+        "pastes_ml",
+        "insteval_ml",
     }
 
 
@@ -76,7 +84,9 @@ def test_conditional_modes(name):
     ours = m.ranef(form="long").set_index(["grpvar", "term", "grp"])
     for row in ref["ranef"]:
         got = ours.loc[(row["grpvar"], row["term"], row["grp"])]
-        assert got["condval"] == pytest.approx(row["condval"], abs=1e-3 * ref["sigma"] + 1e-3 * abs(row["condval"]))
+        assert got["condval"] == pytest.approx(
+            row["condval"], abs=1e-3 * ref["sigma"] + 1e-3 * abs(row["condval"])
+        )
         assert got["condsd"] == pytest.approx(row["condsd"], rel=2e-3, abs=1e-6)
 
 
@@ -86,6 +96,8 @@ def test_cholmod_block_gives_the_same_objective(name):
     import mixedmodels as mm
 
     ref, m = reference(name), fitted_lmm(name)
-    sparse = mm.LinearMixedModel(ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"], sparse=True)
+    sparse = mm.LinearMixedModel(
+        ref["formula"], mm.datasets.load(ref["data"]), reml=ref["reml"], sparse=True
+    )
     assert sparse.system.factorB.sparse
     assert sparse.objective_at(m.theta) == pytest.approx(m.objective, rel=1e-10)

@@ -51,13 +51,16 @@ def _data_with_response(name, formula, y):
 
 @pytest.mark.parametrize("formula,data,family,link", GLMMS, ids=[g[2] for g in GLMMS])
 def test_glmm_refit_equals_fresh_fit(formula, data, family, link):
-    m = mm.GeneralizedLinearMixedModel(formula, mm.datasets.load(data), family=family, link=link).fit()
+    m = mm.GeneralizedLinearMixedModel(
+        formula, mm.datasets.load(data), family=family, link=link
+    ).fit()
     y = simulated_response(m, 11)
     if family == "gamma":  # on a grid of 1/1024, so that the fresh fit's TICKS + 1 is y exactly
         y = np.round(np.maximum(y, 1e-3) * 1024) / 1024
     refitted = m.copy().refit(y)
-    fresh = mm.GeneralizedLinearMixedModel(formula, _data_with_response(data, formula, y),
-                                           family=family, link=link).fit()
+    fresh = mm.GeneralizedLinearMixedModel(
+        formula, _data_with_response(data, formula, y), family=family, link=link
+    ).fit()
     assert refitted.objective == pytest.approx(fresh.objective, rel=1e-9)
     np.testing.assert_allclose(refitted.theta, fresh.theta, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(refitted.beta, fresh.beta, rtol=1e-6, atol=1e-8)
@@ -79,15 +82,22 @@ def test_lmm_refit_equals_fresh_fit_with_offset(sleepstudy):
 def _models(sleepstudy):
     cbpp = mm.datasets.load("cbpp")
     K = np.corrcoef(np.random.default_rng(0).normal(size=(18, 40)))
-    K = pd.DataFrame(K, index=sorted(sleepstudy["Subject"].unique()), columns=sorted(sleepstudy["Subject"].unique()))
+    K = pd.DataFrame(
+        K,
+        index=sorted(sleepstudy["Subject"].unique()),
+        columns=sorted(sleepstudy["Subject"].unique()),
+    )
     return {
         "lmm": mm.LinearMixedModel("Reaction ~ 1 + Days + (1 + Days|Subject)", sleepstudy),
-        "glmm": mm.GeneralizedLinearMixedModel("cbind(incidence, size - incidence) ~ 1 + period + (1|herd)",
-                                               cbpp, family="binomial"),
-        "agq": mm.GeneralizedLinearMixedModel("cbind(incidence, size - incidence) ~ 1 + period + (1|herd)",
-                                              cbpp, family="binomial"),
-        "kinship": mm.LinearMixedModel("Reaction ~ 1 + Days + (1|Subject)", sleepstudy,
-                                       covariance={"Subject": K}),
+        "glmm": mm.GeneralizedLinearMixedModel(
+            "cbind(incidence, size - incidence) ~ 1 + period + (1|herd)", cbpp, family="binomial"
+        ),
+        "agq": mm.GeneralizedLinearMixedModel(
+            "cbind(incidence, size - incidence) ~ 1 + period + (1|herd)", cbpp, family="binomial"
+        ),
+        "kinship": mm.LinearMixedModel(
+            "Reaction ~ 1 + Days + (1|Subject)", sleepstudy, covariance={"Subject": K}
+        ),
     }
 
 
@@ -98,8 +108,11 @@ def test_round_trips_predict_identically(sleepstudy, kind, how):
     unfitted = pickle.loads(pickle.dumps(model)) if how == "pickle" else copy.deepcopy(model)
     assert not unfitted.is_fitted
     model.fit(nagq=9) if kind == "agq" else model.fit()
-    clone = {"pickle": lambda m: pickle.loads(pickle.dumps(m)), "deepcopy": copy.deepcopy,
-             "copy": lambda m: m.copy()}[how](model)
+    clone = {
+        "pickle": lambda m: pickle.loads(pickle.dumps(m)),
+        "deepcopy": copy.deepcopy,
+        "copy": lambda m: m.copy(),
+    }[how](model)
     newdata = model.structure.frame.frame.iloc[::7]
     pd.testing.assert_series_equal(clone.predict(newdata), model.predict(newdata))
     pd.testing.assert_series_equal(clone.fitted(), model.fitted())
@@ -143,7 +156,9 @@ def test_load_refuses_other_files_with_the_package_error(tmp_path):
     with pytest.raises(MixedModelsError, match="not a saved mixedmodels model"):
         mm.load(junk)
     other = tmp_path / "other"
-    other.write_bytes(pickle.dumps({"format": "mixedmodels-model", "save_format": 999, "formula": "y ~ x"}))
+    other.write_bytes(
+        pickle.dumps({"format": "mixedmodels-model", "save_format": 999, "formula": "y ~ x"})
+    )
     with pytest.raises(MixedModelsError, match="save format 999"):
         mm.load(other)
 
@@ -170,8 +185,12 @@ def test_dropped_rows_are_absent_from_per_observation_outputs(sleepstudy):
     df = sleepstudy.copy()
     df.loc[[3, 50], "Reaction"] = np.nan
     with pytest.warns(UserWarning, match="missing"):
-        m = mm.GeneralizedLinearMixedModel("Reaction ~ 1 + Days + (1|Subject)", df.assign(
-            Reaction=df["Reaction"]), family="gamma", link="log").fit()
+        m = mm.GeneralizedLinearMixedModel(
+            "Reaction ~ 1 + Days + (1|Subject)",
+            df.assign(Reaction=df["Reaction"]),
+            family="gamma",
+            link="log",
+        ).fit()
     fitted = m.fitted()
     assert 3 not in fitted.index and 50 not in fitted.index and len(fitted) == len(df) - 2
     out = df.copy()
@@ -184,7 +203,11 @@ def test_every_model_kind_implements_the_contract(sleepstudy):
     from mixedmodels.variance.hetero import HeteroskedasticMixedModel
 
     models = list(_models(sleepstudy).values())
-    models.append(HeteroskedasticMixedModel("Reaction ~ 1 + Days + (1|Subject)", sleepstudy, dispformula="~ 1 + Days"))
+    models.append(
+        HeteroskedasticMixedModel(
+            "Reaction ~ 1 + Days + (1|Subject)", sleepstudy, dispformula="~ 1 + Days"
+        )
+    )
     for m in models:
         assert isinstance(m, MixedModel)
         with pytest.raises(NotFittedError, match="fit\\(\\) first"):
@@ -197,7 +220,9 @@ def test_every_model_kind_implements_the_contract(sleepstudy):
 def test_dispformula_on_the_linear_model_names_the_right_class(sleepstudy):
     with pytest.raises(MixedModelsError, match="HeteroskedasticMixedModel"):
         mm.LinearMixedModel("Reaction ~ Days + (1|Subject)", sleepstudy, dispformula="~ Days")
-    het = mm.HeteroskedasticMixedModel("Reaction ~ Days + (1|Subject)", sleepstudy, dispformula="~ Days").fit()
+    het = mm.HeteroskedasticMixedModel(
+        "Reaction ~ Days + (1|Subject)", sleepstudy, dispformula="~ Days"
+    ).fit()
     p = het.predict(sleepstudy.iloc[:5])
     np.testing.assert_allclose(p, het.fitted().iloc[:5], rtol=1e-10)
 
@@ -216,12 +241,16 @@ def test_r_spellings(sleepstudy):
 
 def test_gaussian_identity_glmm_points_to_the_lmm(sleepstudy):
     with pytest.raises(MixedModelsError, match="LinearMixedModel"):
-        mm.GeneralizedLinearMixedModel("Reaction ~ Days + (1|Subject)", sleepstudy, family="gaussian")
+        mm.GeneralizedLinearMixedModel(
+            "Reaction ~ Days + (1|Subject)", sleepstudy, family="gaussian"
+        )
 
 
 def test_objective_at_fixed_sigma_matches_the_profiled_value(sleepstudy):
     for reml in (False, True):
-        m = mm.LinearMixedModel("Reaction ~ 1 + Days + (1 + Days|Subject)", sleepstudy, reml=reml).fit()
+        m = mm.LinearMixedModel(
+            "Reaction ~ 1 + Days + (1 + Days|Subject)", sleepstudy, reml=reml
+        ).fit()
         theta, sigma = m.theta.copy(), m.sigma
         # at σ̂ the σ-fixed criterion equals the profiled one
         assert m.objective_at(theta, sigma=sigma) == pytest.approx(m.objective_at(theta), rel=1e-12)
@@ -238,8 +267,11 @@ def test_update_changes_formula_options_and_data(sleepstudy):
     assert reml.reml and not m.reml
     half = m.update(data=sleepstudy.iloc[::2])
     assert half.nobs == 90 and m.nobs == 180
-    g = mm.GeneralizedLinearMixedModel("cbind(incidence, size - incidence) ~ 1 + period + (1|herd)",
-                                       mm.datasets.load("cbpp"), family="binomial").fit(nagq=5)
+    g = mm.GeneralizedLinearMixedModel(
+        "cbind(incidence, size - incidence) ~ 1 + period + (1|herd)",
+        mm.datasets.load("cbpp"),
+        family="binomial",
+    ).fit(nagq=5)
     assert g.update("~ . - period").nagq == 5
     with pytest.raises(MixedModelsError, match="no term"):
         m.update("~ . - nothere")

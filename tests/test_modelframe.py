@@ -29,7 +29,9 @@ def fit(data, formula=F, **kw):
 def test_pyarrow_table_is_converted(sleepstudy):
     table = pa.Table.from_pandas(sleepstudy)
     converted = check_dataframe(table)
-    assert isinstance(converted, pd.DataFrame) and list(converted.columns) == list(sleepstudy.columns)
+    assert isinstance(converted, pd.DataFrame) and list(converted.columns) == list(
+        sleepstudy.columns
+    )
     assert fit(table).objective == pytest.approx(fit(sleepstudy).objective, rel=1e-10)
 
 
@@ -98,7 +100,9 @@ def test_duplicated_column_used_is_an_error(sleepstudy):
     with pytest.raises(DataError, match="2 columns named 'Days'"):
         fit(dup)
     x = sleepstudy[["Days"]].rename(columns={"Days": "x"})
-    assert fit(pd.concat([sleepstudy, x, x], axis=1)).nobs == 180  # duplicates the model does not use are fine
+    assert (
+        fit(pd.concat([sleepstudy, x, x], axis=1)).nobs == 180
+    )  # duplicates the model does not use are fine
 
 
 @pytest.mark.parametrize(
@@ -107,8 +111,16 @@ def test_duplicated_column_used_is_an_error(sleepstudy):
         ("Reaction", lambda d: d["Reaction"] + 2j, "complex-valued"),
         ("Days", lambda d: d["Days"] * (1 + 0j), "complex-valued"),
         ("Days", lambda d: pd.to_timedelta(d["Days"], unit="D"), "time differences.*Timedelta"),
-        ("Days", lambda d: pd.Timestamp("2024-03-01") + pd.to_timedelta(d["Days"], unit="D"), "dates or times"),
-        ("Days", lambda d: pd.Series([1, "two"] * (len(d) // 2), dtype=object), r"several kinds \(int, str\)"),
+        (
+            "Days",
+            lambda d: pd.Timestamp("2024-03-01") + pd.to_timedelta(d["Days"], unit="D"),
+            "dates or times",
+        ),
+        (
+            "Days",
+            lambda d: pd.Series([1, "two"] * (len(d) // 2), dtype=object),
+            r"several kinds \(int, str\)",
+        ),
     ],
 )
 def test_unusable_dtypes_are_named(sleepstudy, column, values, match):
@@ -125,7 +137,9 @@ def test_object_numbers_are_numbers(sleepstudy):
 
 def test_user_frame_is_not_modified(sleepstudy):
     data = sleepstudy.astype({"Subject": str}).convert_dtypes(dtype_backend="pyarrow")
-    data["f"] = pd.Categorical(np.where(sleepstudy["Days"] < 5, "b", "c"), categories=["a", "b", "c"])
+    data["f"] = pd.Categorical(
+        np.where(sleepstudy["Days"] < 5, "b", "c"), categories=["a", "b", "c"]
+    )
     before = data.copy()
     fit(data, "Reaction ~ f + (1|Subject)")
     pd.testing.assert_frame_equal(data, before)
@@ -164,21 +178,31 @@ def test_unused_levels_dropped_after_incomplete_rows(sleepstudy):
     with pytest.warns(UserWarning, match="18 row"):
         m = fit(data, "Reaction ~ f + (1|Subject)")
     assert m.coefnames == ["(Intercept)", "fc"] and m.structure.fe.dropped == []
-    complete = data.dropna().assign(f=lambda d: d["f"].astype(str))  # the same model without the empty level
-    assert m.objective == pytest.approx(fit(complete, "Reaction ~ f + (1|Subject)").objective, rel=1e-10)
+    complete = data.dropna().assign(
+        f=lambda d: d["f"].astype(str)
+    )  # the same model without the empty level
+    assert m.objective == pytest.approx(
+        fit(complete, "Reaction ~ f + (1|Subject)").objective, rel=1e-10
+    )
 
 
 def test_unused_grouping_levels_dropped(sleepstudy):
     subjects = list(sleepstudy["Subject"].cat.categories) + ["nobody"]
-    data = sleepstudy.assign(Subject=pd.Categorical(sleepstudy["Subject"].astype(str), categories=subjects[::-1]))
+    data = sleepstudy.assign(
+        Subject=pd.Categorical(sleepstudy["Subject"].astype(str), categories=subjects[::-1])
+    )
     m = fit(data)
     assert m.reterms[0].nlevels == 18 and "nobody" not in m.reterms[0].levels
 
 
 def test_prediction_on_new_data_after_dropping_levels(sleepstudy):
-    data = sleepstudy.assign(f=pd.Categorical(np.where(sleepstudy["Days"] < 5, "b", "c"), categories=["a", "b", "c"]))
+    data = sleepstudy.assign(
+        f=pd.Categorical(np.where(sleepstudy["Days"] < 5, "b", "c"), categories=["a", "b", "c"])
+    )
     m = fit(data, "Reaction ~ f + (1|Subject)")
-    np.testing.assert_allclose(np.asarray(m.predict(data.iloc[::-1])), np.asarray(m.predict())[::-1], rtol=1e-10)
+    np.testing.assert_allclose(
+        np.asarray(m.predict(data.iloc[::-1])), np.asarray(m.predict())[::-1], rtol=1e-10
+    )
 
 
 # ---- grouping factors and names ----------------------------------------------------------------
@@ -189,7 +213,13 @@ def test_interaction_levels_present_only():
 
 
 def test_identifiers_any_script_and_backticks():
-    assert identifiers("log(Tage_ü) + `reaction time` + my.var:x2") == ["log", "Tage_ü", "reaction time", "my.var", "x2"]
+    assert identifiers("log(Tage_ü) + `reaction time` + my.var:x2") == [
+        "log",
+        "Tage_ü",
+        "reaction time",
+        "my.var",
+        "x2",
+    ]
     assert identifiers("Größe + ñ") == ["Größe", "ñ"]
 
 

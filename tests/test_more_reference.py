@@ -18,7 +18,9 @@ def fit(ref):
         df = df.assign(dayf=df["Days"].astype(str))
     if ref["kind"] == "lmm":
         return mm.LinearMixedModel(ref["py_formula"], df, reml=ref["reml"]).fit()
-    return mm.GeneralizedLinearMixedModel(ref["py_formula"], df, family=ref["family"], link=ref["link"]).fit(nagq=ref["nAGQ"])
+    return mm.GeneralizedLinearMixedModel(
+        ref["py_formula"], df, family=ref["family"], link=ref["link"]
+    ).fit(nagq=ref["nAGQ"])
 
 
 def relative_covariances(m, theta) -> np.ndarray:
@@ -43,9 +45,13 @@ def test_more_models(name):
     if m.issingular:
         # on the boundary λ is not unique (a zero standard deviation leaves a correlation of ±1 and
         # only λλ' identified): compare the relative covariance matrices instead of θ
-        np.testing.assert_allclose(relative_covariances(m, m.theta), relative_covariances(m, ref["theta"]), atol=1e-2)
+        np.testing.assert_allclose(
+            relative_covariances(m, m.theta), relative_covariances(m, ref["theta"]), atol=1e-2
+        )
     else:
-        np.testing.assert_allclose(m.theta, ref["theta"], atol=2e-2 if m.objective < obj - 1e-7 * abs(obj) else 1e-2)
+        np.testing.assert_allclose(
+            m.theta, ref["theta"], atol=2e-2 if m.objective < obj - 1e-7 * abs(obj) else 1e-2
+        )
     se = np.asarray(ref["stderror"])
     assert np.all(np.abs(m.beta - ref["beta"]) <= 0.02 * se)
     variants = [se] + ([np.asarray(ref["stderror_rx"])] if ref.get("stderror_rx") else [])

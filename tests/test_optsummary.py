@@ -37,7 +37,13 @@ def test_switch_to_nelder_mead_reaches_same_optimum(model):
     np.testing.assert_allclose(model.theta, bobyqa[2], rtol=1e-2, atol=1e-3)
     assert model.optsum.feval != bobyqa[1]
     text = str(model.optsum)
-    for piece in ("LN_NELDERMEAD", "ftol_rel", "Function evaluations", str(model.optsum.feval), "Final objective value"):
+    for piece in (
+        "LN_NELDERMEAD",
+        "ftol_rel",
+        "Function evaluations",
+        str(model.optsum.feval),
+        "Final objective value",
+    ):
         assert piece in text
 
 
@@ -118,7 +124,15 @@ def test_save_and_load_keep_the_convergence_check(model, tmp_path):
     with pytest.warns(mm.ConvergenceWarning):
         model.fit()
     o = model.optsum
-    o.runs.append({"optimizer": "LN_NEWUOA_BOUND", "start": "restart 1", "fmin": 1.5, "feval": 3, "returnvalue": "SUCCESS"})
+    o.runs.append(
+        {
+            "optimizer": "LN_NEWUOA_BOUND",
+            "start": "restart 1",
+            "fmin": 1.5,
+            "feval": 3,
+            "returnvalue": "SUCCESS",
+        }
+    )
     o.restarts, o.winner = 1, "LN_NEWUOA_BOUND"
     o.scaled_gradient = np.array([0.1, np.nan, -0.2])
     path = tmp_path / "optsum.json"
@@ -126,14 +140,31 @@ def test_save_and_load_keep_the_convergence_check(model, tmp_path):
     back = OptSummary.load(path)
     for key in ("gradient", "curvature", "scaled_gradient"):
         np.testing.assert_array_equal(getattr(back, key), getattr(o, key))
-    for key in ("convergence", "check_feval", "restarts", "winner", "runs", "max_restarts", "check_convergence"):
+    for key in (
+        "convergence",
+        "check_feval",
+        "restarts",
+        "winner",
+        "runs",
+        "max_restarts",
+        "check_convergence",
+    ):
         assert getattr(back, key) == getattr(o, key), key
     assert back.convergence == "not converged" and back.check_feval > 0
     assert "Convergence check" in str(back) and "not converged" in str(back)
 
 
 def test_lme4_settings_leave_the_other_fields_alone(model):
-    before = {k: getattr(model.optsum, k) for k in ("optimizer", "maxfeval", "check_convergence", "ftol_rel")}
+    before = {
+        k: getattr(model.optsum, k)
+        for k in ("optimizer", "maxfeval", "check_convergence", "ftol_rel")
+    }
     model.optsum.use_lme4_settings()
-    assert model.optsum.max_restarts == 0 and model.optsum.check_convergence == before["check_convergence"]
-    assert (model.optsum.optimizer, model.optsum.maxfeval) == (before["optimizer"], before["maxfeval"])
+    assert (
+        model.optsum.max_restarts == 0
+        and model.optsum.check_convergence == before["check_convergence"]
+    )
+    assert (model.optsum.optimizer, model.optsum.maxfeval) == (
+        before["optimizer"],
+        before["maxfeval"],
+    )

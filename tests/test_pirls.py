@@ -23,8 +23,9 @@ def poisson_slope_data(seed: int = 1, n_groups: int = 40, per: int = 12) -> pd.D
 
 
 def test_pirls_matches_the_penalised_deviance_minimum():
-    m = mm.GeneralizedLinearMixedModel("TICKS ~ 1 + YEAR + (1|BROOD)", mm.datasets.load("grouseticks"),
-                                       family="poisson").fit()
+    m = mm.GeneralizedLinearMixedModel(
+        "TICKS ~ 1 + YEAR + (1|BROOD)", mm.datasets.load("grouseticks"), family="poisson"
+    ).fit()
     pdev = pirls(m, fast=False)
     u = m.u.copy()
     for step in (1e-4, -1e-4):  # a perturbed u has a larger penalised deviance
@@ -34,8 +35,9 @@ def test_pirls_matches_the_penalised_deviance_minimum():
 
 
 def test_a_failing_start_restarts_from_zero_modes():
-    m = mm.GeneralizedLinearMixedModel("TICKS ~ 1 + YEAR + (1|BROOD)", mm.datasets.load("grouseticks"),
-                                       family="poisson").fit()
+    m = mm.GeneralizedLinearMixedModel(
+        "TICKS ~ 1 + YEAR + (1|BROOD)", mm.datasets.load("grouseticks"), family="poisson"
+    ).fit()
     good = pirls(m, fast=False)
     m.u = np.full_like(m.u, 800.0)  # exp(η) overflows: the warm start is unusable
     assert pirls(m, fast=False) == pytest.approx(good, rel=1e-8)

@@ -14,14 +14,27 @@ def random_remat(seed: int, n: int, nlevels: int, sizes: list[int]) -> ReMat:
     refs = np.concatenate([np.arange(nlevels), rng.integers(0, nlevels, max(n - nlevels, 0))])
     rng.shuffle(refs)
     k = sum(sizes)
-    z = np.column_stack([np.ones(len(refs)), rng.normal(size=(len(refs), k - 1))]) if k > 1 else np.ones((len(refs), 1))
+    z = (
+        np.column_stack([np.ones(len(refs)), rng.normal(size=(len(refs), k - 1))])
+        if k > 1
+        else np.ones((len(refs), 1))
+    )
     blocks, start = [], 0
     for size in sizes:
         blocks.append(slice(start, start + size))
         start += size
-    remat = ReMat("g", refs, [f"L{i}" for i in range(nlevels)], z, [f"c{j}" for j in range(k)], blocks,
-                  list(range(len(sizes))))
-    theta = rng.uniform(0.2, 1.5, remat.ntheta) * np.where(remat.is_diagonal(), 1.0, rng.choice([-1, 1], remat.ntheta))
+    remat = ReMat(
+        "g",
+        refs,
+        [f"L{i}" for i in range(nlevels)],
+        z,
+        [f"c{j}" for j in range(k)],
+        blocks,
+        list(range(len(sizes))),
+    )
+    theta = rng.uniform(0.2, 1.5, remat.ntheta) * np.where(
+        remat.is_diagonal(), 1.0, rng.choice([-1, 1], remat.ntheta)
+    )
     remat.set_theta(theta)
     return remat
 
@@ -34,7 +47,9 @@ def dense_Z(remat: ReMat) -> np.ndarray:
     return Z
 
 
-shapes = st.tuples(st.integers(0, 10_000), st.integers(2, 12), st.lists(st.integers(1, 3), min_size=1, max_size=3))
+shapes = st.tuples(
+    st.integers(0, 10_000), st.integers(2, 12), st.lists(st.integers(1, 3), min_size=1, max_size=3)
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -83,10 +98,25 @@ def test_row_order_and_level_relabelling(shape):
     remat = random_remat(seed, 60, nlevels, sizes)
     rng = np.random.default_rng(seed)
     rows, relabel = rng.permutation(60), rng.permutation(nlevels)
-    shuffled = ReMat("g", remat.refs[rows], remat.levels, remat.z[rows], remat.cnames, remat.blocks, remat.term_ids)
+    shuffled = ReMat(
+        "g",
+        remat.refs[rows],
+        remat.levels,
+        remat.z[rows],
+        remat.cnames,
+        remat.blocks,
+        remat.term_ids,
+    )
     np.testing.assert_array_equal(shuffled.Z().toarray(), remat.Z().toarray()[rows])
-    renamed = ReMat("g", relabel[remat.refs], [remat.levels[i] for i in np.argsort(relabel)], remat.z,
-                    remat.cnames, remat.blocks, remat.term_ids)
+    renamed = ReMat(
+        "g",
+        relabel[remat.refs],
+        [remat.levels[i] for i in np.argsort(relabel)],
+        remat.z,
+        remat.cnames,
+        remat.blocks,
+        remat.term_ids,
+    )
     cols = (np.argsort(relabel)[:, None] * remat.k + np.arange(remat.k)).ravel()
     np.testing.assert_array_equal(renamed.Z().toarray(), remat.Z().toarray()[:, cols])
 

@@ -22,11 +22,14 @@ def dense_condvar(m) -> np.ndarray:
     return m.sigma**2 * Lam @ np.linalg.inv(M) @ Lam.T
 
 
-@pytest.mark.parametrize("formula,data", [
-    ("Reaction ~ 1 + Days + (1 + Days|Subject)", "sleepstudy"),
-    ("strength ~ 1 + (1|batch) + (1|sample)", "pastes"),
-    ("diameter ~ 1 + (1|plate) + (1|sample)", "penicillin"),
-])
+@pytest.mark.parametrize(
+    "formula,data",
+    [
+        ("Reaction ~ 1 + Days + (1 + Days|Subject)", "sleepstudy"),
+        ("strength ~ 1 + (1|batch) + (1|sample)", "pastes"),
+        ("diameter ~ 1 + (1|plate) + (1|sample)", "penicillin"),
+    ],
+)
 def test_conditional_variances_equal_the_dense_inverse(formula, data):
     m = mm.LinearMixedModel(formula, mm.datasets.load(data)).fit()
     V = dense_condvar(m)
@@ -35,12 +38,16 @@ def test_conditional_variances_equal_the_dense_inverse(formula, data):
     for r, cv in zip(m.reterms, blocks):
         for level in range(r.nlevels):
             i = start + level * r.k
-            np.testing.assert_allclose(cv[level], V[i : i + r.k, i : i + r.k], rtol=1e-8, atol=1e-12)
+            np.testing.assert_allclose(
+                cv[level], V[i : i + r.k, i : i + r.k], rtol=1e-8, atol=1e-12
+            )
         start += r.q
 
 
 def test_chunking_does_not_change_the_first_block():
-    m = mm.LinearMixedModel("diameter ~ 1 + (1|plate) + (1|sample)", mm.datasets.load("penicillin")).fit()
+    m = mm.LinearMixedModel(
+        "diameter ~ 1 + (1|plate) + (1|sample)", mm.datasets.load("penicillin")
+    ).fit()
     whole = m.system.first_block_inverse_crossprod()
     chunked = m.system.first_block_inverse_crossprod(max_entries=7)
     np.testing.assert_allclose(chunked, whole, rtol=1e-12)

@@ -16,13 +16,21 @@ from mixedmodels.separation import (
     separation_direction,
 )
 
-BERNOULLI, BINOMIAL, POISSON = get_family("bernoulli"), get_family("binomial"), get_family("poisson")
+BERNOULLI, BINOMIAL, POISSON = (
+    get_family("bernoulli"),
+    get_family("binomial"),
+    get_family("poisson"),
+)
 
 
 def covariate_data(seed: int = 1, n: int = 120, separated: bool = True):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
-    y = (x > 0.3).astype(float) if separated else (rng.uniform(size=n) < 1 / (1 + np.exp(-x))).astype(float)
+    y = (
+        (x > 0.3).astype(float)
+        if separated
+        else (rng.uniform(size=n) < 1 / (1 + np.exp(-x))).astype(float)
+    )
     return np.column_stack([np.ones(n), x]), y
 
 
@@ -73,7 +81,9 @@ def test_binomial_counts():
     trials = np.full(len(f), 10.0)
     successes = np.random.default_rng(3).binomial(10, 0.3, len(f)).astype(float)
     successes[(f == 1) & (successes == 0)] = 1  # level 1 has both outcomes in every row
-    assert no_warning(lambda: check_separation(X, successes / trials, names, BINOMIAL, trials)) == []
+    assert (
+        no_warning(lambda: check_separation(X, successes / trials, names, BINOMIAL, trials)) == []
+    )
     successes[f == 3] = 0.0
     with pytest.warns(SeparationWarning):
         assert check_separation(X, successes / trials, names, BINOMIAL, trials) == ["f3 (-inf)"]
@@ -99,7 +109,12 @@ def test_zero_weight_observations_do_not_count():
 
 def test_fitted_means_skip_the_programme_when_away_from_the_boundary():
     X, y = covariate_data()
-    assert no_warning(lambda: check_separation(X, y, ["(Intercept)", "x"], BERNOULLI, mu=np.full(len(y), 0.5))) == []
+    assert (
+        no_warning(
+            lambda: check_separation(X, y, ["(Intercept)", "x"], BERNOULLI, mu=np.full(len(y), 0.5))
+        )
+        == []
+    )
     mu = np.where(y == 1, 1 - 1e-9, 1e-9)  # what a diverging IRLS produces
     with pytest.warns(SeparationWarning):
         check_separation(X, y, ["(Intercept)", "x"], BERNOULLI, mu=mu)
@@ -111,8 +126,14 @@ def test_other_families_are_not_checked():
 
 
 @pytest.mark.parametrize(
-    "y, family", [(np.zeros(8), BERNOULLI), (np.ones(8), BERNOULLI), (np.ones(8), BINOMIAL), (np.zeros(8), POISSON),
-                  (np.full(8, 2.5), get_family("gamma"))],
+    "y, family",
+    [
+        (np.zeros(8), BERNOULLI),
+        (np.ones(8), BERNOULLI),
+        (np.ones(8), BINOMIAL),
+        (np.zeros(8), POISSON),
+        (np.full(8, 2.5), get_family("gamma")),
+    ],
 )
 def test_constant_response_is_an_error(y, family):
     with pytest.raises(DataError, match=r"the response 'resp' is constant \(all"):

@@ -18,15 +18,28 @@ def crossed_data() -> pd.DataFrame:
     a, b, c = np.repeat(np.arange(12), 20), np.tile(np.arange(12), 20), np.tile(np.arange(6), 40)
     x = rng.normal(size=n)
     rng.choice([4, 6, 8], n)  # a column of the comparison data set, kept so that y is the same
-    y = 1 + 0.5 * x + rng.normal(size=12)[a] * 0.8 + rng.normal(size=12)[b] * 0.5 + rng.normal(size=6)[c] * 0.7
+    y = (
+        1
+        + 0.5 * x
+        + rng.normal(size=12)[a] * 0.8
+        + rng.normal(size=12)[b] * 0.5
+        + rng.normal(size=6)[c] * 0.7
+    )
     y = y + rng.normal(size=n)
     return pd.DataFrame({"y": y, "x": x, "a": a, "b": b, "c": c})
 
 
 @pytest.mark.parametrize(
     "nlevels, order",
-    [([12, 12], [0, 1]), ([12, 6], [0, 1]), ([6, 12], [1, 0]), ([6, 12, 12], [2, 1, 0]),
-     ([12, 6, 12], [2, 0, 1]), ([12, 12, 6], [0, 1, 2]), ([3, 3, 3], [0, 1, 2])],
+    [
+        ([12, 12], [0, 1]),
+        ([12, 6], [0, 1]),
+        ([6, 12], [1, 0]),
+        ([6, 12, 12], [2, 1, 0]),
+        ([12, 6, 12], [2, 0, 1]),
+        ([12, 12, 6], [0, 1, 2]),
+        ([3, 3, 3], [0, 1, 2]),
+    ],
 )
 def test_lme4_term_order(nlevels, order):
     """mkReTrms: formula order when non-increasing, else rev(order(nl)), which reverses ties."""
@@ -38,12 +51,28 @@ def test_lme4_term_order(nlevels, order):
     [
         ("y ~ x + (1|a) + (1|b)", {"a.(Intercept)": 0.5273133923, "b.(Intercept)": 1.1641066801}),
         ("y ~ x + (1|b) + (1|a)", {"b.(Intercept)": 1.1641066801, "a.(Intercept)": 0.5273133923}),
-        ("y ~ x + (1|c) + (1|a) + (1|b)",
-         {"b.(Intercept)": 0.5683235183, "a.(Intercept)": 0.5327021190, "c.(Intercept)": 1.0175031118}),
-        ("y ~ x + (1|a) + (1|c) + (1+x|b)",
-         {"b.(Intercept)": 0.5916137020, "b.x.(Intercept)": 0.1493928575, "b.x": 0.0,
-          "a.(Intercept)": 0.5473304076, "c.(Intercept)": 0.9706558592}),
-        ("y ~ x + (1|c) + (1|a) + (0 + x|a)", {"a.x": 0.0, "a.(Intercept)": 0.5066362, "c.(Intercept)": 1.0134584}),
+        (
+            "y ~ x + (1|c) + (1|a) + (1|b)",
+            {
+                "b.(Intercept)": 0.5683235183,
+                "a.(Intercept)": 0.5327021190,
+                "c.(Intercept)": 1.0175031118,
+            },
+        ),
+        (
+            "y ~ x + (1|a) + (1|c) + (1+x|b)",
+            {
+                "b.(Intercept)": 0.5916137020,
+                "b.x.(Intercept)": 0.1493928575,
+                "b.x": 0.0,
+                "a.(Intercept)": 0.5473304076,
+                "c.(Intercept)": 0.9706558592,
+            },
+        ),
+        (
+            "y ~ x + (1|c) + (1|a) + (0 + x|a)",
+            {"a.x": 0.0, "a.(Intercept)": 0.5066362, "c.(Intercept)": 1.0134584},
+        ),
     ],
 )
 def test_theta_in_lme4_order_with_equal_numbers_of_levels(formula, theta):
@@ -74,9 +103,13 @@ def test_level_relabelling_invariance(sleepstudy):
 
 def test_factor_in_fixed_and_random_parts(sleepstudy):
     """lme4 names the columns factor(x)<level>; (1|factor(g)) groups by g, labelled factor(g)."""
-    data = sleepstudy.assign(Subject=sleepstudy["Subject"].astype(int), week=(sleepstudy["Days"] // 4).astype(int))
+    data = sleepstudy.assign(
+        Subject=sleepstudy["Subject"].astype(int), week=(sleepstudy["Days"] // 4).astype(int)
+    )
     m = mm.LinearMixedModel("Reaction ~ factor(week) + (1|factor(Subject))", data).fit()
-    ref = mm.LinearMixedModel("Reaction ~ week + (1|Subject)", data.assign(week=data["week"].astype(str))).fit()
+    ref = mm.LinearMixedModel(
+        "Reaction ~ week + (1|Subject)", data.assign(week=data["week"].astype(str))
+    ).fit()
     assert m.coefnames == ["(Intercept)", "factor(week)1", "factor(week)2"]
     assert m.theta_names == ["factor(Subject).(Intercept)"]
     assert m.objective == pytest.approx(ref.objective, rel=1e-10)
@@ -86,7 +119,9 @@ def test_factor_in_fixed_and_random_parts(sleepstudy):
 
 def test_backticked_names_with_spaces(sleepstudy):
     """lme4 1.1.31 on the same renaming: coefficient `x y` back-quoted, group 'sub ject' not."""
-    data = sleepstudy.rename(columns={"Reaction": "reaction time", "Subject": "sub ject", "Days": "x y"})
+    data = sleepstudy.rename(
+        columns={"Reaction": "reaction time", "Subject": "sub ject", "Days": "x y"}
+    )
     m = mm.LinearMixedModel("`reaction time` ~ 1 + `x y` + (1|`sub ject`)", data).fit()
     ref = mm.LinearMixedModel("Reaction ~ 1 + Days + (1|Subject)", sleepstudy).fit()
     assert m.coefnames == ["(Intercept)", "`x y`"] and m.theta_names == ["sub ject.(Intercept)"]
@@ -94,10 +129,14 @@ def test_backticked_names_with_spaces(sleepstudy):
 
 
 def test_non_ascii_and_function_named_columns(sleepstudy):
-    data = sleepstudy.rename(columns={"Days": "Tage_ü", "Subject": "Sujet_é"}).assign(exp=sleepstudy["Days"])
+    data = sleepstudy.rename(columns={"Days": "Tage_ü", "Subject": "Sujet_é"}).assign(
+        exp=sleepstudy["Days"]
+    )
     ref = mm.LinearMixedModel("Reaction ~ 1 + Days + (1|Subject)", sleepstudy).fit()
     for f in ("Reaction ~ 1 + Tage_ü + (1|Sujet_é)", "Reaction ~ 1 + exp + (1|Sujet_é)"):
-        assert mm.LinearMixedModel(f, data).fit().objective == pytest.approx(ref.objective, rel=1e-10)
+        assert mm.LinearMixedModel(f, data).fit().objective == pytest.approx(
+            ref.objective, rel=1e-10
+        )
     m = mm.LinearMixedModel("log(Reaction) ~ 1 + exp(exp / 10) + (1|Sujet_é)", data)
     np.testing.assert_allclose(m.structure.fe.X[:, 1], np.exp(sleepstudy["Days"] / 10))
 
@@ -114,7 +153,9 @@ def test_evaluate_expression_placeholders():
 
 
 def test_covariance_must_be_a_mapping(sleepstudy):
-    with pytest.raises(FormulaError, match="covariance= must map grouping-factor names to matrices.*ndarray"):
+    with pytest.raises(
+        FormulaError, match="covariance= must map grouping-factor names to matrices.*ndarray"
+    ):
         build_structure("Reaction ~ 1 + (1|Subject)", sleepstudy, covariance=np.eye(18))
 
 
@@ -143,8 +184,11 @@ def test_numbers_written_as_objects_are_weights(sleepstudy):
 
 @pytest.mark.parametrize(
     "formula, column, family",
-    [("y ~ 1 + Days + (1|Subject)", {"y": 1.0}, "bernoulli"), ("y ~ 1 + Days + (1|Subject)", {"y": 0}, "poisson"),
-     ("cbind(s, f) ~ 1 + Days + (1|Subject)", {"s": 3, "f": 0}, "binomial")],
+    [
+        ("y ~ 1 + Days + (1|Subject)", {"y": 1.0}, "bernoulli"),
+        ("y ~ 1 + Days + (1|Subject)", {"y": 0}, "poisson"),
+        ("cbind(s, f) ~ 1 + Days + (1|Subject)", {"s": 3, "f": 0}, "binomial"),
+    ],
 )
 def test_constant_response_is_lme4s_error(sleepstudy, formula, column, family):
     """glmer: "Response is constant" (check.response.not.const = "stop")."""
@@ -161,7 +205,9 @@ def test_contrasts_for_unused_columns_warn_as_r_does(sleepstudy):
 
 def test_complex_covariance_is_refused(sleepstudy):
     with pytest.raises(DataError, match="covariance for 'Subject' is complex-valued"):
-        build_structure("Reaction ~ 1 + (1|Subject)", sleepstudy, covariance={"Subject": np.eye(18) * (1 + 1j)})
+        build_structure(
+            "Reaction ~ 1 + (1|Subject)", sleepstudy, covariance={"Subject": np.eye(18) * (1 + 1j)}
+        )
 
 
 def test_terms_listed_in_lme4_order():
@@ -171,4 +217,8 @@ def test_terms_listed_in_lme4_order():
     s = build_structure("y ~ x + (1|c) + (1|a) + (1|b)", crossed_data())
     assert [s.reterms[ri].name for ri, _ in lme4_blocks(s.reterms)] == ["b", "a", "c"]
     s = build_structure("y ~ x + (1|c) + (1|a) + (0 + x|a)", crossed_data())
-    assert [(s.reterms[ri].name, bi) for ri, bi in lme4_blocks(s.reterms)] == [("a", 1), ("a", 0), ("c", 0)]
+    assert [(s.reterms[ri].name, bi) for ri, bi in lme4_blocks(s.reterms)] == [
+        ("a", 1),
+        ("a", 0),
+        ("c", 0),
+    ]

@@ -35,7 +35,9 @@ def test_concurrent_fits_leave_the_thread_count_as_it_was(sleepstudy):
     def work(seed: int) -> None:
         try:
             rng = np.random.default_rng(seed)
-            df = sleepstudy.assign(Reaction=sleepstudy["Reaction"] + rng.normal(0, 5, len(sleepstudy)))
+            df = sleepstudy.assign(
+                Reaction=sleepstudy["Reaction"] + rng.normal(0, 5, len(sleepstudy))
+            )
             for _ in range(3):
                 mm.LinearMixedModel("Reaction ~ 1 + Days + (1 + Days|Subject)", df).fit()
         except BaseException as exc:  # noqa: BLE001 - re-raised below in the main thread

@@ -43,7 +43,9 @@ def path(name: str) -> Path:
 
         close = difflib.get_close_matches(str(name).lower(), names(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownDatasetError(f"unknown data set {name!r}{hint}; available: {', '.join(names())}")
+        raise UnknownDatasetError(
+            f"unknown data set {name!r}{hint}; available: {', '.join(names())}"
+        )
     return _DATA / f"{name}.csv"
 
 

@@ -80,16 +80,28 @@ class LatentHeritability:
         return self.sigma2_g == 0.0
 
     def to_frame(self) -> pd.DataFrame:
-        row = {"h2": self.h2, "sigma2_g": self.sigma2_g, "sigma2_residual": self.sigma2_residual,
-               "family": self.family, "link": self.link, "boundary": self.boundary,
-               "h2_observation": self.h2_observation}
+        row = {
+            "h2": self.h2,
+            "sigma2_g": self.sigma2_g,
+            "sigma2_residual": self.sigma2_residual,
+            "family": self.family,
+            "link": self.link,
+            "boundary": self.boundary,
+            "h2_observation": self.h2_observation,
+        }
         return pd.DataFrame([row])
 
     def __repr__(self) -> str:
         edge = " (boundary: σg² = 0)" if self.boundary else ""
-        extra = f", h2 with the Poisson variance = {self.h2_observation:.4f}" if self.h2_observation is not None else ""
-        return (f"Latent-scale heritability ({self.family}, {self.link} link): h2 = {self.h2:.4f}{edge}{extra}\n"
-                f"  sigma2_g = {self.sigma2_g:.4g}, latent residual variance = {self.sigma2_residual:.4g}")
+        extra = (
+            f", h2 with the Poisson variance = {self.h2_observation:.4f}"
+            if self.h2_observation is not None
+            else ""
+        )
+        return (
+            f"Latent-scale heritability ({self.family}, {self.link} link): h2 = {self.h2:.4f}{edge}{extra}\n"
+            f"  sigma2_g = {self.sigma2_g:.4g}, latent residual variance = {self.sigma2_residual:.4g}"
+        )
 
 
 def _paired_kinship(y, K, assume_same_order: bool):
@@ -112,11 +124,19 @@ def _frame(y, K, X, trials) -> tuple[pd.DataFrame, str, pd.DataFrame | np.ndarra
     ids = list(K.index) if isinstance(K, pd.DataFrame) else [f"i{j}" for j in range(n)]
     X = np.ones((n, 1)) if X is None else np.asarray(X, dtype=float).reshape(n, -1)
     cols = {f"x{j}": X[:, j] for j in range(X.shape[1])}
-    df = pd.DataFrame({"y": y, "iid": pd.Categorical([str(i) for i in ids], categories=[str(i) for i in ids]), **cols})
+    df = pd.DataFrame(
+        {
+            "y": y,
+            "iid": pd.Categorical([str(i) for i in ids], categories=[str(i) for i in ids]),
+            **cols,
+        }
+    )
     fixed = " + ".join(["0", *cols])
     if trials is not None:
         df["trials"] = np.asarray(trials, dtype=float)
-    Kdf = pd.DataFrame(np.asarray(K, dtype=float), index=[str(i) for i in ids], columns=[str(i) for i in ids])
+    Kdf = pd.DataFrame(
+        np.asarray(K, dtype=float), index=[str(i) for i in ids], columns=[str(i) for i in ids]
+    )
     return df, fixed, Kdf
 
 
@@ -135,16 +155,27 @@ def threshold_heritability(
     p = float(y.mean())
     k = p if prevalence is None else float(prevalence)
     if not (0 < p < 1 and 0 < k < 1):
-        raise DataError(f"cases and controls are both needed (case fraction {p:.3g}, prevalence {k:.3g})")
+        raise DataError(
+            f"cases and controls are both needed (case fraction {p:.3g}, prevalence {k:.3g})"
+        )
     fit = heritability(y, X, np.asarray(K, dtype=float))
     z = norm.pdf(norm.ppf(1.0 - k))
     h2 = fit.h2 * k * (1 - k) / z**2 * k * (1 - k) / (p * (1 - p))
     return LatentHeritability(float(h2), fit.sigma2_g, fit.sigma2_e, "bernoulli", "threshold", fit)
 
 
-def latent_heritability(y, K, X=None, *, family: str = "bernoulli", link: str | None = None,
-                        trials=None, method: str = "glmm", prevalence: float | None = None,
-                        assume_same_order: bool = False) -> LatentHeritability:
+def latent_heritability(
+    y,
+    K,
+    X=None,
+    *,
+    family: str = "bernoulli",
+    link: str | None = None,
+    trials=None,
+    method: str = "glmm",
+    prevalence: float | None = None,
+    assume_same_order: bool = False,
+) -> LatentHeritability:
     """Heritability of a binary, binomial or count trait on the latent scale.
 
     Parameters
@@ -179,17 +210,22 @@ def latent_heritability(y, K, X=None, *, family: str = "bernoulli", link: str | 
         raise DataError(f"unknown method {method!r}; use 'glmm' or 'threshold'")
     fam = get_family(family, link or ("probit" if family in ("bernoulli", "binomial") else None))
     if not isinstance(fam, (Bernoulli, Binomial, Poisson)):
-        raise DataError(f"latent-scale heritability is for bernoulli, binomial or poisson traits, not {fam.name!r}")
+        raise DataError(
+            f"latent-scale heritability is for bernoulli, binomial or poisson traits, not {fam.name!r}"
+        )
     from mixedmodels.glmm import GeneralizedLinearMixedModel
 
     df, fixed, Kdf = _frame(y, K, X, trials)
     if isinstance(fam, Poisson):
         return _poisson(df, fixed, Kdf, fam)
     if fam.link.name not in LINK_VARIANCE:
-        raise DataError(f"latent-scale heritability needs a probit, logit or cloglog link, not {fam.link.name!r}")
+        raise DataError(
+            f"latent-scale heritability needs a probit, logit or cloglog link, not {fam.link.name!r}"
+        )
     weights = "trials" if trials is not None else None
-    m = GeneralizedLinearMixedModel(f"y ~ {fixed} + (1|iid)", df, family=fam, weights=weights,
-                                    covariance={"iid": Kdf}).fit()
+    m = GeneralizedLinearMixedModel(
+        f"y ~ {fixed} + (1|iid)", df, family=fam, weights=weights, covariance={"iid": Kdf}
+    ).fit()
     s2g = float(m.theta[0] ** 2)
     s2e = LINK_VARIANCE[fam.link.name]
     return LatentHeritability(s2g / (s2g + s2e), s2g, s2e, fam.name, fam.link.name, m)
@@ -199,8 +235,9 @@ def _poisson(df: pd.DataFrame, fixed: str, Kdf: pd.DataFrame, fam) -> LatentHeri
     from mixedmodels.glmm import GeneralizedLinearMixedModel
 
     df = df.assign(obs=pd.Categorical(np.arange(len(df))))
-    m = GeneralizedLinearMixedModel(f"y ~ {fixed} + (1|iid) + (1|obs)", df, family=fam,
-                                    covariance={"iid": Kdf}).fit()
+    m = GeneralizedLinearMixedModel(
+        f"y ~ {fixed} + (1|iid) + (1|obs)", df, family=fam, covariance={"iid": Kdf}
+    ).fit()
     names = m.theta_names
     s2g = float(m.theta[[i for i, n in enumerate(names) if n.startswith("iid.")][0]] ** 2)
     s2e = float(m.theta[[i for i, n in enumerate(names) if n.startswith("obs.")][0]] ** 2)

@@ -67,7 +67,9 @@ class BootstrapResult(pd.DataFrame):
     @property
     def failures(self) -> pd.DataFrame:
         """The replicates that failed or were not run, with the reason (one row each)."""
-        messages = pd.Series(self.attrs.get("messages", [""] * len(self)), index=self.index, name="message")
+        messages = pd.Series(
+            self.attrs.get("messages", [""] * len(self)), index=self.index, name="message"
+        )
         return messages[messages != ""].to_frame()
 
     @property
@@ -112,7 +114,9 @@ class _Replicator:
     def _one(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, str]:
         y = self.plan.draw(np.random.default_rng(seed))
         m = self.model
-        if len(m.optsum.initial) == len(self.start):  # warm start from θ̂ where the fit takes θ alone
+        if len(m.optsum.initial) == len(
+            self.start
+        ):  # warm start from θ̂ where the fit takes θ alone
             m.optsum.initial = self.start.copy()
         try:
             with warnings.catch_warnings():
@@ -166,7 +170,9 @@ def _executor(backend: str, n_jobs: int, payload: bytes):
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
     if backend == "processes":
-        return ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_process, initargs=(payload,)), _run_process
+        return ProcessPoolExecutor(
+            max_workers=n_jobs, initializer=_init_process, initargs=(payload,)
+        ), _run_process
     return ThreadPoolExecutor(max_workers=n_jobs), lambda seeds: _run_thread(payload, seeds)
 
 
@@ -199,7 +205,9 @@ def _run_parallel(rep: _Replicator, seeds, n_jobs: int, backend: str, bar, out: 
             f"the model cannot be sent to worker processes ({exc}); use n_jobs=1"
         ) from None
     pool, task = _executor(backend, n_jobs, payload)
-    futures = {pool.submit(task, [seeds[i] for i in chunk]): chunk for chunk in _chunks(len(seeds), n_jobs)}
+    futures = {
+        pool.submit(task, [seeds[i] for i in chunk]): chunk for chunk in _chunks(len(seeds), n_jobs)
+    }
     try:
         for future in as_completed(futures):
             chunk = futures[future]
@@ -219,8 +227,15 @@ def _run_serial(rep: _Replicator, seeds, bar, out: _Results) -> None:
             bar.update(1)
 
 
-def parametric_bootstrap(model: MixedModel, n: int = 1000, seed: Any = None, *, n_jobs: int = 1, progress: bool | str = "auto",
-                         backend: str = "processes") -> BootstrapResult:
+def parametric_bootstrap(
+    model: MixedModel,
+    n: int = 1000,
+    seed: Any = None,
+    *,
+    n_jobs: int = 1,
+    progress: bool | str = "auto",
+    backend: str = "processes",
+) -> BootstrapResult:
     """Parametric bootstrap: refit the model to ``n`` responses simulated from it.
 
     Parameters
@@ -270,7 +285,8 @@ def parametric_bootstrap(model: MixedModel, n: int = 1000, seed: Any = None, *, 
         # stop promptly and keep what is done: the rows not run are NaN and marked so
         warnings.warn(
             f"bootstrap interrupted: {n - out.messages.count(NOT_RUN)} of {n} replicates done; "
-            "the result holds them (attrs['complete'] is False)", stacklevel=2,
+            "the result holds them (attrs['complete'] is False)",
+            stacklevel=2,
         )
     finally:
         if bar is not None:
@@ -289,9 +305,18 @@ def _result(res: _Results, columns, params, model, layout, root) -> BootstrapRes
     out = BootstrapResult(pd.DataFrame(res.values, columns=columns, index=index))
     failed = sum(1 for msg in res.messages if msg and msg != NOT_RUN)
     if failed:
-        warnings.warn(f"{failed} of {len(res.values)} bootstrap refits failed; their rows are NaN and "
-                      "result.failures says why", stacklevel=3)
+        warnings.warn(
+            f"{failed} of {len(res.values)} bootstrap refits failed; their rows are NaN and "
+            "result.failures says why",
+            stacklevel=3,
+        )
     estimates = dict(zip(columns, _estimates(model, layout).tolist()))
-    out.attrs.update(seed=root.entropy, parameters=params, estimates=estimates, failed=failed,
-                     complete=res.complete, messages=list(res.messages))
+    out.attrs.update(
+        seed=root.entropy,
+        parameters=params,
+        estimates=estimates,
+        failed=failed,
+        complete=res.complete,
+        messages=list(res.messages),
+    )
     return out

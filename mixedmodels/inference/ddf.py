@@ -28,7 +28,9 @@ def normalize_ddf(ddf: str) -> str:
     """``"satterthwaite"`` or ``"kenward-roger"`` from any accepted spelling."""
     key = str(ddf).lower().replace(" ", "")
     if key not in _ALIASES:
-        raise MixedModelsError(f"unknown ddf method {ddf!r}; use 'satterthwaite' or 'kenward-roger'")
+        raise MixedModelsError(
+            f"unknown ddf method {ddf!r}; use 'satterthwaite' or 'kenward-roger'"
+        )
     return _ALIASES[key]
 
 
@@ -54,7 +56,9 @@ def _t_table(estimate: np.ndarray, se: np.ndarray, df: np.ndarray, index) -> pd.
 
     tval = estimate / se
     p = 2 * student.sf(np.abs(tval), df)
-    return pd.DataFrame({"Estimate": estimate, "Std. Error": se, "df": df, "t": tval, "p": p}, index=index)
+    return pd.DataFrame(
+        {"Estimate": estimate, "Std. Error": se, "df": df, "t": tval, "p": p}, index=index
+    )
 
 
 def ddf_coeftable(model, ddf: str) -> pd.DataFrame:

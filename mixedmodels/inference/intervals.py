@@ -42,9 +42,18 @@ def _wald(model, level: float) -> pd.DataFrame:
     return out
 
 
-def confint(model, method: str = "profile", level: float = 0.95, *, parm: list[str] | None = None,
-            n: int = 1000, seed: Any = None, n_jobs: int = 1, boot_method: str = "shortest",
-            progress: bool | str = "auto") -> pd.DataFrame:
+def confint(
+    model,
+    method: str = "profile",
+    level: float = 0.95,
+    *,
+    parm: list[str] | None = None,
+    n: int = 1000,
+    seed: Any = None,
+    n_jobs: int = 1,
+    boot_method: str = "shortest",
+    progress: bool | str = "auto",
+) -> pd.DataFrame:
     """Confidence intervals of a fitted model's parameters.
 
     Parameters
@@ -70,7 +79,9 @@ def confint(model, method: str = "profile", level: float = 0.95, *, parm: list[s
     wanted = names if parm is None else ([parm] if isinstance(parm, str) else list(parm))
     unknown = [p for p in wanted if p not in names]
     if unknown:
-        raise MixedModelsError(f"unknown parameter(s) {unknown}; the model's parameters are {names}")
+        raise MixedModelsError(
+            f"unknown parameter(s) {unknown}; the model's parameters are {names}"
+        )
     if method == "wald":
         table = _wald(model, level)
     elif method == "profile":

@@ -64,7 +64,9 @@ def _term_columns(model) -> tuple[sp.csr_matrix, list[tuple[int, slice, int]]]:
         block = r.blocks[bi]
         layout.append((start, block, ri))
         for col in range(block.start, block.stop):
-            blocks.append(sp.csr_matrix((r.z[:, col], (np.arange(n), r.refs)), shape=(n, r.nlevels)))
+            blocks.append(
+                sp.csr_matrix((r.z[:, col], (np.arange(n), r.refs)), shape=(n, r.nlevels))
+            )
             start += r.nlevels
     return sp.hstack(blocks, format="csr"), layout
 
@@ -91,7 +93,9 @@ def _structure(model) -> tuple[sp.csr_matrix, list[sp.csr_matrix], np.ndarray]:
         L = r.nlevels
         for b in range(cov.shape[0]):
             for a in range(b, cov.shape[0]):
-                pairs = [(start + a * L, start + b * L)] + ([(start + b * L, start + a * L)] if a != b else [])
+                pairs = [(start + a * L, start + b * L)] + (
+                    [(start + b * L, start + a * L)] if a != b else []
+                )
                 M.append(_selection(m, pairs, L))
                 gamma.append(cov[a, b])
     M.append(_selection(m, [(q, q)], n))
@@ -118,7 +122,9 @@ def _information_pieces(model):
     for r in range(k):
         for s in range(r + 1):
             info[r, s] = info[s, r] = (
-                np.sum(MK[r] * MK[s].T) - 2 * np.sum(Phi * Q[r][s]) + np.sum((Phi @ P[r]) * (P[s] @ Phi))
+                np.sum(MK[r] * MK[s].T)
+                - 2 * np.sum(Phi * Q[r][s])
+                + np.sum((Phi @ P[r]) * (P[s] @ Phi))
             )
     return Phi, P, Q, info
 

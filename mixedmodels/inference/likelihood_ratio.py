@@ -78,7 +78,9 @@ def _check_comparable(models) -> None:
         criteria = {m.criterion.split()[0] for m in models}
         families = {(type(m.family).__name__, type(m.family.link).__name__) for m in models}
         if len(criteria) > 1 or len(families) > 1:
-            raise MixedModelsError("generalised models must share family, link and nagq to be compared")
+            raise MixedModelsError(
+                "generalised models must share family, link and nagq to be compared"
+            )
 
 
 def _check_nested(small, big) -> None:
@@ -121,7 +123,10 @@ def lrt(*models, names: list[str] | None = None, check_nested: bool = True) -> p
         raise MixedModelsError(f"got {len(labels)} names for {len(models)} models")
     _check_comparable(models)
     if any(m.reml for m in models):
-        warnings.warn("refitting REML model(s) by maximum likelihood for the likelihood ratio test", stacklevel=2)
+        warnings.warn(
+            "refitting REML model(s) by maximum likelihood for the likelihood ratio test",
+            stacklevel=2,
+        )
         models = tuple(as_ml(m) for m in models)
     order = sorted(range(len(models)), key=lambda i: models[i].dof)
     ordered = [models[i] for i in order]

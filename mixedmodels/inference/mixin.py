@@ -41,8 +41,14 @@ class InferenceMixin:
 
         return model_markdown(self)
 
-    def profile(self, which: list[str] | None = None, *, levels=(0.95,), progress: bool | str = "auto",
-                **kwargs: Any) -> ProfileResult:
+    def profile(
+        self,
+        which: list[str] | None = None,
+        *,
+        levels=(0.95,),
+        progress: bool | str = "auto",
+        **kwargs: Any,
+    ) -> ProfileResult:
         """Likelihood profiles of the parameters (see :func:`mixedmodels.inference.profiling.profile`).
 
         Returns a tidy DataFrame (``parameter``, ``zeta`` and every parameter's
@@ -63,9 +69,16 @@ class InferenceMixin:
 
         return confint(self, method, level, **kwargs)
 
-    def predict(self, newdata: pd.DataFrame | None = None, *, re_form: Any = None,
-                new_levels: str = "population", type: str = "link", offset=None,
-                allow_new_levels: bool | None = None) -> pd.Series:
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        *,
+        re_form: Any = None,
+        new_levels: str = "population",
+        type: str = "link",
+        offset=None,
+        allow_new_levels: bool | None = None,
+    ) -> pd.Series:
         """Predictions on the training data or ``newdata`` (see :func:`mixedmodels.inference.prediction.predict`).
 
         ``re_form="~0"`` gives population predictions (new data then need no
@@ -79,10 +92,13 @@ class InferenceMixin:
         if allow_new_levels is not None:
             new_levels = "population" if allow_new_levels else "error"
 
-        return predict(self, newdata, re_form=re_form, new_levels=new_levels, type=type, offset=offset)
+        return predict(
+            self, newdata, re_form=re_form, new_levels=new_levels, type=type, offset=offset
+        )
 
-    def simulate(self, n: int = 1, seed: Any = None, newdata: pd.DataFrame | None = None,
-                 **kwargs: Any) -> pd.DataFrame:
+    def simulate(
+        self, n: int = 1, seed: Any = None, newdata: pd.DataFrame | None = None, **kwargs: Any
+    ) -> pd.DataFrame:
         """``n`` simulated responses, one column each (see :func:`mixedmodels.inference.simulation.simulate`)."""
         from .simulation import simulate
 

@@ -81,7 +81,9 @@ def _as_training_type(name: str, values: pd.Series, train: pd.Series, in_matrix:
         converted = pd.to_numeric(values, errors="coerce")
         bad = values[converted.isna() & values.notna()]
         if len(bad):
-            raise DataError(f"column {name!r} must be numeric as in the training data; got {bad.iloc[0]!r}")
+            raise DataError(
+                f"column {name!r} must be numeric as in the training data; got {bad.iloc[0]!r}"
+            )
         return converted.astype(float)
     levels = _training_levels(train)
     by_label = {str(v): v for v in levels}
@@ -94,7 +96,9 @@ def _as_training_type(name: str, values: pd.Series, train: pd.Series, in_matrix:
         )
     mapped = labels.map(lambda v: by_label.get(v, np.nan) if not pd.isna(v) else np.nan)
     if isinstance(train.dtype, pd.CategoricalDtype):
-        return pd.Series(pd.Categorical(mapped, categories=train.cat.categories), index=values.index)
+        return pd.Series(
+            pd.Categorical(mapped, categories=train.cat.categories), index=values.index
+        )
     return mapped
 
 
@@ -129,7 +133,9 @@ def new_data(model, data: pd.DataFrame, keep: set[int] | None = None) -> NewData
     needed = list(dict.fromkeys(in_matrix + groups))
     missing = [c for c in needed if c not in data.columns]
     if missing:
-        raise DataError(f"the new data lack column(s) {', '.join(map(repr, missing))} used by the model")
+        raise DataError(
+            f"the new data lack column(s) {', '.join(map(repr, missing))} used by the model"
+        )
     raw = data.loc[:, needed].reset_index(drop=True)
     converted = {c: _as_training_type(c, raw[c], train[c], c in in_matrix) for c in in_matrix}
     labels = {c: _group_labels(raw[c], train[c]) for c in groups}
@@ -152,17 +158,25 @@ def term_design(model, term_id: int):
     cache = _DESIGNS.setdefault(model, {})
     if term_id not in cache:
         term = model.structure.formula.random[term_id]
-        cache[term_id] = model_matrix(term.expr, model.structure.frame.frame, model.structure.contrasts)
+        cache[term_id] = model_matrix(
+            term.expr, model.structure.frame.frame, model.structure.contrasts
+        )
     return cache[term_id]
 
 
-def level_codes(remat, groups: pd.DataFrame, factors: tuple[str, ...], number_unseen: bool = False) -> np.ndarray:
+def level_codes(
+    remat, groups: pd.DataFrame, factors: tuple[str, ...], number_unseen: bool = False
+) -> np.ndarray:
     """Codes of the new rows in ``remat.levels``.
 
     A level the model has not seen is coded -1, or, with ``number_unseen``,
     nlevels, nlevels + 1, ... in order of first appearance.
     """
-    labels = groups[list(factors)].astype(str).agg(":".join, axis=1) if len(factors) > 1 else groups[factors[0]]
+    labels = (
+        groups[list(factors)].astype(str).agg(":".join, axis=1)
+        if len(factors) > 1
+        else groups[factors[0]]
+    )
     lookup = {lev: i for i, lev in enumerate(remat.levels)}
     codes = []
     for v in labels:

@@ -140,13 +140,17 @@ class VarianceLayout:
 
     def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
         """θ (lme4's order) and σ -> standard deviations and correlations, shape (ntheta,)."""
-        return np.concatenate([t.to_sdcor(c, sigma) for t, c in self._chunks(np.asarray(theta, float))])
+        return np.concatenate(
+            [t.to_sdcor(c, sigma) for t, c in self._chunks(np.asarray(theta, float))]
+        )
 
     def to_theta(self, sdcor: np.ndarray, sigma: float) -> np.ndarray:
         """Standard deviations and correlations and σ -> θ in lme4's order."""
         if not sigma > 0:
             raise NotPositiveDefinite("sigma must be positive")
-        return np.concatenate([t.to_theta(c, sigma) for t, c in self._chunks(np.asarray(sdcor, float))])
+        return np.concatenate(
+            [t.to_theta(c, sigma) for t, c in self._chunks(np.asarray(sdcor, float))]
+        )
 
     def is_sd(self) -> np.ndarray:
         """Boolean per element: a standard deviation (True) or a correlation (False)."""

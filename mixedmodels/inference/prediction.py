@@ -62,7 +62,9 @@ def _match_term(model, term, re_form: str) -> int:
     )
 
 
-def term_rows(model, nd, number_unseen: bool = False, keep: set[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def term_rows(
+    model, nd, number_unseen: bool = False, keep: set[int] | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per ReMat: its model matrix (rows, k) and level codes on ``nd`` (training data if None).
 
     Unseen levels are coded -1, or with ``number_unseen`` nlevels, nlevels + 1, ...
@@ -119,19 +121,34 @@ def _offset(model, nd, offset) -> np.ndarray | float:
         return model.offset
     from ..structure import evaluate_expression
 
-    total = sum((np.asarray(evaluate_expression(e, nd.frame, "offset"), float) for e in model.structure.formula.offsets), 0.0)
+    total = sum(
+        (
+            np.asarray(evaluate_expression(e, nd.frame, "offset"), float)
+            for e in model.structure.formula.offsets
+        ),
+        0.0,
+    )
     if offset is not None:
         arr = np.asarray(offset, dtype=float)
         if arr.shape != nd.complete.shape:
-            raise DataError(f"offset must have one value per row of the new data ({len(nd.complete)}), got shape {arr.shape}")
+            raise DataError(
+                f"offset must have one value per row of the new data ({len(nd.complete)}), got shape {arr.shape}"
+            )
         return total + arr[nd.complete]
     if "(offset)" in model.structure.frame.frame.columns:
-        raise MixedModelsError("the model was fitted with an offset argument: pass offset= (one value per new row)")
+        raise MixedModelsError(
+            "the model was fitted with an offset argument: pass offset= (one value per new row)"
+        )
     return total
 
 
-def linear_predictor(model: MixedModel, newdata: pd.DataFrame | None, re_form: Any = None,
-                     new_levels: str = "population", offset=None):
+def linear_predictor(
+    model: MixedModel,
+    newdata: pd.DataFrame | None,
+    re_form: Any = None,
+    new_levels: str = "population",
+    offset=None,
+):
     """η on the training data or the complete rows of ``newdata``; also the NewData (or None)."""
     keep = selected_terms(model, re_form)
     nd = None if newdata is None else new_data(model, newdata, keep)
@@ -140,12 +157,23 @@ def linear_predictor(model: MixedModel, newdata: pd.DataFrame | None, re_form: A
     X = model.structure.fe.X if nd is None else model.structure.fe.X_on(nd.frame)
     rows = term_rows(model, nd, keep=keep)
     _check_new_levels(model, rows, keep, new_levels, nd)
-    eta = X @ model.beta + _offset(model, nd, offset) + random_part(model.reterms, rows, keep, model.b())
+    eta = (
+        X @ model.beta
+        + _offset(model, nd, offset)
+        + random_part(model.reterms, rows, keep, model.b())
+    )
     return eta, nd
 
 
-def predict(model: MixedModel, newdata: pd.DataFrame | None = None, *, re_form: Any = None, new_levels: str = "population",
-            type: str = "link", offset=None) -> pd.Series:
+def predict(
+    model: MixedModel,
+    newdata: pd.DataFrame | None = None,
+    *,
+    re_form: Any = None,
+    new_levels: str = "population",
+    type: str = "link",
+    offset=None,
+) -> pd.Series:
     """Predictions of a fitted linear or generalised mixed model.
 
     Parameters

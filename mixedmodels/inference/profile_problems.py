@@ -52,19 +52,27 @@ class _Problem:
     scale: np.ndarray
     base: float
 
-    def _setup(self, sdcor: np.ndarray, sigma: float | None, beta: np.ndarray, se: np.ndarray, coefnames) -> None:
+    def _setup(
+        self, sdcor: np.ndarray, sigma: float | None, beta: np.ndarray, se: np.ndarray, coefnames
+    ) -> None:
         lo, hi = self.layout.bounds()
         sd = self.layout.is_sd()
         extra = [] if sigma is None else [sigma]
-        self.names = self.layout.names() + (["sigma"] if sigma is not None else []) + list(coefnames)
-        self.kinds = [("sd" if s else "cor") for s in sd] + ["sigma"] * len(extra) + ["beta"] * len(beta)
+        self.names = (
+            self.layout.names() + (["sigma"] if sigma is not None else []) + list(coefnames)
+        )
+        self.kinds = (
+            [("sd" if s else "cor") for s in sd] + ["sigma"] * len(extra) + ["beta"] * len(beta)
+        )
         self.estimate = np.concatenate([sdcor, extra, beta])
         self.lower = np.concatenate([lo, [0.0] * len(extra), np.full(len(beta), -np.inf)])
         self.upper = np.concatenate([hi, [np.inf] * len(extra), np.full(len(beta), np.inf)])
         var_scale = np.where(sd, np.maximum(np.abs(sdcor), 1e-2 * max(sigma or 1.0, 1e-8)), 0.5)
         self.scale = np.concatenate([var_scale, extra, se])
 
-    def _optimize_others(self, fun, j: int, value: float, start: np.ndarray, idx: np.ndarray) -> tuple[float, np.ndarray]:
+    def _optimize_others(
+        self, fun, j: int, value: float, start: np.ndarray, idx: np.ndarray
+    ) -> tuple[float, np.ndarray]:
         """Minimise ``fun`` over the parameters ``idx`` (not containing j) with parameter j at ``value``."""
         others = idx[idx != j]
         full = start.copy()
@@ -74,7 +82,9 @@ class _Problem:
             full[others] = x
             return fun(full)
 
-        dev, xmin = minimize_bounded(inner, start[others], self.lower[others], self.upper[others], self.scale[others])
+        dev, xmin = minimize_bounded(
+            inner, start[others], self.lower[others], self.upper[others], self.scale[others]
+        )
         full[others] = xmin
         return dev, full
 
@@ -88,7 +98,9 @@ class LmmProfile(_Problem):
         self.layout = variance_layout(m)
         self.ntheta = len(m.theta)
         self.base = m.objective
-        self._setup(self.layout.to_sdcor(m.theta, m.sigma), m.sigma, m.beta.copy(), m.stderror, m.coefnames)
+        self._setup(
+            self.layout.to_sdcor(m.theta, m.sigma), m.sigma, m.beta.copy(), m.stderror, m.coefnames
+        )
         self._theta_hat = m.theta.copy()
         self._reduced: dict[int, object] = {}
 
@@ -140,7 +152,9 @@ class LmmProfile(_Problem):
             keep = [i for i in range(len(m.beta)) if i != k]
             fe = FeTerm(Design(m.structure.fe.X[:, keep], [m.coefnames[i] for i in keep], None, {}))
             structure = replace(m.structure, fe=fe, reterms=copy.deepcopy(m.reterms))
-            self._reduced[k] = type(m).from_structure(structure, m.response.copy(), index=m.obs_index)
+            self._reduced[k] = type(m).from_structure(
+                structure, m.response.copy(), index=m.obs_index
+            )
         return self._reduced[k]
 
 
@@ -162,7 +176,13 @@ class GlmmProfile(_Problem):
         self.layout = variance_layout(self.m)
         self.ntheta = len(self.m.theta)
         self.base = self.m.objective
-        self._setup(self.layout.to_sdcor(self.m.theta, 1.0), None, self.m.beta.copy(), self.m.stderror, self.m.coefnames)
+        self._setup(
+            self.layout.to_sdcor(self.m.theta, 1.0),
+            None,
+            self.m.beta.copy(),
+            self.m.stderror,
+            self.m.coefnames,
+        )
 
     @property
     def nvar(self) -> int:

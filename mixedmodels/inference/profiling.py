@@ -78,7 +78,9 @@ def _normal_quantile(level: float) -> float:
     return float(norm.ppf(0.5 + level / 2))
 
 
-def profile_interval(values: np.ndarray, zeta: np.ndarray, z: float, lower: float, upper: float) -> tuple[float, float]:
+def profile_interval(
+    values: np.ndarray, zeta: np.ndarray, z: float, lower: float, upper: float
+) -> tuple[float, float]:
     """Where an interpolated profile crosses -z and +z.
 
     ζ as a function of the parameter is interpolated by a natural cubic
@@ -133,7 +135,9 @@ def _zeta(problem, j: int, value: float, dev: float, warned: list) -> float:
     return math.copysign(math.sqrt(max(diff, 0.0)), value - problem.estimate[j])
 
 
-def _fix_checked(problem, j: int, value: float, last: tuple, delta: float) -> tuple[float, np.ndarray]:
+def _fix_checked(
+    problem, j: int, value: float, last: tuple, delta: float
+) -> tuple[float, np.ndarray]:
     """The profile at ``value`` from the last point; retried from the estimate if ζ jumps.
 
     The conditional optimum from a warm start is usually right, but the
@@ -142,7 +146,10 @@ def _fix_checked(problem, j: int, value: float, last: tuple, delta: float) -> tu
     the estimate and the lower deviance kept.
     """
     dev, row = problem.fix(j, value, last[1])
-    moved = abs(math.copysign(math.sqrt(max(dev - problem.base, 0.0)), value - problem.estimate[j]) - last[0])
+    moved = abs(
+        math.copysign(math.sqrt(max(dev - problem.base, 0.0)), value - problem.estimate[j])
+        - last[0]
+    )
     if moved > 3 * delta or abs(dev - problem.base) < last[0] ** 2 - 1e-9:
         dev2, row2 = problem.fix(j, value, problem.estimate)
         if dev2 < dev:
@@ -150,7 +157,9 @@ def _fix_checked(problem, j: int, value: float, last: tuple, delta: float) -> tu
     return dev, row
 
 
-def _walk(problem, j: int, direction: int, cutoff: float, delta: float, maxpts: int, warned: list) -> list:
+def _walk(
+    problem, j: int, direction: int, cutoff: float, delta: float, maxpts: int, warned: list
+) -> list:
     """Profile points of parameter j from the estimate in one direction: [(zeta, row), ...]."""
     est, lo, hi = problem.estimate[j], problem.lower[j], problem.upper[j]
     points = [(0.0, problem.estimate.copy())]
@@ -201,7 +210,9 @@ def _crossings(problem, j: int, points: list, targets: list[float], warned: list
             except (ValueError, RuntimeError):
                 continue
             if root not in known:
-                extra.append((target, found[root] if root in found else problem.fix(j, root, r0)[1]))
+                extra.append(
+                    (target, found[root] if root in found else problem.fix(j, root, r0)[1])
+                )
     return extra
 
 
@@ -229,8 +240,16 @@ def _repair(problem, j: int, points: list, warned: list, passes: int = 3) -> lis
     return points
 
 
-def profile(model, which: list[str] | None = None, *, levels=(0.95,), alphamax: float = 0.01,
-            maxpts: int = 100, delta: float | None = None, progress: bool | str = "auto") -> ProfileResult:
+def profile(
+    model,
+    which: list[str] | None = None,
+    *,
+    levels=(0.95,),
+    alphamax: float = 0.01,
+    maxpts: int = 100,
+    delta: float | None = None,
+    progress: bool | str = "auto",
+) -> ProfileResult:
     """Profile the deviance of a fitted model over its parameters.
 
     Parameters
@@ -267,14 +286,20 @@ def profile(model, which: list[str] | None = None, *, levels=(0.95,), alphamax: 
     targets = [s * _normal_quantile(level) for level in levels for s in (-1, 1)]
     frames, warned = [], []
     for j in _progress(chosen, progress, problem.names):
-        down, up = (_repair(problem, j, _walk(problem, j, d, cutoff, delta, maxpts, warned), warned) for d in (-1, 1))
+        down, up = (
+            _repair(problem, j, _walk(problem, j, d, cutoff, delta, maxpts, warned), warned)
+            for d in (-1, 1)
+        )
         points = down[::-1] + up[1:]
         points += _crossings(problem, j, points, targets, warned)
         frames.append(_frame(problem, j, sorted(points, key=lambda p: p[1][j])))
     out = ProfileResult(pd.concat(frames, ignore_index=True))
     out.attrs.update(
         estimates=dict(zip(problem.names, problem.estimate.tolist())),
-        bounds={n: (float(problem.lower[j]), float(problem.upper[j])) for j, n in enumerate(problem.names)},
+        bounds={
+            n: (float(problem.lower[j]), float(problem.upper[j]))
+            for j, n in enumerate(problem.names)
+        },
         kinds=dict(zip(problem.names, problem.kinds)),
         deviance=problem.base,
     )
@@ -289,7 +314,9 @@ def _chosen(names: list[str], which: list[str] | None) -> list[int]:
     which = [which] if isinstance(which, str) else list(which)
     unknown = [w for w in which if w not in names]
     if unknown:
-        raise MixedModelsError(f"unknown parameter(s) {unknown}; the model's parameters are {names}")
+        raise MixedModelsError(
+            f"unknown parameter(s) {unknown}; the model's parameters are {names}"
+        )
     return [names.index(w) for w in which]
 
 

@@ -35,7 +35,9 @@ def _load(source) -> OptSummary:
     try:
         return OptSummary.load(path)
     except (ValueError, KeyError, TypeError) as exc:
-        raise MixedModelsError(f"{str(path)!r} is not a saved optimisation summary ({exc})") from None
+        raise MixedModelsError(
+            f"{str(path)!r} is not a saved optimisation summary ({exc})"
+        ) from None
 
 
 def restore_optsum(model: MixedModel, source, *, rtol: float = RTOL):

@@ -59,7 +59,8 @@ def _pseudo_inverse(H: np.ndarray, tol: float = 1e-8) -> np.ndarray:
     if np.any(values < -tol):
         warnings.warn(
             "the Hessian of the criterion has negative eigenvalues: the fit may not have converged, "
-            "so the degrees of freedom are unreliable", stacklevel=4,
+            "so the degrees of freedom are unreliable",
+            stacklevel=4,
         )
     keep = values > tol
     return (vectors[:, keep] / values[keep]) @ vectors[:, keep].T

@@ -43,11 +43,15 @@ def lambdas_for(model: MixedModel, theta: np.ndarray | None) -> list[np.ndarray]
         return [r.lambda_.copy() for r in model.reterms]
     theta = np.asarray(theta, dtype=float)
     if theta.shape != model.lowerbd.shape:
-        raise MixedModelsError(f"theta must have {len(model.lowerbd)} elements, got shape {theta.shape}")
+        raise MixedModelsError(
+            f"theta must have {len(model.lowerbd)} elements, got shape {theta.shape}"
+        )
     return lambdas(model.reterms, model.structure.theta_perm, theta)
 
 
-def _family_draw(family, phi: float, mu: np.ndarray, wt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _family_draw(
+    family, phi: float, mu: np.ndarray, wt: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Responses from a GLM family with means ``mu``, dispersion φ and prior weights ``wt``."""
     from ..families import Bernoulli, Binomial, Gamma, Gaussian, InverseGaussian, Poisson
 
@@ -118,8 +122,16 @@ class SimulationPlan:
         return _family_draw(self.family, self.scale**2, self.family.link.linkinv(eta), self.wt, rng)
 
 
-def simulation_plan(model, newdata: pd.DataFrame | None = None, *, re_form: Any = "~0", beta=None,
-                    sigma: float | None = None, theta=None, weights=None) -> SimulationPlan:
+def simulation_plan(
+    model,
+    newdata: pd.DataFrame | None = None,
+    *,
+    re_form: Any = "~0",
+    beta=None,
+    sigma: float | None = None,
+    theta=None,
+    weights=None,
+) -> SimulationPlan:
     """The :class:`SimulationPlan` of a fitted model (arguments as :func:`simulate`)."""
     nd = None if newdata is None else new_data(model, newdata)
     return _plan(model, nd, re_form, beta, sigma, theta, weights)
@@ -129,20 +141,37 @@ def _plan(model, nd, re_form, beta, sigma, theta, weights) -> SimulationPlan:
     keep = selected_terms(model, re_form)
     beta = model.beta if beta is None else np.asarray(beta, dtype=float)
     if beta.shape != model.beta.shape:
-        raise MixedModelsError(f"beta must have {len(model.beta)} elements ({model.coefnames}), got shape {beta.shape}")
+        raise MixedModelsError(
+            f"beta must have {len(model.beta)} elements ({model.coefnames}), got shape {beta.shape}"
+        )
     X = model.structure.fe.X if nd is None else model.structure.fe.X_on(nd.frame)
     scale = float(sigma) if sigma is not None else (model.sigma if model.sigma is not None else 1.0)
     return SimulationPlan(
-        reterms=model.reterms, nterms=len(model.structure.formula.random),
-        fixed=X @ beta + _offset(model, nd, None), rows=term_rows(model, nd, number_unseen=True),
-        keep=keep, b_hat=model.b() if keep else [], lambdas=lambdas_for(model, theta), scale=scale,
-        wt=_prior_weights(model, nd, weights), family=model.family,
+        reterms=model.reterms,
+        nterms=len(model.structure.formula.random),
+        fixed=X @ beta + _offset(model, nd, None),
+        rows=term_rows(model, nd, number_unseen=True),
+        keep=keep,
+        b_hat=model.b() if keep else [],
+        lambdas=lambdas_for(model, theta),
+        scale=scale,
+        wt=_prior_weights(model, nd, weights),
+        family=model.family,
     )
 
 
-def simulate(model: MixedModel, n: int = 1, seed: Any = None, newdata: pd.DataFrame | None = None, *,
-             re_form: Any = "~0", beta=None, sigma: float | None = None, theta=None,
-             weights=None) -> pd.DataFrame:
+def simulate(
+    model: MixedModel,
+    n: int = 1,
+    seed: Any = None,
+    newdata: pd.DataFrame | None = None,
+    *,
+    re_form: Any = "~0",
+    beta=None,
+    sigma: float | None = None,
+    theta=None,
+    weights=None,
+) -> pd.DataFrame:
     """Simulate ``n`` responses from a fitted model.
 
     Parameters

@@ -27,7 +27,7 @@ _LAZY = {
 # The function vardec lives in the submodule of the same name.  Imported lazily, the
 # submodule's import would bind the package attribute ``vardec`` to the module, so
 # the function is bound here, once and for good.
-from .vardec import vardec
+from .vardec import vardec  # noqa: E402 - bound after the lazy table above (see the comment)
 
 __all__ = [
     "HLMMResult",

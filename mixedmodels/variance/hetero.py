@@ -24,7 +24,6 @@ the log residual standard deviation.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -34,17 +33,16 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..design import model_matrix
-from ..errors import FormulaError, MixedModelsError
+from ..errors import DataError, FormulaError, MixedModelsError
 from ..feterm import FeTerm
 from ..formula import parse_formula
-from ..errors import DataError
 from ..inference.mixin import InferenceMixin
 from ..lmm import LinearMixedModel, numeric_response
 from ..model import MixedModel
-from ..optsummary import OptSummary
-from ..results import coef_table, ranef_frames, split_b, term_order
 from ..modelframe import check_dataframe, used_columns
+from ..optsummary import OptSummary
 from ..remat import ReMat
+from ..results import coef_table, ranef_frames, split_b, term_order
 from ..structure import build_structure
 from ..varcorr import term_covariances, varcorr_frame, varcorr_long
 from .gaussfit import GaussianFit, fit_gaussian
@@ -145,7 +143,9 @@ class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
         contrasts: Mapping[str, Any] | None = None,
     ):
         self.dispformula = dispformula
-        self.record_call(formula, data, dispformula=dispformula, weights=weights, contrasts=contrasts)
+        self.record_call(
+            formula, data, dispformula=dispformula, weights=weights, contrasts=contrasts
+        )
         rhs = dispersion_rhs(dispformula)
         data = _complete_dispersion_rows(check_dataframe(data), rhs)
         self.structure = build_structure(
@@ -156,7 +156,9 @@ class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
         used = data.iloc[self.structure.frame.rows].reset_index(drop=True)
         self.disp = FeTerm(model_matrix(rhs, used, contrasts, what="dispersion formula"))
         self._fit: GaussianFit | None = None
-        self.lik = self._likelihood(numeric_response(self.structure.response, self.structure.formula.response))
+        self.lik = self._likelihood(
+            numeric_response(self.structure.response, self.structure.formula.response)
+        )
         self.optsum = OptSummary(np.zeros(len(self.lik.lower)), self.lik.lower, optimizer="newton")
 
     def _likelihood(self, y: np.ndarray) -> HeteroskedasticGaussian:
@@ -203,12 +205,14 @@ class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
         o.returnvalue = "SUCCESS" if fit.converged else "MAXEVAL_REACHED"
         o.fitted = True
 
-    def refit(self, y: np.ndarray | None = None, **kwargs) -> "HeteroskedasticMixedModel":
+    def refit(self, y: np.ndarray | None = None, **kwargs) -> HeteroskedasticMixedModel:
         """Fit again, optionally to a new response (same rows, offset included)."""
         if y is not None:
             y = np.asarray(y, dtype=float)
             if y.shape != (self.nobs,) or not np.isfinite(y).all():
-                raise DataError(f"the new response must be {self.nobs} finite values, got shape {y.shape}")
+                raise DataError(
+                    f"the new response must be {self.nobs} finite values, got shape {y.shape}"
+                )
             self.lik = self._likelihood(y)
         return self.fit(**kwargs)
 
@@ -219,14 +223,18 @@ class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
         )
 
     def apply_optsum(self, saved) -> None:
-        raise MixedModelsError("restoring a saved optimisation is not available for heteroskedastic models")
+        raise MixedModelsError(
+            "restoring a saved optimisation is not available for heteroskedastic models"
+        )
 
-    def set_theta(self, theta: np.ndarray) -> "HeteroskedasticMixedModel":
-        raise MixedModelsError("θ of a heteroskedastic model is estimated jointly with γ; it cannot be set")
+    def set_theta(self, theta: np.ndarray) -> HeteroskedasticMixedModel:
+        raise MixedModelsError(
+            "θ of a heteroskedastic model is estimated jointly with γ; it cannot be set"
+        )
 
     @property
     def lowerbd(self) -> np.ndarray:
-        return self.lik.lower[len(self.disp.coefnames):]
+        return self.lik.lower[len(self.disp.coefnames) :]
 
     @property
     def sigma(self) -> None:
@@ -309,7 +317,9 @@ class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
     def coeftable(self, ddf: str | None = None) -> pd.DataFrame:
         """Mean coefficients: estimates, standard errors, z and two-sided p-values."""
         if ddf is not None:
-            raise MixedModelsError("denominator degrees of freedom are not available for heteroskedastic models")
+            raise MixedModelsError(
+                "denominator degrees of freedom are not available for heteroskedastic models"
+            )
         return coef_table(self.beta, self.stderror, self.coefnames)
 
     # ---- variance part ----------------------------------------------------------------------------
@@ -429,5 +439,3 @@ class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
         from .summary import hetero_summary
 
         return hetero_summary(self)
-
-

@@ -225,7 +225,7 @@ def _newton(
         raise FloatingPointError("the objective cannot be evaluated at the starting values")
     nfev, it, decrement = 1, 0, np.inf
     tol = ftol * max(1.0, abs(f))
-    for it in range(1, maxiter + 1):
+    for it in range(1, maxiter + 1):  # noqa: B007 - the count is returned
         free = free_parameters(x, g, lower)
         step = _newton_step(hess(x)[np.ix_(free, free)], g[free])
         decrement = float(-g[free] @ step)

@@ -41,7 +41,9 @@ def test_threshold_method_is_the_liability_transform_of_observed_reml(families):
     h2_obs = heritability(y, None, K).h2
     k, p = 0.2, y.mean()
     z = norm.pdf(norm.ppf(1 - k))
-    assert r.h2 == pytest.approx(h2_obs * k * (1 - k) / z**2 * k * (1 - k) / (p * (1 - p)), rel=1e-10)
+    assert r.h2 == pytest.approx(
+        h2_obs * k * (1 - k) / z**2 * k * (1 - k) / (p * (1 - p)), rel=1e-10
+    )
 
 
 def test_poisson_with_overdispersion_term(families):
@@ -79,7 +81,9 @@ def test_formula_route_with_kinship_matches_reference_h2():
     pheno = pd.read_csv(folder / "geno_pheno.csv")
     ids = [str(i) for i in plink.iid]
     K = pd.DataFrame(kinship(plink), index=ids, columns=ids)
-    m = mm.LinearMixedModel("pheno1 ~ 1 + age + sex + (1|iid)", pheno, reml=True, covariance={"iid": K}).fit()
+    m = mm.LinearMixedModel(
+        "pheno1 ~ 1 + age + sex + (1|iid)", pheno, reml=True, covariance={"iid": K}
+    ).fit()
     h2 = m.theta[0] ** 2 / (1 + m.theta[0] ** 2)
     assert h2 == pytest.approx(ref["pheno1"]["reml"]["h2"], abs=1e-4)
     np.testing.assert_allclose(m.beta, ref["pheno1"]["reml"]["beta"], rtol=1e-4)

@@ -64,7 +64,9 @@ def sleep_reml(fitted):
 
 @pytest.fixture(scope="session")
 def cbpp(fitted):
-    return fitted("cbind(incidence, size - incidence) ~ 1 + period + (1|herd)", "cbpp", family="binomial")
+    return fitted(
+        "cbind(incidence, size - incidence) ~ 1 + period + (1|herd)", "cbpp", family="binomial"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,9 @@ def test_a_seed_repeats_exactly(sleep_ml, boot):
 
 @pytest.mark.parametrize("backend", ["processes", "threads"])
 def test_results_do_not_depend_on_n_jobs(sleep_ml, boot, backend):
-    parallel = parametric_bootstrap(sleep_ml, 24, seed=2024, n_jobs=2, backend=backend, progress=False)
+    parallel = parametric_bootstrap(
+        sleep_ml, 24, seed=2024, n_jobs=2, backend=backend, progress=False
+    )
     pd.testing.assert_frame_equal(boot, parallel, check_exact=True)
 
 
@@ -44,7 +46,9 @@ def test_tidy_columns(sleep_ml, boot):
     layout = variance_layout(sleep_ml)
     row = boot.iloc[3]
     theta = row[[f"theta.{n}" for n in sleep_ml.theta_names]].to_numpy(dtype=float)
-    np.testing.assert_allclose(layout.to_sdcor(theta, row["sigma"]), row[layout.names()].to_numpy(dtype=float))
+    np.testing.assert_allclose(
+        layout.to_sdcor(theta, row["sigma"]), row[layout.names()].to_numpy(dtype=float)
+    )
 
 
 def test_the_user_model_is_unchanged(sleep_ml, boot, shared_ref):
@@ -54,7 +58,9 @@ def test_the_user_model_is_unchanged(sleep_ml, boot, shared_ref):
 def test_intervals(boot):
     shortest = boot.confint(0.8)
     percentile = boot.confint(0.8, method="percentile")
-    assert list(shortest.columns) == ["lower", "upper"] and shortest.index.tolist() == boot.parameters
+    assert (
+        list(shortest.columns) == ["lower", "upper"] and shortest.index.tolist() == boot.parameters
+    )
     m = int(np.ceil(0.8 * len(boot)))
     for name in boot.parameters:
         v = np.sort(boot[name].to_numpy())

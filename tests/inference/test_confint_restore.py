@@ -13,18 +13,30 @@ from mixedmodels.errors import MixedModelsError
 def test_wald_intervals(sleep_ml):
     ci = sleep_ml.confint("wald", level=0.9)
     z = norm.ppf(0.95)
-    np.testing.assert_allclose(ci.loc[["(Intercept)", "Days"], "lower"], sleep_ml.beta - z * sleep_ml.stderror)
-    np.testing.assert_allclose(ci.loc[["(Intercept)", "Days"], "upper"], sleep_ml.beta + z * sleep_ml.stderror)
+    np.testing.assert_allclose(
+        ci.loc[["(Intercept)", "Days"], "lower"], sleep_ml.beta - z * sleep_ml.stderror
+    )
+    np.testing.assert_allclose(
+        ci.loc[["(Intercept)", "Days"], "upper"], sleep_ml.beta + z * sleep_ml.stderror
+    )
     assert ci.loc["sigma"].isna().all()  # as lme4: no Wald intervals for variance parameters
-    assert ci.index.tolist() == ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject",
-                                 "sigma", "(Intercept)", "Days"]
+    assert ci.index.tolist() == [
+        "sd_(Intercept)|Subject",
+        "cor_Days.(Intercept)|Subject",
+        "sd_Days|Subject",
+        "sigma",
+        "(Intercept)",
+        "Days",
+    ]
 
 
 def test_bootstrap_intervals_through_confint(sleep_ml):
     from mixedmodels.inference import parametric_bootstrap
 
     ci = sleep_ml.confint("bootstrap", n=12, seed=5, progress=False, parm=["Days", "sigma"])
-    expected = parametric_bootstrap(sleep_ml, 12, seed=5, progress=False).confint().loc[["Days", "sigma"]]
+    expected = (
+        parametric_bootstrap(sleep_ml, 12, seed=5, progress=False).confint().loc[["Days", "sigma"]]
+    )
     np.testing.assert_array_equal(ci.to_numpy(), expected.to_numpy())
 
 

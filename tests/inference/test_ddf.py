@@ -7,7 +7,9 @@ import pytest
 
 from mixedmodels.errors import MixedModelsError
 
-DF_ATOL = 1e-3  # the issue's tolerance; measured agreement 5e-6 (Satterthwaite) and 3e-5 (Kenward-Roger)
+DF_ATOL = (
+    1e-3  # the issue's tolerance; measured agreement 5e-6 (Satterthwaite) and 3e-5 (Kenward-Roger)
+)
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +18,9 @@ def sleep_at_lme4(shared_ref, at_lme4_optimum):
     return at_lme4_optimum(ref["formula"], "sleepstudy", ref, reml=True)
 
 
-@pytest.mark.parametrize("method,key", [("satterthwaite", "satterthwaite"), ("kenward-roger", "kenward_roger")])
+@pytest.mark.parametrize(
+    "method,key", [("satterthwaite", "satterthwaite"), ("kenward-roger", "kenward_roger")]
+)
 def test_sleepstudy_df_match_lmertest(sleep_at_lme4, sleep_reml, shared_ref, method, key):
     ref = shared_ref("inference/sleepstudy_ddf")
     for model in (sleep_at_lme4, sleep_reml):  # at lme4's optimum and at our own
@@ -27,7 +31,10 @@ def test_sleepstudy_df_match_lmertest(sleep_at_lme4, sleep_reml, shared_ref, met
         np.testing.assert_allclose(table["p"], ref[f"p_{key}"], rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["penicillin_reml", "machines_nested_reml", "orthodont_reml", "pastes_reml", "sleepstudy_ml"])
+@pytest.mark.parametrize(
+    "name",
+    ["penicillin_reml", "machines_nested_reml", "orthodont_reml", "pastes_reml", "sleepstudy_ml"],
+)
 def test_df_match_lmertest_on_other_data(name, extra_ref, at_lme4_optimum):
     spec = extra_ref("ddf")[name]
     model = at_lme4_optimum(spec["formula"], spec["data"], spec["fit"], reml=spec["reml"])
@@ -50,7 +57,9 @@ def test_contrasts_agree_with_the_coefficient_table(sleep_reml):
     np.testing.assert_allclose(tests["df"].to_numpy(), table["df"].to_numpy(), rtol=1e-12)
     # a contrast and its multiple have the same t, df and p
     twice = contrast_test(sleep_reml, [0.0, 2.0])
-    np.testing.assert_allclose(twice[["df", "t", "p"]].to_numpy()[0], table[["df", "t", "p"]].to_numpy()[1], rtol=1e-10)
+    np.testing.assert_allclose(
+        twice[["df", "t", "p"]].to_numpy()[0], table[["df", "t", "p"]].to_numpy()[1], rtol=1e-10
+    )
 
 
 def test_default_table_is_unchanged(sleep_reml):

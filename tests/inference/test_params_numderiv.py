@@ -15,7 +15,9 @@ from mixedmodels.inference.params import (
 )
 from mixedmodels.numderiv import hessian, jacobian
 
-LAYOUT = VarianceLayout((TermLayout("g", ("(Intercept)", "x", "z")), TermLayout("h", ("(Intercept)",))))
+LAYOUT = VarianceLayout(
+    (TermLayout("g", ("(Intercept)", "x", "z")), TermLayout("h", ("(Intercept)",)))
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -24,7 +26,9 @@ def test_theta_sdcor_round_trip(lower, scalar, sigma):
     k = 3
     lam = np.zeros((k, k))
     lam[np.tril_indices(k)] = lower
-    np.fill_diagonal(lam, np.abs(np.diag(lam)) + 0.05)  # λ with a positive diagonal is what θ encodes
+    np.fill_diagonal(
+        lam, np.abs(np.diag(lam)) + 0.05
+    )  # λ with a positive diagonal is what θ encodes
     term = TermLayout("g", ("a", "b", "c"))
     theta = np.concatenate([[lam[r, c] for r, c in term.positions], [scalar]])
     sdcor = LAYOUT.to_sdcor(theta, sigma)
@@ -35,8 +39,15 @@ def test_theta_sdcor_round_trip(lower, scalar, sigma):
 
 
 def test_names_follow_lme4():
-    assert LAYOUT.names() == ["sd_(Intercept)|g", "cor_x.(Intercept)|g", "cor_z.(Intercept)|g", "sd_x|g",
-                              "cor_z.x|g", "sd_z|g", "sd_(Intercept)|h"]
+    assert LAYOUT.names() == [
+        "sd_(Intercept)|g",
+        "cor_x.(Intercept)|g",
+        "cor_z.(Intercept)|g",
+        "sd_x|g",
+        "cor_z.x|g",
+        "sd_z|g",
+        "sd_(Intercept)|h",
+    ]
     twice = VarianceLayout((TermLayout("g", ("(Intercept)",)), TermLayout("g", ("(Intercept)",))))
     assert twice.names() == ["sd_(Intercept)|g", "sd_(Intercept)|g.1"]
 
@@ -58,7 +69,9 @@ def test_derivatives_of_known_functions():
     g = lambda x: np.array([np.exp(x[0]) * np.sin(x[1]), x[0] ** 2])  # noqa: E731
     np.testing.assert_allclose(jacobian(g, x), [[e * s, e * c], [1.4, 0.0]], rtol=1e-9, atol=1e-12)
     # a coordinate at zero gets an absolute step of 1e-4 (rounding error ~1e-6 after extrapolation)
-    np.testing.assert_allclose(hessian(lambda x: np.cosh(x[0]), np.array([0.0])), [[1.0]], rtol=1e-5)
+    np.testing.assert_allclose(
+        hessian(lambda x: np.cosh(x[0]), np.array([0.0])), [[1.0]], rtol=1e-5
+    )
 
 
 def test_kenward_roger_pieces_against_dense_formulas(fitted):

@@ -21,7 +21,9 @@ def _panels(fig) -> int:
 def test_caterpillar_and_qq(sleep_ml, cbpp):
     fig = plots.caterpillar_plot(sleep_ml)
     assert isinstance(fig, Figure) and _panels(fig) == 2
-    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][-1] == "337"  # largest intercept mode on top
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][
+        -1
+    ] == "337"  # largest intercept mode on top
     assert _panels(plots.qq_plot(sleep_ml)) == 2
     assert _panels(plots.caterpillar_plot(cbpp, "herd")) == 1
     with pytest.raises(MixedModelsError, match="grouping factor"):
@@ -44,16 +46,28 @@ def test_zeta_plot(fitted):
 
 def _run(code: str) -> str:
     """stdout of ``code`` run by a fresh interpreter (module state of this one does not leak in)."""
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_plots_do_not_touch_pyplot():
-    assert _run("import mixedmodels as mm, sys; from mixedmodels import plots; "
-                "m = mm.LinearMixedModel('Yield ~ 1 + (1|Batch)', mm.datasets.load('dyestuff')).fit(); "
-                "plots.caterpillar_plot(m); print('matplotlib.pyplot' in sys.modules)") == "False"
+    assert (
+        _run(
+            "import mixedmodels as mm, sys; from mixedmodels import plots; "
+            "m = mm.LinearMixedModel('Yield ~ 1 + (1|Batch)', mm.datasets.load('dyestuff')).fit(); "
+            "plots.caterpillar_plot(m); print('matplotlib.pyplot' in sys.modules)"
+        )
+        == "False"
+    )
 
 
 def test_import_stays_light():
-    assert _run("import sys, mixedmodels; import mixedmodels.inference; "
-                "print([m for m in ('scipy.stats', 'matplotlib', 'mixedmodels.inference.profiling', "
-                "'mixedmodels.inference.bootstrap', 'mixedmodels.plots') if m in sys.modules])") == "[]"
+    assert (
+        _run(
+            "import sys, mixedmodels; import mixedmodels.inference; "
+            "print([m for m in ('scipy.stats', 'matplotlib', 'mixedmodels.inference.profiling', "
+            "'mixedmodels.inference.bootstrap', 'mixedmodels.plots') if m in sys.modules])"
+        )
+        == "[]"
+    )

@@ -22,7 +22,9 @@ def test_sleepstudy_predictions_match_lme4(sleep_at_lme4, shared_ref):
     ref = shared_ref("inference/sleepstudy_predict")
     newdata = pd.DataFrame(ref["newdata"])
     np.testing.assert_allclose(sleep_at_lme4.predict(newdata), ref["conditional"], atol=ATOL)
-    np.testing.assert_allclose(sleep_at_lme4.predict(newdata, re_form="~0"), ref["marginal"], atol=ATOL)
+    np.testing.assert_allclose(
+        sleep_at_lme4.predict(newdata, re_form="~0"), ref["marginal"], atol=ATOL
+    )
 
 
 def test_own_fit_predictions_are_close_to_lme4(sleep_ml, shared_ref):
@@ -33,7 +35,9 @@ def test_own_fit_predictions_are_close_to_lme4(sleep_ml, shared_ref):
     np.testing.assert_allclose(sleep_ml.predict(newdata, re_form="~0"), ref["marginal"], atol=1e-8)
 
 
-@pytest.mark.parametrize("name", ["penicillin_ml", "orthodont_reml", "pastes_nested_ml", "machines_vector_reml"])
+@pytest.mark.parametrize(
+    "name", ["penicillin_ml", "orthodont_reml", "pastes_nested_ml", "machines_vector_reml"]
+)
 def test_linear_predictions_on_other_data(name, extra_ref, at_lme4_optimum):
     spec = extra_ref("predict")[name]
     model = at_lme4_optimum(spec["formula"], spec["data"], spec["fit"], reml=spec["reml"])
@@ -41,7 +45,9 @@ def test_linear_predictions_on_other_data(name, extra_ref, at_lme4_optimum):
     np.testing.assert_allclose(model.predict(newdata), spec["conditional"], atol=ATOL)
     np.testing.assert_allclose(model.predict(newdata, re_form=np.nan), spec["marginal"], atol=ATOL)
     if "plate_only" in spec:
-        np.testing.assert_allclose(model.predict(newdata, re_form="~ (1 | plate)"), spec["plate_only"], atol=ATOL)
+        np.testing.assert_allclose(
+            model.predict(newdata, re_form="~ (1 | plate)"), spec["plate_only"], atol=ATOL
+        )
 
 
 def test_generalised_predictions(extra_ref, at_lme4_optimum):
@@ -50,19 +56,29 @@ def test_generalised_predictions(extra_ref, at_lme4_optimum):
     newdata = pd.DataFrame(spec["newdata"])
     np.testing.assert_allclose(model.predict(newdata), spec["link"], atol=1e-6)
     np.testing.assert_allclose(model.predict(newdata, type="response"), spec["response"], atol=1e-6)
-    np.testing.assert_allclose(model.predict(newdata, re_form="~0"), spec["marginal_link"], atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(newdata, re_form="~0"), spec["marginal_link"], atol=1e-6
+    )
 
 
 def test_training_predictions_equal_fitted(sleep_ml, cbpp, sleepstudy):
     np.testing.assert_array_equal(sleep_ml.predict().to_numpy(), sleep_ml.fitted())
-    np.testing.assert_allclose(sleep_ml.predict(sleepstudy).to_numpy(), sleep_ml.fitted(), rtol=1e-12)
+    np.testing.assert_allclose(
+        sleep_ml.predict(sleepstudy).to_numpy(), sleep_ml.fitted(), rtol=1e-12
+    )
     np.testing.assert_allclose(cbpp.predict(type="response").to_numpy(), cbpp.fitted(), rtol=1e-12)
-    np.testing.assert_allclose(cbpp.predict(mm.datasets.load("cbpp"), type="response").to_numpy(), cbpp.fitted(), rtol=1e-12)
+    np.testing.assert_allclose(
+        cbpp.predict(mm.datasets.load("cbpp"), type="response").to_numpy(),
+        cbpp.fitted(),
+        rtol=1e-12,
+    )
     np.testing.assert_allclose(cbpp.predict().to_numpy(), cbpp.eta, rtol=1e-12)
 
 
 def test_population_predictions_are_x_beta(sleep_ml):
-    np.testing.assert_allclose(sleep_ml.predict(re_form="~0"), sleep_ml.structure.fe.X @ sleep_ml.beta)
+    np.testing.assert_allclose(
+        sleep_ml.predict(re_form="~0"), sleep_ml.structure.fe.X @ sleep_ml.beta
+    )
 
 
 def test_new_levels_get_zero_random_effect_or_an_error(sleep_ml):
@@ -71,7 +87,9 @@ def test_new_levels_get_zero_random_effect_or_an_error(sleep_ml):
     assert pred.iloc[1] == pytest.approx(sleep_ml.beta @ [1, 1])
     with pytest.raises(DataError, match="'new'"):
         sleep_ml.predict(newdata, new_levels="error")
-    assert sleep_ml.predict(newdata.iloc[:1], new_levels="error").iloc[0] == pytest.approx(pred.iloc[0])
+    assert sleep_ml.predict(newdata.iloc[:1], new_levels="error").iloc[0] == pytest.approx(
+        pred.iloc[0]
+    )
 
 
 def test_new_level_of_a_fixed_effect_factor_is_named(cbpp):
@@ -87,7 +105,9 @@ def test_levels_given_as_numbers_match_text_levels(cbpp):
 
 
 def test_missing_values_predict_nan_and_keep_the_index(sleep_ml):
-    newdata = pd.DataFrame({"Days": [1.0, np.nan, 3.0], "Subject": ["308", "309", None]}, index=[10, 20, 30])
+    newdata = pd.DataFrame(
+        {"Days": [1.0, np.nan, 3.0], "Subject": ["308", "309", None]}, index=[10, 20, 30]
+    )
     pred = sleep_ml.predict(newdata)
     assert list(pred.index) == [10, 20, 30]
     assert np.isfinite(pred.iloc[0]) and pred.iloc[1:].isna().all()
@@ -113,7 +133,9 @@ def test_bad_options_are_errors(sleep_ml):
 
 
 def test_formula_offsets_are_evaluated_on_new_data(fitted):
-    model = fitted("TICKS ~ 1 + YEAR + (1|BROOD) + offset(log(HEIGHT))", "grouseticks", family="poisson")
+    model = fitted(
+        "TICKS ~ 1 + YEAR + (1|BROOD) + offset(log(HEIGHT))", "grouseticks", family="poisson"
+    )
     data = mm.datasets.load("grouseticks")
     np.testing.assert_allclose(model.predict(data).to_numpy(), model.eta, rtol=1e-12)
     shifted = model.predict(data.assign(HEIGHT=data["HEIGHT"] * np.e))
@@ -122,12 +144,15 @@ def test_formula_offsets_are_evaluated_on_new_data(fitted):
 
 def test_offset_argument_needs_values_for_new_rows():
     data = mm.datasets.load("grouseticks")
-    model = mm.GeneralizedLinearMixedModel("TICKS ~ 1 + YEAR + (1|BROOD)", data, family="poisson",
-                                           offset=np.zeros(len(data))).fit()
+    model = mm.GeneralizedLinearMixedModel(
+        "TICKS ~ 1 + YEAR + (1|BROOD)", data, family="poisson", offset=np.zeros(len(data))
+    ).fit()
     rows = data.iloc[:3]
     with pytest.raises(MixedModelsError, match="offset="):
         model.predict(rows)
-    np.testing.assert_allclose(model.predict(rows, offset=np.ones(3)).to_numpy(), model.eta[:3] + 1.0, rtol=1e-12)
+    np.testing.assert_allclose(
+        model.predict(rows, offset=np.ones(3)).to_numpy(), model.eta[:3] + 1.0, rtol=1e-12
+    )
 
 
 def test_population_predictions_need_no_grouping_columns(sleep_ml, sleepstudy):
@@ -140,6 +165,8 @@ def test_population_predictions_need_no_grouping_columns(sleep_ml, sleepstudy):
 
 def test_allow_new_levels_is_lme4s_spelling(sleep_ml, sleepstudy):
     new = sleepstudy.iloc[:3].assign(Subject="nobody")
-    np.testing.assert_allclose(sleep_ml.predict(new, allow_new_levels=True), sleep_ml.predict(new, re_form="~0"))
+    np.testing.assert_allclose(
+        sleep_ml.predict(new, allow_new_levels=True), sleep_ml.predict(new, re_form="~0")
+    )
     with pytest.raises(mm.DataError, match="nobody"):
         sleep_ml.predict(new, allow_new_levels=False)

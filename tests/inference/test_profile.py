@@ -8,7 +8,9 @@ import pytest
 
 from mixedmodels.errors import MixedModelsError
 
-RTOL = 1e-3  # the tolerance; measured agreement is 2e-4 or better (lme4 interpolates a spline)
+RTOL = (
+    1e-3  # the tolerance; measured agreement is 2e-4 or better (lme4 interpolates a spline)
+)
 
 
 def _assert_intervals(ci: pd.DataFrame, reference: list[dict]) -> None:
@@ -34,7 +36,9 @@ def test_sleepstudy_profile_intervals_match_lme4(sleep_profile, shared_ref):
 
 def test_confint_profile_is_the_profile_interval(sleep_ml, sleep_profile):
     ci = sleep_ml.confint(parm=["sigma", "Days"], progress=False)
-    np.testing.assert_allclose(ci.to_numpy(), sleep_profile.confint().loc[["sigma", "Days"]].to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(
+        ci.to_numpy(), sleep_profile.confint().loc[["sigma", "Days"]].to_numpy(), rtol=1e-9
+    )
 
 
 # all parameters of the smallest model; a selection of the others to keep the run short
@@ -43,7 +47,11 @@ OTHER = {
     "penicillin_ml": ["sd_(Intercept)|plate", "(Intercept)"],  # crossed terms
     "pastes_ml": ["sd_(Intercept)|batch", "sigma"],  # nested; the sd of batch reaches its bound 0
     "sleepstudy_uncorrelated_ml": ["sd_(Intercept)|Subject", "sd_Days|Subject", "Days"],
-    "machines_nested_reml": ["sd_(Intercept)|Worker", "sigma", "MachineB"],  # REML fit: profiled by ML
+    "machines_nested_reml": [
+        "sd_(Intercept)|Worker",
+        "sigma",
+        "MachineB",
+    ],  # REML fit: profiled by ML
     "cbpp_laplace": ["sd_(Intercept)|herd", "period2"],  # generalised model
 }
 
@@ -97,7 +105,9 @@ def test_profile_is_tidy_and_selectable(sleep_ml):
 
 def test_profile_of_a_reml_fit_uses_maximum_likelihood(sleep_reml, sleep_profile):
     prof = sleep_reml.profile(["sigma"], progress=False)
-    np.testing.assert_allclose(prof.confint().loc["sigma"], sleep_profile.confint().loc["sigma"], rtol=1e-6)
+    np.testing.assert_allclose(
+        prof.confint().loc["sigma"], sleep_profile.confint().loc["sigma"], rtol=1e-6
+    )
     assert sleep_reml.reml  # the user's model is untouched
 
 
@@ -117,8 +127,11 @@ def test_unknown_parameter_is_an_error(sleep_ml):
 def test_fast_glmm_fit_cannot_be_profiled():
     import mixedmodels as mm
 
-    g = mm.GeneralizedLinearMixedModel("cbind(incidence, size - incidence) ~ 1 + period + (1|herd)",
-                                       mm.datasets.load("cbpp"), family="binomial").fit(fast=True)
+    g = mm.GeneralizedLinearMixedModel(
+        "cbind(incidence, size - incidence) ~ 1 + period + (1|herd)",
+        mm.datasets.load("cbpp"),
+        family="binomial",
+    ).fit(fast=True)
     with pytest.raises(MixedModelsError, match="fast=False"):
         g.profile(progress=False)
 

@@ -32,7 +32,9 @@ def test_moments_of_simulated_responses(sleep_ml):
 
 def test_conditioning_on_the_modes(sleep_ml):
     sims = sleep_ml.simulate(3000, seed=2, re_form=None).to_numpy()
-    np.testing.assert_allclose(sims.mean(axis=1), sleep_ml.fitted(), atol=5 * sleep_ml.sigma / np.sqrt(3000))
+    np.testing.assert_allclose(
+        sims.mean(axis=1), sleep_ml.fitted(), atol=5 * sleep_ml.sigma / np.sqrt(3000)
+    )
     np.testing.assert_allclose(sims.std(axis=1).mean(), sleep_ml.sigma, rtol=0.02)
 
 
@@ -68,7 +70,9 @@ def test_glmm_random_effects_have_the_reported_scale():
     import mixedmodels as mm
 
     data = mm.datasets.load("sleepstudy")  # ten rows per subject, subject by subject
-    model = mm.GeneralizedLinearMixedModel("Reaction ~ 1 + Days + (1|Subject)", data, family="gamma", link="log").fit()
+    model = mm.GeneralizedLinearMixedModel(
+        "Reaction ~ 1 + Days + (1|Subject)", data, family="gamma", link="log"
+    ).fit()
     sd = model.varcorr()["std. dev."].iloc[0]
     sims = model.simulate(300, seed=8).to_numpy()
     subject_means = np.log(sims).reshape(18, 10, 300).mean(axis=1)

@@ -214,14 +214,18 @@ def test_offset_in_the_mean_formula(sleepstudy):
     ).fit()
     np.testing.assert_allclose(with_offset.objective, plain.objective, rtol=1e-12)
     np.testing.assert_allclose(with_offset.beta, plain.beta, rtol=1e-9)
-    np.testing.assert_allclose(with_offset.fitted(), plain.fitted() + 2 * sleepstudy["Days"], rtol=1e-9)
+    np.testing.assert_allclose(
+        with_offset.fitted(), plain.fitted() + 2 * sleepstudy["Days"], rtol=1e-9
+    )
 
 
 def test_a_dispformula_is_the_heteroskedastic_class():
     import mixedmodels as mm
 
     sleep = mm.datasets.load("sleepstudy")
-    m = mm.HeteroskedasticMixedModel("Reaction ~ 1 + Days + (1|Subject)", sleep, dispformula="~ 1 + Days").fit()
+    m = mm.HeteroskedasticMixedModel(
+        "Reaction ~ 1 + Days + (1|Subject)", sleep, dispformula="~ 1 + Days"
+    ).fit()
     assert isinstance(m, mm.MixedModel)
     assert m.objective == pytest.approx(1783.82375860569, rel=1e-6)  # glmmTMB, tests/variance/data
     hlm = mm.HeteroskedasticMixedModel("Reaction ~ 1 + Days", sleep, dispformula="~ 1 + Days").fit()
