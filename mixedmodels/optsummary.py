@@ -27,11 +27,16 @@ def check_optimizer(name: str, derivative_free_only: bool = True) -> int:
         for a in dir(nlopt)
         if a[:3] in ("LN_", "GN_", "LD_", "GD_") and isinstance(getattr(nlopt, a), int)
     )
-    allowed = [a for a in known if a[1] == "N"] if derivative_free_only else known
+    # local derivative-free algorithms only: global ones (GN_) need finite bounds on every
+    # parameter, which θ's off-diagonal elements and β do not have
+    allowed = [a for a in known if a.startswith("LN_")] if derivative_free_only else known
     if not isinstance(name, str) or name.upper() not in allowed:
+        upper = name.upper() if isinstance(name, str) else ""
         hint = (
-            " (it needs gradients, which this model does not provide)"
-            if isinstance(name, str) and name.upper() in known
+            " (it needs finite bounds on every parameter, which θ and β do not have)"
+            if upper.startswith("GN_") and upper in known
+            else " (it needs gradients, which this model does not provide)"
+            if upper in known
             else ""
         )
         raise MixedModelsError(

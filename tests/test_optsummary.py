@@ -168,3 +168,14 @@ def test_lme4_settings_leave_the_other_fields_alone(model):
         before["optimizer"],
         before["maxfeval"],
     )
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [("GN_DIRECT", "finite bounds"), ("LD_LBFGS", "gradients"), ("LN_NOPE", "unknown optimizer")],
+)
+def test_unusable_optimizers_get_the_packages_error(sleepstudy, name, match):
+    m = mm.LinearMixedModel("Reaction ~ 1 + Days + (1 | Subject)", sleepstudy)
+    m.optsum.optimizer = name
+    with pytest.raises(mm.MixedModelsError, match=match):
+        m.fit()
