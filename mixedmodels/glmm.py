@@ -426,9 +426,6 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         return self.objective
 
     # ---- fitting ----------------------------------------------------------------------
-    def _fast_objective(self, theta: np.ndarray) -> float:
-        return self.objective_at(theta)
-
     def _joint_objective(self, pars: np.ndarray) -> float:
         ntheta = len(self.lowerbd)
         return self.objective_at(pars[:ntheta], beta=pars[ntheta:])
@@ -477,12 +474,12 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self.beta, self.u = self.beta0.copy(), np.zeros_like(self.u)
         self.fast, self.nagq = True, 1
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
-        fast_objective = guarded(self._fast_objective, "PIRLS")
+        fast_objective = guarded(self.objective_at, "PIRLS")
         minimize(fast_objective, stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
         ensure_converged(
             fast_objective, stage1, policy=settings, names=self.lmm.theta_names, final=fast
         )
-        self._fast_objective(stage1.final)
+        self.objective_at(stage1.final)
         stage1.fmin = self.laplace_objective()
         self.optsum_fast = stage1
         if fast:
@@ -611,10 +608,6 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         """φ (L_X L_X')⁻¹ at the conditional modes (MixedModels.jl's; lme4's use.hessian=FALSE)."""
         self.require_fit("vcov")
         return self.dispersion_parameter**2 * self.unscaled_vcov
-
-    def stderror_rx(self) -> np.ndarray:
-        """Standard errors from the fixed-effects block of L (MixedModels.jl's; lme4's use.hessian=FALSE)."""
-        return self.stderror
 
     @property
     def dispersion_parameter(self) -> float:

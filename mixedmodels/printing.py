@@ -187,35 +187,13 @@ class Section:
 
 
 def observation_values(model, name: str, **kwargs) -> np.ndarray:
-    """A per-observation output (``fitted``, ``residuals``) as an array.
-
-    Works whether the model offers it as a property or as a method (then
-    called with ``kwargs``), so printing and plots need not know which model
-    kind they were given.
-    """
-    value = getattr(model, name)
-    return np.asarray(value(**kwargs) if callable(value) else value, dtype=float)
-
-
-def _prior_weights(model) -> np.ndarray | None:
-    w = getattr(model, "prior_weights", None)
-    return getattr(model, "weights", None) if w is None else w
+    """A per-observation output of the model contract (``fitted``, ``residuals``) as an array."""
+    return np.asarray(getattr(model, name)(**kwargs), dtype=float)
 
 
 def scaled_residuals(model) -> np.ndarray:
-    """Pearson residuals √w (y - μ̂)/√V(μ̂) over σ (σ = 1 without a dispersion), as lme4's summary shows them."""
-    residuals, scale = model.residuals, getattr(model, "sigma", None) or 1.0
-    if callable(residuals):
-        try:
-            return np.asarray(residuals(kind="pearson"), dtype=float) / scale
-        except (
-            TypeError,
-            MixedModelsError,
-        ):  # no Pearson kind: a linear model's response residuals
-            residuals = residuals()
-    w = _prior_weights(model)
-    r = np.asarray(residuals, dtype=float)
-    return (r if w is None else r * np.sqrt(np.asarray(w, dtype=float))) / scale
+    """Pearson residuals √w (y - μ̂)/√V(μ̂) over σ (σ = 1 without one), as lme4's summary shows them."""
+    return observation_values(model, "residuals", kind="pearson") / (model.sigma or 1.0)
 
 
 def is_fitted(model) -> bool:
