@@ -48,9 +48,9 @@ from .optimize import guarded, minimize
 from .optsummary import OptSummary
 from .pirls import glm_start, pirls
 from .quadrature import gauss_hermite
-from .results import conditional_variances, ranef_frames, split_b, term_order
+from .results import conditional_variances, ranef_frames, split_b
 from .separation import check_constant_response, check_separation
-from .structure import build_structure
+from .structure import build_structure, lme4_blocks
 from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
 
@@ -666,7 +666,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     def varcorr(self, form: str = "wide") -> pd.DataFrame:
         self.require_fit("varcorr")
         sigma = self.dispersion_parameter
-        terms = term_covariances(self.reterms, term_order(self.reterms), sigma)
+        terms = term_covariances(self.reterms, lme4_blocks(self.reterms), sigma)
         shown = self.sigma
         return varcorr_long(terms, shown) if form == "long" else varcorr_frame(terms, shown)
 

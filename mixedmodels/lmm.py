@@ -47,9 +47,8 @@ from .results import (
     group_means,
     ranef_frames,
     split_b,
-    term_order,
 )
-from .structure import ModelStructure, build_structure
+from .structure import ModelStructure, build_structure, lme4_blocks
 from .thetalayout import gather_theta, scatter_theta
 from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
@@ -108,7 +107,7 @@ def r_spelling(kwargs: dict, r_name: str, py_name: str, current: Any) -> Any:
     if r_name not in kwargs:
         return current
     value = kwargs.pop(r_name)
-    if current is not None and current is not False and current != value:
+    if current is not None and current != value:
         raise MixedModelsError(f"give {py_name}= or {r_name}=, not both")
     return value
 
@@ -535,7 +534,7 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         ``form="long"``: lme4's grp, var1, var2, vcov, sdcor.
         """
         self.require_fit("varcorr")
-        terms = term_covariances(self.reterms, term_order(self.reterms), self.sigma)
+        terms = term_covariances(self.reterms, lme4_blocks(self.reterms), self.sigma)
         return (
             varcorr_long(terms, self.sigma) if form == "long" else varcorr_frame(terms, self.sigma)
         )

@@ -29,6 +29,7 @@ import copy as _copy
 import hashlib
 import pickle
 from abc import ABC, abstractmethod
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,15 +100,18 @@ class MixedModel(FitStatistics, ABC):
     def response(self) -> np.ndarray:
         """The response the model was fitted to, on the scale ``refit`` takes (offset included)."""
 
-    @property
+    @cached_property
     def prior_weights(self) -> np.ndarray:
-        """Prior weights, one per observation (ones when none were given)."""
+        """Prior weights, one per observation (ones when none were given); built once."""
         w = self.structure.weights
         return np.ones(self.nobs) if w is None else w
 
-    @property
+    @cached_property
     def offset(self) -> np.ndarray:
-        """Offset of the linear predictor, one per observation (zeros when none)."""
+        """Offset of the linear predictor, one per observation (zeros when none); built once.
+
+        Built once rather than per access: PIRLS reads it in every iteration.
+        """
         off = self.structure.offset
         return np.zeros(self.nobs) if off is None else off
 

@@ -9,13 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .structure import lme4_blocks
-
 __all__ = [
     "group_means",
     "coef_table",
     "split_b",
-    "term_order",
     "conditional_variances",
     "ranef_frames",
 ]
@@ -42,11 +39,6 @@ def split_b(reterms, u: np.ndarray) -> list[np.ndarray]:
         out.append(r.b_from_u(u[start : start + r.q]))
         start += r.q
     return out
-
-
-def term_order(reterms) -> list[tuple[int, int]]:
-    """(ReMat index, block index) of each original term in lme4's order (as ``mkReTrms`` orders them)."""
-    return lme4_blocks(reterms)
 
 
 def conditional_variances(

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from ..errors import MixedModelsError
 from ..model import MixedModel
-from ..results import term_order
+from ..structure import lme4_blocks
 
 __all__ = ["KenwardRogerState", "kenward_roger_state", "kenward_roger_df", "MAX_NOBS"]
 
@@ -59,7 +59,7 @@ def _term_columns(model) -> tuple[sp.csr_matrix, list[tuple[int, slice, int]]]:
     """Z̃ (n x Σ levels·k) and, per original term, (first column, block of λ, ReMat index)."""
     blocks, layout, start = [], [], 0
     n = model.nobs
-    for ri, bi in term_order(model.reterms):
+    for ri, bi in lme4_blocks(model.reterms):
         r = model.reterms[ri]
         block = r.blocks[bi]
         layout.append((start, block, ri))

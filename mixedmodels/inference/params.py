@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import MixedModelsError
 from ..remat import lower_tri_positions
-from ..results import term_order
+from ..structure import lme4_blocks
 
 __all__ = ["TermLayout", "VarianceLayout", "variance_layout", "NotPositiveDefinite", "psd_cholesky"]
 
@@ -168,7 +168,7 @@ def variance_layout(model) -> VarianceLayout:
     if not reterms:
         raise MixedModelsError("the model has no random-effects terms")
     terms = []
-    for ri, bi in term_order(reterms):
+    for ri, bi in lme4_blocks(reterms):
         r = reterms[ri]
         terms.append(TermLayout(r.name, tuple(r.cnames[r.blocks[bi]])))
     return VarianceLayout(tuple(terms))

@@ -42,8 +42,8 @@ from ..model import MixedModel
 from ..modelframe import check_dataframe, used_columns
 from ..optsummary import OptSummary
 from ..remat import ReMat
-from ..results import coef_table, ranef_frames, split_b, term_order
-from ..structure import build_structure
+from ..results import coef_table, ranef_frames, split_b
+from ..structure import build_structure, lme4_blocks
 from ..varcorr import term_covariances, varcorr_frame, varcorr_long
 from .gaussfit import GaussianFit, fit_gaussian
 from .lambdapattern import LambdaPattern
@@ -372,7 +372,7 @@ class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
         The residual variance varies by observation: see :meth:`disp_coeftable`.
         """
         self._require_fit()
-        terms = term_covariances(self.reterms, term_order(self.reterms), 1.0)
+        terms = term_covariances(self.reterms, lme4_blocks(self.reterms), 1.0)
         return varcorr_long(terms, None) if form == "long" else varcorr_frame(terms, None)
 
     def _u(self) -> np.ndarray:
