@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .covstruct import CovStructure, structure_for
+from .covstruct import STRUCTURE_ALIASES, CovStructure, structure_for
 from .design import check_contrasts, formula_context, model_matrix
 from .errors import DataError, FormulaError
 from .feterm import FeTerm
@@ -344,10 +344,10 @@ def _amalgamate(name: str, refs: np.ndarray, levels: list[str], parts: list) -> 
 
 def _term_structure(term: RandomTerm, frame: pd.DataFrame, k: int) -> CovStructure | None:
     """The term's CovStructure (None when unstructured), with the checks its columns need."""
-    cov = structure_for(term.structure, term.hom, k, term.source)
-    if cov is not None and cov.kind in ("ar1", "toep"):
-        _check_time_factor(term, frame, cov.kind)
-    return cov
+    kind = STRUCTURE_ALIASES.get(term.structure, (term.structure,))[0]
+    if kind in ("ar1", "toep"):
+        _check_time_factor(term, frame, kind)
+    return structure_for(term.structure, term.hom, k, term.source)
 
 
 def _check_time_factor(term: RandomTerm, frame: pd.DataFrame, kind: str) -> None:
