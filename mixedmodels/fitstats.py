@@ -52,6 +52,17 @@ class FitStatistics:
             if (lb == 0 and abs(t) < SINGULAR_TOL) or c
         ]
 
+    def boundary_text(self) -> str:
+        """The boundary parameters as a warning says it: ``g.(Intercept) at 0``, ``g.phi_rho at |ρ| = 1``."""
+        theta = np.asarray(self.theta)
+        corr = dict(zip(self.theta_names, self._correlation_boundary(theta)))
+        at_zero = [n for n in self.boundary_parameters() if not corr.get(n)]
+        at_one = [n for n in self.boundary_parameters() if corr.get(n)]
+        parts = ([f"{', '.join(at_zero)} at 0"] if at_zero else []) + (
+            [f"{', '.join(at_one)} at its limit (correlation ±1)"] if at_one else []
+        )
+        return "; ".join(parts)
+
     def _correlation_boundary(self, theta: np.ndarray) -> np.ndarray:
         """Per θ element: a covariance structure's correlation at its limit (see covstruct)."""
         reterms = self.structure.reterms

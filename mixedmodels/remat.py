@@ -64,6 +64,8 @@ class ReMat:
         For each block, the index of the original term in formula order.
     structures : list of CovStructure or None
         For each block, its covariance structure (None: unstructured).
+    is_structured : bool
+        True if some block has a covariance structure (θ -> λ is then not a linear scatter).
     """
 
     name: str
@@ -77,6 +79,7 @@ class ReMat:
     structures: list[CovStructure | None] | None = None
     lambda_: np.ndarray = field(init=False)
     inds: np.ndarray = field(init=False)
+    is_structured: bool = field(init=False)
 
     def __post_init__(self) -> None:
         k = self.k
@@ -90,12 +93,9 @@ class ReMat:
             for p in lower_tri_positions(b.start, b.stop - b.start)
         ]
         self.inds = np.array([r * k + c for r, c in positions], dtype=np.intp)
+        # fixed at construction: set_theta, on the hot path, only reads the flag
+        self.is_structured = any(s is not None for s in self.structures)
         self._phi = self._initial_pieces() if self.is_structured else None
-
-    @property
-    def is_structured(self) -> bool:
-        """True if some block has a covariance structure (θ -> λ is then not a linear scatter)."""
-        return any(s is not None for s in self.structures)
 
     # ---- sizes -------------------------------------------------------------
     @property

@@ -39,9 +39,7 @@ def dataset(name: str) -> pd.DataFrame:
         df = mm.datasets.load("oats")
         df["nitrof"] = pd.Categorical(df["nitro"])
     elif name == "btheb":
-        df = pd.read_csv(TESTS / "data" / "covstruct" / "btheb.csv")
-        df["subject"] = pd.Categorical(df["subject"].astype(str))
-        df["treatment"] = pd.Categorical(df["treatment"], categories=["TAU", "BtheB"])
+        df = mm.datasets.load("btheb")
         df["timef"] = pd.Categorical(df["time"], categories=[2, 3, 5, 8], ordered=True)
     else:
         df = pd.read_csv(TESTS / "data" / "covstruct" / "contraception.csv")

@@ -1,6 +1,7 @@
 # Reference fits of structured random-effects covariances (tests/test_covstruct.py).
 # Run from the repository root:  Rscript tools/make_covstruct_reference.R
-# Writes tests/data/covstruct/btheb.csv, contraception.csv (the data, so the tests
+# Writes mixedmodels/datasets/data/btheb.csv (HSAUR3 BtheB in long form; its factor
+# levels are in factor_levels.json), tests/data/covstruct/contraception.csv (so the tests
 # need no R) and tests/data/covstruct_reference.json.
 #
 # Oracles: glmmTMB 1.1.5 (diag, us, cs and toep heterogeneous; ar1 homogeneous),
@@ -30,7 +31,7 @@ long <- long[order(long$subject, long$time), c("subject", "drug", "length", "tre
 long <- long[!is.na(long$bdi), ]
 long$timef <- factor(long$time)
 write.csv(long[, c("subject", "drug", "length", "treatment", "bdi.pre", "time", "bdi")],
-          "tests/data/covstruct/btheb.csv", row.names = FALSE)
+          "mixedmodels/datasets/data/btheb.csv", row.names = FALSE)
 
 data("Contraception", package = "mlmRev")
 contra <- Contraception
