@@ -131,7 +131,8 @@ class ReMat:
         if self.is_structured:
             raise FormulaError(
                 f"the random-effects term on {self.name!r} has a covariance structure; "
-                "this method needs an unstructured term, whose θ are λ's elements"
+                "this needs unstructured terms, whose θ are λ's elements (the heteroskedastic "
+                "model, for one, takes only those)"
             )
         return [divmod(int(i), self.k) for i in self.inds]
 

@@ -259,6 +259,32 @@ def test_lrt_between_structures_and_profile_of_rho():
     assert -1 < lo < rho < hi <= 1
 
 
+def test_lrt_from_compound_symmetry_to_unstructured():
+    oats = dataset("oats")
+    fixed = "yield ~ nitrof + Variety + "
+    fits = [
+        mm.LinearMixedModel(fixed + s, oats).fit()
+        for s in [
+            "homcs(0 + Variety | Block)",
+            "cs(0 + Variety | Block)",
+            "us(0 + Variety | Block)",
+        ]
+    ]
+    table = mm.lrt(*fits, names=["homcs", "cs", "us"])
+    assert list(table["dof"]) == [9, 11, 13]
+    assert list(table["df"].iloc[1:]) == [2, 2]
+    assert fits[0].objective >= fits[1].objective >= fits[2].objective
+
+
+def test_heteroskedastic_model_refuses_structured_terms():
+    with pytest.raises(MixedModelsError, match="covariance structure"):
+        mm.HeteroskedasticMixedModel(
+            "bdi ~ timef + ar1(0 + timef | subject)",
+            dataset("btheb"),
+            dispformula="~ 1 + treatment",
+        ).fit()
+
+
 def test_structured_models_simulate_and_predict():
     m = fitted("btheb_ar1")
     df = dataset("btheb")
