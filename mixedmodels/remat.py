@@ -95,7 +95,7 @@ class ReMat:
         self.inds = np.array([r * k + c for r, c in positions], dtype=np.intp)
         # fixed at construction: set_theta, on the hot path, only reads the flag
         self.is_structured = any(s is not None for s in self.structures)
-        self._phi = self._initial_pieces() if self.is_structured else None
+        self._phi = self.initial_theta() if self.is_structured else None
 
     # ---- sizes -------------------------------------------------------------
     @property
@@ -114,6 +114,8 @@ class ReMat:
 
     @property
     def ntheta(self) -> int:
+        if not self.is_structured:  # read on every evaluation
+            return len(self.inds)
         return sum(self.block_ntheta(bi) for bi in range(len(self.blocks)))
 
     def block_ntheta(self, bi: int) -> int:
@@ -136,17 +138,15 @@ class ReMat:
             )
         return [divmod(int(i), self.k) for i in self.inds]
 
-    def _block_pieces(self, per_block) -> np.ndarray:
-        return np.concatenate(
-            [np.asarray(per_block(bi, s), float) for bi, s in enumerate(self.structures)]
-        )
-
     def is_diagonal(self) -> np.ndarray:
         """Boolean per θ element: a diagonal element of λ, or a structure's standard deviation."""
         if not self.is_structured:
             return np.array([r == c for r, c in self.positions()])
-        return self._block_pieces(
-            lambda bi, s: [r == c for r, c in self._block_positions(bi)] if s is None else s.is_sd()
+        return np.concatenate(
+            [
+                np.array([r == c for r, c in self._block_positions(bi)]) if s is None else s.is_sd()
+                for bi, s in enumerate(self.structures)
+            ]
         ).astype(bool)
 
     def _block_positions(self, bi: int) -> list[tuple[int, int]]:
@@ -156,9 +156,6 @@ class ReMat:
     def lowerbd(self) -> np.ndarray:
         """Lower bounds of θ: 0 for diagonal elements of λ and for standard deviations, -inf otherwise."""
         return np.where(self.is_diagonal(), 0.0, -np.inf)
-
-    def _initial_pieces(self) -> np.ndarray:
-        return self.is_diagonal().astype(float)
 
     def initial_theta(self) -> np.ndarray:
         """θ of λ = I, the usual starting value."""
