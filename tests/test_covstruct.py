@@ -41,6 +41,10 @@ def dataset(name: str) -> pd.DataFrame:
     elif name == "btheb":
         df = mm.datasets.load("btheb")
         df["timef"] = pd.Categorical(df["time"], categories=[2, 3, 5, 8], ordered=True)
+    elif name == "simrm":
+        df = pd.read_csv(TESTS / "data" / "covstruct" / "simrm.csv")
+        df["id"] = pd.Categorical(df["id"].astype(str))
+        df["timef"] = pd.Categorical(df["time"], categories=[1, 2, 3, 4], ordered=True)
     else:
         df = pd.read_csv(TESTS / "data" / "covstruct" / "contraception.csv")
         df["district"] = pd.Categorical(df["district"].astype(str))
@@ -72,6 +76,9 @@ MODELS = [
     "btheb_cs",
     "btheb_ar1",
     "btheb_hetar1",
+    "sim_toep",
+    "sim_us",
+    "sim_ar1",
     "contra_us",
     "contra_diag",
     "contra_cs",

@@ -2,7 +2,8 @@
 # Run from the repository root:  Rscript tools/make_covstruct_reference.R
 # Writes mixedmodels/datasets/data/btheb.csv (HSAUR3 BtheB in long form; its factor
 # levels are in factor_levels.json), tests/data/covstruct/contraception.csv (so the tests
-# need no R) and tests/data/covstruct_reference.json.
+# need no R), tests/data/covstruct/simrm.csv (simulated repeated measures) and
+# tests/data/covstruct_reference.json.
 #
 # Oracles: glmmTMB 1.1.5 (diag, us, cs and toep heterogeneous; ar1 homogeneous),
 # its `map` argument for the homogeneous variants (one shared log-sd), and, for a
@@ -80,6 +81,17 @@ lme4_ar1 <- function(data, formula, k, hom = FALSE) {
        sigma = sigma(m), Sigma = sigma(m)^2 * L %*% t(L), rho = tanh(opt$par[length(opt$par)]))
 }
 
+# simulated repeated measures, two per subject and visit, so that us(0 + timef | id) is identified
+set.seed(15)
+lagm <- abs(outer(1:4, 1:4, "-"))
+Sb <- outer(c(2, 2.5, 3, 3.5), c(2, 2.5, 3, 3.5)) * (0.3 + 0.6 * 0.6^lagm)
+b <- t(chol(Sb)) %*% matrix(rnorm(4 * 60), 4)
+sim <- expand.grid(rep = 1:2, time = 1:4, id = 1:60)
+sim$y <- 0.5 * sim$time + b[cbind(sim$time, sim$id)] + rnorm(nrow(sim))
+sim <- sim[, c("id", "time", "y")]
+write.csv(sim, "tests/data/covstruct/simrm.csv", row.names = FALSE)
+sim$id <- factor(sim$id); sim$timef <- factor(sim$time)
+
 k3 <- function(x) factor(rep(1, x))
 res <- list(
   sleep_ar1 = c(list(data = "sleepstudy", formula = "Reaction ~ Daysf + ar1(0 + Daysf | Subject)"),
@@ -118,6 +130,12 @@ res <- list(
   btheb_us = c(list(data = "btheb", formula = "bdi ~ bdi.pre + treatment + drug + length + timef + us(0 + timef | subject)",
                     note = "us + residual is a ridge: only -2logLik is identified"),
                tmb(long, "bdi ~ bdi.pre + treatment + drug + length + timef + us(0 + timef | subject)", "subject")),
+  sim_toep = c(list(data = "simrm", formula = "y ~ timef + toep(0 + timef | id)"),
+               tmb(sim, "y ~ timef + toep(0 + timef | id)", "id")),
+  sim_us = c(list(data = "simrm", formula = "y ~ timef + us(0 + timef | id)"),
+             tmb(sim, "y ~ timef + us(0 + timef | id)", "id")),
+  sim_ar1 = c(list(data = "simrm", formula = "y ~ timef + ar1(0 + timef | id)"),
+              tmb(sim, "y ~ timef + ar1(0 + timef | id)", "id")),
   contra_us = c(list(data = "contraception", formula = "use ~ age + urban + us(1 + urban | district)"),
                 tmb(contra, "use ~ age + urban + us(1 + urban | district)", "district", family = binomial())),
   contra_diag = c(list(data = "contraception", formula = "use ~ age + urban + diag(1 + urban | district)"),
