@@ -97,6 +97,13 @@ class ReMat:
         self.is_structured = any(s is not None for s in self.structures)
         self._phi = self.initial_theta() if self.is_structured else None
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle, also a term saved before covariance structures existed (all unstructured)."""
+        state.setdefault("structures", [None] * len(state["blocks"]))
+        state.setdefault("is_structured", False)
+        state.setdefault("_phi", None)
+        self.__dict__.update(state)
+
     # ---- sizes -------------------------------------------------------------
     @property
     def k(self) -> int:

@@ -303,6 +303,21 @@ def test_structured_models_simulate_and_predict():
     assert m2.objective < np.inf and len(m2.theta) == len(theta)
 
 
+def test_a_term_pickled_before_structures_loads_unstructured():
+    import pickle
+
+    r = mm.LinearMixedModel("Reaction ~ Days + (Days | Subject)", dataset("sleepstudy")).reterms[0]
+    state = {
+        k: v for k, v in r.__dict__.items() if k not in ("structures", "is_structured", "_phi")
+    }
+    old = object.__new__(type(r))
+    old.__setstate__(state)
+    back = pickle.loads(pickle.dumps(old))
+    assert back.structures == [None] and not back.is_structured
+    back.set_theta(np.array([1.0, 0.5, 2.0]))
+    np.testing.assert_array_equal(back.lambda_, [[1.0, 0.0], [0.5, 2.0]])
+
+
 def test_kenward_roger_refuses_structured_terms():
     with pytest.raises(MixedModelsError, match="satterthwaite"):
         fitted("btheb_ar1").coeftable(ddf="kenward-roger")
