@@ -1139,7 +1139,8 @@ class NegativeBinomial2(_NegativeBinomial):
     ) -> tuple[FloatArray, FloatArray]:
         k, y, eta = self._value(dispersion), _as_float(y), _log_link_only(self, eta)
         share = special.expit(eta - np.log(k))  # μ/(k + μ), without overflow
-        return k * (y - np.exp(eta)) / (k + np.exp(eta)), -(y + k) * share * (1.0 - share)
+        inverse = np.exp(-np.logaddexp(np.log(k), eta))  # 1/(k + μ)
+        return k * (y * inverse - share), -(y + k) * share * (1.0 - share)
 
     def sample(self, mu: ArrayLike, rng: np.random.Generator) -> FloatArray:
         k, mu = self._value(None), _as_float(mu)

@@ -46,7 +46,13 @@ import pandas as pd
 import scipy.linalg as sla
 
 from .convergence import ensure_converged
-from .errors import DataError, MixedModelsError, SingularFitWarning
+from .errors import (
+    EVALUATION_FAILURES,
+    ConvergenceWarning,
+    DataError,
+    MixedModelsError,
+    SingularFitWarning,
+)
 from .families import (
     Bernoulli,
     Binomial,
@@ -669,25 +675,28 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self._finish()
 
     def _joint_fit_extended(self, settings: OptSummary, verbose: bool, progress: bool) -> None:
-        """All of (θ, β, β_zi, log d) from the fast stage, β whitened by the fast stage's Hessian."""
-        ntheta, p = len(self.lowerbd), len(self.beta)
+        """All of (θ, β, β_zi, log d) from the fast stage, in whitened coordinates.
+
+        β is whitened by the fast stage's Newton system (as the GLMM's joint
+        fit), β_zi and log d by the curvature of the fast objective in them:
+        BOBYQA's unit steps are then a standard error in every direction, so
+        a flat direction (a zero-inflation probability going to 0) is
+        followed in long steps instead of creeping.
+        """
+        ntheta = len(self.lowerbd)
         x0 = self.outer_parameters()
-        cov_beta = _beta_block(self)
-        whiten = np.linalg.cholesky(cov_beta)
+        whiten = sla.block_diag(np.linalg.cholesky(_beta_block(self)), self._nuisance_whitening(x0))
 
         def to_params(z: np.ndarray) -> np.ndarray:
-            out = z.copy()
-            out[ntheta : ntheta + p] = x0[ntheta : ntheta + p] + whiten @ z[ntheta : ntheta + p]
-            return out
+            return np.concatenate([z[:ntheta], x0[ntheta:] + whiten @ z[ntheta:]])
 
         lower = np.concatenate([self.lowerbd, np.full(len(x0) - ntheta, -np.inf)])
         stage2 = _fresh_optsum(settings, x0, lower)
         theta0 = x0[:ntheta]
         stage2.initial_step = np.concatenate(
-            [np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(p), np.full(len(x0) - ntheta - p, 0.2)]
+            [np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(len(x0) - ntheta)]
         )
-        start = x0.copy()
-        start[ntheta : ntheta + p] = 0.0
+        start = np.concatenate([theta0, np.zeros(len(x0) - ntheta)])
         objective = guarded(
             lambda z: self._outer_objective(to_params(z), False), "the Laplace objective"
         )
@@ -707,10 +716,35 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             names=self.outer_names(),
             start=start,
             to_params=to_params,
-            block=slice(ntheta, ntheta + p),
+            block=slice(ntheta, len(x0)),
         )
         self._outer_objective(stage2.final, False)
         self.optsum = stage2
+
+    def _nuisance_whitening(self, x0: np.ndarray) -> np.ndarray:
+        """A factor L with LL' = 2H⁻¹, H the curvature of the fast objective in (β_zi, log d) at x0.
+
+        The identity where H is not positive definite.
+        """
+        ntheta, p = len(self.lowerbd), len(self.beta)
+        nuis = x0[ntheta + p :]
+        if not len(nuis):
+            return np.zeros((0, 0))
+        fixed = np.concatenate([x0[:ntheta], nuis])
+        saved = (self.beta.copy(), self.u.copy())
+
+        def fast(z: np.ndarray) -> float:
+            self.beta, self.u = saved[0].copy(), saved[1].copy()
+            return self._outer_objective(np.concatenate([fixed[:ntheta], z]), True)
+
+        try:
+            L = np.linalg.cholesky(parameter_covariance(fast, nuis))
+            if not np.isfinite(L).all():
+                raise ValueError("flat direction")
+        except (*EVALUATION_FAILURES, ValueError):
+            L = np.eye(len(nuis))
+        self._outer_objective(x0, False)
+        return L
 
     @property
     def parameter_vcov(self) -> np.ndarray:
@@ -724,6 +758,14 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             saved = (self.beta.copy(), self.u.copy())
             cov = parameter_covariance(lambda z: self._probe(z, saved), x)
             self._outer_objective(x, False)
+            missing = [n for n, v in zip(self.outer_names(), np.diag(cov)) if np.isnan(v)]
+            if missing:
+                warnings.warn(
+                    "the Hessian of the Laplace objective is singular: the objective is flat along a "
+                    f"direction of {', '.join(missing)}, whose standard errors are not available (NaN)",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
             self._covariance = (x.tobytes(), cov)
         return self._covariance[1]
 

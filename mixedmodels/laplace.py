@@ -264,18 +264,26 @@ def parameter_covariance(objective, x: np.ndarray) -> np.ndarray:
     likelihood in all its outer parameters), here by central second
     differences (:func:`mixedmodels.numderiv.hessian`, one level: the
     objective is smooth to about 1e-11 and steps of about 1e-3 keep both
-    truncation and rounding below 1e-5 relative).  Raises CholeskyFailed
-    if H is not positive definite.
+    truncation and rounding below 1e-5 relative).  Where H is singular (a
+    direction along which the objective is flat to within SINGULAR_CURVATURE
+    of its largest curvature, e.g. a zero-inflation probability tending to
+    0), the rows and columns of the parameters in that direction are NaN:
+    their standard errors do not exist, while the others are those of the
+    identified directions.
     """
     from .numderiv import hessian
 
     x = np.asarray(x, dtype=float)
     H = hessian(lambda z: objective(z - HESSIAN_SHIFT), x + HESSIAN_SHIFT, rel=1e-4, levels=1)
-    try:
-        c = sla.cho_factor(0.5 * (H + H.T), lower=True)
-    except np.linalg.LinAlgError:
-        raise CholeskyFailed(
-            "the Hessian of the Laplace objective is not positive definite at the optimum: "
-            "standard errors are not available (a parameter may be on its boundary)"
-        ) from None
-    return 2.0 * sla.cho_solve(c, np.eye(len(x)))
+    values, vectors = np.linalg.eigh(0.5 * (H + H.T))
+    flat = values <= SINGULAR_CURVATURE * max(values.max(), 1.0)
+    kept = vectors[:, ~flat]
+    cov = 2.0 * (kept / values[~flat]) @ kept.T
+    unidentified = np.any(np.abs(vectors[:, flat]) > 1e-3, axis=1)
+    cov[unidentified, :] = np.nan
+    cov[:, unidentified] = np.nan
+    return cov
+
+
+SINGULAR_CURVATURE = 1e-8
+"""Curvatures below this times the largest count as flat in :func:`parameter_covariance`."""
