@@ -149,3 +149,14 @@ def test_zero_inflation_needs_a_count_family():
     df = mm.datasets.load("betasim")
     with pytest.raises(MixedModelsError, match="needs a count family"):
         mm.GeneralizedLinearMixedModel("prop ~ x + (1|g)", df, family="beta", ziformula="~1")
+
+
+def test_cli_fits_a_zero_inflated_model(capsys):
+    from mixedmodels.cli import main
+
+    args = ["fit", "SiblingNegotiation ~ FoodTreatment + (1|Nest)", "--data", "owls"]
+    assert main([*args, "--family", "nbinom2", "--ziformula", "~1"]) == 0
+    out = capsys.readouterr().out
+    assert "Zero-inflation model: ~1" in out and "Dispersion parameter for nbinom2" in out
+    assert main([*args, "--ziformula", "~1"]) == 2
+    assert "--ziformula needs a count --family" in capsys.readouterr().err

@@ -77,6 +77,7 @@ tmb <- list(
   list(name = "sal_zip", data = "salamanders", f = count ~ spp * mined + (1 | site), family = poisson(), zi = ~spp),
   list(name = "sal_zinb", data = "salamanders", f = count ~ spp * mined + (1 | site), family = nbinom2(), zi = ~spp),
   list(name = "sal_zinb_mined", data = "salamanders", f = count ~ spp * mined + (1 | site), family = nbinom2(), zi = ~1),
+  list(name = "sal_zinb_zimined", data = "salamanders", f = count ~ spp * mined + (1 | site), family = nbinom2(), zi = ~mined),
   list(name = "owls_nb1_zi", data = "owls",
        f = SiblingNegotiation ~ FoodTreatment * SexParent + offset(log(BroodSize)) + (1 | Nest), family = nbinom1(), zi = ~1),
   list(name = "owls_nb2_zi", data = "owls",
