@@ -182,8 +182,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         Not modified.
     family : str or Family
         ``"bernoulli"``, ``"binomial"``, ``"poisson"``, ``"gamma"``,
-        ``"inversegaussian"``, ``"gaussian"`` (with a non-identity link) or an
-        object from :mod:`mixedmodels.families`.
+        ``"inversegaussian"``, ``"gaussian"`` (with a non-identity link),
+        ``"nbinom2"``, ``"nbinom1"``, ``"beta"`` or an object from
+        :mod:`mixedmodels.families`.
     link : str or Link, optional
         Defaults to the family's canonical link.
     weights : str or array, optional
@@ -192,6 +193,15 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         Added to the linear predictor (with any ``offset()`` in the formula).
     contrasts, covariance : dict, optional
         As for :class:`~mixedmodels.lmm.LinearMixedModel`.
+    ziformula : str, optional
+        Zero-inflation model for count families (``"~ 1"``, ``"~ spp"``; fixed
+        effects only, logit link), as glmmTMB's; ``"~0"`` or None: none.
+
+    Families ``"nbinom2"`` (``"negative.binomial"``), ``"nbinom1"`` and
+    ``"beta"``, and any zero-inflated model, are fitted by the Laplace
+    approximation on their log density as glmmTMB fits them
+    (:mod:`mixedmodels.laplace`); ``dispersion`` is then the family's extra
+    parameter and ``coeftable(component="zi" | "disp")`` the other parts.
     """
 
     def __init__(
@@ -210,6 +220,8 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         **kwargs: Any,
     ):
         reject_unknown(kwargs, "GeneralizedLinearMixedModel()")
+        if isinstance(ziformula, str) and ziformula.replace(" ", "") in ("~0", "0"):
+            ziformula = None  # glmmTMB's spelling of "no zero inflation"
         self.record_call(
             formula,
             data,

@@ -51,7 +51,7 @@ def test_zinb_matches_glmmtmb(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sal_zip", "owls_nb1_zi"])
+@pytest.mark.parametrize("name", ["sal_zip", "owls_nb1_zi", "sal_zinb_zimined"])
 def test_zip_and_zinb1_match_glmmtmb(name):
     check_against_glmmtmb(name)
 
@@ -110,6 +110,13 @@ def test_lrt_nb2_against_zinb():
 # ---- bad input ------------------------------------------------------------------------------
 def _owls():
     return mm.datasets.load("owls")
+
+
+def test_tilde_zero_means_no_zero_inflation():
+    m = mm.GeneralizedLinearMixedModel(
+        "SiblingNegotiation ~ FoodTreatment + (1|Nest)", _owls(), family="poisson", ziformula="~0"
+    )
+    assert m.zi is None and not m.extended
 
 
 def test_random_effects_in_ziformula_are_refused():
