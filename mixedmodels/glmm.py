@@ -638,6 +638,10 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         disp = [f"log({self.family.dispersion_name})"] if self.n_dispersion else []
         return self.theta_names + list(self.coefnames) + zi + disp
 
+    def outer_objective(self, x: np.ndarray) -> float:
+        """The Laplace objective at x = (θ, β, β_zi, log dispersion), as ``outer_parameters``; the model moves there."""
+        return self._outer_objective(np.asarray(x, dtype=float), False)
+
     def _set_nuisance(self, x: np.ndarray) -> None:
         """β_zi and the log dispersion from the end of a parameter vector."""
         nzi = len(self.beta_zi)

@@ -210,3 +210,13 @@ def test_unknown_component():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fitted("epil_nb2").coeftable()
+
+
+@pytest.mark.parametrize("name", ["epil_nb2", "sal_nb2"])
+def test_objective_at_glmmtmbs_estimates_is_glmmtmbs(name):
+    """The same function, not only the same optimum: our Laplace value at glmmTMB's parameters."""
+    ref = reference(name)
+    par, nb = np.asarray(ref["par"]), len(ref["beta"])
+    # glmmTMB's order: β, betad (log dispersion), theta (log sd); ours: θ (sd), β, log dispersion
+    x = np.concatenate([[np.exp(par[nb + 1])], par[:nb], [par[nb]]])
+    assert fitted(name).copy().outer_objective(x) == pytest.approx(ref["objective"], rel=1e-10)
