@@ -13,9 +13,9 @@ A = ZΛθ, gᵢ = wᵢ ∂ℓᵢ/∂ηᵢ and Wᵢ = −wᵢ ∂²ℓᵢ/∂η�
     ∇h = A'g − u,   −∇²h = H(u) = A'WA + I,   u ← u + t H⁻¹∇h,
 
 with t halved while h does not increase.  W is the observed curvature, so
-near the mode this is Newton's method on h itself; where a W is negative
-(zero inflation, beta, nbinom1 far from the mode) the step uses
-max(W, 0), which keeps H positive definite.  The Laplace approximation is
+this is Newton's method on h itself; where some Wᵢ are negative (zero
+inflation, beta, nbinom1) and H is then not positive definite, the step
+uses max(W, 0), which keeps H positive definite.  The Laplace approximation is
 
     −2 log L(θ, β, β_zi, d) ≈ −2 Σᵢ wᵢ ℓᵢ(ũ) + ‖ũ‖² + log|H(ũ)|,
 
@@ -223,7 +223,7 @@ def _newton(m, fast: bool, maxiter: int, tol: float) -> float:
         g, W = curvature(m, eta)
         grad = np.concatenate([A.rmatvec(g), X.T @ g]) if fast else A.rmatvec(g)
         grad -= penalty * v
-        step = SymmetricFactor(system_matrix(A, X, np.maximum(W, 0.0))).solve(grad)
+        step = _newton_factor(A, X, W).solve(grad)
         decrement = float(grad @ step)
         value, eta, v = _line_search(pdev, v, step, value, eta)
         if decrement < tol:
@@ -238,6 +238,16 @@ def _newton(m, fast: bool, maxiter: int, tol: float) -> float:
     _, W = curvature(m, eta)
     m.laplace_factor = SymmetricFactor(system_matrix(A, None, W))
     return value + m.laplace_factor.logdet
+
+
+def _newton_factor(A: ZLambda, X: np.ndarray | None, W: np.ndarray) -> SymmetricFactor:
+    """The factor of H at the observed curvature (Newton's step), or at max(W, 0) where that is indefinite."""
+    if W.min() >= 0.0:
+        return SymmetricFactor(system_matrix(A, X, W))
+    try:
+        return SymmetricFactor(system_matrix(A, X, W))
+    except CholeskyFailed:
+        return SymmetricFactor(system_matrix(A, X, np.maximum(W, 0.0)))
 
 
 def _line_search(pdev, v, step, value, eta):
