@@ -842,6 +842,25 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             return pd.Series(values, index=eta.index, name="prediction")
         return super().predict(newdata, type=type, **kwargs)
 
+    def _no_profiles(self) -> None:
+        if self.extended:
+            raise MixedModelsError(
+                f"likelihood profiles of a {self.family.name}{' zero-inflated' if self.zi else ''} model are not "
+                "available (the dispersion and zero inflation would be held fixed); use "
+                "confint(method='wald') or confint(method='bootstrap')"
+            )
+
+    def profile(self, which=None, **kwargs: Any):
+        """Likelihood profiles (not for the families fitted by their log density: use Wald or bootstrap)."""
+        self._no_profiles()
+        return super().profile(which, **kwargs)
+
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
+        """As :meth:`InferenceMixin.confint`; families fitted by their log density: Wald or bootstrap only."""
+        if method == "profile":
+            self._no_profiles()
+        return super().confint(method, level, **kwargs)
+
     def simulate(self, n: int = 1, seed: Any = None, newdata=None, **kwargs: Any) -> pd.DataFrame:
         """As :meth:`InferenceMixin.simulate`; with zero inflation each count is zeroed with probability p."""
         sims = super().simulate(n, seed, newdata, **kwargs)

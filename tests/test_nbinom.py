@@ -202,6 +202,11 @@ def test_quadrature_is_refused():
         m.fit(nagq=5)
 
 
+def test_profile_intervals_are_refused():
+    with pytest.raises(MixedModelsError, match="use confint\\(method='wald'\\)"):
+        fitted("epil_nb2").confint()
+
+
 def test_unknown_component():
     with pytest.raises(MixedModelsError, match="component must be"):
         fitted("epil_nb2").coeftable(component="cond2")
