@@ -271,7 +271,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self.X = structure.fe.X
         self.zi: ZeroInflation | None = None
         if ziformula is not None:
-            rows = data.loc[self.obs_index] if isinstance(data, pd.DataFrame) else data
+            rows = pd.DataFrame(data).iloc[structure.frame.rows]  # positions: the index may repeat
             self.zi = zero_inflation(ziformula, rows, y, contrasts)
         self._set_response(GlmResponse(self._family, y, wt))
         check_constant_response(y, self._family, structure.formula.response)

@@ -45,7 +45,14 @@ class ZeroInflation:
         return list(self.design.names)
 
     def X_on(self, data: pd.DataFrame) -> np.ndarray:
-        return self.design.on(data)
+        """The zero-inflation design on new rows (DataError naming the formula if it cannot be built)."""
+        try:
+            return self.design.on(data)
+        except Exception as exc:  # noqa: BLE001 - formulaic raises many types; report in the user's terms
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(
+                f"the zero-inflation formula {self.formula!r} cannot be evaluated on the new data: {first}"
+            ) from None
 
 
 def zero_inflation(

@@ -112,6 +112,21 @@ def _owls():
     return mm.datasets.load("owls")
 
 
+def test_new_data_without_the_zero_inflation_columns():
+    ref = reference("sal_zinb_zimined")
+    m = mm.GeneralizedLinearMixedModel(
+        "count ~ spp + (1|site)",
+        mm.datasets.load("salamanders"),
+        family="poisson",
+        ziformula="~ mined",
+    )
+    m.beta_zi = np.zeros(2)
+    new = mm.datasets.load("salamanders").iloc[:3].drop(columns="mined")
+    with pytest.raises(DataError, match="zero-inflation formula '~ mined' cannot be evaluated"):
+        m.zprob(new)
+    assert ref["ziformula"] == "~mined"
+
+
 def test_tilde_zero_means_no_zero_inflation():
     m = mm.GeneralizedLinearMixedModel(
         "SiblingNegotiation ~ FoodTreatment + (1|Nest)", _owls(), family="poisson", ziformula="~0"
