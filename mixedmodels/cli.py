@@ -146,6 +146,8 @@ def check_fit_flags(args: argparse.Namespace) -> bool:
 
     if args.link and not args.family:
         raise MixedModelsError("--link needs --family (a linear mixed model has the identity link)")
+    if args.ziformula and not args.family:
+        raise MixedModelsError("--ziformula needs a count --family (poisson, nbinom2 or nbinom1)")
     linear = _is_linear(args)
     what = "a linear mixed model" + (" (family gaussian, identity link)" if args.family else "")
     if linear and args.nagq is not None:
@@ -188,7 +190,12 @@ def _fit(args: argparse.Namespace) -> int:
         from .glmm import GeneralizedLinearMixedModel
 
         model = GeneralizedLinearMixedModel(
-            args.formula, data, family=args.family, link=args.link, weights=args.weights
+            args.formula,
+            data,
+            family=args.family,
+            link=args.link,
+            weights=args.weights,
+            ziformula=args.ziformula,
         )
     if args.optimizer:
         model.optsum.optimizer = args.optimizer
@@ -229,7 +236,12 @@ def _add_fit(subparsers) -> None:
     p.add_argument(
         "--family",
         help="GLMM family: bernoulli, binomial, poisson, gamma, inversegaussian, "
-        "gaussian (with the identity link: fitted as a linear mixed model)",
+        "gaussian (with the identity link: fitted as a linear mixed model), "
+        "nbinom2 (negative.binomial), nbinom1, beta",
+    )
+    p.add_argument(
+        "--ziformula",
+        help='zero-inflation formula for count families, e.g. "~1" or "~ spp" (as glmmTMB)',
     )
     p.add_argument("--link", help="link function (default: the family's canonical link)")
     p.add_argument(

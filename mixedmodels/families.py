@@ -56,6 +56,10 @@ __all__ = [
     "Gamma",
     "InverseGaussian",
     "Gaussian",
+    "LikelihoodFamily",
+    "NegativeBinomial2",
+    "NegativeBinomial1",
+    "Beta",
     "get_link",
     "get_family",
 ]
@@ -452,6 +456,8 @@ class Family(ABC):
     has_dispersion: ClassVar[bool]
     # How error messages describe the prior weights.
     _weights_label: ClassVar[str] = "prior weights"
+    support: ClassVar[str] = ""
+    """Models of the same non-empty support (``"counts"``) have comparable likelihoods."""
 
     def __init__(self, link: LinkSpec | None = None) -> None:
         chosen = get_link(self.canonical_link if link is None else link)
@@ -794,6 +800,24 @@ class Poisson(Family):
     canonical_link = "log"
     allowed_links = ("log", "identity", "sqrt")
     has_dispersion = False
+    support = "counts"
+    n_dispersion = 0
+
+    def logpdf(self, y: ArrayLike, eta: ArrayLike, dispersion: float | None = None) -> FloatArray:
+        r""":math:`\log p(y \mid \eta) = y\eta - e^\eta - \log\Gamma(y+1)` (log link only)."""
+        eta, y = _log_link_only(self, eta), _as_float(y)
+        return y * eta - np.exp(eta) - special.gammaln(y + 1.0)
+
+    def eta_derivatives(
+        self, y: ArrayLike, eta: ArrayLike, dispersion: float | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        r"""∂ℓ/∂η = y − μ and ∂²ℓ/∂η² = −μ (log link only)."""
+        mu = np.exp(_log_link_only(self, eta))
+        return _as_float(y) - mu, -mu
+
+    def sample(self, mu: ArrayLike, rng: np.random.Generator) -> FloatArray:
+        """Poisson draws with means ``mu``."""
+        return rng.poisson(_as_float(mu)).astype(float)
 
     def variance(self, mu: ArrayLike) -> FloatArray:
         r""":math:`V(\mu) = \mu`."""
@@ -985,19 +1009,277 @@ class Gaussian(Family):
         return y
 
 
+# -- families outside the exponential family (Laplace fits as glmmTMB's) ----------------
+
+
+def _log_link_only(family: Family, eta: ArrayLike) -> FloatArray:
+    """η as floats; the η-derivatives of these log densities are written for the log link."""
+    if family.link.name != "log":
+        raise MixedModelsError(
+            f"family {family.name!r} with a {family.link.name!r} link has no Laplace fit with a "
+            "dispersion or zero inflation here; use the log link"
+        )
+    return _as_float(eta)
+
+
+class LikelihoodFamily(Family):
+    r"""A response distribution with one extra parameter, fitted by its log density.
+
+    Not an exponential family for an unknown parameter (NB with unknown shape,
+    beta), so the model is fitted by a Laplace approximation built from the
+    log density itself: :meth:`logpdf` with every constant and its first and
+    second derivatives in η (:meth:`eta_derivatives`).  The extra parameter
+    (``dispersion``: glmmTMB's ``sigma()``) is estimated on the log scale; an
+    instance holds its current value, so a fitted model's family can
+    simulate.  ``has_dispersion`` is False: this parameter does not scale the
+    random effects or the covariance of β as a GLM's φ does.
+    """
+
+    has_dispersion = False
+    n_dispersion: ClassVar[int] = 1
+    dispersion_name: ClassVar[str] = "dispersion"
+
+    def __init__(self, link: LinkSpec | None = None, dispersion: float | None = None) -> None:
+        super().__init__(link)
+        self.dispersion = None if dispersion is None else float(dispersion)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(link={self.link.name!r}, dispersion={self.dispersion!r})"
+
+    def _value(self, dispersion: float | None) -> float:
+        d = self.dispersion if dispersion is None else dispersion
+        if d is None or not (np.isfinite(d) and d > 0):
+            raise MixedModelsError(
+                f"family {self.name!r} needs a positive {self.dispersion_name}, got {d!r}"
+            )
+        return float(d)
+
+    @abstractmethod
+    def logpdf(self, y: ArrayLike, eta: ArrayLike, dispersion: float | None = None) -> FloatArray:
+        """log p(yᵢ | ηᵢ, dispersion) per observation, with every constant."""
+
+    @abstractmethod
+    def eta_derivatives(
+        self, y: ArrayLike, eta: ArrayLike, dispersion: float | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """(∂ℓᵢ/∂ηᵢ, ∂²ℓᵢ/∂ηᵢ²) per observation."""
+
+    @abstractmethod
+    def sample(self, mu: ArrayLike, rng: np.random.Generator) -> FloatArray:
+        """Draws with means ``mu`` at the family's dispersion."""
+
+    def _loglik_terms(
+        self, y: FloatArray, mu: FloatArray, wt: FloatArray, dispersion: float
+    ) -> FloatArray:
+        return wt * self.logpdf(y, self.link.linkfun(mu), self.dispersion)
+
+    def unit_deviance(self, y: ArrayLike, mu: ArrayLike) -> FloatArray:
+        r""":math:`2[\ell(y; \mu = y) - \ell(y; \mu)]` at the current dispersion."""
+        y, mu = _as_float(y), _as_float(mu)
+        at_y = self.link.linkfun(np.maximum(y, _EPS) if self.link.name == "log" else y)
+        full = self.logpdf(y, at_y) - self.logpdf(y, self.link.linkfun(mu))
+        return np.maximum(2.0 * full, 0.0)
+
+
+class _NegativeBinomial(LikelihoodFamily):
+    """Shared pieces of the two negative binomial parametrisations: counts, log link."""
+
+    canonical_link = "log"
+    allowed_links = ("log",)
+    support = "counts"
+
+    def valid_mu(self, mu: ArrayLike) -> bool:
+        return _positive_mean(mu)
+
+    def mustart(self, y: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
+        return _as_float(y) + 0.1
+
+    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
+        negative = y[y < 0]
+        if negative.size:
+            raise MixedModelsError(
+                f"{self.name} response must be non-negative counts; found {negative.size} "
+                f"negative value(s), e.g. {_first(negative)}"
+            )
+        if np.any(y != np.rint(y)):
+            warnings.warn(f"non-integer counts in a {self.name} response", stacklevel=3)
+
+
+class NegativeBinomial2(_NegativeBinomial):
+    r"""Negative binomial with shape k: :math:`\operatorname{Var} y = \mu + \mu^2/k`.
+
+    glmmTMB's ``nbinom2`` (its ``sigma()`` is k) and lme4's ``glmer.nb``
+    (``theta`` = k).  With :math:`\mu = e^\eta`,
+
+    .. math::
+        \ell = \log\Gamma(y+k) - \log\Gamma(k) - \log\Gamma(y+1)
+               + k\log k + y\eta - (y+k)\log(k+\mu),
+
+    :math:`\partial\ell/\partial\eta = k(y-\mu)/(k+\mu)` and
+    :math:`\partial^2\ell/\partial\eta^2 = -k\mu(y+k)/(k+\mu)^2` (the observed
+    curvature; Fisher's is :math:`-k\mu/(k+\mu)`).  ``log(k + μ)`` is
+    ``logaddexp(log k, η)``, finite for any η.
+    """
+
+    name = "nbinom2"
+    dispersion_name = "shape k"
+
+    def variance(self, mu: ArrayLike) -> FloatArray:
+        mu = _as_float(mu)
+        return mu + mu * mu / self._value(None)
+
+    def logpdf(self, y: ArrayLike, eta: ArrayLike, dispersion: float | None = None) -> FloatArray:
+        k, y, eta = self._value(dispersion), _as_float(y), _log_link_only(self, eta)
+        log_k_mu = np.logaddexp(np.log(k), eta)
+        counts = special.gammaln(y + k) - special.gammaln(k) - special.gammaln(y + 1.0)
+        return counts + k * (np.log(k) - log_k_mu) + y * (eta - log_k_mu)
+
+    def eta_derivatives(
+        self, y: ArrayLike, eta: ArrayLike, dispersion: float | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        k, y, eta = self._value(dispersion), _as_float(y), _log_link_only(self, eta)
+        share = special.expit(eta - np.log(k))  # μ/(k + μ), without overflow
+        inverse = np.exp(-np.logaddexp(np.log(k), eta))  # 1/(k + μ)
+        return k * (y * inverse - share), -(y + k) * share * (1.0 - share)
+
+    def sample(self, mu: ArrayLike, rng: np.random.Generator) -> FloatArray:
+        k, mu = self._value(None), _as_float(mu)
+        return rng.negative_binomial(k, k / (k + mu)).astype(float)
+
+
+class NegativeBinomial1(_NegativeBinomial):
+    r"""Negative binomial with variance :math:`\mu(1+\phi)` (glmmTMB's ``nbinom1``).
+
+    A negative binomial of size :math:`s = \mu/\phi` and success probability
+    :math:`1/(1+\phi)`:
+
+    .. math::
+        \ell = \log\Gamma(y+s) - \log\Gamma(s) - \log\Gamma(y+1)
+               - s\log(1+\phi) + y[\log\phi - \log(1+\phi)].
+
+    With :math:`\mu = e^\eta`, :math:`ds/d\eta = s`, so with
+    :math:`r = \psi(y+s) - \psi(s) - \log(1+\phi)`,
+    :math:`\partial\ell/\partial\eta = s r` and
+    :math:`\partial^2\ell/\partial\eta^2 = s r + s^2[\psi'(y+s) - \psi'(s)]`.
+    """
+
+    name = "nbinom1"
+    dispersion_name = "phi"
+
+    def variance(self, mu: ArrayLike) -> FloatArray:
+        return _as_float(mu) * (1.0 + self._value(None))
+
+    def logpdf(self, y: ArrayLike, eta: ArrayLike, dispersion: float | None = None) -> FloatArray:
+        phi, y, eta = self._value(dispersion), _as_float(y), _log_link_only(self, eta)
+        s = np.exp(eta - np.log(phi))
+        counts = special.gammaln(y + s) - special.gammaln(s) - special.gammaln(y + 1.0)
+        return counts - s * np.log1p(phi) + y * (np.log(phi) - np.log1p(phi))
+
+    def eta_derivatives(
+        self, y: ArrayLike, eta: ArrayLike, dispersion: float | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        phi, y, eta = self._value(dispersion), _as_float(y), _log_link_only(self, eta)
+        s = np.exp(eta - np.log(phi))
+        r = special.digamma(y + s) - special.digamma(s) - np.log1p(phi)
+        return s * r, s * r + s * s * (special.polygamma(1, y + s) - special.polygamma(1, s))
+
+    def sample(self, mu: ArrayLike, rng: np.random.Generator) -> FloatArray:
+        phi, mu = self._value(None), _as_float(mu)
+        return rng.negative_binomial(mu / phi, 1.0 / (1.0 + phi)).astype(float)
+
+
+class Beta(LikelihoodFamily):
+    r"""Proportions in (0, 1): :math:`y \sim \operatorname{Beta}(\mu\phi, (1-\mu)\phi)`.
+
+    glmmTMB's ``beta_family()``: mean μ, precision φ (its ``sigma()``),
+    :math:`\operatorname{Var} y = \mu(1-\mu)/(1+\phi)`.  With
+    :math:`a = \mu\phi`, :math:`b = (1-\mu)\phi` and :math:`m = d\mu/d\eta`
+    (logit link: :math:`m = \mu(1-\mu)`, :math:`dm/d\eta = m(1-2\mu)`),
+
+    .. math::
+        \ell = \log\Gamma(\phi) - \log\Gamma(a) - \log\Gamma(b) + (a-1)\log y + (b-1)\log(1-y),
+
+    :math:`\partial\ell/\partial\eta = \phi m r` with
+    :math:`r = \log\frac{y}{1-y} - \psi(a) + \psi(b)`, and
+    :math:`\partial^2\ell/\partial\eta^2 = \phi m(1-2\mu) r - \phi^2 m^2[\psi'(a) + \psi'(b)]`.
+    """
+
+    name = "beta"
+    canonical_link = "logit"
+    allowed_links = ("logit",)
+    dispersion_name = "precision phi"
+
+    def variance(self, mu: ArrayLike) -> FloatArray:
+        mu = _as_float(mu)
+        return mu * (1.0 - mu) / (1.0 + self._value(None))
+
+    def valid_mu(self, mu: ArrayLike) -> bool:
+        mu = _as_float(mu)
+        return bool(np.all(np.isfinite(mu)) and np.all((mu > 0) & (mu < 1)))
+
+    def mustart(self, y: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
+        return np.clip(_as_float(y), 1e-4, 1.0 - 1e-4)
+
+    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
+        outside = (y <= 0) | (y >= 1)
+        if outside.any():
+            raise MixedModelsError(
+                f"beta response must lie strictly between 0 and 1; found {int(outside.sum())} "
+                f"value(s) outside (0, 1), e.g. {_first(y[outside])}. Transform the response first, "
+                "e.g. Smithson and Verkuilen's (y (n - 1) + 0.5) / n, or model the 0s and 1s separately"
+            )
+
+    def _parts(self, y, eta, dispersion):
+        phi, y, eta = self._value(dispersion), _as_float(y), _as_float(eta)
+        mu = special.expit(eta)
+        return phi, y, mu, mu * phi, special.expit(-eta) * phi
+
+    def logpdf(self, y: ArrayLike, eta: ArrayLike, dispersion: float | None = None) -> FloatArray:
+        phi, y, _, a, b = self._parts(y, eta, dispersion)
+        dens = special.gammaln(phi) - special.gammaln(a) - special.gammaln(b)
+        return dens + (a - 1.0) * np.log(y) + (b - 1.0) * np.log1p(-y)
+
+    def eta_derivatives(
+        self, y: ArrayLike, eta: ArrayLike, dispersion: float | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        phi, y, mu, a, b = self._parts(y, eta, dispersion)
+        m = mu * (1.0 - mu)
+        r = np.log(y) - np.log1p(-y) - special.digamma(a) + special.digamma(b)
+        trig = special.polygamma(1, a) + special.polygamma(1, b)
+        return phi * m * r, phi * m * (1.0 - 2.0 * mu) * r - (phi * m) ** 2 * trig
+
+    def sample(self, mu: ArrayLike, rng: np.random.Generator) -> FloatArray:
+        phi, mu = self._value(None), _as_float(mu)
+        return rng.beta(mu * phi, (1.0 - mu) * phi)
+
+
 # --------------------------------------------------------------------------------------
 # Look-up
 # --------------------------------------------------------------------------------------
 
 _FAMILIES: dict[str, type[Family]] = {
     cls.name.lower(): cls
-    for cls in (Bernoulli, Binomial, Poisson, Gamma, InverseGaussian, Gaussian)
+    for cls in (
+        Bernoulli,
+        Binomial,
+        Poisson,
+        Gamma,
+        InverseGaussian,
+        Gaussian,
+        NegativeBinomial2,
+        NegativeBinomial1,
+        Beta,
+    )
 }
 
 _FAMILY_ALIASES: dict[str, str] = {
     "inverse_gaussian": "inverse.gaussian",
     "inversegaussian": "inverse.gaussian",
     "normal": "gaussian",
+    "negative.binomial": "nbinom2",
+    "negativebinomial": "nbinom2",
+    "negative_binomial": "nbinom2",
+    "beta_family": "beta",
 }
 
 FamilySpec = str | Family | type[Family]

@@ -23,6 +23,13 @@ Objectives, as lme4 reports them:
   is on a different scale from the Laplace value (lme4 does the same).
 * Fast fit (``fast=True``, lme4's nAGQ=0): θ optimised with β updated inside
   PIRLS; the reported objective is the Laplace value at the result.
+
+Families fitted by their log density (negative binomial ``nbinom2`` and
+``nbinom1``, ``beta``) and zero-inflated counts (``ziformula=``) are fitted
+as glmmTMB fits them: the modes by Newton's method on the log density
+(:mod:`mixedmodels.laplace`), the Laplace value with the observed curvature,
+and (θ, β, β_zi, log dispersion) jointly; the standard errors come from the
+Hessian of that objective.
 """
 
 from __future__ import annotations
@@ -39,9 +46,27 @@ import pandas as pd
 import scipy.linalg as sla
 
 from .convergence import ensure_converged
-from .errors import DataError, MixedModelsError, SingularFitWarning
-from .families import Bernoulli, Binomial, Family, Gaussian, IdentityLink, get_family
+from .errors import (
+    EVALUATION_FAILURES,
+    ConvergenceWarning,
+    DataError,
+    MixedModelsError,
+    SingularFitWarning,
+)
+from .families import (
+    Bernoulli,
+    Binomial,
+    Family,
+    Gaussian,
+    IdentityLink,
+    LikelihoodFamily,
+    NegativeBinomial1,
+    NegativeBinomial2,
+    Poisson,
+    get_family,
+)
 from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
+from .laplace import ZLambda, log_density, newton_modes, parameter_covariance
 from .lmm import LinearMixedModel, data_index, r_spelling, reject_unknown
 from .model import MixedModel
 from .optimize import guarded, minimize
@@ -53,6 +78,7 @@ from .separation import check_constant_response, check_separation
 from .structure import build_structure, lme4_blocks
 from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
+from .zeroinfl import ZeroInflation, zero_inflation, zi_probability
 
 __all__ = ["GeneralizedLinearMixedModel"]
 
@@ -156,8 +182,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         Not modified.
     family : str or Family
         ``"bernoulli"``, ``"binomial"``, ``"poisson"``, ``"gamma"``,
-        ``"inversegaussian"``, ``"gaussian"`` (with a non-identity link) or an
-        object from :mod:`mixedmodels.families`.
+        ``"inversegaussian"``, ``"gaussian"`` (with a non-identity link),
+        ``"nbinom2"``, ``"nbinom1"``, ``"beta"`` or an object from
+        :mod:`mixedmodels.families`.
     link : str or Link, optional
         Defaults to the family's canonical link.
     weights : str or array, optional
@@ -166,6 +193,15 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         Added to the linear predictor (with any ``offset()`` in the formula).
     contrasts, covariance : dict, optional
         As for :class:`~mixedmodels.lmm.LinearMixedModel`.
+    ziformula : str, optional
+        Zero-inflation model for count families (``"~ 1"``, ``"~ spp"``; fixed
+        effects only, logit link), as glmmTMB's; ``"~0"`` or None: none.
+
+    Families ``"nbinom2"`` (``"negative.binomial"``), ``"nbinom1"`` and
+    ``"beta"``, and any zero-inflated model, are fitted by the Laplace
+    approximation on their log density as glmmTMB fits them
+    (:mod:`mixedmodels.laplace`); ``dispersion`` is then the family's extra
+    parameter and ``coeftable(component="zi" | "disp")`` the other parts.
     """
 
     def __init__(
@@ -180,9 +216,12 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         contrasts: Mapping[str, Any] | None = None,
         covariance: Mapping[str, Any] | None = None,
         sparse: bool | None = None,
+        ziformula: str | None = None,
         **kwargs: Any,
     ):
         reject_unknown(kwargs, "GeneralizedLinearMixedModel()")
+        if isinstance(ziformula, str) and ziformula.replace(" ", "") in ("~0", "0"):
+            ziformula = None  # glmmTMB's spelling of "no zero inflation"
         self.record_call(
             formula,
             data,
@@ -193,12 +232,16 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             contrasts=contrasts,
             covariance=covariance,
             sparse=sparse,
+            ziformula=ziformula,
         )
         self._family = (
             get_family(family, link)
             if not isinstance(family, Family) or link is not None
             else family
         )
+        self.extended = isinstance(self._family, LikelihoodFamily) or ziformula is not None
+        if self.extended:
+            self._family = _own_family(self._family, ziformula)
         if isinstance(self._family, Gaussian) and isinstance(self._family.link, IdentityLink):
             raise MixedModelsError(
                 "a Gaussian model with the identity link is a linear mixed model: use "
@@ -226,8 +269,15 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             replace(structure, weights=None, offset=None), np.zeros(structure.nobs), sparse=sparse
         )
         self.X = structure.fe.X
+        self.zi: ZeroInflation | None = None
+        if ziformula is not None:
+            rows = pd.DataFrame(data).iloc[structure.frame.rows]  # positions: the index may repeat
+            self.zi = zero_inflation(ziformula, rows, y, contrasts)
         self._set_response(GlmResponse(self._family, y, wt))
         check_constant_response(y, self._family, structure.formula.response)
+        if self.extended:
+            self._init_extended()
+            return
         check_separation(
             self.X,
             y,
@@ -247,7 +297,23 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
 
     def _set_response(self, response: GlmResponse) -> None:
         self.resp = response
-        self.beta0 = glm_start(self._family, self.X, response.y, response.wt, self.offset)
+        start = _start_family(self._family)
+        self.beta0 = glm_start(start, self.X, response.y, response.wt, self.offset)
+
+    def _init_extended(self) -> None:
+        """State of a model fitted by its log density (see :mod:`mixedmodels.laplace`)."""
+        self.beta = self.beta0.copy()
+        self.u = np.zeros(sum(r.q for r in self.reterms))
+        self.beta_zi = np.zeros(0 if self.zi is None else self.zi.X.shape[1])
+        self.zlambda = ZLambda(self.reterms)
+        self.laplace_factor = None
+        self.fast, self.nagq = False, 1
+        self.optsum = OptSummary(self.lmm.optsum.initial, self.lmm.lowerbd)
+        self.optsum_fast: OptSummary | None = None
+        self._state: WorkingState | None = None
+        self._state_key: tuple | None = None
+        self._fixed: tuple[tuple, np.ndarray] | None = None
+        self._covariance: tuple[bytes, np.ndarray] | None = None
 
     _FIT_OPTIONS = ("fast", "nagq", "nAGQ")
 
@@ -365,6 +431,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
 
     def laplace_objective(self) -> float:
         """-2 log-likelihood by the Laplace approximation at the current modes and L."""
+        if self.extended:  # the log density and the observed-curvature factor of laplace.py
+            minus2 = -2.0 * float(log_density(self, self.eta).sum())
+            return minus2 + float(self.u @ self.u) + self.laplace_factor.logdet
         return self._minus2_loglik() + float(self.u @ self.u) + 2.0 * self.lmm.system.logdet_Z()
 
     def agq_objective(self, nagq: int) -> float:
@@ -418,6 +487,10 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
                 "the scale of a generalised model is not a free parameter of objective_at"
             )
         self.set_theta(theta)
+        if self.extended:
+            if beta is not None:
+                self.beta = np.asarray(beta, dtype=float).copy()
+            return newton_modes(self, fast=beta is None)
         if beta is None:
             pirls(self, fast=True)
             return self.laplace_objective()
@@ -459,8 +532,13 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         if nagq == 0 and not isinstance(nagq, bool):
             fast, nagq = True, 1
         nagq = self._check_nagq(1 if nagq is None else nagq)
+        if self.extended and nagq > 1:
+            raise MixedModelsError(
+                f"family {self.family.name!r}{' with zero inflation' if self.zi else ''} is fitted by the "
+                "Laplace approximation only (nagq=1)"
+            )
         with blas_threads_for(self.lmm.system.dense_dim):
-            self._fit(fast, nagq, verbose, progress)
+            (self._fit_extended if self.extended else self._fit)(fast, nagq, verbose, progress)
         if self.issingular:
             warnings.warn(
                 f"boundary (singular) fit: {self.boundary_text()}",
@@ -539,6 +617,262 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self._joint_objective(stage2.final)
         self.optsum = stage2
 
+    # ---- families fitted by their log density ----------------------------------------------
+    @property
+    def dispersion(self) -> float | None:
+        """The family's extra parameter, glmmTMB's ``sigma()``: NB shape k (nbinom2, glmer.nb's θ),
+        φ of nbinom1's variance μ(1 + φ), the beta precision φ; None for other families."""
+        return self.family.dispersion if isinstance(self.family, LikelihoodFamily) else None
+
+    @property
+    def n_dispersion(self) -> int:
+        return int(getattr(self.family, "n_dispersion", 0))
+
+    def outer_parameters(self) -> np.ndarray:
+        """(θ, β, β_zi, log dispersion): the parameters of the Laplace objective (extended families)."""
+        logd = [math.log(self.dispersion)] if self.n_dispersion else []
+        return np.concatenate([self.theta, self.beta, self.beta_zi, logd])
+
+    def outer_names(self) -> list[str]:
+        zi = [f"zi~{n}" for n in (self.zi.coefnames if self.zi else [])]
+        disp = [f"log({self.family.dispersion_name})"] if self.n_dispersion else []
+        return self.theta_names + list(self.coefnames) + zi + disp
+
+    def outer_objective(self, x: np.ndarray) -> float:
+        """The Laplace objective at x = (θ, β, β_zi, log dispersion), as ``outer_parameters``; the model moves there."""
+        return self._outer_objective(np.asarray(x, dtype=float), False)
+
+    def _set_nuisance(self, x: np.ndarray) -> None:
+        """β_zi and the log dispersion from the end of a parameter vector."""
+        nzi = len(self.beta_zi)
+        self.beta_zi = np.asarray(x[:nzi], dtype=float).copy()
+        if self.n_dispersion:
+            self.family.dispersion = float(np.exp(np.clip(x[nzi], -30.0, 30.0)))
+
+    def _outer_objective(self, x: np.ndarray, fast: bool) -> float:
+        """Laplace objective at x = (θ, β_zi, log d) (fast: β in Newton) or (θ, β, β_zi, log d)."""
+        ntheta, p = len(self.lowerbd), len(self.beta)
+        self.set_theta(x[:ntheta])
+        if fast:
+            self._set_nuisance(x[ntheta:])
+            return newton_modes(self, fast=True)
+        self.beta = np.asarray(x[ntheta : ntheta + p], dtype=float).copy()
+        self._set_nuisance(x[ntheta + p :])
+        return newton_modes(self, fast=False)
+
+    def _nuisance_start(self) -> np.ndarray:
+        logd = [0.0] if self.n_dispersion else []
+        return np.concatenate([np.zeros(len(self.beta_zi)), logd])
+
+    def _fit_extended(self, fast: bool, nagq: int, verbose: bool, progress: bool) -> None:
+        """Fast stage over (θ, β_zi, log d) with β in Newton; then, unless ``fast``, all jointly."""
+        settings = self.optsum
+        self.beta, self.u = self.beta0.copy(), np.zeros_like(self.u)
+        self.fast, self.nagq = True, 1
+        nuis = self._nuisance_start()
+        self._set_nuisance(nuis)
+        ntheta = len(self.lowerbd)
+        lower = np.concatenate([self.lowerbd, np.full(len(nuis), -np.inf)])
+        stage1 = _fresh_optsum(settings, np.concatenate([self.lmm.optsum.initial, nuis]), lower)
+        stage1.initial_step = np.concatenate(
+            [np.broadcast_to(stage1.initial_step, lower.shape)[:ntheta], np.full(len(nuis), 0.5)]
+        )
+        objective = guarded(lambda x: self._outer_objective(x, True), "the Laplace objective")
+        minimize(objective, stage1, verbose=verbose, progress=progress, label="fast fit")
+        names = self.theta_names + self.outer_names()[ntheta + len(self.beta) :]
+        ensure_converged(objective, stage1, policy=settings, names=names, final=fast)
+        stage1.fmin = self._outer_objective(stage1.final, True)
+        self.optsum_fast = stage1
+        if fast:
+            self.optsum = stage1
+        else:
+            self.fast = False
+            self._joint_fit_extended(settings, verbose, progress)
+        self._finish()
+
+    def _joint_fit_extended(self, settings: OptSummary, verbose: bool, progress: bool) -> None:
+        """All of (θ, β, β_zi, log d) from the fast stage, in whitened coordinates.
+
+        β is whitened by the fast stage's Newton system (as the GLMM's joint
+        fit), β_zi and log d by the curvature of the fast objective in them:
+        BOBYQA's unit steps are then a standard error in every direction, so
+        a flat direction (a zero-inflation probability going to 0) is
+        followed in long steps instead of creeping.
+        """
+        ntheta = len(self.lowerbd)
+        x0 = self.outer_parameters()
+        whiten = sla.block_diag(np.linalg.cholesky(_beta_block(self)), self._nuisance_whitening(x0))
+
+        def to_params(z: np.ndarray) -> np.ndarray:
+            return np.concatenate([z[:ntheta], x0[ntheta:] + whiten @ z[ntheta:]])
+
+        lower = np.concatenate([self.lowerbd, np.full(len(x0) - ntheta, -np.inf)])
+        stage2 = _fresh_optsum(settings, x0, lower)
+        theta0 = x0[:ntheta]
+        stage2.initial_step = np.concatenate(
+            [np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(len(x0) - ntheta)]
+        )
+        start = np.concatenate([theta0, np.zeros(len(x0) - ntheta)])
+        objective = guarded(
+            lambda z: self._outer_objective(to_params(z), False), "the Laplace objective"
+        )
+        minimize(
+            objective,
+            stage2,
+            verbose=verbose,
+            progress=progress,
+            label="Laplace fit",
+            start=start,
+            to_params=to_params,
+        )
+        ensure_converged(
+            objective,
+            stage2,
+            policy=settings,
+            names=self.outer_names(),
+            start=start,
+            to_params=to_params,
+            block=slice(ntheta, len(x0)),
+        )
+        self._outer_objective(stage2.final, False)
+        self.optsum = stage2
+
+    def _nuisance_whitening(self, x0: np.ndarray) -> np.ndarray:
+        """A factor L with LL' = 2H⁻¹, H the curvature of the fast objective in (β_zi, log d) at x0.
+
+        The identity where H is not positive definite.
+        """
+        ntheta, p = len(self.lowerbd), len(self.beta)
+        nuis = x0[ntheta + p :]
+        if not len(nuis):
+            return np.zeros((0, 0))
+        fixed = np.concatenate([x0[:ntheta], nuis])
+        saved = (self.beta.copy(), self.u.copy())
+
+        def fast(z: np.ndarray) -> float:
+            self.beta, self.u = saved[0].copy(), saved[1].copy()
+            return self._outer_objective(np.concatenate([fixed[:ntheta], z]), True)
+
+        try:
+            L = np.linalg.cholesky(parameter_covariance(fast, nuis))
+            if not np.isfinite(L).all():
+                raise ValueError("flat direction")
+        except (*EVALUATION_FAILURES, ValueError):
+            L = np.eye(len(nuis))
+        self._outer_objective(x0, False)
+        return L
+
+    @property
+    def parameter_vcov(self) -> np.ndarray:
+        """Covariance of (θ, β, β_zi, log d) from the Hessian of the Laplace objective (glmmTMB's).
+
+        Computed once per optimum (the key is the optimum itself).
+        """
+        self.require_fit("the covariance of the estimates")
+        x = self.outer_parameters()
+        if self._covariance is None or self._covariance[0] != x.tobytes():
+            saved = (self.beta.copy(), self.u.copy())
+            cov = parameter_covariance(lambda z: self._probe(z, saved), x)
+            self._outer_objective(x, False)
+            missing = [n for n, v in zip(self.outer_names(), np.diag(cov)) if np.isnan(v)]
+            if missing:
+                warnings.warn(
+                    "the Hessian of the Laplace objective is singular: the objective is flat along a "
+                    f"direction of {', '.join(missing)}, whose standard errors are not available (NaN)",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+            self._covariance = (x.tobytes(), cov)
+        return self._covariance[1]
+
+    def _probe(self, x: np.ndarray, saved: tuple[np.ndarray, np.ndarray]) -> float:
+        """The joint objective at x with Newton started from the optimum's modes (reproducible)."""
+        self.beta, self.u = saved[0].copy(), saved[1].copy()
+        return self._outer_objective(x, False)
+
+    def coeftable(self, ddf: str | None = None, component: str = "cond") -> pd.DataFrame:
+        """Coefficients of the conditional model (``"cond"``), the zero inflation (``"zi"``) or the dispersion (``"disp"``).
+
+        The ``"disp"`` row is the log dispersion as glmmTMB's ``betad``.
+        """
+        from .results import coef_table
+
+        if component == "cond":
+            return super().coeftable(ddf)
+        self.require_fit("the coefficient table")
+        if component not in ("zi", "disp") or not self.extended:
+            raise MixedModelsError(
+                f"component must be 'cond'{', zi or disp' if self.extended else ''}, got {component!r}"
+            )
+        ntheta, p, nzi = len(self.theta), len(self.beta), len(self.beta_zi)
+        se = np.sqrt(np.diag(self.parameter_vcov))
+        if component == "zi":
+            if self.zi is None:
+                raise MixedModelsError("this model has no zero inflation (ziformula)")
+            part = slice(ntheta + p, ntheta + p + nzi)
+            return coef_table(self.beta_zi, se[part], self.zi.coefnames)
+        if not self.n_dispersion:
+            raise MixedModelsError(f"family {self.family.name!r} has no dispersion parameter")
+        return coef_table(np.array([math.log(self.dispersion)]), se[-1:], ["(Intercept)"])
+
+    @property
+    def dispersion_stderror(self) -> float | None:
+        """Standard error of the dispersion by the delta method from that of its log: d · se(log d)."""
+        if not self.n_dispersion:
+            return None
+        return float(self.dispersion * math.sqrt(self.parameter_vcov[-1, -1]))
+
+    def zprob(self, newdata: pd.DataFrame | None = None) -> np.ndarray:
+        """Zero-inflation probabilities p = logistic(X_zi β_zi) (zeros without zero inflation)."""
+        if self.zi is None:
+            return np.zeros(self.nobs if newdata is None else len(newdata))
+        X = self.zi.X if newdata is None else self.zi.X_on(newdata)
+        return zi_probability(X @ self.beta_zi)
+
+    def predict(self, newdata=None, *, type: str = "link", **kwargs: Any) -> pd.Series:
+        """As :meth:`InferenceMixin.predict`; ``type="zprob"`` gives the zero-inflation probability,
+        and ``type="response"`` of a zero-inflated model the mean (1 − p)μ, as glmmTMB's."""
+        if type == "zprob" or (type == "response" and self.zi is not None):
+            eta = super().predict(newdata, type="link", **kwargs)
+            keep = eta.notna().to_numpy()
+            p = np.full(len(eta), np.nan)
+            rows = None if newdata is None else newdata.loc[keep]
+            p[keep] = self.zprob(rows)
+            values = p if type == "zprob" else (1.0 - p) * self.family.link.linkinv(eta.to_numpy())
+            return pd.Series(values, index=eta.index, name="prediction")
+        return super().predict(newdata, type=type, **kwargs)
+
+    def _no_profiles(self) -> None:
+        if self.extended:
+            raise MixedModelsError(
+                f"likelihood profiles of a {self.family.name}{' zero-inflated' if self.zi else ''} model are not "
+                "available (the dispersion and zero inflation would be held fixed); use "
+                "confint(method='wald') or confint(method='bootstrap')"
+            )
+
+    def profile(self, which=None, **kwargs: Any):
+        """Likelihood profiles (not for the families fitted by their log density: use Wald or bootstrap)."""
+        self._no_profiles()
+        return super().profile(which, **kwargs)
+
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
+        """As :meth:`InferenceMixin.confint`; families fitted by their log density: Wald or bootstrap only."""
+        if method == "profile":
+            self._no_profiles()
+        return super().confint(method, level, **kwargs)
+
+    def simulate(self, n: int = 1, seed: Any = None, newdata=None, **kwargs: Any) -> pd.DataFrame:
+        """As :meth:`InferenceMixin.simulate`; with zero inflation each count is zeroed with probability p."""
+        sims = super().simulate(n, seed, newdata, **kwargs)
+        if self.zi is None:
+            return sims
+        rng = _second_stream(seed)
+        keep = sims.iloc[:, 0].notna().to_numpy()
+        p = np.zeros(len(sims))
+        p[keep] = self.zprob(None if newdata is None else newdata.loc[keep])
+        zero = rng.random(sims.shape) < p[:, None]
+        return sims.mask(zero, 0.0)
+
     def refit(
         self,
         y: np.ndarray | None = None,
@@ -559,6 +893,8 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             if y.shape != self.y.shape:
                 raise DataError(f"the new response must have shape {self.y.shape}, got {y.shape}")
             self.family.check_response(y, self.wt)
+            if self.zi is not None and not np.any(y == 0):
+                raise DataError("the new response has no zeros for the zero-inflation model")
             self._set_response(GlmResponse(self.family, y, self.wt))
         fast = self.fast if fast is None else fast
         nagq = self.nagq if nagq is None else nagq
@@ -569,6 +905,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     def apply_optsum(self, saved: OptSummary) -> None:
         """Move to a saved optimum without fitting: θ (fast fit) or (θ, β), with PIRLS for the modes."""
         ntheta, p = len(self.theta), len(self.beta)
+        if self.extended:
+            self._apply_extended(saved)
+            return
         if len(saved.final) not in (ntheta, ntheta + p):
             raise MixedModelsError(
                 f"the saved optimisation has {len(saved.final)} parameters; this model has {ntheta} covariance "
@@ -585,6 +924,21 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self.optsum = saved
         self.refactor()
 
+    def _apply_extended(self, saved: OptSummary) -> None:
+        ntheta, p, nnuis = len(self.theta), len(self.beta), len(self._nuisance_start())
+        if len(saved.final) not in (ntheta + nnuis, ntheta + p + nnuis):
+            raise MixedModelsError(
+                f"the saved optimisation has {len(saved.final)} parameters; this model has {ntheta} "
+                f"covariance parameters, {p} fixed effects and {nnuis} zero-inflation/dispersion parameters"
+            )
+        self.u = np.zeros_like(self.u)
+        self.fast, self.nagq = len(saved.final) == ntheta + nnuis, 1
+        if self.fast:
+            self.beta = self.beta0.copy()
+        self._outer_objective(saved.final, self.fast)
+        self.optsum = saved
+        self.refactor()
+
     def _finish(self) -> None:
         self.refactor()
         self.optsum.fmin = self.objective
@@ -592,14 +946,27 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
 
     # ---- estimates -------------------------------------------------------------------------
     def refactor(self) -> None:
-        """The whole of L (fixed-effects block included) at the working weights of the modes."""
+        """The whole of L (fixed-effects block included) at the working weights of the modes.
+
+        Extended families: the modes and the Laplace factor again, and L_Z at
+        the observed curvature (negative values set to 0) for ``ranef(condvar=True)``.
+        """
+        if self.extended:
+            newton_modes(self, fast=False)
+            from .laplace import curvature
+
+            _, W = curvature(self, self.eta)
+            self.lmm.system.factor_Z_at_weights(np.sqrt(np.maximum(W, 0.0)))
+            return
         st = self.state
         self.lmm.system.set_weights(np.sqrt(st.working_weights), st.working_response)
         self.lmm.update_L()
 
     @property
     def unscaled_vcov(self) -> np.ndarray:
-        """(L_X L_X')⁻¹ at the working weights of the modes."""
+        """(L_X L_X')⁻¹ at the working weights of the modes; extended families: as ``vcov``."""
+        if self.extended:
+            return self.vcov
         self.refactor()
         return self.lmm.unscaled_vcov
 
@@ -607,6 +974,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     def vcov(self) -> np.ndarray:
         """φ (L_X L_X')⁻¹ at the conditional modes (MixedModels.jl's; lme4's use.hessian=FALSE)."""
         self.require_fit("vcov")
+        if self.extended:  # glmmTMB's: the β block of the inverse Hessian of the Laplace objective
+            ntheta, p = len(self.theta), len(self.beta)
+            return self.parameter_vcov[ntheta : ntheta + p, ntheta : ntheta + p]
         return self.dispersion_parameter**2 * self.unscaled_vcov
 
     @property
@@ -632,10 +1002,29 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     def fitted(self) -> pd.Series:
         """Fitted values on the response scale, μ̃ at the conditional modes, indexed like the data."""
         self.require_fit("fitted values")
-        return self.per_observation(self.mu, "fitted")
+        return self.per_observation(self._mean(), "fitted")
+
+    def _mean(self) -> np.ndarray:
+        """E[y | ũ]: μ, or (1 − p)μ with zero inflation."""
+        return self.mu if self.zi is None else (1.0 - self.zprob()) * self.mu
+
+    def _variance(self) -> np.ndarray:
+        """Var[y | ũ]: the family's, or (1 − p)(V + μ²) − ((1 − p)μ)² with zero inflation."""
+        V = self.family.variance(self.mu)
+        if self.zi is None:
+            return V
+        q = 1.0 - self.zprob()
+        return q * (V + self.mu**2) - (q * self.mu) ** 2
 
     def _residual_values(self, kind: str) -> np.ndarray:
         mu, eta = self.mu, self.eta
+        if self.extended and kind in ("pearson", "response"):
+            r = self.y - self._mean()
+            return r * np.sqrt(self.wt / self._variance()) if kind == "pearson" else r
+        if self.zi is not None and kind != "response":
+            raise MixedModelsError(
+                f"{kind} residuals are not defined for a zero-inflated model; use pearson or response"
+            )
         if kind == "deviance":
             return self.family.deviance_residuals(self.y, mu, self.wt)
         if kind == "pearson":
@@ -656,11 +1045,17 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     # ---- summaries -------------------------------------------------------------------------
     @property
     def dof(self) -> int:
-        return len(self.beta) + len(self.theta) + int(self.family.has_dispersion)
+        extra = len(self.beta_zi) + self.n_dispersion if self.extended else 0
+        return len(self.beta) + len(self.theta) + int(self.family.has_dispersion) + extra
 
     @property
     def deviance(self) -> float:
-        """lme4's deviance(): Σ wᵢ d(yᵢ, μ̃ᵢ), the conditional deviance at the modes."""
+        """lme4's deviance(): Σ wᵢ d(yᵢ, μ̃ᵢ), the conditional deviance at the modes.
+
+        Extended families: −2 Σ wᵢ log p(yᵢ | ũ), the conditional −2 log-likelihood.
+        """
+        if self.extended:
+            return -2.0 * float(log_density(self, self.eta).sum())
         return self.conditional_deviance()
 
     def varcorr(self, form: str = "wide") -> pd.DataFrame:
@@ -680,7 +1075,77 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     def __str__(self) -> str:
         from .printing import glmm_summary
 
-        return glmm_summary(self)
+        text = glmm_summary(self)
+        return text + self._extended_text() if self.extended and self.is_fitted else text
+
+    def _extended_text(self) -> str:
+        from .printing import format_coeftable
+
+        parts = [""]
+        if self.n_dispersion:
+            se = self.dispersion_stderror
+            parts.append(
+                f"Dispersion parameter for {self.family.name} family ({self.family.dispersion_name}): "
+                f"{self.dispersion:.4g} (SE {se:.3g})"
+            )
+        if self.zi is not None:
+            parts += [
+                "",
+                f"Zero-inflation model: {self.zi.formula}",
+                format_coeftable(self.coeftable(component="zi")),
+            ]
+        return "\n".join(parts)
+
+
+def _own_family(family: Family, ziformula: str | None) -> Family:
+    """A copy of the family for this model (its dispersion changes with the fit)."""
+    if ziformula is not None and not isinstance(
+        family, (Poisson, NegativeBinomial2, NegativeBinomial1)
+    ):
+        raise MixedModelsError(
+            f"zero inflation (ziformula) needs a count family (poisson, nbinom2 or nbinom1), not {family.name!r}"
+        )
+    if family.link.name != family.canonical_link:
+        raise MixedModelsError(
+            f"family {family.name!r} with zero inflation or a dispersion is fitted with its "
+            f"{family.canonical_link!r} link only, not {family.link.name!r}"
+        )
+    own = type(family)(link=family.link)
+    if isinstance(family, LikelihoodFamily):
+        own.dispersion = family.dispersion
+    return own
+
+
+def _start_family(family: Family) -> Family:
+    """The exponential family whose GLM gives β's starting values."""
+    if isinstance(family, (NegativeBinomial2, NegativeBinomial1)):
+        return Poisson()
+    if isinstance(family, LikelihoodFamily):  # beta: a quasi-binomial start
+        return Binomial(link=family.link)
+    return family
+
+
+def _beta_block(m) -> np.ndarray:
+    """[H⁻¹]_ββ of the fast stage's joint Newton system in (u, β) at the current modes."""
+    from .laplace import SymmetricFactor, curvature, system_matrix
+
+    A = m.zlambda.at(m.reterms)
+    q, p = A.shape[1], m.X.shape[1]
+    _, W = curvature(m, m.eta)
+    F = SymmetricFactor(system_matrix(A, m.X, np.maximum(W, 0.0)))
+    E = np.zeros((q + p, p))
+    E[q:] = np.eye(p)
+    cov = F.solve(E)[q:]
+    return 0.5 * (cov + cov.T)
+
+
+def _second_stream(seed: Any) -> np.random.Generator:
+    """A generator independent of the one ``simulate`` makes from ``seed`` (for zero inflation)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng(seed.spawn(1)[0])
+    return np.random.default_rng(None if seed is None else [int(seed), 7])
 
 
 def _fresh_optsum(settings: OptSummary, initial: np.ndarray, lower: np.ndarray) -> OptSummary:

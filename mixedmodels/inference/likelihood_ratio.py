@@ -76,7 +76,11 @@ def _check_comparable(models) -> None:
             )
     if not kinds.pop():
         criteria = {m.criterion.split()[0] for m in models}
-        families = {(type(m.family).__name__, type(m.family.link).__name__) for m in models}
+        # families of one support (Poisson and negative binomial counts) have comparable likelihoods
+        families = {
+            (m.family.support or type(m.family).__name__, type(m.family.link).__name__)
+            for m in models
+        }
         if len(criteria) > 1 or len(families) > 1:
             raise MixedModelsError(
                 "generalised models must share family, link and nagq to be compared"

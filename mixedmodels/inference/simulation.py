@@ -69,6 +69,8 @@ def _family_draw(
         return rng.wald(mu, wt / phi)
     if isinstance(family, Gaussian):
         return mu + np.sqrt(phi / wt) * rng.standard_normal(len(mu))
+    if callable(getattr(family, "sample", None)):  # families that draw their own (nbinom, beta)
+        return family.sample(mu, rng)
     raise MixedModelsError(f"simulation from the {type(family).__name__} family is not available")
 
 
