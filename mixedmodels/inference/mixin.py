@@ -118,3 +118,16 @@ class InferenceMixin:
         from .ddf import ddf_coeftable
 
         return ddf_coeftable(self, ddf)
+
+    # --- diagnostics ---
+    def r2(self, data=None):
+        """Nakagawa's marginal and conditional R² (see :func:`mixedmodels.inference.r2.r2`)."""
+        from .r2 import r2
+
+        return r2(self, data)
+
+    def icc(self, data=None):
+        """Adjusted and unadjusted intraclass correlation (see :func:`mixedmodels.inference.r2.icc`)."""
+        from .r2 import icc
+
+        return icc(self, data)
