@@ -131,3 +131,9 @@ class InferenceMixin:
         from .r2 import icc
 
         return icc(self, data)
+
+    def influence(self, level: str | None = None):
+        """Leverage and Cook's distance per observation or per group (see :mod:`mixedmodels.inference.influence`)."""
+        from .influence import influence
+
+        return influence(self, level)
