@@ -137,3 +137,9 @@ class InferenceMixin:
         from .influence import influence
 
         return influence(self, level)
+
+    def drop1(self, test: str = "Chisq", data=None):
+        """Single-term deletions with LRTs, all by ML (see :func:`mixedmodels.inference.drop1.drop1`)."""
+        from .drop1 import drop1
+
+        return drop1(self, test, data)
