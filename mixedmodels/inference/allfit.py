@@ -57,6 +57,8 @@ class AllFitResult(pd.DataFrame):
         return numeric.max() - numeric.min()
 
     def __repr__(self) -> str:
+        if not {"objective", "message"} <= set(self.columns):  # a selection of columns
+            return pd.DataFrame(self).__repr__()
         shown = self.drop(columns=["message"]).to_string(
             formatters={"objective": "{:.6f}".format, "time": "{:.3f}".format},
             float_format=lambda v: f"{v:.6g}",
