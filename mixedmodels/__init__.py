@@ -22,6 +22,10 @@ _LAZY = {
     "anova": "mixedmodels.inference.likelihood_ratio",
     "parametric_bootstrap": "mixedmodels.inference.bootstrap",
     "restore_optsum": "mixedmodels.inference.restore",
+    **{
+        "allfit": "mixedmodels.inference.allfit",
+        "simulate_residuals": "mixedmodels.inference.residuals_sim",
+    },
     "HeteroskedasticMixedModel": "mixedmodels.variance.hetero",
     "MixedModelsError": "mixedmodels.errors",
     "FormulaError": "mixedmodels.errors",

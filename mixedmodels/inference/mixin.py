@@ -118,3 +118,28 @@ class InferenceMixin:
         from .ddf import ddf_coeftable
 
         return ddf_coeftable(self, ddf)
+
+    # --- diagnostics ---
+    def r2(self, data=None):
+        """Nakagawa's marginal and conditional R² (see :func:`mixedmodels.inference.r2.r2`)."""
+        from .r2 import r2
+
+        return r2(self, data)
+
+    def icc(self, data=None):
+        """Adjusted and unadjusted intraclass correlation (see :func:`mixedmodels.inference.r2.icc`)."""
+        from .r2 import icc
+
+        return icc(self, data)
+
+    def influence(self, level: str | None = None):
+        """Leverage and Cook's distance per observation or per group (see :mod:`mixedmodels.inference.influence`)."""
+        from .influence import influence
+
+        return influence(self, level)
+
+    def drop1(self, test: str = "Chisq", data=None):
+        """Single-term deletions with LRTs, all by ML (see :func:`mixedmodels.inference.drop1.drop1`)."""
+        from .drop1 import drop1
+
+        return drop1(self, test, data)
