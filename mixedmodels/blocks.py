@@ -54,8 +54,16 @@ DENSE_MAX = 3000
 SPARSE_MIN = 200
 """Block B smaller than this is always factored densely (a few microseconds either way)."""
 
-SPARSE_FLOP_COST = 3.0
-"""A flop of CHOLMOD's factor costs this many dense (LAPACK) flops (measured: supernodes are small)."""
+SPARSE_FLOP_COST = 20.0
+"""A flop of CHOLMOD's factor costs this many dense (LAPACK) flops.
+
+scikit-sparse's CHOLMOD calls the system BLAS (Debian's reference BLAS
+here, not numpy's OpenBLAS), about 20 times slower on supernodes than LAPACK
+on a dense block: a nearly full block B (InstEval's) stays dense.
+"""
+
+SPARSE_TRIAL_DENSITY = 0.1
+"""Only a pattern filling at most this fraction of q_B² is worth counting CHOLMOD's flops for."""
 
 SPARSE_ENTRY_COST = 30.0
 """Fixed cost of each non-zero of CHOLMOD's factor, in dense flops (indexing, scatter, small supernodes)."""
@@ -611,8 +619,9 @@ class PenalizedSystem(FixedEffectsBlock):
     def _choose_factor(self, sparse: bool | None) -> DenseFactor | CholmodFactor | None:
         """The factor of block B: as forced by ``sparse``, else the cheaper one.
 
-        With every term scalar (the fast sparse assembly of :class:`SparseC22`)
-        and SPARSE_MIN <= q_B <= DENSE_MAX, the costs per evaluation are
+        With every term scalar (the fast sparse assembly of :class:`SparseC22`),
+        SPARSE_MIN <= q_B <= DENSE_MAX and a pattern filling at most
+        SPARSE_TRIAL_DENSITY of the square, the costs per evaluation are
         compared in dense flops: q_B³/3 + 4 q_B² for LAPACK (the Cholesky and
         the assembly of the dense matrix) against, for CHOLMOD, the flops
         of its factor (counted once on the pattern, see
@@ -631,6 +640,8 @@ class PenalizedSystem(FixedEffectsBlock):
         q = self.qB
         if q < SPARSE_MIN or pattern.nnz > 0.5 * q * q:
             return DenseFactor(q)
+        if q <= DENSE_MAX and pattern.nnz > SPARSE_TRIAL_DENSITY * q * q:
+            return DenseFactor(q)  # fill-in only adds to a pattern this dense
         if q > DENSE_MAX or not self._scalar_product_possible():
             return (
                 CholmodFactor(pattern)
