@@ -336,18 +336,23 @@ def main(argv=None) -> None:
     specs = run.load_specs(args.models)
     levels = [int(v) for v in args.neighbours.split(",")]
     rows = []
-    for k in levels:
-        rows += measure_level(k, specs, args)
     models = [s["name"] for s in specs]
+    desc = bl.machine_description(with_r=not args.no_r)
+    for i, k in enumerate(levels):
+        rows += measure_level(k, specs, args)
+        md = write_results(rows, levels[: i + 1], models, args, desc)  # after every level
+    print(md)
+
+
+def write_results(rows, levels, models, args, desc) -> str:
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "load.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    desc = bl.machine_description(with_r=not args.no_r)
     md = report(rows, levels, models, args, desc)
     (args.out / "load.md").write_text(md)
-    print(md)
+    return md
 
 
 if __name__ == "__main__":
