@@ -34,6 +34,7 @@ _LAZY = {
     "NotFittedError": "mixedmodels.errors",
     "SingularFitWarning": "mixedmodels.errors",
     "ConvergenceWarning": "mixedmodels.errors",
+    "set_threads": "mixedmodels.threads",
 }
 _SUBMODULES = {"datasets", "families", "genetics", "variance", "inference", "plots"}
 

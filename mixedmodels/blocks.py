@@ -49,7 +49,24 @@ from .remat import ReMat
 __all__ = ["PenalizedSystem", "cholmod_available", "DENSE_MAX", "CholeskyFailed"]
 
 DENSE_MAX = 3000
-"""Block B larger than this (and sparse enough) is factored by CHOLMOD if installed."""
+"""Without a cost estimate (no scalar product), block B larger than this and sparse is factored by CHOLMOD."""
+
+SPARSE_MIN = 200
+"""Block B smaller than this is always factored densely (a few microseconds either way)."""
+
+SPARSE_FLOP_COST = 20.0
+"""A flop of CHOLMOD's factor costs this many dense (LAPACK) flops.
+
+scikit-sparse's CHOLMOD calls the system BLAS (Debian's reference BLAS
+here, not numpy's OpenBLAS), about 20 times slower on supernodes than LAPACK
+on a dense block: a nearly full block B (InstEval's) stays dense.
+"""
+
+SPARSE_TRIAL_DENSITY = 0.1
+"""Only a pattern filling at most this fraction of q_B² is worth counting CHOLMOD's flops for."""
+
+SPARSE_ENTRY_COST = 30.0
+"""Fixed cost of each non-zero of CHOLMOD's factor, in dense flops (indexing, scatter, small supernodes)."""
 
 
 def cholmod_available() -> bool:
@@ -179,13 +196,63 @@ class ScalarProduct:
         """A21's values in L21's CSR order (after a change of weights)."""
         self._M.data[:] = a[self.P1] * a[self.P2]
 
-    def lower_product(self, r1: np.ndarray, lam_rows: np.ndarray) -> np.ndarray:
-        """L21 L21' for the current r1 (= R1) and λ per row: exact in the lower triangle, zero above."""
+    def target_sums(self, r1: np.ndarray, lam_rows: np.ndarray) -> np.ndarray:
+        """(L21 L21')[i, j] at each target position (i >= j), for the current r1 and λ per row."""
         sums = self._M @ (r1 * r1)
         sums *= lam_rows[self.row_i] * lam_rows[self.row_j]
+        return sums
+
+    def lower_product(self, r1: np.ndarray, lam_rows: np.ndarray) -> np.ndarray:
+        """L21 L21' for the current r1 (= R1) and λ per row: exact in the lower triangle, zero above."""
+        sums = self.target_sums(r1, lam_rows)
         prod = np.zeros((self.qB, self.qB), order="F")
         prod.ravel(order="F")[self.targets] = sums
         return prod
+
+
+class SparseC22:
+    """ΛB'A22ΛB + I - L21 L21' refilled, each evaluation, into the fixed CSC pattern of block B.
+
+    Every position the matrix can occupy (the structural pattern, both
+    triangles) is found once; an evaluation writes the values of ΛB'A22ΛB,
+    the identity and the pair sums of :class:`ScalarProduct` into one data
+    array at precomputed positions: no sparse product, sum or sort.
+    """
+
+    def __init__(self, pattern: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray, product):
+        P = sp.csc_matrix(pattern, copy=True)
+        P.sort_indices()
+        q = P.shape[0]
+        self.indices, self.indptr, self.shape = P.indices, P.indptr, P.shape
+        column = np.repeat(np.arange(q, dtype=np.int64), np.diff(P.indptr))
+        self._keys = column * q + P.indices  # increasing: columns, then sorted rows
+        diag = np.arange(q)
+        self.pos_A = self._find(rows, cols)
+        self.pos_diag = self._find(diag, diag)
+        i, j = product.row_i, product.row_j
+        off = np.flatnonzero(i != j)
+        self.pos_prod = np.concatenate([self._find(i, j), self._find(j[off], i[off])])
+        self.prod_index = np.concatenate([np.arange(len(i)), off])
+        self._C = sp.csc_matrix(
+            (np.zeros(len(self._keys)), self.indices, self.indptr), shape=P.shape
+        )
+
+    def _find(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Positions in the data array of the entries (rows, cols), all in the pattern."""
+        key = cols.astype(np.int64) * self.shape[0] + rows
+        pos = np.searchsorted(self._keys, key)
+        if not np.array_equal(self._keys[np.minimum(pos, len(self._keys) - 1)], key):
+            raise AssertionError("an entry of block B is outside its structural pattern")
+        return pos
+
+    def matrix(self, A_values: np.ndarray, sums: np.ndarray) -> sp.csc_matrix:
+        """The matrix for ΛB'A22ΛB's values (as ``_C22_values``) and L21 L21''s target sums."""
+        data = self._C.data  # refilled in place: the matrix object is reused
+        data[:] = 0.0
+        data[self.pos_A] = A_values  # positions are distinct
+        data[self.pos_diag] += 1.0
+        data[self.pos_prod] -= sums[self.prod_index]  # distinct again (each (i, j) once)
+        return self._C
 
 
 def ubd_entries(remat: ReMat, offset: int) -> tuple[np.ndarray, np.ndarray]:
@@ -314,11 +381,27 @@ class CholmodFactor:
         self.__dict__.update(state)
         self._factor = cholmod.analyze(self._pattern, mode="supernodal")
 
+    def flops(self) -> tuple[float, int]:
+        """(Σ_j c_j², nnz(L)) of the factor of the pattern, c_j the non-zeros of L's column j.
+
+        Σ c_j² is the flop count of the numeric factorisation (up to a
+        constant).  CHOLMOD's symbolic analysis is not exposed by
+        scikit-sparse, so the pattern is factored once numerically, with
+        values that make it diagonally dominant (hence positive definite).
+        That costs no more than one factorisation of the dense block.
+        """
+        P = sp.csc_matrix(self._pattern, copy=True)
+        P.data[:] = 1.0
+        P.setdiag(np.diff(P.indptr) + 1.0)
+        L = self._factor.cholesky(P).L()
+        counts = np.diff(L.indptr).astype(float)
+        return float((counts * counts).sum()), int(L.nnz)
+
     def factor(self, C: sp.spmatrix) -> None:
         from sksparse.cholmod import CholmodNotPositiveDefiniteError
 
         try:
-            self._factor.cholesky_inplace(sp.csc_matrix(C))
+            self._factor.cholesky_inplace(C if sp.isspmatrix_csc(C) else sp.csc_matrix(C))
         except CholmodNotPositiveDefiniteError as exc:
             raise CholeskyFailed(str(exc)) from exc
 
@@ -404,6 +487,7 @@ class PenalizedSystem(FixedEffectsBlock):
         self.set_weights(sqrtw)
         self.factorB = self._choose_factor(sparse)
         self._scalar_product = self._make_scalar_product()
+        self._sparse_C22 = self._make_sparse_C22()
         self.ok = False
 
     # ---- structure (once) ---------------------------------------------------------
@@ -505,32 +589,80 @@ class PenalizedSystem(FixedEffectsBlock):
             ]
             self.A32[-1] = np.concatenate(parts)
 
+    def _scalar_product_possible(self) -> bool:
+        """Every term scalar and few enough pairs of non-zeros for :class:`ScalarProduct`."""
+        return (
+            bool(self.qB)
+            and all(r.is_scalar for r in self.remats)
+            and ScalarProduct.count_pairs(self.L21) <= self.MAX_PAIRS
+        )
+
     def _make_scalar_product(self) -> ScalarProduct | None:
-        """Pair lists for L21 L21' when every term is scalar and block B is dense."""
-        if not self.qB or self.factorB.sparse or self._L21_dense:
+        """Pair lists for L21 L21' when every term is scalar (and L21 is not nearly full)."""
+        if not self._scalar_product_possible():
             return None
-        if (
-            not all(r.is_scalar for r in self.remats)
-            or ScalarProduct.count_pairs(self.L21) > self.MAX_PAIRS
-        ):
-            return None
+        if self._L21_dense and not self.factorB.sparse:
+            return None  # a dense L21 L21' by BLAS is faster
         product = ScalarProduct(self.L21)
         product.set_A21(self._A21_csr_values())
         return product
+
+    def _make_sparse_C22(self) -> SparseC22 | None:
+        if self._scalar_product is None or not self.factorB.sparse:
+            return None
+        pattern = self._C22_sparse(structural=True)
+        return SparseC22(pattern, self._C22_rows, self._C22_cols, self._scalar_product)
 
     def _A21_csr_values(self) -> np.ndarray:
         return np.concatenate([a.ravel() for a in self.A21])[self._L21_perm]
 
     def _choose_factor(self, sparse: bool | None) -> DenseFactor | CholmodFactor | None:
+        """The factor of block B: as forced by ``sparse``, else the cheaper one.
+
+        With every term scalar (the fast sparse assembly of :class:`SparseC22`),
+        SPARSE_MIN <= q_B <= DENSE_MAX and a pattern filling at most
+        SPARSE_TRIAL_DENSITY of the square, the costs per evaluation are
+        compared in dense flops: q_B³/3 + 4 q_B² for LAPACK (the Cholesky and
+        the assembly of the dense matrix) against, for CHOLMOD, the flops
+        of its factor (counted once on the pattern, see
+        :meth:`CholmodFactor.flops`) times SPARSE_FLOP_COST, plus
+        SPARSE_ENTRY_COST per non-zero of the factor and 10 per non-zero of
+        the pattern.  Otherwise a block B above DENSE_MAX rows whose pattern
+        fills at most a fifth of the square is sparse.
+        """
         if not self.qB:
             return None
-        use_sparse = sparse if sparse is not None else (self.qB > DENSE_MAX and cholmod_available())
-        if not use_sparse:
+        if sparse is False or (sparse is None and not cholmod_available()):
             return DenseFactor(self.qB)
         pattern = self._C22_sparse(structural=True)
-        if sparse is None and pattern.nnz > 0.2 * self.qB**2:
-            return DenseFactor(self.qB)
-        return CholmodFactor(pattern)
+        if sparse:
+            return CholmodFactor(pattern)
+        q = self.qB
+        if q < SPARSE_MIN or pattern.nnz > 0.5 * q * q:
+            return DenseFactor(q)
+        if q <= DENSE_MAX and pattern.nnz > SPARSE_TRIAL_DENSITY * q * q:
+            return DenseFactor(q)  # fill-in only adds to a pattern this dense
+        if q > DENSE_MAX or not self._scalar_product_possible():
+            return (
+                CholmodFactor(pattern)
+                if q > DENSE_MAX and pattern.nnz <= 0.2 * q * q
+                else DenseFactor(q)
+            )
+        candidate = CholmodFactor(pattern)
+        self.factor_costs = {
+            "dense": q**3 / 3.0 + 4.0 * q * q,
+            "sparse": self._sparse_cost(candidate, pattern),
+        }
+        return (
+            candidate
+            if self.factor_costs["sparse"] < self.factor_costs["dense"]
+            else DenseFactor(q)
+        )
+
+    @staticmethod
+    def _sparse_cost(factor: CholmodFactor, pattern: sp.spmatrix) -> float:
+        flops, nnz_L = factor.flops()
+        return SPARSE_FLOP_COST * flops + SPARSE_ENTRY_COST * nnz_L + 10.0 * pattern.nnz
 
     # ---- the factorisation -------------------------------------------------------------
     def update_L(self) -> None:
@@ -603,6 +735,10 @@ class PenalizedSystem(FixedEffectsBlock):
 
     def _C22_sparse(self, structural: bool = False) -> sp.csc_matrix:
         """ΛB'A22ΛB + I - L21 L21' as a sparse matrix (all ones: its structural pattern)."""
+        fast = getattr(self, "_sparse_C22", None)
+        if fast is not None and not structural:
+            sums = self._scalar_product.target_sums(self.F1.R1, self._lambda_rows())
+            return fast.matrix(self._C22_values(), sums)
         L21 = self.L21.copy()
         if structural:
             L21.data[:] = 1.0

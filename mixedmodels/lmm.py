@@ -183,16 +183,18 @@ class LinearMixedModel(InferenceMixin, MixedModel):
             covariance=covariance,
             sparse=sparse,
         )
-        structure = build_structure(
-            formula,
-            data,
-            weights=weights,
-            contrasts=contrasts,
-            strict_levels=True,
-            covariance=covariance,
-        )
-        y = numeric_response(structure.response, structure.formula.response)
-        self._setup(structure, y, reml=bool(reml), sparse=sparse, index=data_index(data, structure))
+        with blas_threads_for(0):  # small BLAS calls: spinning threads only cost under load
+            structure = build_structure(
+                formula,
+                data,
+                weights=weights,
+                contrasts=contrasts,
+                strict_levels=True,
+                covariance=covariance,
+            )
+            y = numeric_response(structure.response, structure.formula.response)
+            index = data_index(data, structure)
+            self._setup(structure, y, reml=bool(reml), sparse=sparse, index=index)
 
     @classmethod
     def from_structure(

@@ -32,11 +32,14 @@ MAX_HALVINGS = 10
 
 
 def _step(m, beta: np.ndarray, fast: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Re-weight the LMM at the current η and return the PLS solution (β, u)."""
-    eta = m.eta
-    mu = m.family.link.linkinv(eta)
-    w = m.family.working_weights(mu, eta, m.wt)
-    z = eta - m.offset + (m.y - mu) / m.family.link.mu_eta(eta)
+    """Re-weight the LMM at the current η and return the PLS solution (β, u).
+
+    The working weights and response come from the model's working state at
+    the current modes, which the penalised deviance just computed (μ and
+    dμ/dη are not evaluated again).
+    """
+    state = m.state
+    w, z = state.working_weights, state.working_response
     system = m.lmm.system
     if not fast:  # β fixed: only L_Z is needed
         system.factor_Z_at_weights(np.sqrt(w))
@@ -100,9 +103,7 @@ def _pirls(m, fast: bool, maxiter: int, tol: float) -> float:
 
 def _reweight(m) -> None:
     """Working weights at the current modes, and L_Z at those weights."""
-    eta = m.eta
-    mu = m.family.link.linkinv(eta)
-    m.lmm.system.factor_Z_at_weights(np.sqrt(m.family.working_weights(mu, eta, m.wt)))
+    m.lmm.system.factor_Z_at_weights(np.sqrt(m.state.working_weights))
 
 
 def _accept_or_halve(m, beta0, u0, beta1, u1, pdev0: float) -> float | None:

@@ -134,3 +134,54 @@ def test_u_given_beta_from_Z_only_factor():
     full = system.u(beta)
     system.factor_Z_at_weights(np.sqrt(w))
     np.testing.assert_allclose(system.solve_u_given_beta(y - X @ beta), full, rtol=1e-8, atol=1e-10)
+
+
+def nested_problem(seed: int, n: int = 2400):
+    """Students crossed with teachers nested in schools: a block B (teachers, schools) that stays sparse."""
+    rng = np.random.default_rng(seed)
+    teacher = rng.integers(0, 240, n)
+    student = (teacher // 4) * 10 + rng.integers(0, 10, n)  # students meet teachers of one school
+    df = pd.DataFrame(
+        {
+            "s": student.astype(str),
+            "t": teacher.astype(str),
+            "c": (teacher // 12).astype(str),
+            "x": rng.normal(size=n),
+        }
+    )
+    remats, _ = build_reterms(parse_formula("y ~ (1|s) + (1|t) + (1|c)"), df, None, strict=False)
+    X = np.column_stack([np.ones(n), df["x"]])
+    y = X @ [1.0, 0.5] + rng.normal(size=n)
+    return remats, X, y
+
+
+@pytest.mark.cholmod
+def test_cost_choice_takes_cholmod_for_a_nested_block_with_the_dense_objective():
+    remats, X, y = nested_problem(0)
+    assert remats[0].name.startswith("s") and sum(r.q for r in remats[1:]) >= 200
+    systems = {s: PenalizedSystem(remats, np.column_stack([X, y]), sparse=s) for s in (None, False)}
+    chosen = systems[None]
+    assert chosen.factorB.sparse and chosen._sparse_C22 is not None
+    assert chosen.factor_costs["sparse"] < chosen.factor_costs["dense"]
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        theta = rng.uniform(0.1, 2.0, 3)
+        values = []
+        for system in systems.values():
+            for r, t in zip(remats, theta):
+                r.set_theta(np.array([t]))
+            system.update_L()
+            values.append((system.logdet_Z(), system.logdet_X(), system.pwrss()))
+        np.testing.assert_allclose(values[0], values[1], rtol=1e-10)
+
+
+@pytest.mark.cholmod
+def test_cost_choice_keeps_a_block_that_fills_in_dense():
+    rng = np.random.default_rng(2)
+    n = 6000
+    df = pd.DataFrame(
+        {"g": rng.integers(0, 400, n).astype(str), "h": rng.integers(0, 250, n).astype(str)}
+    )
+    remats, _ = build_reterms(parse_formula("y ~ (1|g) + (1|h)"), df, None, strict=False)
+    system = PenalizedSystem(remats, np.column_stack([np.ones(n), rng.normal(size=n)]))
+    assert not system.factorB.sparse  # every pair of h's levels shares a level of g: L22 is full
