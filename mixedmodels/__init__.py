@@ -22,6 +22,8 @@ _LAZY = {
     "anova": "mixedmodels.inference.likelihood_ratio",
     "parametric_bootstrap": "mixedmodels.inference.bootstrap",
     "restore_optsum": "mixedmodels.inference.restore",
+    **dict.fromkeys(["emmeans", "emtrends"], "mixedmodels.inference.emmeans"),
+    "contrast": "mixedmodels.inference.contrasts",
     "HeteroskedasticMixedModel": "mixedmodels.variance.hetero",
     "MixedModelsError": "mixedmodels.errors",
     "FormulaError": "mixedmodels.errors",
