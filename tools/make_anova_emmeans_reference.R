@@ -25,8 +25,8 @@ fhch$dens_c <- ifelse(fhch$density == "high", 0.5, -0.5)
 fhch$freq_c <- ifelse(fhch$frequency == "high", 0.5, -0.5)
 con <- gzfile("tests/data/anova_emmeans_fhch2010.csv.gz", "w")
 write.csv(fhch, con, row.names = FALSE); close(con)
-# the small crossed design of the tests: 100 items, every subject
-items <- levels(fhch$item)[seq(1, 600, by = 6)]
+# the small crossed design of the tests: 30 items, every subject (pbkrtest forms n x n matrices)
+items <- levels(fhch$item)[seq(1, 600, by = 20)]
 small <- droplevels(fhch[fhch$item %in% items, ])
 
 oats <- read.csv(file.path(ds, "oats.csv"), stringsAsFactors = TRUE)
@@ -45,10 +45,16 @@ etable <- function(e) { s <- as.data.frame(summary(e)); as.list(s) }
 ptable <- function(p) { s <- as.data.frame(summary(p)); as.list(s) }
 
 lmm_case <- function(f, data, dataname, emm = list(), trends = list(), kr = TRUE, types = c(1, 2, 3)) {
-  m <- lmer(as.formula(f), data, REML = TRUE, control = lmerControl(optimizer = "bobyqa"))
+  message(f, " ", Sys.time()); m <- lmer(as.formula(f), data, REML = TRUE, control = lmerControl(optimizer = "bobyqa"))
   out <- list(formula = f, data = dataname, nobs = nobs(m), fit = estimates(m), coefnames = names(fixef(m)))
   for (t in types) out[[paste0("anova", t)]] <- atable(anova(m, type = t))
   if (kr) out$anova3_kr <- atable(anova(m, type = 3, ddf = "Kenward-Roger"))
+  # type III as the test of each term's sum-coded coefficients (lmerTest's contestMD on rows
+  # of the identity): lmerTest's own type III L passes through zapsmall (7 digits)
+  asgn <- attr(model.matrix(m), "assign"); labs <- attr(terms(m), "term.labels")
+  out$anova3_coefficients <- atable(do.call(rbind, lapply(seq_along(labs), function(i) {
+    L <- diag(length(asgn))[asgn == i, , drop = FALSE]
+    r <- contestMD(m, L); rownames(r) <- labs[i]; r })))
   out$emmeans <- lapply(emm, function(e) {
     spec <- as.formula(paste("~", e$specs, if (!is.null(e$by)) paste("|", e$by) else ""))
     r <- list(specs = e$specs, by = e$by, satterthwaite = etable(emmeans(m, spec)))
@@ -83,12 +89,16 @@ unbal_rows <- as.integer(rownames(unbal))
 
 # GLMM: Wald chi-square tests as car::Anova
 g <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial)
-a3 <- car::Anova(g, type = 3); a2 <- car::Anova(g, type = 2)
+# lme4's vcov() of a GLMM comes from a finite-difference Hessian of the deviance in (θ, β);
+# the tests use the vcov from the penalised least-squares fit (use.hessian = FALSE), which is ours
+Vg <- vcov(g, use.hessian = FALSE)
+a3 <- car::Anova(g, type = 3, vcov. = Vg); a2 <- car::Anova(g, type = 2, vcov. = Vg)
 glmm <- list(formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)", data = "cbpp",
              fit = estimates(g),
              anova3 = list(term = rownames(a3), Chisq = a3$Chisq, Df = a3$Df, p = a3[["Pr(>Chisq)"]]),
              anova2 = list(term = rownames(a2), Chisq = a2$Chisq, Df = a2$Df, p = a2[["Pr(>Chisq)"]]),
-             emmeans = etable(emmeans(g, ~period)), emmeans_response = etable(emmeans(g, ~period, type = "response")))
+             emmeans = etable(emmeans(g, ~period, vcov. = Vg)),
+             emmeans_response = etable(emmeans(g, ~period, type = "response", vcov. = Vg)))
 
 out <- list(
   versions = list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),

@@ -117,17 +117,35 @@ class EmmGrid:
     estimate_name: str = "emmean"
     nonest: np.ndarray | None = None
 
+    type: str = "link"
+
     @property
     def table(self) -> pd.DataFrame:
-        """specs, by, the estimate, SE, df and the confidence interval, one row per mean."""
+        """specs, by, the estimate, SE, df and the confidence interval, one row per mean.
+
+        With df infinite (z) the interval columns are ``asymp.LCL``,
+        ``asymp.UCL`` as in emmeans.  For ``type="response"`` of a GLMM the
+        means are g⁻¹(l'β̂), their SE the delta method's, and the interval
+        the transformed link-scale one (emmeans' ``regrid``).
+        """
         rows = estimate_rows(self.model, self.L, self.ddf)
         if self.nonest is not None:
             rows.loc[self.nonest, :] = np.nan
         rows = add_tests(rows, self.level)
+        name, lower, upper = self.estimate_name, "lower.CL", "upper.CL"
+        if self.type == "response":
+            name = _response_name(self.model)
+            link = self.model.family.link
+            rows["SE"] = np.abs(link.mu_eta(rows["estimate"])) * rows["SE"]
+            a, b = link.linkinv(rows["lower.CL"]), link.linkinv(rows["upper.CL"])
+            rows["lower.CL"], rows["upper.CL"] = np.minimum(a, b), np.maximum(a, b)
+            rows["estimate"] = link.linkinv(rows["estimate"])
+        if not np.isfinite(rows["df"]).all():
+            lower, upper = "asymp.LCL", "asymp.UCL"
         out = self.labels.reset_index(drop=True).copy()
-        out[self.estimate_name] = rows["estimate"].to_numpy()
-        for col in ("SE", "df", "lower.CL", "upper.CL"):
-            out[col] = rows[col].to_numpy()
+        out[name] = rows["estimate"].to_numpy()
+        out["SE"], out["df"] = rows["SE"].to_numpy(), rows["df"].to_numpy()
+        out[lower], out[upper] = rows["lower.CL"].to_numpy(), rows["upper.CL"].to_numpy()
         return out
 
     def _method(self) -> str:
@@ -168,8 +186,26 @@ class EmmGrid:
         return _pairs_table(self, np.array(rows), pd.DataFrame(labels), np.array(family), adjust)
 
 
+def _response_name(model: MixedModel) -> str:
+    """emmeans' name of a mean on the response scale: prob, rate or response."""
+    link = model.family.link.name
+    return {"logit": "prob", "probit": "prob", "cloglog": "prob", "log": "rate"}.get(
+        link, "response"
+    )
+
+
+def _level_label(factor: str, level) -> str:
+    """A level as emmeans labels it in contrasts: numbers get the factor's name (``nf0.2``)."""
+    text = str(level)
+    try:
+        float(text)
+    except ValueError:
+        return text
+    return f"{factor}{text}"
+
+
 def _pair_label(labels: pd.DataFrame, specs: list[str], a: int, b: int, by: list[str], key) -> dict:
-    name = lambda i: " ".join(str(labels.iloc[i][s]) for s in specs)  # noqa: E731
+    name = lambda i: " ".join(_level_label(s, labels.iloc[i][s]) for s in specs)  # noqa: E731
     out = {"contrast": f"{name(a)} - {name(b)}"}
     keys = key if isinstance(key, tuple) else (key,)
     out.update(dict(zip(by, keys)))
@@ -319,6 +355,7 @@ def emmeans(
     level: float = 0.95,
     at: dict | None = None,
     weights: str = "equal",
+    type: str = "link",
 ) -> EmmGrid:
     """Estimated marginal means of ``specs`` (within ``by``), as R's ``emmeans(model, specs, by)``.
 
@@ -332,6 +369,9 @@ def emmeans(
         Values of numeric covariates in the reference grid (default: their means).
     weights : "equal"
         Cells are averaged with equal weights (emmeans' default).
+    type : {"link", "response"}
+        Generalised models: means of the linear predictor (default) or of
+        the response, g⁻¹ of them (pairs stay on the link scale).
 
     Returns
     -------
@@ -341,7 +381,11 @@ def emmeans(
     """
     if weights != "equal":
         raise MixedModelsError(f"weights must be 'equal' (emmeans' default), got {weights!r}")
-    return _build(model, specs, by, ddf, level, at, lambda g: _grid_rows(model, g, full=True))
+    if type not in ("link", "response"):
+        raise MixedModelsError(f"type must be 'link' or 'response', got {type!r}")
+    out = _build(model, specs, by, ddf, level, at, lambda g: _grid_rows(model, g, full=True))
+    out.type = type if model.family is not None else "link"
+    return out
 
 
 def emtrends(

@@ -152,6 +152,7 @@ def _hessian(model, P: _Pieces, pieces, sigma: float) -> np.ndarray:
     ntheta = len(pieces)
     derivs = [_dlambda(model, p) for p in pieces]
     F = [_kron_apply(D, P.C[span, :]) for D, span, _ in derivs]  # rows of Gᵢ C
+    Ft = [np.ascontiguousarray(f.T) for f in F]  # columns of C Gᵢ = (Gᵢ C)'
     Gv = []
     for D, span, _ in derivs:
         g = np.zeros_like(P.v)
@@ -163,7 +164,7 @@ def _hessian(model, P: _Pieces, pieces, sigma: float) -> np.ndarray:
         si = derivs[i][1]
         for j in range(i + 1):
             sj = derivs[j][1]
-            value = -np.sum(F[i][:, sj] * F[j][:, si].T) + 2 * (Gv[i] @ P.CP @ Gv[j]) / s2
+            value = -np.sum(F[i][:, sj] * Ft[j][si, :]) + 2 * (Gv[i] @ P.CP @ Gv[j]) / s2
             D2 = _second(model, pieces[i], pieces[j])
             if D2 is not None:
                 v = P.v[si]
