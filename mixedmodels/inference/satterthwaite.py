@@ -115,8 +115,8 @@ def satterthwaite_df(state: SatterthwaiteState, contrast: np.ndarray) -> float:
 def satterthwaite_ftest(state: SatterthwaiteState, L: np.ndarray, beta: np.ndarray) -> tuple:
     """F statistic, numerator and denominator df of Lβ = 0 (L: q x p), as lmerTest's ``contestMD``.
 
-    Rows of L that are linearly dependent (eigenvalues of LVL' below
-    10⁻⁸ of the largest... relative) are dropped, so NumDF is the rank.
+    Directions of LVL' with eigenvalues at most √ε times the largest are
+    dropped (linearly dependent rows of L), so NumDF is the rank of L.
     """
     L = np.atleast_2d(np.asarray(L, dtype=float))
     values, vectors = np.linalg.eigh(L @ state.vcov @ L.T)
