@@ -158,13 +158,14 @@ def _hessian(model, P: _Pieces, pieces, sigma: float) -> np.ndarray:
         g = np.zeros_like(P.v)
         g[span] = _kron_apply(D, P.v[span, None])[:, 0]
         Gv.append(g)
+    CPGv = [P.CP @ g for g in Gv]
     s2 = sigma * sigma
     H = np.empty((ntheta + 1, ntheta + 1))
     for i in range(ntheta):
         si = derivs[i][1]
         for j in range(i + 1):
             sj = derivs[j][1]
-            value = -np.sum(F[i][:, sj] * Ft[j][si, :]) + 2 * (Gv[i] @ P.CP @ Gv[j]) / s2
+            value = -np.sum(F[i][:, sj] * Ft[j][si, :]) + 2 * (Gv[i] @ CPGv[j]) / s2
             D2 = _second(model, pieces[i], pieces[j])
             if D2 is not None:
                 v = P.v[si]
