@@ -18,6 +18,8 @@ _LAZY = {
     "OptSummary": "mixedmodels.optsummary",
     "MixedModel": "mixedmodels.model",
     "load": "mixedmodels.model",
+    **dict.fromkeys(["emmeans", "emtrends"], "mixedmodels.inference.emmeans"),
+    "contrast": "mixedmodels.inference.contrasts",
     "lrt": "mixedmodels.inference.likelihood_ratio",
     "anova": "mixedmodels.inference.likelihood_ratio",
     "parametric_bootstrap": "mixedmodels.inference.bootstrap",

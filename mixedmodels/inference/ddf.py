@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..errors import MixedModelsError
 
-__all__ = ["ddf_coeftable", "contrast_test", "normalize_ddf"]
+__all__ = ["ddf_coeftable", "contrast_test", "normalize_ddf", "df_and_se"]
 
 _ALIASES = {
     "satterthwaite": "satterthwaite",
@@ -34,7 +34,7 @@ def normalize_ddf(ddf: str) -> str:
     return _ALIASES[key]
 
 
-def _df_and_se(model, method: str, contrasts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def df_and_se(model, method: str, contrasts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Degrees of freedom and standard errors of the rows of ``contrasts`` (k x p)."""
     if method == "satterthwaite":
         from .satterthwaite import satterthwaite_df, satterthwaite_state
@@ -78,7 +78,7 @@ def ddf_coeftable(model, ddf: str) -> pd.DataFrame:
     """
     method = normalize_ddf(ddf)
     eye = np.eye(len(model.beta))
-    df, se = _df_and_se(model, method, eye)
+    df, se = df_and_se(model, method, eye)
     return _t_table(model.beta, se, df, model.coefnames)
 
 
@@ -96,5 +96,5 @@ def contrast_test(model, L, ddf: str = "satterthwaite") -> pd.DataFrame:
         raise MixedModelsError(
             f"each contrast needs {len(model.beta)} values (one per coefficient: {model.coefnames}), got {L.shape[1]}"
         )
-    df, se = _df_and_se(model, method, L)
+    df, se = df_and_se(model, method, L)
     return _t_table(L @ model.beta, se, df, pd.RangeIndex(len(L), name="contrast"))

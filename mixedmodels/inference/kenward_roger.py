@@ -38,8 +38,15 @@ import scipy.sparse as sp
 from ..errors import MixedModelsError
 from ..model import MixedModel
 from ..structure import lme4_blocks
+from .fitcache import cached_at_fit
 
-__all__ = ["KenwardRogerState", "kenward_roger_state", "kenward_roger_df", "MAX_NOBS"]
+__all__ = [
+    "KenwardRogerState",
+    "kenward_roger_state",
+    "kenward_roger_df",
+    "kenward_roger_ftest",
+    "MAX_NOBS",
+]
 
 MAX_NOBS = 6000
 """Largest number of observations for which Σ⁻¹ is formed (n² doubles)."""
@@ -151,7 +158,7 @@ def _chol_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 def kenward_roger_state(model: MixedModel) -> KenwardRogerState:
-    """Φ_A, P_r and W at a REML fit of a linear mixed model."""
+    """Φ_A, P_r and W at a REML fit of a linear mixed model, computed once per fit."""
     if model.family is not None or not model.reml:
         raise MixedModelsError(
             "the Kenward-Roger method needs a linear mixed model fitted by REML "
@@ -162,6 +169,10 @@ def kenward_roger_state(model: MixedModel) -> KenwardRogerState:
             f"the Kenward-Roger method forms the {model.nobs} x {model.nobs} marginal covariance; "
             f"it is limited to {MAX_NOBS} observations: use ddf='satterthwaite'"
         )
+    return cached_at_fit(model, "kenward-roger", lambda: _compute_state(model))
+
+
+def _compute_state(model: MixedModel) -> KenwardRogerState:
     Phi, P, Q, info = _information_pieces(model)
     values = np.linalg.eigvalsh(info)
     W = 2 * (np.linalg.inv(info) if np.min(np.abs(values)) > 1e-10 else np.linalg.pinv(info))
@@ -172,15 +183,36 @@ def kenward_roger_state(model: MixedModel) -> KenwardRogerState:
 
 def kenward_roger_df(state: KenwardRogerState, L: np.ndarray) -> float:
     """Kenward–Roger denominator degrees of freedom for the hypothesis Lβ = 0 (L: q x p)."""
+    A1, A2, q = _moments(state, L)
+    return _kr_df(A1, A2, q)
+
+
+def kenward_roger_ftest(state: KenwardRogerState, L: np.ndarray, beta: np.ndarray) -> tuple:
+    """F, NumDF and DenDF of Lβ = 0 as pbkrtest's ``KRmodcomp`` (and lmerTest's anova).
+
+    F = λ (Lβ)'(LΦ_AL')⁻¹(Lβ)/q with the scaling λ = m(1 - A₂/q)/(m - 2)
+    (1 where m is within 10⁻² of 2), m the denominator df.
+    """
     L = np.atleast_2d(np.asarray(L, dtype=float))
-    q = L.shape[0]
+    A1, A2, q = _moments(state, L)
+    m = _kr_df(A1, A2, q)
+    Lb = L @ beta
+    wald = float(Lb @ np.linalg.solve(L @ state.vcov_adjusted @ L.T, Lb))
+    scale = 1.0 if abs(m - 2) < 1e-2 else m * (1 - A2 / q) / (m - 2)
+    return scale * wald / q, q, m
+
+
+def _moments(state: KenwardRogerState, L: np.ndarray) -> tuple[float, float, int]:
+    """A₁, A₂ and the rank q of L (the module docstring)."""
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    q = int(np.linalg.matrix_rank(L))
     Phi = state.vcov
     Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)
     U = [Theta @ Phi @ P @ Phi for P in state.P]
     traces = np.array([np.trace(u) for u in U])
     A1 = traces @ state.W @ traces
     A2 = sum(state.W[r, s] * np.sum(U[r] * U[s].T) for r in range(len(U)) for s in range(len(U)))
-    return _kr_df(A1, A2, q)
+    return float(A1), float(A2), q
 
 
 def _kr_df(A1: float, A2: float, q: int) -> float:

@@ -78,14 +78,19 @@ class InferenceMixin:
         type: str = "link",
         offset=None,
         allow_new_levels: bool | None = None,
-    ) -> pd.Series:
+        se_fit: bool = False,
+        interval: str | None = None,
+        level: float = 0.95,
+    ) -> pd.Series | pd.DataFrame:
         """Predictions on the training data or ``newdata`` (see :func:`mixedmodels.inference.prediction.predict`).
 
         ``re_form="~0"`` gives population predictions (new data then need no
         grouping columns); unseen levels of a grouping factor get a zero
         random effect unless ``new_levels="error"`` (lme4's
         ``allow_new_levels=False``); ``type="response"`` gives means of a
-        generalised model.
+        generalised model.  ``se_fit=True`` / ``interval="confidence"`` add
+        standard errors and intervals from the fixed effects' covariance only
+        (a DataFrame ``fit``, ``se_fit``, ``lwr``, ``upr``).
         """
         from .prediction import predict
 
@@ -93,7 +98,15 @@ class InferenceMixin:
             new_levels = "population" if allow_new_levels else "error"
 
         return predict(
-            self, newdata, re_form=re_form, new_levels=new_levels, type=type, offset=offset
+            self,
+            newdata,
+            re_form=re_form,
+            new_levels=new_levels,
+            type=type,
+            offset=offset,
+            se_fit=se_fit,
+            interval=interval,
+            level=level,
         )
 
     def simulate(
@@ -112,6 +125,31 @@ class InferenceMixin:
         from .restore import restore_optsum
 
         return restore_optsum(self, source, **kwargs)
+
+    # --- anova / contrasts ---
+    def anova(self, *models: Any, type=3, ddf: str = "satterthwaite", **kwargs: Any):
+        """F tests of the fixed-effects terms (lmerTest's table), or Wald χ² for a GLMM (car's).
+
+        ``type`` is 1, 2 or 3; ``ddf`` ``"satterthwaite"`` or ``"kenward-roger"``
+        (see :mod:`mixedmodels.inference.anova`).  With other models given,
+        ``m.anova(m2, ...)`` is the likelihood ratio test of nested models
+        (:func:`mixedmodels.anova`).
+        """
+        if models:
+            from .likelihood_ratio import anova as lrt_anova
+
+            return lrt_anova(self, *models, **kwargs)
+        from .anova import anova_table
+
+        return anova_table(self, type=type, ddf=ddf)
+
+    def contrast(self, L, ddf: str | None = "satterthwaite", **kwargs: Any):
+        """t tests of the rows of ``L`` (see :func:`mixedmodels.inference.contrasts.contrast`)."""
+        from .contrasts import contrast
+
+        return contrast(self, L, ddf=ddf, **kwargs)
+
+    # --- end anova / contrasts ---
 
     def _ddf_coeftable(self, ddf: str) -> pd.DataFrame:
         """lmerTest's coefficient table; the hook behind ``coeftable(ddf=...)`` of linear models."""

@@ -173,7 +173,10 @@ def predict(
     new_levels: str = "population",
     type: str = "link",
     offset=None,
-) -> pd.Series:
+    se_fit: bool = False,
+    interval: str | None = None,
+    level: float = 0.95,
+) -> pd.Series | pd.DataFrame:
     """Predictions of a fitted linear or generalised mixed model.
 
     Parameters
@@ -189,20 +192,68 @@ def predict(
         mean g⁻¹(η).  Ignored for linear models.
     offset : array, optional
         Offset values for the new rows, for a model fitted with an ``offset=`` argument.
+    se_fit : bool
+        Also return standard errors.  They hold the fixed effects' uncertainty
+        only, √(x'Vx) with V = vcov(β̂), as lme4's ``predict(se.fit = TRUE)``:
+        neither the conditional modes' uncertainty nor the random effects'
+        variance is included, whatever ``re_form``.  On the response scale of
+        a GLMM they are the delta method's |dμ/dη| √(x'Vx).
+    interval : {None, "confidence"}
+        Also return the normal-quantile interval ``lwr``, ``upr`` of that
+        uncertainty (on the link scale, transformed by g⁻¹ for
+        ``type="response"``, so it stays within the mean's range).
+    level : float
+        Confidence level of the interval.
 
     Returns
     -------
-    Series
+    Series, or DataFrame (``fit``, ``se_fit``, ``lwr``, ``upr``) with ``se_fit`` or ``interval``
         One prediction per row of ``newdata`` (NaN for rows with missing
         values), indexed as ``newdata``; on the training data, indexed by
         the rows of the user's data that the model used.
     """
     if type not in ("link", "response"):
         raise MixedModelsError(f"type must be 'link' or 'response', got {type!r}")
+    if interval not in (None, "none", "confidence"):
+        raise MixedModelsError(
+            f"interval must be None or 'confidence' (prediction intervals are not offered), got {interval!r}"
+        )
     eta, nd = linear_predictor(model, newdata, re_form, new_levels, offset)
-    values = eta if (model.family is None or type == "link") else model.family.link.linkinv(eta)
+    response = model.family is not None and type == "response"
+    values = model.family.link.linkinv(eta) if response else eta
+    columns = {"prediction": values}
+    if se_fit or interval == "confidence":
+        columns = _with_uncertainty(model, nd, eta, response, interval == "confidence", level)
+    index = model.obs_index.copy() if nd is None else nd.index
+    out = pd.DataFrame({k: _expand(v, nd) for k, v in columns.items()}, index=index)
+    if list(columns) == ["prediction"]:
+        return out["prediction"]
+    return out
+
+
+def _expand(values: np.ndarray, nd) -> np.ndarray:
     if nd is None:
-        return model.per_observation(values, "prediction")
+        return np.asarray(values)
     out = np.full(len(nd.complete), np.nan)
     out[nd.complete] = values
-    return pd.Series(out, index=nd.index, name="prediction")
+    return out
+
+
+def _with_uncertainty(model, nd, eta, response: bool, interval: bool, level: float) -> dict:
+    """fit, se_fit (and lwr, upr) from the fixed effects' covariance."""
+    from scipy.stats import norm
+
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise MixedModelsError(f"level must be a number between 0 and 1, got {level!r}")
+    X = model.structure.fe.X if nd is None else model.structure.fe.X_on(nd.frame)
+    se = np.sqrt(np.einsum("ia,ab,ib->i", X, model.vcov, X)) if len(eta) else np.zeros(0)
+    linkinv = model.family.link.linkinv if response else (lambda x: x)
+    out = {
+        "fit": linkinv(eta),
+        "se_fit": np.abs(model.family.link.mu_eta(eta)) * se if response else se,
+    }
+    if interval:
+        z = norm.ppf(0.5 + level / 2)
+        a, b = linkinv(eta - z * se), linkinv(eta + z * se)
+        out["lwr"], out["upr"] = np.minimum(a, b), np.maximum(a, b)
+    return out
