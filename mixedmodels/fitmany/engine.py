@@ -173,7 +173,7 @@ class _ChunkFitter:
     def _start(self, design: SharedDesign, y: np.ndarray) -> np.ndarray:
         start = self.plan.start
         if isinstance(start, str) and start == "warm" and self.previous is not None:
-            return self.previous.copy()
+            return _lifted(self.previous, _lowerbd(design))
         if not isinstance(start, str):
             return np.asarray(start, dtype=float).copy()
         if design.family is not None:
@@ -204,6 +204,20 @@ class _ChunkFitter:
             start = self._start(design, y)
             _refit(model, design, y, initial if start is None else start)
         return _model_row(model, design, self.plan.ddf)
+
+
+WARM_FLOOR = 0.1
+"""A warm start keeps bounded θ components at least this far above their bound.
+
+NLopt's first step for a bounded component is 0.75 × its distance to the
+bound, so a start at 3e-5 (a previous response's near-singular fit) would
+leave BOBYQA steps too short to move away from the boundary.
+"""
+
+
+def _lifted(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    bounded = np.isfinite(lower)
+    return np.where(bounded, np.maximum(theta, np.where(bounded, lower, 0.0) + WARM_FLOOR), theta)
 
 
 def _new_model(design: SharedDesign, y: np.ndarray, start: np.ndarray):
