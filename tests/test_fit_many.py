@@ -260,3 +260,40 @@ def test_parquet_round_trip(study, tmp_path):
     for path in (streamed, written):
         back = pd.read_parquet(path)
         pd.testing.assert_frame_equal(back, res.table, check_dtype=False)
+
+
+def test_bootstrap_on_the_engine_is_the_same_whatever_the_scheduler(study):
+    distributed = pytest.importorskip("distributed")
+    samples, expr = study
+    model = single_fit(samples, expr["g0"])
+    serial = mm.parametric_bootstrap(model, n=5, seed=7, progress=False)
+    threads = mm.parametric_bootstrap(model, n=5, seed=7, progress=False, scheduler="threads")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        dask = mm.parametric_bootstrap(model, n=5, seed=7, progress=False, scheduler=client)
+    pd.testing.assert_frame_equal(serial, threads)
+    pd.testing.assert_frame_equal(serial, dask)
+
+
+def test_cli_fit_many_writes_parquet(study, tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    from mixedmodels.cli import main
+
+    samples, expr = study
+    samples.rename_axis("sample").to_csv(tmp_path / "samples.csv")
+    expr.iloc[:, :3].rename_axis("sample").to_parquet(tmp_path / "expr.parquet")
+    out = tmp_path / "res.parquet"
+    code = main(["fit-many", FORMULA, "--data", str(tmp_path / "samples.csv"), "--responses",
+                 str(tmp_path / "expr.parquet"), "--out", str(out), "--reml", "--chunk", "2",
+                 "--no-progress"])  # fmt: skip
+    assert code == 0
+    assert "3 responses, 3 converged" in capsys.readouterr().out
+    back = pd.read_parquet(out)
+    res = mm.fit_many(FORMULA, samples, expr.iloc[:, :3], reml=True, chunk=2, progress=False)
+    np.testing.assert_allclose(back["objective"], res.table["objective"], rtol=1e-12)
+    code = main(["fit-many", FORMULA, "--data", str(tmp_path / "samples.csv"), "--responses",
+                 str(tmp_path / "expr.parquet"), "--out", str(out),
+                 "--dask-scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
+    assert code == 2
+    assert "tcp://127.0.0.1:9" in capsys.readouterr().err
