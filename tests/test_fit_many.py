@@ -63,7 +63,7 @@ def assert_matches(row, model, theta_tol=1e-5, beta_tol=1e-6):
 def test_gaussian_matches_single_fits(study, reml):
     samples, expr = study
     exact = mm.fit_many(FORMULA, samples, expr, reml=reml, start="moment", progress=False)
-    warm = mm.fit_many(FORMULA, samples, expr, reml=reml, progress=False)
+    warm = mm.fit_many(FORMULA, samples, expr, reml=reml, start="warm", progress=False)
     assert exact.info["engine"] == "dense"
     for name in expr.columns[:4]:
         model = single_fit(samples, expr[name], reml=reml)
@@ -101,7 +101,8 @@ def test_independent_of_chunk_size_and_workers(study):
     ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
         dask = mm.fit_many(FORMULA, samples, expr, start="moment", chunk=3, scheduler=client,
                            progress=False)  # fmt: skip
-        warm = mm.fit_many(FORMULA, samples, expr, chunk=3, scheduler=client, progress=False)
+        warm = mm.fit_many(FORMULA, samples, expr, chunk=3, scheduler=client, start="warm",
+                           progress=False)  # fmt: skip
     pd.testing.assert_frame_equal(one.table, three.table)
     pd.testing.assert_frame_equal(one.table, dask.table)
     np.testing.assert_allclose(warm.table["objective"], one.table["objective"], rtol=1e-8)

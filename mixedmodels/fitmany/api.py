@@ -31,7 +31,7 @@ def fit_many(
     scheduler: object = None,
     n_workers: int | None = None,
     chunk: int = 256,
-    start: Any = "warm",
+    start: Any = "moment",
     theta: Any = None,
     pilot: int = 200,
     ddf: str | None = None,
@@ -61,10 +61,12 @@ def fit_many(
         ``n_workers`` sizes the local pools.
     chunk : int
         Responses per task; memory in a worker is a chunk's responses.
-    start : "warm", "moment" or array
-        θ each fit starts from: the previous converged θ of the chunk
-        (default), lme4's start for each response (results independent of
-        ``chunk`` and the scheduler), or one θ for all.
+    start : "moment", "warm" or array
+        θ each fit starts from: lme4's start for each response (default;
+        results then do not depend on ``chunk`` or the scheduler, and equal
+        single fits), the previous converged θ of the chunk (variancePartition's
+        warm start; fewer evaluations only when features have similar
+        variance components), or one θ for all.
     theta : None, "consensus" or array
         None optimises θ per response.  Otherwise θ is *fixed* (screening):
         at the given values, or at the element-wise median of θ̂ over

@@ -11,9 +11,9 @@ one row per response.  Within a chunk
   :meth:`LinearMixedModel.fit` does with the blocked factor;
 * other responses (large designs, generalised families) are refitted by
   the model classes (``refit(y)``), one model per chunk;
-* ``start="warm"`` starts each response from the previous converged θ of
-  the chunk (as variancePartition's refits do); ``"moment"`` from lme4's
-  own start for that response (results then do not depend on chunking);
+* ``start="moment"`` (the default) starts each response from lme4's own
+  start for it, so results do not depend on chunking; ``"warm"`` from the
+  previous converged θ of the chunk (as variancePartition's refits do);
   an array starts every response there;
 * a response with missing values is a model of its complete rows: its own
   design (cached per missingness pattern in the worker);
@@ -56,7 +56,7 @@ class Plan:
     """
 
     design: SharedDesign
-    start: Any = "warm"
+    start: Any = "moment"
     theta: np.ndarray | None = None
     ddf: str | None = None
     optimizer: str | None = None
