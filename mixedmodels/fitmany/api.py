@@ -123,6 +123,10 @@ def _check_options(chunk, start, theta, ddf, reml, family) -> None:
         from ..inference.ddf import normalize_ddf
 
         normalize_ddf(ddf)
+    if ddf is not None and _family(family) is not None:
+        raise MixedModelsError(
+            f"ddf={ddf!r} applies to linear mixed models; family {family!r} has Wald z tests"
+        )
     if reml and _family(family) is not None:
         raise MixedModelsError(
             f"reml=True applies to linear mixed models; family {family!r} is fitted by maximum likelihood"

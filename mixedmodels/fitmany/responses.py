@@ -73,7 +73,7 @@ def _frame_chunk(frame: pd.DataFrame, start: int, names: list[str]) -> Chunk:
     invalid = {}
     for j in range(frame.shape[1]):
         col = frame.iloc[:, j]
-        if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
             invalid[j] = f"not numeric ({col.dtype} values)"
         elif pd.api.types.is_complex_dtype(col):
             invalid[j] = "complex values"
@@ -83,7 +83,7 @@ def _frame_chunk(frame: pd.DataFrame, start: int, names: list[str]) -> Chunk:
 
 
 def _array_chunk(block: np.ndarray, start: int, names: list[str]) -> Chunk:
-    if block.dtype.kind not in "fiu":
+    if block.dtype.kind not in "fiub":
         reason = f"not numeric ({block.dtype} values)"
         return Chunk(
             start, names, np.full(block.shape, np.nan), dict.fromkeys(range(len(names)), reason)
