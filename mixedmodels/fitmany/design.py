@@ -24,7 +24,9 @@ model classes themselves (``refit``).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import warnings
 from types import SimpleNamespace
 from typing import Any
@@ -39,7 +41,7 @@ from ..results import group_means
 from ..structure import ModelStructure, build_structure
 from ..thetalayout import lambdas
 
-__all__ = ["SharedDesign", "DenseKernel", "DENSE_MAX", "moment_start"]
+__all__ = ["SharedDesign", "DenseKernel", "DENSE_MAX", "moment_start", "quiet"]
 
 DENSE_MAX = 400
 """Largest q + p (random effects plus fixed effects) for the dense kernel."""
@@ -136,8 +138,7 @@ class SharedDesign:
         own X, levels and A blocks (a level may vanish, a column of X may
         become aliased), built from the formula again.
         """
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a rank-deficient subset is reported by its NaN β
+        with quiet():  # a rank-deficient subset is reported by its NaN β
             sub = SharedDesign(
                 self.rhs,
                 self.frame.iloc[np.flatnonzero(mask)],
@@ -150,6 +151,22 @@ class SharedDesign:
     def data_with(self, y: np.ndarray) -> pd.DataFrame:
         """The design's rows with ``y`` as the placeholder response (for a model class)."""
         return self.frame.assign(**{self.response_name: y})
+
+
+@contextlib.contextmanager
+def quiet():
+    """Warnings off in the main thread (a row's verdict and message say it all).
+
+    ``warnings.catch_warnings`` saves and restores the process's filters, so
+    entered from several threads at once it could leave them off for good:
+    in worker threads the (rare) warnings are left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def moment_start(structure: ModelStructure, y: np.ndarray) -> np.ndarray:

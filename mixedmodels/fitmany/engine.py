@@ -26,7 +26,6 @@ parallelism comes from workers, not from BLAS threads on 57 × 57 matrices.
 
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +38,7 @@ from ..errors import DataError
 from ..optimize import guarded, minimize
 from ..optsummary import OptSummary
 from ..threads import POLICY
-from .design import SharedDesign, check_enough, moment_start
+from .design import SharedDesign, check_enough, moment_start, quiet
 from .responses import Chunk
 
 __all__ = ["Plan", "fit_chunk", "result_columns"]
@@ -107,8 +106,7 @@ def _theta_names(design: SharedDesign) -> list[str]:
 
 def fit_chunk(chunk: Chunk, plan: Plan) -> pd.DataFrame:
     """One row per response of the chunk (the columns of :func:`result_columns`)."""
-    with POLICY.single_thread(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with POLICY.single_thread(), quiet():
         fitter = _ChunkFitter(plan)
         rows = [fitter.row(chunk, j) for j in range(len(chunk.names))]
     return _frame(rows, plan)
