@@ -138,7 +138,9 @@ class _ChunkFitter:
     def __init__(self, plan: Plan):
         self.plan = plan
         self.previous: np.ndarray | None = None
-        self.models: dict[int, tuple] = {}  # id(design) -> (its model, the model's own start)
+        # design -> (its model, the model's own start); the key keeps the design alive, so
+        # a design evicted from the subset cache cannot be mistaken for a new one
+        self.models: dict[SharedDesign, tuple] = {}
 
     def row(self, chunk: Chunk, j: int) -> dict[str, Any]:
         name = chunk.names[j]
@@ -168,7 +170,7 @@ class _ChunkFitter:
         check_enough(sub.nobs, sub)
         return sub, y[positions]
 
-    def _start(self, design: SharedDesign, y: np.ndarray) -> np.ndarray:
+    def _start(self, design: SharedDesign, y: np.ndarray) -> np.ndarray | None:
         start = self.plan.start
         if isinstance(start, str) and start == "warm" and self.previous is not None:
             return _lifted(self.previous, _lowerbd(design))
@@ -193,10 +195,10 @@ class _ChunkFitter:
             raise DataError(
                 "a fixed θ (screening) needs the dense kernel: a Gaussian, small design"
             )
-        held = self.models.get(id(design))
+        held = self.models.get(design)
         if held is None:
             model, initial = _new_model(design, y, self._start(design, y))
-            self.models[id(design)] = (model, initial)
+            self.models[design] = (model, initial)
         else:
             model, initial = held
             start = self._start(design, y)
