@@ -298,3 +298,16 @@ def test_cli_fit_many_writes_parquet(study, tmp_path, capsys):
                  "--dask-scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
     assert code == 2
     assert "tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_random_slopes_use_the_dense_kernel_with_a_full_lambda(study):
+    samples, expr = study
+    with_x = samples.assign(x=np.linspace(-1, 1, len(samples)))
+    formula = "~ 1 + x + (1 + x|donor)"
+    res = mm.fit_many(formula, with_x, expr.iloc[:, :2], progress=False)
+    assert res.info["engine"] == "dense"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = mm.LinearMixedModel("y " + formula, with_x.assign(y=expr["g0"])).fit()
+    assert_matches(res.table.loc["g0"], model, theta_tol=1e-4, beta_tol=1e-5)
+    assert "cor_x.(Intercept)|donor" in res.table

@@ -109,10 +109,13 @@ class SharedDesign:
         self.layout = variance_layout(SimpleNamespace(reterms=self.structure.reterms))
         dense_ok = not any(r.has_factor for r in self.structure.reterms)
         size = sum(r.q for r in self.structure.reterms) + self.structure.fe.rank
-        self.kernel = (
+        kernel = (
             DenseKernel(self.structure, self.reml)
             if family is None and dense_ok and size <= DENSE_MAX
             else None
+        )
+        self.kernel = (
+            kernel if kernel is not None and kernel.linear_in_theta(self.structure) else None
         )
 
     @property
@@ -223,6 +226,23 @@ class DenseKernel:
         self.qB = self.q - self.q1
         self.size = self.qB + self.p + 1  # rows of the matrix factored per evaluation
         self.b_diag = np.arange(self.qB) * (self.size + 1)
+
+    def linear_in_theta(self, structure: ModelStructure) -> bool:
+        """True if every λ entry is a θ element (the map read off a probe holds at a random θ).
+
+        Covariance structures whose λ is a nonlinear function of θ (AR(1),
+        compound symmetry) are left to the model classes.
+        """
+        theta = np.random.default_rng(1).uniform(0.2, 1.5, len(structure.theta_perm))
+        lams = lambdas(structure.reterms, structure.theta_perm, theta)
+        Lam = sla.block_diag(
+            *(np.kron(np.eye(r.nlevels), lam) for r, lam in zip(structure.reterms, lams))
+        )
+        if self.q1 and not np.allclose(np.diag(Lam)[: self.q1], theta[self.first_theta]):
+            return False
+        mine = np.zeros((self.qB, self.qB))
+        mine[self.lam_rows, self.lam_cols] = theta[self.lam_theta]
+        return bool(np.allclose(mine, Lam[self.q1 :, self.q1 :], rtol=0, atol=1e-14))
 
     def products(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[Z X]'Y and y'y of every column of Y (one matrix product for the chunk)."""
