@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from .thetalayout import has_structures, structured_boundary
+
 __all__ = ["FitStatistics", "SINGULAR_TOL"]
 
 SINGULAR_TOL = 1e-4
@@ -35,18 +37,38 @@ class FitStatistics:
 
     @property
     def issingular(self) -> bool:
-        """True if some standard-deviation parameter of θ is on (within 1e-4 of) its bound 0."""
+        """True if a standard deviation of θ is on (within 1e-4 of) 0, or a structure's |ρ| at 1."""
         theta = np.asarray(self.theta)
-        return bool(np.any(np.abs(theta[np.asarray(self.lowerbd) == 0]) < SINGULAR_TOL))
+        at_zero = np.any(np.abs(theta[np.asarray(self.lowerbd) == 0]) < SINGULAR_TOL)
+        return bool(at_zero or np.any(self._correlation_boundary(theta)))
 
     def boundary_parameters(self) -> list[str]:
-        """Names of the standard-deviation elements of θ that are on (within 1e-4 of) 0."""
+        """Names of the θ elements on the boundary: standard deviations at 0, structures' |ρ| at 1."""
         theta, lower = np.asarray(self.theta), np.asarray(self.lowerbd)
+        corr = self._correlation_boundary(theta)
         return [
             n
-            for n, t, lb in zip(self.theta_names, theta, lower)
-            if lb == 0 and abs(t) < SINGULAR_TOL
+            for n, t, lb, c in zip(self.theta_names, theta, lower, corr)
+            if (lb == 0 and abs(t) < SINGULAR_TOL) or c
         ]
+
+    def boundary_text(self) -> str:
+        """The boundary parameters as a warning says it: ``g.(Intercept) at 0``, ``g.phi_rho at |ρ| = 1``."""
+        theta = np.asarray(self.theta)
+        corr = dict(zip(self.theta_names, self._correlation_boundary(theta)))
+        at_zero = [n for n in self.boundary_parameters() if not corr.get(n)]
+        at_one = [n for n in self.boundary_parameters() if corr.get(n)]
+        parts = ([f"{', '.join(at_zero)} at 0"] if at_zero else []) + (
+            [f"{', '.join(at_one)} at its limit (correlation ±1)"] if at_one else []
+        )
+        return "; ".join(parts)
+
+    def _correlation_boundary(self, theta: np.ndarray) -> np.ndarray:
+        """Per θ element: a covariance structure's correlation at its limit (see covstruct)."""
+        reterms = self.structure.reterms
+        if not has_structures(reterms) or len(theta) != sum(r.ntheta for r in reterms):
+            return np.zeros(len(theta), bool)
+        return structured_boundary(reterms, self.structure.theta_perm, theta)
 
     def fixef(self) -> pd.Series:
         """Fixed-effects estimates by coefficient name."""

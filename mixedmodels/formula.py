@@ -14,6 +14,12 @@ Random-effects shorthands are expanded as lme4 does:
 * ``(1 + x || g)``  ->  ``(1 | g) + (0 + x | g)``  (uncorrelated terms),
 * ``(1 | g/h)``     ->  ``(1 | g) + (1 | h:g)``    (nesting),
 * ``(1 | g:h)``     ->  one term grouped by the interaction of g and h.
+
+A term may name a covariance structure as lme4 2.0 and glmmTMB write it:
+``us(1 + x | g)`` (the same as ``(1 + x | g)``), ``diag(...)``, ``cs(...)``,
+``ar1(0 + f | g)``, ``toep(0 + f | g)``, with ``hom = TRUE`` / ``FALSE`` for
+one shared variance or one per column, and glmmTMB's ``homdiag``, ``homcs``,
+``hetar1``, ``homtoep`` (see :mod:`mixedmodels.covstruct`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .covstruct import KNOWN_STRUCTURES, STRUCTURE_ALIASES
 from .errors import FormulaError
 
 __all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "split_top_level"]
@@ -42,12 +49,19 @@ class RandomTerm:
         ``"dept:service"``, ``"cask:batch"`` for a nested ``batch/cask``).
     source : str
         The term as the user wrote it, for messages.
+    structure : str
+        The covariance structure as written (``"us"`` for a plain bar term,
+        ``"ar1"``, ``"homcs"``, ...).
+    hom : bool or None
+        ``hom=`` as written (None: the structure's default).
     """
 
     expr: str
     factors: tuple[str, ...]
     group_name: str
     source: str
+    structure: str = "us"
+    hom: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -179,19 +193,60 @@ def _uncorrelated_exprs(expr: str, source: str) -> list[str]:
     return out
 
 
-def _random_terms(inner: str, source: str) -> list[RandomTerm] | None:
+def _random_terms(
+    inner: str, source: str, structure: str = "us", hom: bool | None = None
+) -> list[RandomTerm] | None:
     bar = _split_bar(inner)
     if bar is None:
         return None
     expr, group, double = bar
     if not expr:
         raise FormulaError(f"random-effects term {source!r} has nothing before '|'")
+    if double and structure != "us":
+        raise FormulaError(
+            f"'||' inside {structure}() in {source!r}: write a single '|' (diag() is the uncorrelated structure)"
+        )
     exprs = _uncorrelated_exprs(expr, source) if double else [expr]
     return [
-        RandomTerm(e, cols, label, source)
+        RandomTerm(e, cols, label, source, structure, hom)
         for cols, label in _grouping_factors(group, source)
         for e in exprs
     ]
+
+
+_CALL = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)\s*(?P<args>\(.*\))$", re.DOTALL)
+_TRUE, _FALSE = ("TRUE", "True", "true", "T", "1"), ("FALSE", "False", "false", "F", "0")
+
+
+def _structured_terms(piece: str) -> list[RandomTerm] | None:
+    """``ar1(0 + f | g)``, ``diag(x | g, hom = TRUE)``: a bar term inside a call; None if it is not one."""
+    call = _CALL.match(piece)
+    inner = _strip_outer_parens(call.group("args")) if call else None
+    if inner is None:
+        return None
+    args = [p for _, p in split_top_level(inner, ",")]
+    if not args or _split_bar(args[0]) is None:
+        return None  # a function of the fixed part, such as log(x)
+    name = call.group("name")
+    if name not in KNOWN_STRUCTURES and name not in STRUCTURE_ALIASES:
+        raise FormulaError(
+            f"unknown covariance structure {name!r} in {piece!r}; known: "
+            + ", ".join([*KNOWN_STRUCTURES, *STRUCTURE_ALIASES])
+        )
+    return _random_terms(args[0], piece, name, _hom_argument(args[1:], piece))
+
+
+def _hom_argument(args: list[str], source: str) -> bool | None:
+    """The value of ``hom = TRUE/FALSE``, the only argument a structure takes."""
+    hom = None
+    for arg in args:
+        key, eq, value = (part.strip() for part in arg.partition("="))
+        if key != "hom" or not eq or value not in _TRUE + _FALSE or hom is not None:
+            raise FormulaError(
+                f"argument {arg!r} in {source!r}: a covariance structure takes only hom = TRUE or hom = FALSE"
+            )
+        hom = value in _TRUE
+    return hom
 
 
 def r_powers(text: str) -> str:
@@ -232,7 +287,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     for op, piece in split_top_level(r_powers(rhs)):
         _check_operands(piece, formula)
         inner = _strip_outer_parens(piece)
-        terms = _random_terms(inner, piece) if inner is not None else None
+        terms = _random_terms(inner, piece) if inner is not None else _structured_terms(piece)
         if terms is not None:
             if op == "-":
                 raise FormulaError(f"a random-effects term cannot be removed with '-': {piece!r}")

@@ -463,7 +463,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             self._fit(fast, nagq, verbose, progress)
         if self.issingular:
             warnings.warn(
-                f"boundary (singular) fit: {', '.join(self.boundary_parameters())} at 0",
+                f"boundary (singular) fit: {self.boundary_text()}",
                 SingularFitWarning,
                 stacklevel=2,
             )

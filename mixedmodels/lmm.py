@@ -388,8 +388,7 @@ class LinearMixedModel(InferenceMixin, MixedModel):
     def _warn_if_singular(self) -> None:
         if self.issingular:
             warnings.warn(
-                f"boundary (singular) fit: {', '.join(self.boundary_parameters())} at 0; "
-                "see the model's issingular",
+                f"boundary (singular) fit: {self.boundary_text()}; see the model's issingular",
                 SingularFitWarning,
                 stacklevel=3,
             )

@@ -74,20 +74,37 @@ def _corr_columns(vc: pd.DataFrame) -> list[str]:
 def format_varcorr(vc: pd.DataFrame) -> str:
     """The wide ``varcorr()`` frame as a table, with each term's full lower triangle of correlations."""
     corr_cols = [c for c in _corr_columns(vc) if vc[c].notna().any()]
-    rows, last = [], None
+    structured = "structure" in vc.columns
+    rows, last, last_term, terms_seen = [], None, None, {}
     for _, r in vc.iterrows():
         group = r["group"] if r["group"] != last else ""
         last = r["group"]
         corr = [f"{r[c]:+.2f}" if np.isfinite(r[c]) else "" for c in corr_cols]
         rows.append([group, str(r["name"]), f"{r['variance']:.6g}", f"{r['std. dev.']:.6g}", *corr])
+        if structured:
+            term = (r["group"], r["structure"])
+            new_term = term != last_term and r["group"] != "Residual"
+            if new_term:
+                count = terms_seen[r["group"]] = terms_seen.get(r["group"], -1) + 1
+                label = r["group"] if count == 0 else f"{r['group']}.{count}"
+            rows[-1].append(_structure_cell(vc, r, label) if new_term else "")
+            last_term = term
     header = [
         "",
         "Column",
         "Variance",
         "Std.Dev.",
         *(["Corr."] + [""] * (len(corr_cols) - 1) if corr_cols else []),
+        *(["Structure"] if structured else []),
     ]
-    return _table(header, rows, "llrr" + "r" * len(corr_cols))
+    return _table(header, rows, "llrr" + "r" * len(corr_cols) + ("l" if structured else ""))
+
+
+def _structure_cell(vc: pd.DataFrame, row, label: str) -> str:
+    """``ar1 rho=0.871`` for a structured term's first row, ``us`` for an unstructured one."""
+    params = vc.attrs.get("structures", {}).get(label, {})
+    extra = " ".join(f"{k}={v:.3g}" for k, v in params.items() if k != "structure")
+    return f"{row['structure']} {extra}".strip()
 
 
 def _fit_statistics(m) -> str:

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .covstruct import STRUCTURE_ALIASES, CovStructure, structure_for
 from .design import check_contrasts, formula_context, model_matrix
 from .errors import DataError, FormulaError
 from .feterm import FeTerm
-from .formula import ParsedFormula, RandomTerm, parse_formula
+from .formula import ParsedFormula, RandomTerm, parse_formula, split_top_level
 from .modelframe import (
     NAME_PATTERN,
     ModelFrame,
@@ -266,20 +267,21 @@ def build_reterms(
     for tid, term in enumerate(parsed.random):
         z, names = _random_matrix(term, frame, contrasts)
         g = groups.setdefault(term.group_name, {"factors": term.factors, "parts": []})
-        g["parts"].append((tid, z, names))
+        g["parts"].append((tid, z, names, _term_structure(term, frame, z.shape[1])))
     remats = []
     for name, g in groups.items():
         refs, levels = grouping_factor(frame, g["factors"])
         remats.append(_amalgamate(name, refs, levels, g["parts"]))
         if name in covariance:
             _attach_covariance(remats[-1], covariance.pop(name))
-        for _tid, z, _ in g["parts"]:
-            # a known covariance identifies the term even with one level per observation
+        for _tid, z, _, cov in g["parts"]:
+            # a known covariance identifies the term even with one level per observation, and a
+            # structured one has few parameters however many random effects it has
             _check_levels(
                 name,
                 len(levels),
                 len(frame),
-                z.shape[1] * len(levels),
+                0 if cov is not None else z.shape[1] * len(levels),
                 strict and not remats[-1].has_factor,
             )
     if covariance:
@@ -329,12 +331,46 @@ def _attach_covariance(remat: ReMat, K: Any) -> None:
 
 def _amalgamate(name: str, refs: np.ndarray, levels: list[str], parts: list) -> ReMat:
     blocks, start = [], 0
-    for _, z, _ in parts:
+    for _, z, *_ in parts:
         blocks.append(slice(start, start + z.shape[1]))
         start += z.shape[1]
-    z = np.column_stack([z for _, z, _ in parts])
-    cnames = [n for _, _, names in parts for n in names]
-    return ReMat(name, refs, levels, z, cnames, blocks, [tid for tid, _, _ in parts])
+    z = np.column_stack([p[1] for p in parts])
+    cnames = [n for p in parts for n in p[2]]
+    structures = [p[3] for p in parts]
+    return ReMat(
+        name, refs, levels, z, cnames, blocks, [p[0] for p in parts], structures=structures
+    )
+
+
+def _term_structure(term: RandomTerm, frame: pd.DataFrame, k: int) -> CovStructure | None:
+    """The term's CovStructure (None when unstructured), with the checks its columns need."""
+    kind = STRUCTURE_ALIASES.get(term.structure, (term.structure,))[0]
+    if kind in ("ar1", "toep"):
+        _check_time_factor(term, frame, kind)
+    return structure_for(term.structure, term.hom, k, term.source)
+
+
+def _check_time_factor(term: RandomTerm, frame: pd.DataFrame, kind: str) -> None:
+    """ar1 and toep need one column per time point: ``0 + f`` with f an ordered categorical."""
+    pieces = split_top_level(term.expr)
+    names = [p for op, p in pieces if op == "+" and p != "0"]
+    no_intercept = ("+", "0") in pieces or ("-", "1") in pieces
+    column = names[0].strip("`") if len(names) == 1 else None
+    hint = (
+        f"{kind}() in {term.source!r} needs one column per time point: write it as "
+        f"{kind}(0 + f | g) with f an ordered categorical whose levels are the times in order "
+        "(pandas.Categorical(values, categories=times, ordered=True))"
+    )
+    if not no_intercept or column is None or column not in frame.columns:
+        raise FormulaError(hint)
+    values = frame[column]
+    if not (isinstance(values.dtype, pd.CategoricalDtype) and values.dtype.ordered):
+        what = (
+            "an unordered categorical"
+            if isinstance(values.dtype, pd.CategoricalDtype)
+            else f"{values.dtype} values"
+        )
+        raise FormulaError(f"{hint}; {column!r} has {what}")
 
 
 def lme4_term_order(nlevels: list[int]) -> list[int]:
@@ -379,9 +415,8 @@ def _theta_permutation(remats: list[ReMat]) -> np.ndarray:
     rank = _lme4_rank(remats)
     keys = []
     for remat in remats:
-        for tid, block in zip(remat.term_ids, remat.blocks):
-            size = block.stop - block.start
-            keys.extend((rank[tid], pos) for pos in range(size * (size + 1) // 2))
+        for bi, tid in enumerate(remat.term_ids):
+            keys.extend((rank[tid], pos) for pos in range(remat.block_ntheta(bi)))
     return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.intp)
 
 

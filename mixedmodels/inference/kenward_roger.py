@@ -80,6 +80,12 @@ def _selection(m: int, pairs: list[tuple[int, int]], size: int) -> sp.csr_matrix
 
 def _structure(model) -> tuple[sp.csr_matrix, list[sp.csr_matrix], np.ndarray]:
     """B, the selections M_r and the covariance parameters γ (term entries, then σ²)."""
+    structured = [r.name for r in model.reterms if r.is_structured]
+    if structured:
+        raise MixedModelsError(
+            "Kenward-Roger's method here takes every covariance element as a parameter, which "
+            f"a structured term ({', '.join(structured)}) does not have; use ddf='satterthwaite'"
+        )
     Zt, layout = _term_columns(model)
     n, q = Zt.shape
     w = model.prior_weights

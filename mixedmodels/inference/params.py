@@ -11,6 +11,11 @@ matrix.  The sd/cor values of a term are laid out like its θ elements (lower
 triangle column by column, sd on the diagonal, cor below it), so the vector
 of all of them has the length of θ.  The names are lme4's profile names:
 ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``.
+
+A term with a covariance structure (:mod:`mixedmodels.covstruct`) has its
+own natural parameters, one per θ element: its standard deviations
+(``sd_<col>|g``, or ``sd|g`` when shared) and correlation parameters
+(``rho|g`` for cs and ar1, ``rho<lag>|g`` for toep), with the structure's bounds.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..covstruct import CovStructure
 from ..errors import MixedModelsError
 from ..remat import lower_tri_positions
 from ..structure import lme4_blocks
@@ -36,11 +42,27 @@ class TermLayout:
 
     group: str
     cnames: tuple[str, ...]
+    structure: CovStructure | None = None
 
     @property
     def k(self) -> int:
         """Number of columns (random effects per level)."""
         return len(self.cnames)
+
+    @property
+    def ntheta(self) -> int:
+        return self.k * (self.k + 1) // 2 if self.structure is None else self.structure.ntheta
+
+    def is_sd(self) -> np.ndarray:
+        if self.structure is not None:
+            return self.structure.is_sd()
+        return np.array([r == c for r, c in self.positions], dtype=bool)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.structure is not None:
+            return self.structure.natural_bounds()
+        sd = self.is_sd()
+        return np.where(sd, 0.0, -1.0), np.where(sd, np.inf, 1.0)
 
     @property
     def positions(self) -> list[tuple[int, int]]:
@@ -49,6 +71,8 @@ class TermLayout:
 
     def names(self) -> list[str]:
         """lme4's names: ``sd_<col>|<group>`` on the diagonal, ``cor_<row>.<col>|<group>`` below."""
+        if self.structure is not None:
+            return self.structure.natural_names(self.group, list(self.cnames))
         out = []
         for r, c in self.positions:
             if r == c:
@@ -66,6 +90,8 @@ class TermLayout:
 
     def to_sdcor(self, chunk: np.ndarray, sigma: float) -> np.ndarray:
         """θ elements of the term -> its sd/cor values (correlations of a zero sd are 0)."""
+        if self.structure is not None:
+            return self.structure.to_natural(chunk, sigma)
         lam = self.lower_triangle(chunk)
         cov = sigma**2 * (lam @ lam.T)
         sd = np.sqrt(np.diag(cov))
@@ -80,6 +106,11 @@ class TermLayout:
 
     def to_theta(self, values: np.ndarray, sigma: float) -> np.ndarray:
         """sd/cor values of the term -> its θ elements: λ = chol(D R D) / σ."""
+        if self.structure is not None:
+            try:
+                return self.structure.from_natural(values, sigma)
+            except ValueError as exc:
+                raise NotPositiveDefinite(str(exc)) from exc
         m = self.lower_triangle(values)
         sd = np.diag(m).copy()
         off = np.tril(m, -1)
@@ -134,7 +165,7 @@ class VarianceLayout:
     def _chunks(self, vec: np.ndarray):
         start = 0
         for t in self.terms:
-            size = t.k * (t.k + 1) // 2
+            size = t.ntheta
             yield t, vec[start : start + size]
             start += size
 
@@ -154,12 +185,12 @@ class VarianceLayout:
 
     def is_sd(self) -> np.ndarray:
         """Boolean per element: a standard deviation (True) or a correlation (False)."""
-        return np.array([r == c for t in self.terms for r, c in t.positions])
+        return np.concatenate([t.is_sd() for t in self.terms])
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds: [0, ∞) for standard deviations, [-1, 1] for correlations."""
-        sd = self.is_sd()
-        return np.where(sd, 0.0, -1.0), np.where(sd, np.inf, 1.0)
+        pairs = [t.bounds() for t in self.terms]
+        return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 
 
 def variance_layout(model) -> VarianceLayout:
@@ -170,5 +201,5 @@ def variance_layout(model) -> VarianceLayout:
     terms = []
     for ri, bi in lme4_blocks(reterms):
         r = reterms[ri]
-        terms.append(TermLayout(r.name, tuple(r.cnames[r.blocks[bi]])))
+        terms.append(TermLayout(r.name, tuple(r.cnames[r.blocks[bi]]), r.structures[bi]))
     return VarianceLayout(tuple(terms))
