@@ -311,3 +311,19 @@ def test_random_slopes_use_the_dense_kernel_with_a_full_lambda(study):
         model = mm.LinearMixedModel("y " + formula, with_x.assign(y=expr["g0"])).fit()
     assert_matches(res.table.loc["g0"], model, theta_tol=1e-4, beta_tol=1e-5)
     assert "cor_x.(Intercept)|donor" in res.table
+
+
+def test_covariance_structures_go_to_the_model_classes():
+    rng = np.random.default_rng(0)
+    subjects = 20
+    samples = pd.DataFrame({"subject": np.repeat([f"s{i}" for i in range(subjects)], 4),
+                            "time": np.tile([1, 2, 3, 4], subjects)})  # fmt: skip
+    samples["timef"] = pd.Categorical(samples["time"], categories=[1, 2, 3, 4], ordered=True)
+    Y = rng.normal(size=(len(samples), 2)) + rng.normal(size=(subjects, 2)).repeat(4, axis=0)
+    formula = "~ 1 + time + ar1(0 + timef | subject)"
+    res = mm.fit_many(formula, samples, Y, progress=False)
+    assert res.info["engine"] == "model refit"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = mm.LinearMixedModel("y " + formula, samples.assign(y=Y[:, 1])).fit()
+    assert res.table["objective"].iloc[1] == pytest.approx(model.objective, rel=1e-8)
