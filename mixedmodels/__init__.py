@@ -23,6 +23,7 @@ _LAZY = {
     "lrt": "mixedmodels.inference.likelihood_ratio",
     "anova": "mixedmodels.inference.likelihood_ratio",
     "parametric_bootstrap": "mixedmodels.inference.bootstrap",
+    "fit_many": "mixedmodels.fitmany",
     "restore_optsum": "mixedmodels.inference.restore",
     **{
         "allfit": "mixedmodels.inference.allfit",

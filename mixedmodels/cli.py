@@ -14,7 +14,7 @@ from pathlib import Path
 
 __all__ = ["main", "read_data", "check_fit_flags", "check_writable"]
 
-_PLUGINS = ("mixedmodels.genetics.cli", "mixedmodels.variance.cli")
+_PLUGINS = ("mixedmodels.genetics.cli", "mixedmodels.variance.cli", "mixedmodels.fitmany.cli")
 
 
 def read_data(source: str):

@@ -15,6 +15,7 @@ gives shortest-coverage or percentile intervals.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import pickle
@@ -220,6 +221,26 @@ def _run_parallel(rep: _Replicator, seeds, n_jobs: int, backend: str, bar, out: 
     pool.shutdown()
 
 
+def _replicate_chunk(chunk: tuple[int, list], rep: _Replicator):
+    """A task of :func:`mixedmodels.fitmany.runner.run_chunks`: its own copy of the replicator."""
+    start, seeds = chunk
+    return start, copy.deepcopy(rep).run(seeds)  # workers' threads may share ``rep``
+
+
+def _run_scheduled(rep: _Replicator, seeds, scheduler, bar, out: _Results) -> None:
+    """The replicates as chunked tasks on the many-response engine's runner (Dask, threads, processes)."""
+    from ..fitmany.runner import run_chunks
+
+    def store(_: int, result) -> None:
+        start, (rows, messages) = result
+        out.store(start, rows, messages)
+        if bar is not None:
+            bar.update(len(rows))
+
+    chunks = ((c.start, [seeds[i] for i in c]) for c in _chunks(len(seeds), 2))
+    run_chunks(_replicate_chunk, chunks, rep, scheduler=scheduler, on_result=store)
+
+
 def _run_serial(rep: _Replicator, seeds, bar, out: _Results) -> None:
     for i, seed in enumerate(seeds):
         out.store(i, *rep.run([seed]))
@@ -235,6 +256,7 @@ def parametric_bootstrap(
     n_jobs: int = 1,
     progress: bool | str = "auto",
     backend: str = "processes",
+    scheduler: object = None,
 ) -> BootstrapResult:
     """Parametric bootstrap: refit the model to ``n`` responses simulated from it.
 
@@ -254,6 +276,9 @@ def parametric_bootstrap(
         is a terminal or a notebook; see :mod:`mixedmodels.progress`).
     backend : {"processes", "threads"}
         How workers run when ``n_jobs > 1``.
+    scheduler : None, "threads", "processes", a dask.distributed Client or an address
+        Run the replicates as chunked tasks of the many-response engine
+        (:mod:`mixedmodels.fitmany.runner`) instead; the result is the same.
 
     Returns
     -------
@@ -277,7 +302,9 @@ def parametric_bootstrap(
     bar = _bar(progress, n)
     out = _Results(n, len(columns))
     try:
-        if n_jobs == 1:
+        if scheduler is not None:
+            _run_scheduled(rep, seeds, scheduler, bar, out)
+        elif n_jobs == 1:
             _run_serial(rep, seeds, bar, out)
         else:
             _run_parallel(rep, seeds, n_jobs, backend, bar, out)
