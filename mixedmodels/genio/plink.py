@@ -20,6 +20,7 @@ import pandas as pd
 
 from mixedmodels._text import few
 from mixedmodels.errors import DataError, MixedModelsError
+from mixedmodels.genio.genotypes import select_snps
 
 __all__ = ["BedBlocks", "PlinkData", "SampleMatch", "match_samples", "read_dosages", "read_plink"]
 
@@ -141,6 +142,10 @@ class PlinkData:
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Genotypes of SNPs ``start:stop`` for the samples used (see :meth:`BedBlocks.read`)."""
         return self.blocks.read(start, self.n_snps if stop is None else stop)
+
+    def __getitem__(self, key: object):
+        """The SNPs picked by ``key`` (mask, indices or slice), read lazily: a :class:`SnpSubset`."""
+        return select_snps(self, key)
 
     def select_samples(self, iids: object) -> PlinkData:
         """The same files restricted to the individuals ``iids``, in that order."""
