@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2
+from scipy.stats import f as f_dist
 
 from mixedmodels.errors import DataError
 from mixedmodels.genetics.association import (
@@ -290,7 +291,9 @@ def scan(
         One row per SNP and phenotype: ``phenotype``, the SNP annotations
         (``snp``, ``chrom``, ``pos``, ...), ``af`` (frequency of the counted
         allele), ``h2``, ``beta``, ``se``, ``wald``, ``p_wald``, ``lrt``, ``p_lrt``
-        (χ² with 1 df).  An interaction scan reports ``beta_snp``, ``se_snp`` and
+        (χ² with 1 df), and ``p_wald_f``: the Wald test as FaST-LMM's
+        ``single_snp`` reports it, ``F = wald (n - p - 1)/n`` on ``F(1, n - p - 1)``
+        (``s²`` with ``n - p - 1`` degrees of freedom; ``p`` columns in ``X``).  An interaction scan reports ``beta_snp``, ``se_snp`` and
         ``beta_snp:E``, ``se_snp:E`` per environment, and ``df``.  Untestable SNPs
         (monomorphic, or collinear with ``X``) have ``NaN`` statistics.
         ``attrs["null"]`` holds each phenotype's null ``h²`` and ML log-likelihood
@@ -521,7 +524,10 @@ def _assemble(
 ) -> pd.DataFrame:
     """One row per SNP and phenotype, phenotypes one after the other."""
     af = np.concatenate([r.af for r in results])
-    frames = [_phenotype_frame(results, i, name, snps, af, e_names) for i, name in enumerate(names)]
+    frames = [
+        _phenotype_frame(results, i, name, snps, af, e_names, state.n, state.X.shape[1])
+        for i, name in enumerate(names)
+    ]
     table = pd.concat(frames, ignore_index=True)
     table.attrs["basis"] = type(state.basis).__name__.lower()
     table.attrs["null"] = {
@@ -537,7 +543,10 @@ def _phenotype_frame(
     snps: pd.DataFrame,
     af: np.ndarray,
     e_names: list[str],
+    n: int,
+    p: int,
 ) -> pd.DataFrame:
+    """The rows of phenotype ``i``; ``n`` individuals and ``p`` covariates for the F test."""
     gamma, se, wald, lrt = (
         np.concatenate([getattr(r.tests[i], f) for r in results]) for f in TestResult._fields
     )
@@ -552,6 +561,9 @@ def _phenotype_frame(
     df = max(len(e_names), 1)
     frame["wald"], frame["p_wald"] = wald, chi2.sf(wald, df)
     frame["lrt"], frame["p_lrt"] = lrt, chi2.sf(lrt, df)
+    # FaST-LMM's single_snp: the Wald statistic with s² = RSS/(n - p - df) on F(df, n - p - df).
+    dof = n - p - df
+    frame["p_wald_f"] = f_dist.sf(wald / df * dof / n, df, dof)
     if e_names:
         frame["df"] = df
     return frame

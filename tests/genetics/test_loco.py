@@ -92,3 +92,25 @@ def test_pcs_as_covariates_are_aligned_by_id(panel):
     np.testing.assert_allclose(a["lrt"], b["lrt"])
     plain = scan(match.genotypes[:50], y, X, progress=False)
     assert np.abs(a["lrt"] - plain["lrt"]).max() > 1e-6
+
+
+def test_p_wald_f_is_fastlmm_wald_on_an_f_distribution():
+    # single_snp: F = γ² / (s² [(C'V⁻¹C)⁻¹]_γγ) with s² = RSS/(n - p - 1), on F(1, n - p - 1).
+    from scipy.stats import f
+
+    from .conftest import dense_fit
+
+    rng = np.random.default_rng(8)
+    n = 30
+    G = random_panel(rng, n, 6)
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n) + G[:, 0]
+    K = dense_kinship(G)
+    result = scan(G, y, X, K, h2=0.3, progress=False)
+    for j in range(6):
+        C = np.column_stack([X, G[:, j] - G[:, j].mean()])
+        fit = dense_fit(y, C, K, 0.3, reml=False)
+        s2 = fit["s2"] * n / (n - 3)
+        cov = fit["cov"] / fit["s2"] * s2
+        F = fit["beta"][-1] ** 2 / cov[-1, -1]
+        assert result["p_wald_f"][j] == pytest.approx(f.sf(F, 1, n - 3), rel=1e-8)
