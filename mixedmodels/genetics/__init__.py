@@ -31,6 +31,7 @@ from mixedmodels.genetics.plots import kinship_heatmap, manhattan_plot, qq_plot
 from mixedmodels.genetics.qc import LDWindowWarning, ld_prune, qc, variant_stats
 from mixedmodels.genetics.results import ScanResult
 from mixedmodels.genetics.scan import scan
+from mixedmodels.genio.bgen import read_bgen
 from mixedmodels.genio.genotypes import (
     ArrayGenotypes,
     GenotypeSource,
@@ -76,6 +77,7 @@ __all__ = [
     "qc",
     "qq_plot",
     "quantile_normalise",
+    "read_bgen",
     "read_phenotypes",
     "read_plink",
     "scan",
