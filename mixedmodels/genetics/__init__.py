@@ -8,7 +8,6 @@ from mixedmodels.genetics.decomposition import Decomposition, eigh_kinship, svd_
 from mixedmodels.genetics.heritability import (
     HeritabilityResult,
     HeritabilityResults,
-    heritability,
     loglik_curve,
 )
 from mixedmodels.genetics.kinship import check_kinship, kinship
@@ -31,6 +30,7 @@ from mixedmodels.genetics.plots import kinship_heatmap, manhattan_plot, qq_plot
 from mixedmodels.genetics.qc import LDWindowWarning, ld_prune, qc, variant_stats
 from mixedmodels.genetics.results import ScanResult
 from mixedmodels.genetics.scan import scan
+from mixedmodels.genetics.traits import heritability  # after .heritability: the dispatcher
 from mixedmodels.genio.bgen import read_bgen
 from mixedmodels.genio.genotypes import (
     ArrayGenotypes,
