@@ -220,8 +220,8 @@ class SampleMatch:
 
     Attributes
     ----------
-    genotypes : PlinkData
-        Restricted to the shared individuals, in the ``.fam`` file's order.
+    genotypes : PlinkData or another source with ``iid`` and ``select_samples`` (BGEN)
+        Restricted to the shared individuals, in the file's order.
     phenotypes : DataFrame
         The matching rows, indexed by iid, in the same order.
     n_genotyped_only : int
@@ -285,7 +285,7 @@ def match_samples(
     shared = in_fam[in_fam.isin(table.index)]
     if shared.empty:
         raise DataError(
-            f"no individual id is shared by {genotypes.bed.with_suffix('.fam')} "
+            f"no individual id is shared by {_source_name(genotypes)} "
             f"({few(in_fam, 3)}) and the phenotype table ({few(table.index, 3)})"
         )
     wanted = list(table.columns) if columns is None else columns
@@ -302,6 +302,13 @@ def match_samples(
         n_phenotyped_only=len(table) - len(shared),
         n_incomplete=len(shared) - len(complete),
     )
+
+
+def _source_name(genotypes) -> str:
+    """The file that lists a source's samples, for messages."""
+    if isinstance(genotypes, PlinkData):
+        return str(genotypes.bed.with_suffix(".fam"))
+    return str(getattr(genotypes, "path", "the genotypes"))
 
 
 def read_dosages(
