@@ -25,6 +25,7 @@ from mixedmodels.genetics.multitest import (
 )
 from mixedmodels.genetics.normalise import boxcox, gower_rescale, quantile_normalise
 from mixedmodels.genetics.pca import pca
+from mixedmodels.genetics.permutation import permutation_pvalues
 from mixedmodels.genetics.phenotypes import covariate_matrix, read_phenotypes
 from mixedmodels.genetics.plots import kinship_heatmap, manhattan_plot, qq_plot
 from mixedmodels.genetics.qc import LDWindowWarning, ld_prune, qc, variant_stats
@@ -74,6 +75,7 @@ __all__ = [
     "match_samples",
     "mean_impute",
     "pca",
+    "permutation_pvalues",
     "qc",
     "qq_plot",
     "quantile_normalise",

@@ -81,3 +81,21 @@ def test_chi2_mixture_is_half_the_chi2_tail():
     )
     # The mixture's 5% critical value is the χ²₁ 10% one (2.7055).
     assert chi2_mixture_sf(scipy.stats.chi2.isf(0.10, 1)) == pytest.approx(0.05)
+
+
+def test_permutation_pvalues_pool_the_permuted_statistics():
+    from mixedmodels.genetics.permutation import permutation_pvalues
+
+    from .conftest import dense_kinship, random_panel
+
+    rng = np.random.default_rng(5)
+    n, m = 60, 20
+    G = random_panel(rng, n, m)
+    y = rng.normal(size=n) + 1.5 * (G[:, 0] - G[:, 0].mean())
+    r = permutation_pvalues(G, y, K=dense_kinship(G), n_permutations=5, seed=1)
+    assert r.attrs["n_permutations"] == 5
+    assert r["p_empirical"].iloc[0] == pytest.approx(1 / (1 + 5 * m))  # beyond every null value
+    assert ((r["p_empirical"] >= 1 / (1 + 5 * m)) & (r["p_empirical"] <= 1)).all()
+    # Null SNPs: empirical and analytic p-values rank the SNPs alike.
+    rho = scipy.stats.spearmanr(r["p_empirical"][1:], r["p_lrt"][1:])[0]
+    assert rho > 0.9
