@@ -75,7 +75,10 @@ def heritability(
             gaussian_options["reml"] = method == "reml"
         return gaussian_heritability(y, X, K, **gaussian_options)
     if K is None:
-        raise DataError(f"a {family} trait needs the kinship K")
+        raise DataError(
+            f"a {family} trait needs the kinship: heritability(y, K=K, family={family!r}) "
+            "(the second positional argument is the covariate matrix X)"
+        )
     if family == "bernoulli":
         check_binary(y)
     default = "ep" if family == "bernoulli" else "laplace"
