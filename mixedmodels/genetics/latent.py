@@ -38,9 +38,16 @@ import pandas as pd
 
 from mixedmodels.errors import DataError
 from mixedmodels.families import Bernoulli, Binomial, Poisson, get_family
+from mixedmodels.genetics.ep import fit_probit_ep
 from mixedmodels.genio.samples import labels_of, positions
 
-__all__ = ["LatentHeritability", "latent_heritability", "threshold_heritability", "LINK_VARIANCE"]
+__all__ = [
+    "LINK_VARIANCE",
+    "LatentHeritability",
+    "ep_heritability",
+    "latent_heritability",
+    "threshold_heritability",
+]
 
 LINK_VARIANCE = {"probit": 1.0, "logit": np.pi**2 / 3, "cloglog": np.pi**2 / 6}
 """Variance of the standard error distribution behind each binary link."""
@@ -140,6 +147,23 @@ def _frame(y, K, X, trials) -> tuple[pd.DataFrame, str, pd.DataFrame | np.ndarra
     return df, fixed, Kdf
 
 
+def ep_heritability(y, K, X=None, *, family: str = "bernoulli", link: str | None = None):
+    """Liability-scale h² of a 0/1 trait by expectation propagation (probit link; :mod:`.ep`)."""
+    if family != "bernoulli" or (link or "probit") != "probit":
+        raise DataError(
+            f"method='ep' fits the bernoulli trait with a probit link, not {family!r} "
+            f"with {link!r}; use method='laplace' for other families"
+        )
+    values = np.asarray(y, dtype=float)
+    n = values.size
+    if np.shape(K) != (n, n):
+        raise DataError(f"K must be {n} x {n} for the {n} values of y, got shape {np.shape(K)}")
+    Xv = np.ones((n, 1)) if X is None else np.asarray(X, dtype=float).reshape(n, -1)
+    fit = fit_probit_ep(values, Xv, np.asarray(K, dtype=float))
+    s2g = fit.sigma2_g if fit.sigma2_g > 1e-6 else 0.0
+    return LatentHeritability(s2g / (s2g + 1.0), s2g, 1.0, "bernoulli", "probit", fit)
+
+
 def threshold_heritability(
     y, K, X=None, *, prevalence: float | None = None, assume_same_order: bool = False
 ) -> LatentHeritability:
@@ -152,13 +176,13 @@ def threshold_heritability(
     y = np.asarray(y, dtype=float)
     if not np.isin(y, (0.0, 1.0)).all():
         raise DataError("the threshold method needs a 0/1 trait")
-    p = float(y.mean())
+    p = float(y.mean()) if y.size else 0.0
     k = p if prevalence is None else float(prevalence)
     if not (0 < p < 1 and 0 < k < 1):
         raise DataError(
             f"cases and controls are both needed (case fraction {p:.3g}, prevalence {k:.3g})"
         )
-    fit = heritability(y, X, np.asarray(K, dtype=float))
+    fit = heritability(y, X, np.asarray(K, dtype=float), assume_same_order=True)
     z = norm.pdf(norm.ppf(1.0 - k))
     h2 = fit.h2 * k * (1 - k) / z**2 * k * (1 - k) / (p * (1 - p))
     return LatentHeritability(float(h2), fit.sigma2_g, fit.sigma2_e, "bernoulli", "threshold", fit)
@@ -194,8 +218,10 @@ def latent_heritability(
         ``"cloglog"``; Poisson: ``"log"``.
     trials : array (n,), optional
         Numbers of trials of a binomial trait.
-    method : {"glmm", "threshold"}
-        ``"glmm"``: the Laplace GLMM with a kinship term (any of the families);
+    method : {"glmm", "laplace", "ep", "threshold"}
+        ``"glmm"`` / ``"laplace"``: the Laplace GLMM with a kinship term (any of the families);
+        ``"ep"``: expectation propagation for the probit model, σg² and β by
+        maximum of the EP marginal likelihood (0/1 traits; :mod:`.ep`);
         ``"threshold"``: observed-scale REML transformed to the liability scale
         (0/1 traits; see the module docstring).
     prevalence : float, optional
@@ -206,8 +232,18 @@ def latent_heritability(
     K = _paired_kinship(y, K, assume_same_order)
     if method == "threshold":
         return threshold_heritability(y, K, X, prevalence=prevalence, assume_same_order=True)
-    if method != "glmm":
-        raise DataError(f"unknown method {method!r}; use 'glmm' or 'threshold'")
+    if method == "ep":
+        return ep_heritability(y, K, X, family=family, link=link)
+    if method == "agq":
+        raise DataError(
+            "method='agq' integrates one scalar random effect per group on its own; a kinship "
+            "couples all individuals' effects, so quadrature does not apply: use 'ep' "
+            "(expectation propagation) or 'laplace'"
+        )
+    if method not in ("glmm", "laplace"):
+        raise DataError(
+            f"unknown method {method!r}; use 'ep', 'laplace' (or 'glmm') or 'threshold'"
+        )
     fam = get_family(family, link or ("probit" if family in ("bernoulli", "binomial") else None))
     if not isinstance(fam, (Bernoulli, Binomial, Poisson)):
         raise DataError(

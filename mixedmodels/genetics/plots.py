@@ -15,7 +15,7 @@ import pandas as pd
 
 from mixedmodels.errors import DataError
 from mixedmodels.genetics.kinship import check_kinship
-from mixedmodels.genetics.scan import genomic_inflation
+from mixedmodels.genetics.multitest import genomic_inflation
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

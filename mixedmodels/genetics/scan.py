@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2
+from scipy.stats import f as f_dist
 
 from mixedmodels.errors import DataError
 from mixedmodels.genetics.association import (
@@ -42,16 +43,21 @@ from mixedmodels.genetics.basis import Rotation, Whitening, whitening_pays
 from mixedmodels.genetics.decomposition import Decomposition, decompose
 from mixedmodels.genetics.heritability import estimate_h2
 from mixedmodels.genetics.likelihood import RotatedData, profiled_loglik
+from mixedmodels.genetics.loco import loco_parts
+from mixedmodels.genetics.multitest import genomic_inflation
 from mixedmodels.genetics.parallel import open_scheduler, run_blocks
-from mixedmodels.genetics.phenotypes import Phenotypes, as_covariates, as_phenotypes
+from mixedmodels.genetics.phenotypes import INTERCEPT, Phenotypes, as_covariates, as_phenotypes
+from mixedmodels.genetics.results import ScanResult
 from mixedmodels.genio.genotypes import (
     GenotypeSource,
     align_samples,
     as_genotype_source,
     chunk_bounds,
     mean_impute,
+    select_snps,
 )
 from mixedmodels.genio.plink import BedBlocks, PlinkData
+from mixedmodels.genio.samples import labels_of, positions
 
 __all__ = ["genomic_inflation", "scan"]
 
@@ -224,7 +230,10 @@ def scan(
     scheduler: object = "threads",
     grid_size: int = 101,
     assume_same_order: bool = False,
-) -> pd.DataFrame:
+    covariates: object = None,
+    loco: bool = False,
+    min_loco_snps: int = 100,
+) -> ScanResult:
     """Test every SNP for association with one or several phenotypes.
 
     Parameters
@@ -263,17 +272,34 @@ def scan(
     assume_same_order : bool
         Pair a labelled ``y`` with unlabelled (array) genotypes or kinship by
         position; without it that combination is an error.
+    covariates : array (n, c) or DataFrame, optional
+        More covariates appended to ``X`` (an intercept when ``X`` is None), such
+        as principal components from :func:`pca`; a labelled DataFrame is
+        aligned to a labelled ``y`` by sample ID.
+    loco : bool
+        Leave one chromosome out: the SNPs of each chromosome are tested with
+        the kinship of the other chromosomes (:mod:`mixedmodels.genetics.loco`;
+        one ``O(n³)`` decomposition per chromosome), the null ``h²`` estimated
+        per chromosome; ``K`` must not be given.
+    min_loco_snps : int
+        With ``loco``: a chromosome whose complement has fewer polymorphic SNPs
+        is tested with the kinship of all SNPs (a :class:`LocoFallbackWarning`).
 
     Returns
     -------
-    DataFrame
+    ScanResult (a DataFrame)
         One row per SNP and phenotype: ``phenotype``, the SNP annotations
         (``snp``, ``chrom``, ``pos``, ...), ``af`` (frequency of the counted
         allele), ``h2``, ``beta``, ``se``, ``wald``, ``p_wald``, ``lrt``, ``p_lrt``
-        (χ² with 1 df).  An interaction scan reports ``beta_snp``, ``se_snp`` and
+        (χ² with 1 df), and ``p_wald_f``: the Wald test as FaST-LMM's
+        ``single_snp`` reports it, ``F = wald (n - p - 1)/n`` on ``F(1, n - p - 1)``
+        (``s²`` with ``n - p - 1`` degrees of freedom; ``p`` columns in ``X``).  An interaction scan reports ``beta_snp``, ``se_snp`` and
         ``beta_snp:E``, ``se_snp:E`` per environment, and ``df``.  Untestable SNPs
         (monomorphic, or collinear with ``X``) have ``NaN`` statistics.
-        ``attrs["null"]`` holds each phenotype's null ``h²`` and ML log-likelihood.
+        ``attrs["null"]`` holds each phenotype's null ``h²`` and ML log-likelihood
+        (with ``loco``: per chromosome, and ``attrs["loco"]`` says which
+        chromosomes were left out).  :meth:`ScanResult.adjust`, ``manhattan`` and
+        ``qq`` add multiple-testing corrections and draw the usual figures.
     """
     runner = open_scheduler(scheduler)  # before any work: a bad address fails fast
     pheno = as_phenotypes(y)
@@ -283,36 +309,97 @@ def scan(
     )
     if source.n_snps == 0:
         raise DataError("the genotypes have no SNP to test (0 columns)")
+    X = _with_covariates(X, covariates, n, pheno.index)
     Xv, _, E, e_names = _fixed_design(X, interaction, n, pheno.index)
-    decomposition = decompose(
-        K, source if K is None else None, n=n, levels=pheno.index,
-        assume_same_order=assume_same_order,
-    )  # fmt: skip
-    state = _scan_state(
-        decomposition,
-        Xv,
-        pheno,
-        E,
-        h2=h2,
-        reml=reml,
-        reestimate=reestimate,
-        grid_size=grid_size,
-        n_snps=source.n_snps,
-    )
-    blocks = chunk_bounds(source.n_snps, chunk_size)
-    with runner:
-        results = run_blocks(
-            scan_block, blocks, _task_input(source, runner.scheduler), state,
-            scheduler=runner.scheduler, progress=progress,
+    options = {"h2": h2, "reml": reml, "reestimate": reestimate, "grid_size": grid_size}
+    if loco:
+        if K is not None:
+            raise DataError(
+                "loco=True builds one kinship per left-out chromosome from G; do not also give K"
+            )
+        parts = [
+            (part.decomposition, select_snps(source, part.columns), part)
+            for part in loco_parts(source, chunk_size=max(chunk_size, 1), min_snps=min_loco_snps)
+        ]
+    else:
+        decomposition = decompose(
+            K, source if K is None else None, n=n, levels=pheno.index,
+            assume_same_order=assume_same_order,
         )  # fmt: skip
-    notes = sum(r.notes for r in results)
+        parts = [(decomposition, source, None)]
+    tables = []
+    with runner:
+        for decomposition, snps, part in parts:
+            decomposition = decompose(
+                decomposition, None, n=n, levels=pheno.index, assume_same_order=True
+            )
+            state = _scan_state(decomposition, Xv, pheno, E, n_snps=snps.n_snps, **options)
+            results = run_blocks(
+                scan_block, chunk_bounds(snps.n_snps, chunk_size),
+                _task_input(snps, runner.scheduler), state,
+                scheduler=runner.scheduler, progress=progress,
+            )  # fmt: skip
+            _warn_singular_fits(sum(r.notes for r in results))
+            table = _assemble(results, snps.snp_table(), pheno.names, e_names, state)
+            tables.append((table, part))
+    return _combine(tables, pheno.names)
+
+
+def _warn_singular_fits(notes: int) -> None:
     if notes:
         warnings.warn(
             f"{notes} per-SNP ML fits of h² climbed towards h² = 1 where V is singular; "
             "their interior local maximum is used (see heritability's notes)",
-            stacklevel=2,
+            stacklevel=3,
         )
-    return _assemble(results, source.snp_table(), pheno.names, e_names, state)
+
+
+def _with_covariates(X: object, covariates: object, n: int, index: pd.Index | None) -> object:
+    """``X`` (default an intercept) with the columns of ``covariates`` (e.g. PCs) appended."""
+    if covariates is None:
+        return X
+    extra = covariates
+    if isinstance(extra, pd.Series):
+        extra = extra.to_frame()
+    if not isinstance(extra, pd.DataFrame):
+        values = np.asarray(extra, dtype=np.float64).reshape(n, -1)
+        extra = pd.DataFrame(values, columns=[f"covariate{j}" for j in range(values.shape[1])])
+    if index is not None and labels_of(extra) is not None:
+        rows = positions(index, labels_of(extra), len(extra), "the covariates")
+        extra = extra if rows is None else extra.iloc[rows]
+    if X is None:
+        base = pd.DataFrame({INTERCEPT: np.ones(n)})
+    elif isinstance(X, pd.DataFrame):
+        base = X
+    else:
+        values = np.asarray(X, dtype=np.float64).reshape(n, -1)
+        base = pd.DataFrame(values, columns=[f"x{j}" for j in range(values.shape[1])])
+    ids = index if index is not None else None
+    base = base.set_axis(ids if ids is not None else pd.RangeIndex(n), axis=0)
+    extra = extra.set_axis(base.index, axis=0)
+    return pd.concat([base, extra], axis=1)
+
+
+def _combine(tables: list[tuple[pd.DataFrame, object]], names: list[str]) -> ScanResult:
+    """One table in the source's SNP order (per phenotype) from the parts' tables."""
+    if len(tables) == 1 and tables[0][1] is None:
+        return ScanResult.of(tables[0][0])
+    frames = []
+    for table, part in tables:
+        t = len(names)
+        order = np.tile(part.columns, t)
+        frames.append(
+            table.assign(_snp=order, _phenotype=np.repeat(np.arange(t), part.columns.size))
+        )
+    table = pd.concat(frames, ignore_index=True).sort_values(["_phenotype", "_snp"], kind="stable")
+    table = table.drop(columns=["_snp", "_phenotype"]).reset_index(drop=True)
+    table.attrs["basis"] = tables[0][0].attrs["basis"]
+    table.attrs["null"] = {
+        name: {chrom: t.attrs["null"][name] for t, part in tables for chrom in part.chromosomes}
+        for name in names
+    }
+    table.attrs["loco"] = {chrom: part.loco for _, part in tables for chrom in part.chromosomes}
+    return ScanResult.of(table)
 
 
 def _fixed_design(
@@ -437,7 +524,10 @@ def _assemble(
 ) -> pd.DataFrame:
     """One row per SNP and phenotype, phenotypes one after the other."""
     af = np.concatenate([r.af for r in results])
-    frames = [_phenotype_frame(results, i, name, snps, af, e_names) for i, name in enumerate(names)]
+    frames = [
+        _phenotype_frame(results, i, name, snps, af, e_names, state.n, state.X.shape[1])
+        for i, name in enumerate(names)
+    ]
     table = pd.concat(frames, ignore_index=True)
     table.attrs["basis"] = type(state.basis).__name__.lower()
     table.attrs["null"] = {
@@ -453,7 +543,10 @@ def _phenotype_frame(
     snps: pd.DataFrame,
     af: np.ndarray,
     e_names: list[str],
+    n: int,
+    p: int,
 ) -> pd.DataFrame:
+    """The rows of phenotype ``i``; ``n`` individuals and ``p`` covariates for the F test."""
     gamma, se, wald, lrt = (
         np.concatenate([getattr(r.tests[i], f) for r in results]) for f in TestResult._fields
     )
@@ -468,18 +561,9 @@ def _phenotype_frame(
     df = max(len(e_names), 1)
     frame["wald"], frame["p_wald"] = wald, chi2.sf(wald, df)
     frame["lrt"], frame["p_lrt"] = lrt, chi2.sf(lrt, df)
+    # FaST-LMM's single_snp: the Wald statistic with s² = RSS/(n - p - df) on F(df, n - p - df).
+    dof = n - p - df
+    frame["p_wald_f"] = f_dist.sf(wald / df * dof / n, df, dof)
     if e_names:
         frame["df"] = df
     return frame
-
-
-def genomic_inflation(p_values: object) -> float:
-    """Genomic inflation ``λ = median(χ²₁ quantiles of p) / median(χ²₁)`` (≈ 1 under no inflation).
-
-    ``NaN`` p-values (untested SNPs) are ignored.
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    p = p[np.isfinite(p)]
-    if p.size == 0:
-        raise DataError("no finite p-value to compute the genomic inflation from")
-    return float(np.median(chi2.isf(p, 1)) / chi2.ppf(0.5, 1))

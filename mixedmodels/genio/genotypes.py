@@ -22,13 +22,17 @@ from mixedmodels.genio.samples import labels_of, positions
 
 __all__ = [
     "ArrayGenotypes",
+    "ConcatenatedSnps",
     "GenotypeSource",
+    "SnpSubset",
     "align_samples",
     "as_genotype_source",
     "chunk_bounds",
     "iter_chunks",
     "iter_standardised",
     "mean_impute",
+    "select_snps",
+    "snp_positions",
     "standardise",
 ]
 
@@ -90,6 +94,16 @@ class ArrayGenotypes:
         """The same SNPs for the individuals at positions ``rows``, in that order."""
         iid = None if self.iid is None else self.iid[rows]
         return ArrayGenotypes(self.values[rows], self.snp, self.chrom, self.pos, iid)
+
+    def select_samples(self, iids: object) -> ArrayGenotypes:
+        """The individuals ``iids`` (sample IDs), in that order."""
+        rows = positions(pd.Index(np.asarray(iids).astype(str)), labels_of(self), self.n_samples,
+                         "the genotypes")  # fmt: skip
+        return self if rows is None else self.take(rows)
+
+    def __getitem__(self, key: object) -> SnpSubset:
+        """The SNPs picked by ``key`` (mask, indices or slice)."""
+        return select_snps(self, key)
 
 
 def _check_genotype_values(values: np.ndarray, what: str) -> np.ndarray:
@@ -246,3 +260,130 @@ def iter_standardised(source: GenotypeSource, chunk_size: int) -> Iterator[np.nd
             f"{few(dropped)}",
             stacklevel=2,
         )
+
+
+def snp_positions(n_snps: int, key: object, what: str = "the SNP selection") -> np.ndarray:
+    """Column positions (sorted, unique) picked by ``key``: a boolean mask, indices or a slice."""
+    if isinstance(key, slice):
+        return np.arange(n_snps)[key]
+    if isinstance(key, pd.Series):
+        key = key.to_numpy()
+    picked = np.asarray(key)
+    if picked.dtype == bool:
+        if picked.shape != (n_snps,):
+            raise DataError(f"{what} is a mask of {picked.size} values for {n_snps} SNPs")
+        return np.flatnonzero(picked)
+    if picked.size and not np.issubdtype(picked.dtype, np.integer):
+        raise DataError(f"{what} must be a boolean mask or integer positions, not {picked.dtype}")
+    picked = np.unique(picked.astype(np.int64))
+    if picked.size and (picked[0] < 0 or picked[-1] >= n_snps):
+        raise DataError(f"{what} has positions outside 0..{n_snps - 1}")
+    return picked
+
+
+@dataclass(frozen=True, eq=False)
+class SnpSubset:
+    """Some SNPs of another genotype source, read lazily through it (``g[keep]``).
+
+    Attributes
+    ----------
+    source : GenotypeSource
+    columns : ndarray of int, shape (k,)
+        Sorted positions of the SNPs kept among ``source``'s.
+    notes : DataFrame or None
+        What a filter removed and why (:func:`mixedmodels.genetics.qc` fills it).
+    """
+
+    source: GenotypeSource
+    columns: np.ndarray
+    notes: pd.DataFrame | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return self.source.n_samples
+
+    @property
+    def n_snps(self) -> int:
+        return int(self.columns.size)
+
+    @property
+    def iid(self) -> np.ndarray | None:
+        return getattr(self.source, "iid", None)
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """SNPs ``start:stop`` of the subset: one read of the covering range of ``source``."""
+        cols = self.columns[start : self.n_snps if stop is None else stop]
+        if cols.size == 0:
+            return np.empty((self.n_samples, 0))
+        return self.source.read(int(cols[0]), int(cols[-1]) + 1)[:, cols - cols[0]]
+
+    def snp_table(self) -> pd.DataFrame:
+        return self.source.snp_table().iloc[self.columns].reset_index(drop=True)
+
+    def select_samples(self, iids: object) -> SnpSubset:
+        return SnpSubset(self.source.select_samples(iids), self.columns, self.notes)
+
+    def take(self, rows: np.ndarray) -> SnpSubset:
+        return SnpSubset(self.source.take(rows), self.columns, self.notes)
+
+    def __getitem__(self, key: object) -> SnpSubset:
+        return SnpSubset(self.source, self.columns[snp_positions(self.n_snps, key)])
+
+
+def select_snps(source: GenotypeSource, key: object) -> SnpSubset:
+    """The SNPs of ``source`` picked by ``key`` (mask, indices or slice), read lazily."""
+    if isinstance(source, SnpSubset):
+        return source[key]
+    return SnpSubset(source, snp_positions(source.n_snps, key))
+
+
+@dataclass(frozen=True, eq=False)
+class ConcatenatedSnps:
+    """Several genotype sources of the same individuals, SNPs one after the other (one per file)."""
+
+    parts: tuple[GenotypeSource, ...]
+
+    def __post_init__(self) -> None:
+        ids = [labels_of(part) for part in self.parts]
+        for part, other in zip(self.parts[1:], ids[1:]):
+            if part.n_samples != self.parts[0].n_samples or (
+                ids[0] is not None and other is not None and not ids[0].equals(other)
+            ):
+                raise DataError(
+                    f"genotype files to join hold different individuals: {few(ids[0], 3)} "
+                    f"and {few(other, 3)}"
+                )
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.cumsum([0, *(p.n_snps for p in self.parts)])
+
+    @property
+    def n_samples(self) -> int:
+        return self.parts[0].n_samples
+
+    @property
+    def n_snps(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def iid(self) -> np.ndarray | None:
+        return getattr(self.parts[0], "iid", None)
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        stop = self.n_snps if stop is None else stop
+        offsets, pieces = self.offsets, []
+        for part, lo, hi in zip(self.parts, offsets[:-1], offsets[1:]):
+            a, b = max(start, lo), min(stop, hi)
+            if a < b:
+                pieces.append(part.read(int(a - lo), int(b - lo)))
+        return np.hstack(pieces) if pieces else np.empty((self.n_samples, 0))
+
+    def snp_table(self) -> pd.DataFrame:
+        return pd.concat([p.snp_table() for p in self.parts], ignore_index=True)
+
+    def select_samples(self, iids: object) -> ConcatenatedSnps:
+        return ConcatenatedSnps(tuple(p.select_samples(iids) for p in self.parts))
+
+    def __getitem__(self, key: object) -> SnpSubset:
+        return select_snps(self, key)

@@ -3,6 +3,8 @@
 ``scan``, ``heritability`` and ``hlmm-scan`` name the same things the same way:
 
 ``--bed PREFIX``        the PLINK file set (PREFIX.bed/.bim/.fam)
+``--bgen PATTERN``      BGEN file(s) instead (``scan``, ``heritability``, ``qc``, ``kinship``),
+``--sample FILE``       with their Oxford sample file
 ``--pheno FILE``        the phenotype and covariate table
 ``--pheno-col A[,B]``   the phenotype column(s) to analyse (required)
 ``--covar A,B``         covariates of the mean (an intercept is added)
@@ -20,7 +22,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["DeprecatedAlias", "add_inputs", "split_columns"]
+from mixedmodels.errors import DataError
+from mixedmodels.genio.bgen import read_bgen
+from mixedmodels.genio.plink import read_plink
+
+__all__ = ["DeprecatedAlias", "add_bgen_inputs", "add_inputs", "open_genotypes", "split_columns"]
 
 
 class DeprecatedAlias(argparse.Action):
@@ -62,6 +68,22 @@ def add_inputs(parser: argparse.ArgumentParser, *, several_phenotypes: bool = Tr
         parser.add_argument(
             old, dest=dest, action=DeprecatedAlias, new=new, nargs=nargs, help=argparse.SUPPRESS
         )
+
+
+def add_bgen_inputs(parser: argparse.ArgumentParser) -> None:
+    """Add ``--bgen PATTERN`` (one file or a glob, e.g. ``chr*.bgen``) and ``--sample FILE``."""
+    parser.add_argument("--bgen", metavar="PATTERN", help="BGEN file(s) instead of --bed")
+    parser.add_argument("--sample", metavar="FILE", help="Oxford .sample file of the BGEN file(s)")
+
+
+def open_genotypes(args: argparse.Namespace):
+    """The genotype source named by ``--bed`` or ``--bgen`` (exactly one)."""
+    bed, bgen = getattr(args, "bed", None), getattr(args, "bgen", None)
+    if bool(bed) == bool(bgen):
+        raise DataError("give the genotypes with exactly one of --bed PREFIX and --bgen PATTERN")
+    if bgen:
+        return read_bgen(bgen, samples=getattr(args, "sample", None))
+    return read_plink(bed)
 
 
 def split_columns(names: str) -> list[str]:

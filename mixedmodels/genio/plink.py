@@ -20,6 +20,7 @@ import pandas as pd
 
 from mixedmodels._text import few
 from mixedmodels.errors import DataError, MixedModelsError
+from mixedmodels.genio.genotypes import select_snps
 
 __all__ = ["BedBlocks", "PlinkData", "SampleMatch", "match_samples", "read_dosages", "read_plink"]
 
@@ -142,6 +143,10 @@ class PlinkData:
         """Genotypes of SNPs ``start:stop`` for the samples used (see :meth:`BedBlocks.read`)."""
         return self.blocks.read(start, self.n_snps if stop is None else stop)
 
+    def __getitem__(self, key: object):
+        """The SNPs picked by ``key`` (mask, indices or slice), read lazily: a :class:`SnpSubset`."""
+        return select_snps(self, key)
+
     def select_samples(self, iids: object) -> PlinkData:
         """The same files restricted to the individuals ``iids``, in that order."""
         position = pd.Index(self.fam["iid"]).get_indexer(pd.Index(iids, dtype=str))
@@ -215,8 +220,8 @@ class SampleMatch:
 
     Attributes
     ----------
-    genotypes : PlinkData
-        Restricted to the shared individuals, in the ``.fam`` file's order.
+    genotypes : PlinkData or another source with ``iid`` and ``select_samples`` (BGEN)
+        Restricted to the shared individuals, in the file's order.
     phenotypes : DataFrame
         The matching rows, indexed by iid, in the same order.
     n_genotyped_only : int
@@ -280,7 +285,7 @@ def match_samples(
     shared = in_fam[in_fam.isin(table.index)]
     if shared.empty:
         raise DataError(
-            f"no individual id is shared by {genotypes.bed.with_suffix('.fam')} "
+            f"no individual id is shared by {_source_name(genotypes)} "
             f"({few(in_fam, 3)}) and the phenotype table ({few(table.index, 3)})"
         )
     wanted = list(table.columns) if columns is None else columns
@@ -297,6 +302,13 @@ def match_samples(
         n_phenotyped_only=len(table) - len(shared),
         n_incomplete=len(shared) - len(complete),
     )
+
+
+def _source_name(genotypes) -> str:
+    """The file that lists a source's samples, for messages."""
+    if isinstance(genotypes, PlinkData):
+        return str(genotypes.bed.with_suffix(".fam"))
+    return str(getattr(genotypes, "path", "the genotypes"))
 
 
 def read_dosages(

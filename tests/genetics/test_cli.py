@@ -122,3 +122,47 @@ def test_unreachable_dask_scheduler_fails_fast_with_its_address(cli, tmp_path):
     )  # fmt: skip
     _one_line_error(status, err, "tcp://127.0.0.1:1")
     assert not (tmp_path / "o.tsv").exists()
+
+
+def _run_genotypes(command_line: str, *more: str) -> int:
+    """Run a genotype-only subcommand (qc, kinship) on the bundled panel."""
+    folder = datasets.genetics_path()
+    parser = argparse.ArgumentParser(prog="mixedmodels")
+    register(parser.add_subparsers(dest="command", required=True))
+    command, *options = command_line.split()
+    args = parser.parse_args([command, "--bed", str(folder / "geno"), *options, *more])
+    return args.func(args)
+
+
+def test_loco_scan_with_pcs_and_adjustment(tmp_path, capsys):
+    out = tmp_path / "loco.tsv"
+    options = "scan --loco --pcs 2 --adjust fdr_bh --covar age,sex --pheno-col pheno1 --no-progress"
+    assert _run(options, "--out", str(out)) == 0
+    table = pd.read_csv(out, sep="\t")
+    assert {"p_fdr_bh", "p_wald_f"} <= set(table.columns)
+    assert (table["p_fdr_bh"] >= table["p_lrt"] - 1e-15).all()
+    assert "h2 (null, per chromosome) = 1:" in capsys.readouterr().out
+
+
+def test_qc_and_kinship_subcommands(tmp_path, capsys):
+    from mixedmodels.genetics import kinship, read_plink
+
+    out = tmp_path / "qc.tsv"
+    assert (
+        _run_genotypes("qc --min-maf 0.1 --prune-window 20 --prune-r2 0.01", "--out", str(out)) == 0
+    )
+    table = pd.read_csv(out, sep="\t", keep_default_na=False)
+    assert (table.loc[table["maf"] < 0.1, "reason"] == "MAF < 0.1").all()
+    assert table["reason"].str.startswith("LD r2").any()
+    assert table["kept"].sum() == (table["reason"] == "").sum()
+    assert "variants kept" in capsys.readouterr().out
+    out = tmp_path / "K.tsv"
+    assert _run_genotypes("kinship", "--out", str(out)) == 0
+    K = pd.read_csv(out, sep="\t", index_col=0, dtype={0: str})
+    ref = kinship(read_plink(datasets.genetics_path() / "geno"))
+    np.testing.assert_allclose(K.to_numpy(), ref.to_numpy(), rtol=1e-10)
+
+
+def test_bed_and_bgen_together_are_refused():
+    with pytest.raises(DataError, match="exactly one of --bed"):
+        _run_genotypes("kinship --bgen x.bgen --out k.tsv")
