@@ -632,6 +632,18 @@ def _first(values: FloatArray) -> str:
     return f"{values.flat[0]:g}"
 
 
+def _check_counts(family: str, y: FloatArray) -> None:
+    """Counts must be non-negative (an error); non-integer ones are only warned about, as R does."""
+    negative = y[y < 0]
+    if negative.size:
+        raise MixedModelsError(
+            f"{family} response must be non-negative counts; found {negative.size} "
+            f"negative value(s), e.g. {_first(negative)}"
+        )
+    if np.any(y != np.rint(y)):
+        warnings.warn(f"non-integer counts in a {family} response", stacklevel=4)
+
+
 # -- binary and binomial --------------------------------------------------------------
 
 
@@ -840,14 +852,7 @@ class Poisson(Family):
         return _as_float(y) + 0.1
 
     def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
-        negative = y[y < 0]
-        if negative.size:
-            raise MixedModelsError(
-                f"poisson response must be non-negative counts; found {negative.size} "
-                f"negative value(s), e.g. {_first(negative)}"
-            )
-        if np.any(y != np.rint(y)):
-            warnings.warn("non-integer counts in a poisson response", stacklevel=3)
+        _check_counts(self.name, y)
 
 
 # -- positive continuous ---------------------------------------------------------------
@@ -1095,14 +1100,7 @@ class _NegativeBinomial(LikelihoodFamily):
         return _as_float(y) + 0.1
 
     def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
-        negative = y[y < 0]
-        if negative.size:
-            raise MixedModelsError(
-                f"{self.name} response must be non-negative counts; found {negative.size} "
-                f"negative value(s), e.g. {_first(negative)}"
-            )
-        if np.any(y != np.rint(y)):
-            warnings.warn(f"non-integer counts in a {self.name} response", stacklevel=3)
+        _check_counts(self.name, y)
 
 
 class NegativeBinomial2(_NegativeBinomial):
