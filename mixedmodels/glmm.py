@@ -1078,22 +1078,33 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         text = glmm_summary(self)
         return text + self._extended_text() if self.extended and self.is_fitted else text
 
+    def other_components(self) -> list[tuple[str, pd.DataFrame | None, list[str]]]:
+        """The dispersion parameter and the zero-inflation model's coefficients, when present."""
+        if not (self.extended and self.is_fitted):
+            return []
+        parts: list[tuple[str, pd.DataFrame | None, list[str]]] = []
+        if self.n_dispersion:
+            line = (
+                f"Dispersion parameter for {self.family.name} family ({self.family.dispersion_name}): "
+                f"{self.dispersion:.4g} (SE {self.dispersion_stderror:.3g})"
+            )
+            parts.append(("", None, [line]))
+        if self.zi is not None:
+            parts.append(
+                (f"Zero-inflation model: {self.zi.formula}", self.coeftable(component="zi"), [])
+            )
+        return parts
+
     def _extended_text(self) -> str:
         from .printing import format_coeftable
 
         parts = [""]
-        if self.n_dispersion:
-            se = self.dispersion_stderror
-            parts.append(
-                f"Dispersion parameter for {self.family.name} family ({self.family.dispersion_name}): "
-                f"{self.dispersion:.4g} (SE {se:.3g})"
-            )
-        if self.zi is not None:
-            parts += [
-                "",
-                f"Zero-inflation model: {self.zi.formula}",
-                format_coeftable(self.coeftable(component="zi")),
-            ]
+        for title, table, notes in self.other_components():
+            if title:
+                parts += ["", title]
+            parts += notes
+            if table is not None:
+                parts.append(format_coeftable(table))
         return "\n".join(parts)
 
 

@@ -236,6 +236,14 @@ class MixedModel(FitStatistics, ABC):
             )
         return coef_table(self.beta, self.stderror, self.coefnames)
 
+    def other_components(self) -> list[tuple[str, pd.DataFrame | None, list[str]]]:
+        """Parts of the model beyond β and the random effects, for summaries.
+
+        Each is (title, coefficient table or None, note lines): a zero-inflation
+        model's coefficients, a dispersion parameter.  None by default.
+        """
+        return []
+
     # ---- update ------------------------------------------------------------------------------
     _FIT_OPTIONS: tuple[str, ...] = ()
 

@@ -437,6 +437,15 @@ def dispersion_section(model, stars: bool = True) -> Section | None:
     return Section(title, header, rows, "l" + "r" * (len(header) - 1))
 
 
+def other_component_sections(model, stars: bool = True) -> list[Section]:
+    """Sections for the model's other components (zero inflation, a dispersion parameter)."""
+    sections = []
+    for title, table, notes in model.other_components():
+        header, rows = coefficient_rows(table, stars) if table is not None else ([], [])
+        sections.append(Section(title, header, rows, "l" + "r" * max(len(header) - 1, 0), notes))
+    return sections
+
+
 def fixef_correlation_section(model, max_coef: int = 12) -> Section | None:
     """Lower triangle of the correlation matrix of β̂ (None for a single coefficient)."""
     names = [str(n) for n in model.coefnames]
@@ -480,6 +489,7 @@ def summary_sections(
         random_effects_section(model),
         fixed,
         dispersion_section(model, stars),
+        *other_component_sections(model, stars),
     ]
     if correlation:
         sections.append(fixef_correlation_section(model))

@@ -88,6 +88,23 @@ def test_zero_inflation_outputs():
         m.residuals("deviance")
 
 
+def test_summary_shows_the_dispersion_and_the_zero_inflation_model():
+    m = fitted("owls_nb2_zi")
+    text, md = m.summary(), m._repr_markdown_()
+    zi = m.coeftable(component="zi")
+    for shown in (text, md):
+        assert "Zero-inflation model: ~1" in shown
+        assert f"{m.dispersion:.4g}" in shown and "Dispersion parameter for nbinom2" in shown
+        assert f"{zi.iloc[0, 0]:.4f}" in shown
+    # a model without these components keeps the plain summary
+    plain = mm.GeneralizedLinearMixedModel(
+        "cbind(incidence, size - incidence) ~ 1 + period + (1|herd)",
+        mm.datasets.load("cbpp"),
+        family="binomial",
+    ).fit()
+    assert plain.other_components() == [] and "Zero-inflation" not in plain.summary()
+
+
 def test_simulated_zero_fraction():
     m = fitted("owls_nb2_zi")
     sims = m.simulate(n=20, seed=11)
