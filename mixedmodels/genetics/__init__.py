@@ -33,6 +33,7 @@ from mixedmodels.genetics.results import ScanResult
 from mixedmodels.genetics.scan import scan
 from mixedmodels.genetics.traits import heritability  # after .heritability: the dispatcher
 from mixedmodels.genio.bgen import read_bgen
+from mixedmodels.genio.bimbam import read_bimbam
 from mixedmodels.genio.genotypes import (
     ArrayGenotypes,
     GenotypeSource,
@@ -80,6 +81,7 @@ __all__ = [
     "qq_plot",
     "quantile_normalise",
     "read_bgen",
+    "read_bimbam",
     "read_phenotypes",
     "read_plink",
     "scan",

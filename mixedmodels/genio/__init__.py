@@ -4,7 +4,7 @@ One package reads genotypes for every model that uses them
 (:mod:`mixedmodels.genetics` scans and kinships, :mod:`mixedmodels.variance`'s
 hlmm scan): :mod:`.plink` opens ``.bed/.bim/.fam`` lazily (bed-reader decodes
 the ``.bed``: ``pip install mixedmodels[genetics]``), :mod:`.bgen` BGEN files
-(through cbgen), :mod:`.genotypes` holds
+(through cbgen), :mod:`.bimbam` BIMBAM mean-genotype text, :mod:`.genotypes` holds
 the chunked :class:`GenotypeSource` interface and the per-SNP imputation and
 standardisation, :mod:`.samples` the pairing of rows by sample ID,
 :mod:`.tables` phenotype files and :mod:`.options` the command-line
@@ -12,6 +12,7 @@ vocabulary of these inputs, shared by every subcommand.  Sources carry their sam
 """
 
 from mixedmodels.genio.bgen import BgenData, read_bgen, read_sample_file
+from mixedmodels.genio.bimbam import read_bimbam
 from mixedmodels.genio.genotypes import (
     ArrayGenotypes,
     ConcatenatedSnps,
@@ -56,6 +57,7 @@ __all__ = [
     "mean_impute",
     "positions",
     "read_bgen",
+    "read_bimbam",
     "read_dosages",
     "read_phenotypes",
     "read_plink",
