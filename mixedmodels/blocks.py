@@ -78,6 +78,23 @@ def cholmod_available() -> bool:
     return True
 
 
+def triangular_solve(L: np.ndarray, B: np.ndarray, trans: bool = False) -> np.ndarray:
+    """L⁻¹B (or L'⁻¹B with ``trans``) for a lower-triangular factor L, by LAPACK's dtrtrs.
+
+    Called directly rather than through ``scipy.linalg.solve_triangular``, whose
+    argument handling costs about ten times the solve itself for the small
+    blocks of a GLMM's PIRLS iterations.  A C-ordered L is used as its
+    transpose, an upper-triangular Fortran array, so it is never copied.
+    """
+    if L.flags.f_contiguous:
+        x, info = sla.lapack.dtrtrs(L, B, lower=1, trans=int(trans))
+    else:
+        x, info = sla.lapack.dtrtrs(L.T, B, lower=0, trans=int(not trans))
+    if info != 0:
+        raise CholeskyFailed(f"the triangular factor is singular at its diagonal element {info}")
+    return x
+
+
 def dense_cholesky(a: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of a symmetric positive-definite matrix, overwriting ``a``.
 
@@ -346,10 +363,10 @@ class DenseFactor:
         return float(np.log(np.diag(self.L)).sum())
 
     def solve_L(self, M: np.ndarray) -> np.ndarray:
-        return sla.solve_triangular(self.L, M, lower=True, check_finite=False)
+        return triangular_solve(self.L, M)
 
     def solve_Lt(self, M: np.ndarray) -> np.ndarray:
-        return sla.solve_triangular(self.L, M, lower=True, trans="T", check_finite=False)
+        return triangular_solve(self.L, M, trans=True)
 
 
 class CholmodFactor:
@@ -446,9 +463,7 @@ class FixedEffectsBlock:
     def beta(self) -> np.ndarray:
         """Fixed effects: L_X' β = (y row of L33)."""
         L = self.L33
-        return sla.solve_triangular(
-            L[:-1, :-1], L[-1, :-1], lower=True, trans="T", check_finite=False
-        )
+        return triangular_solve(L[:-1, :-1], L[-1, :-1], trans=True)
 
 
 class PenalizedSystem(FixedEffectsBlock):

@@ -15,9 +15,8 @@ served by the eigendecomposition path of :mod:`mixedmodels.genetics`.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg as sla
 
-from .blocks import FixedEffectsBlock, dense_cholesky
+from .blocks import FixedEffectsBlock, dense_cholesky, triangular_solve
 from .remat import ReMat
 
 __all__ = ["DenseSystem"]
@@ -90,9 +89,7 @@ class DenseSystem(FixedEffectsBlock):
     def update_L(self) -> None:
         self.ok = False
         self._factor_Z()
-        self.LXZ = sla.solve_triangular(
-            self.LZ, self.Lam.T @ self.ZtXy, lower=True, check_finite=False
-        ).T
+        self.LXZ = triangular_solve(self.LZ, self.Lam.T @ self.ZtXy).T
         self.L33 = dense_cholesky(np.asfortranarray(self.A33 - self.LXZ @ self.LXZ.T))
         self.ok = True
 
@@ -114,7 +111,7 @@ class DenseSystem(FixedEffectsBlock):
         return self.solve_LZt(self.solve_LZ(self.Lam.T @ (self.ZW.T @ rw)))
 
     def solve_LZ(self, v: np.ndarray) -> np.ndarray:
-        return sla.solve_triangular(self.LZ, v, lower=True, check_finite=False)
+        return triangular_solve(self.LZ, v)
 
     def solve_LZt(self, v: np.ndarray) -> np.ndarray:
-        return sla.solve_triangular(self.LZ, v, lower=True, trans="T", check_finite=False)
+        return triangular_solve(self.LZ, v, trans=True)
