@@ -86,6 +86,8 @@ def triangular_solve(L: np.ndarray, B: np.ndarray, trans: bool = False) -> np.nd
     blocks of a GLMM's PIRLS iterations.  A C-ordered L is used as its
     transpose, an upper-triangular Fortran array, so it is never copied.
     """
+    if L.shape[0] == 0:  # no fixed effects, say: LAPACK refuses a leading dimension of 0
+        return np.array(B, dtype=float)
     if L.flags.f_contiguous:
         x, info = sla.lapack.dtrtrs(L, B, lower=1, trans=int(trans))
     else:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.linalg as sla
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixedmodels.blocks import PenalizedSystem
+from mixedmodels.blocks import PenalizedSystem, triangular_solve
+from mixedmodels.errors import CholeskyFailed
 from mixedmodels.formula import parse_formula
 from mixedmodels.structure import build_reterms
 
@@ -185,3 +187,29 @@ def test_cost_choice_keeps_a_block_that_fills_in_dense():
     remats, _ = build_reterms(parse_formula("y ~ (1|g) + (1|h)"), df, None, strict=False)
     system = PenalizedSystem(remats, np.column_stack([np.ones(n), rng.normal(size=n)]))
     assert not system.factorB.sparse  # every pair of h's levels shares a level of g: L22 is full
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("nrhs", [None, 3])
+@pytest.mark.parametrize("trans", [False, True])
+def test_triangular_solve_matches_scipy(order, nrhs, trans):
+    """LAPACK's dtrtrs called directly gives scipy's solve, for either memory order."""
+    rng = np.random.default_rng(3)
+    L = np.asarray(np.tril(rng.random((6, 6))) + 2 * np.eye(6), order=order)
+    B = rng.random(6 if nrhs is None else (6, nrhs))
+    expected = sla.solve_triangular(L, B, lower=True, trans="T" if trans else "N")
+    np.testing.assert_allclose(triangular_solve(L, B, trans=trans), expected, rtol=1e-13)
+    sub = np.asfortranarray(L)[:-1, :-1]  # a view in neither order (L33 without its y row)
+    np.testing.assert_allclose(
+        triangular_solve(sub, B[:-1], trans=trans),
+        sla.solve_triangular(sub, B[:-1], lower=True, trans="T" if trans else "N"),
+        rtol=1e-13,
+    )
+
+
+def test_triangular_solve_empty_and_singular():
+    assert triangular_solve(np.zeros((0, 0)), np.zeros((0, 2))).shape == (0, 2)
+    L = np.tril(np.ones((3, 3)))
+    L[1, 1] = 0.0
+    with pytest.raises(CholeskyFailed):
+        triangular_solve(L, np.ones(3))
