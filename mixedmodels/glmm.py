@@ -67,7 +67,7 @@ from .families import (
 )
 from .inference.mixin import InferenceMixin  # light: its methods import their modules when called
 from .laplace import ZLambda, log_density, newton_modes, parameter_covariance
-from .lmm import LinearMixedModel, data_index, r_spelling, reject_unknown
+from .lmm import LinearMixedModel, data_index, new_response, r_spelling, reject_unknown
 from .model import MixedModel
 from .optimize import guarded, minimize
 from .optsummary import OptSummary
@@ -892,7 +892,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         refit equals a fresh fit of the same data.
         """
         if y is not None:
-            y = np.asarray(y, dtype=float)
+            y = new_response(y)
             if y.shape != self.y.shape:
                 raise DataError(f"the new response must have shape {self.y.shape}, got {y.shape}")
             self.family.check_response(y, self.wt)

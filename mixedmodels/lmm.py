@@ -53,7 +53,22 @@ from .thetalayout import gather_theta, scatter_theta
 from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
 
-__all__ = ["LinearMixedModel", "numeric_response", "check_weights", "make_system", "data_index"]
+__all__ = [
+    "LinearMixedModel",
+    "new_response",
+    "numeric_response",
+    "check_weights",
+    "make_system",
+    "data_index",
+]
+
+
+def new_response(y: Any) -> np.ndarray:
+    """A response passed to ``refit`` as floats; a DataError if its values are not numbers."""
+    try:
+        return np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"the new response must be numbers: {exc}") from None
 
 
 def numeric_response(response: Any, expr: str) -> np.ndarray:
@@ -406,7 +421,7 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         response column of A is recomputed.
         """
         if y is not None:
-            y = np.asarray(y, dtype=float)
+            y = new_response(y)
             if y.shape != (self.nobs,) or not np.isfinite(y).all():
                 raise DataError(
                     f"the new response must be {self.nobs} finite values, got shape {y.shape}"
@@ -473,13 +488,14 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         self.require_fit("vcov")
         return self.sigma**2 * self.unscaled_vcov
 
-    def coeftable(self, ddf: str | None = None) -> pd.DataFrame:
+    def coeftable(self, ddf: str | None = None, component: str = "cond") -> pd.DataFrame:
         """Estimates, standard errors, z statistics and two-sided normal p-values.
 
         With ``ddf="satterthwaite"`` or ``"kenward-roger"``: t tests on those
         denominator degrees of freedom (lmerTest's table, see
-        :mod:`mixedmodels.inference.ddf`).
+        :mod:`mixedmodels.inference.ddf`).  ``component`` can only be ``"cond"``.
         """
+        self.check_component(component)
         self.require_fit("the coefficient table")
         if ddf is not None:
             return self._ddf_coeftable(ddf)

@@ -225,16 +225,30 @@ class MixedModel(FitStatistics, ABC):
     def residuals(self, kind: str = "response") -> pd.Series:
         """Residuals, indexed like the data."""
 
-    def coeftable(self, ddf: str | None = None) -> pd.DataFrame:
-        """Estimates, standard errors, z statistics and two-sided normal p-values."""
+    def coeftable(self, ddf: str | None = None, component: str = "cond") -> pd.DataFrame:
+        """Estimates, standard errors, z statistics and two-sided normal p-values.
+
+        ``component`` is ``"cond"``, the conditional model's β (the only one
+        unless a model says otherwise, as a zero-inflated GLMM does).
+        """
         from .results import coef_table
 
+        self.check_component(component)
         self.require_fit("the coefficient table")
         if ddf is not None:
             raise MixedModelsError(
                 f"denominator degrees of freedom (ddf={ddf!r}) are for linear mixed models only"
             )
         return coef_table(self.beta, self.stderror, self.coefnames)
+
+    def check_component(self, component: str, others: tuple[str, ...] = ()) -> None:
+        """Refuse a ``component`` the model does not have, naming the ones it has."""
+        known = ("cond", *others)
+        if component not in known:
+            raise MixedModelsError(
+                f"component must be {' or '.join(repr(c) for c in known)} for this "
+                f"{type(self).__name__}, got {component!r}"
+            )
 
     def other_components(self) -> list[tuple[str, pd.DataFrame | None, list[str]]]:
         """Parts of the model beyond β and the random effects, for summaries.

@@ -147,3 +147,32 @@ def test_gradient_optimizer_is_named(sleepstudy):
 
 def test_errors_are_value_errors():
     assert issubclass(MixedModelsError, ValueError)
+
+
+def test_refit_with_text_is_a_data_error():
+    ss = mm.datasets.load("sleepstudy")
+    m = mm.LinearMixedModel(F, ss).fit()
+    with pytest.raises(DataError, match="must be numbers"):
+        m.refit(["a"] * m.nobs)
+    g = mm.GeneralizedLinearMixedModel(
+        "r ~ Days + (1|Subject)", ss.assign(r=(ss.Reaction > 300).astype(int)), family="bernoulli"
+    ).fit()
+    with pytest.raises(DataError, match="must be numbers"):
+        g.refit([object()] * g.nobs)
+
+
+def test_coeftable_component_is_part_of_the_contract():
+    ss = mm.datasets.load("sleepstudy")
+    m = mm.LinearMixedModel(F, ss).fit()
+    assert m.coeftable(component="cond").equals(m.coeftable())
+    with pytest.raises(MixedModelsError, match="component must be 'cond'.*'zi'"):
+        m.coeftable(component="zi")
+
+
+def test_lrt_names_an_argument_that_is_not_a_model():
+    ss = mm.datasets.load("sleepstudy")
+    m = mm.LinearMixedModel(F, ss, reml=False).fit()
+    with pytest.raises(MixedModelsError, match="argument 2 .* is a str"):
+        mm.lrt(m, "Reaction ~ 1 + (1|Subject)")
+    with pytest.raises(MixedModelsError, match="argument 1 .* is a DataFrame"):
+        mm.anova(ss, m)

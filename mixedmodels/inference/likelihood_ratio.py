@@ -61,6 +61,16 @@ def _response(model: MixedModel) -> np.ndarray:
     return np.concatenate([model.response, model.prior_weights])
 
 
+def _check_models(models) -> None:
+    """Every argument a mixed model (a formula or a table passed by mistake is named)."""
+    for i, m in enumerate(models, start=1):
+        if not isinstance(m, MixedModel):
+            raise MixedModelsError(
+                f"argument {i} of the likelihood ratio test is a {type(m).__name__}, not a fitted "
+                "mixed model"
+            )
+
+
 def _check_comparable(models) -> None:
     kinds = {m.family is None for m in models}
     if len(kinds) > 1:
@@ -122,6 +132,7 @@ def lrt(*models, names: list[str] | None = None, check_nested: bool = True) -> p
     """
     if len(models) < 2:
         raise MixedModelsError("a likelihood ratio test needs at least two models")
+    _check_models(models)
     labels = list(names) if names is not None else [m.formula for m in models]
     if len(labels) != len(models):
         raise MixedModelsError(f"got {len(labels)} names for {len(models)} models")

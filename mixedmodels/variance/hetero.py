@@ -314,8 +314,9 @@ class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
         p = len(self.beta)
         return self.fitted_model.vcov[:p, :p]
 
-    def coeftable(self, ddf: str | None = None) -> pd.DataFrame:
+    def coeftable(self, ddf: str | None = None, component: str = "cond") -> pd.DataFrame:
         """Mean coefficients: estimates, standard errors, z and two-sided p-values."""
+        self.check_component(component)
         if ddf is not None:
             raise MixedModelsError(
                 "denominator degrees of freedom are not available for heteroskedastic models"
