@@ -248,6 +248,18 @@ def _run_serial(rep: _Replicator, seeds, bar, out: _Results) -> None:
             bar.update(1)
 
 
+def _seed_sequence(seed: Any) -> np.random.SeedSequence:
+    """The root SeedSequence of a bootstrap (``seed``: None, an int or a SeedSequence)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    try:
+        return np.random.SeedSequence(seed)
+    except (TypeError, ValueError) as exc:
+        raise MixedModelsError(
+            f"seed must be None, a non-negative integer or a SeedSequence, got {seed!r}"
+        ) from exc
+
+
 def parametric_bootstrap(
     model: MixedModel,
     n: int = 1000,
@@ -293,7 +305,7 @@ def parametric_bootstrap(
     n_jobs = os.cpu_count() or 1 if n_jobs == -1 else int(n_jobs)
     if n_jobs < 1:
         raise MixedModelsError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    root = _seed_sequence(seed)
     seeds = root.spawn(n)
     layout = variance_layout(model)
     columns, params = _columns(model, layout)

@@ -61,7 +61,7 @@ def reference_grid(model: MixedModel, at: dict | None = None) -> pd.DataFrame:
     """Every combination of factor levels (first factor fastest), covariates at their means."""
     frame = model.structure.frame.frame
     factors = _factors(model)
-    at = dict(at or {})
+    at = _check_at(model, at)
     names = list(factors)
     combos = list(itertools.product(*[factors[f] for f in reversed(names)]))
     grid = pd.DataFrame({f: [c[len(names) - 1 - i] for c in combos] for i, f in enumerate(names)})
@@ -72,6 +72,28 @@ def reference_grid(model: MixedModel, at: dict | None = None) -> pd.DataFrame:
     return grid if len(grid) else pd.DataFrame(index=[0])
 
 
+def _check_at(model: MixedModel, at: dict | None) -> dict[str, float]:
+    """``at`` as {covariate: number}; an unknown name or a value that is not a number is named."""
+    if at is None:
+        return {}
+    if not isinstance(at, dict):
+        raise MixedModelsError(f"at must be a dict of covariate values, got {type(at).__name__}")
+    covariates = _covariates(model)
+    out = {}
+    for name, value in at.items():
+        if name not in covariates:
+            listed = ", ".join(map(repr, covariates)) or "none"
+            raise MixedModelsError(
+                f"at names {name!r}, which is not a numeric covariate of the fixed effects "
+                f"(those are {listed})"
+            )
+        try:
+            out[name] = float(value)
+        except (TypeError, ValueError):
+            raise MixedModelsError(f"at[{name!r}] must be one number, got {value!r}") from None
+    return out
+
+
 def _names(spec, what: str, model: MixedModel) -> list[str]:
     if spec is None:
         return []
@@ -79,8 +101,10 @@ def _names(spec, what: str, model: MixedModel) -> list[str]:
         items = [
             s.strip() for s in spec.replace("|", ":").replace("*", ":").split(":") if s.strip()
         ]
-    else:
+    elif isinstance(spec, (list, tuple)) and all(isinstance(s, str) for s in spec):
         items = list(spec)
+    else:
+        raise MixedModelsError(f"{what} must be a factor name or a list of names, got {spec!r}")
     factors = _factors(model)
     unknown = [s for s in items if s not in factors]
     if unknown:

@@ -39,6 +39,7 @@ import pandas as pd
 
 from ..errors import MixedModelsError
 from ..model import MixedModel
+from .simulation import random_generator
 
 __all__ = ["simulate_residuals", "SimulatedResiduals", "TestResult"]
 
@@ -248,7 +249,7 @@ def simulate_residuals(
         Progress bar (see :mod:`mixedmodels.progress`).
     """
     _check(model, n)
-    rng = np.random.default_rng(seed)
+    rng = random_generator(seed)
     sims = _simulations(model, int(n), rng, re_form, progress)
     observed, expected = model.response.astype(float), _expected(model, re_form)
     family = model.family

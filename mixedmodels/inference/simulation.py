@@ -162,6 +162,16 @@ def _plan(model, nd, re_form, beta, sigma, theta, weights) -> SimulationPlan:
     )
 
 
+def random_generator(seed: Any) -> np.random.Generator:
+    """numpy's Generator from ``seed`` (None, an int, a SeedSequence or a Generator), or a clear error."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise MixedModelsError(
+            f"seed must be None, a non-negative integer, a SeedSequence or a Generator, got {seed!r}"
+        ) from exc
+
+
 def simulate(
     model: MixedModel,
     n: int = 1,
@@ -201,7 +211,7 @@ def simulate(
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise MixedModelsError(f"n must be a positive integer, got {n!r}")
-    rng = np.random.default_rng(seed)
+    rng = random_generator(seed)
     nd = None if newdata is None else new_data(model, newdata)
     plan = _plan(model, nd, re_form, beta, sigma, theta, weights)
     sims = np.column_stack([plan.draw(rng) for _ in range(n)])

@@ -134,3 +134,20 @@ def test_empty_cell_mean_is_not_estimable():
     missing = (table["Variety"].astype(str) == "Victory") & (table["nf"].astype(str) == "0.6")
     assert table.loc[missing, "emmean"].isna().all()
     assert table.loc[~missing, "emmean"].notna().all()
+
+
+def test_at_is_checked_against_the_covariates():
+    ss = mm.datasets.load("sleepstudy")
+    m = mm.LinearMixedModel(
+        "Reaction ~ Days + f + (1|Subject)", ss.assign(f=np.where(ss.Days < 5, "a", "b"))
+    ).fit()
+    shifted = mm.emmeans(m, "f", at={"Days": 2}).table["emmean"]
+    at_mean = mm.emmeans(m, "f").table["emmean"]
+    slope = m.coeftable().loc["Days", "Estimate"]
+    np.testing.assert_allclose(shifted - at_mean, slope * (2 - ss.Days.mean()), rtol=1e-10)
+    with pytest.raises(MixedModelsError, match="'Dayz'.*not a numeric covariate.*'Days'"):
+        mm.emmeans(m, "f", at={"Dayz": 2})
+    with pytest.raises(MixedModelsError, match=r"at\['Days'\] must be one number"):
+        mm.emmeans(m, "f", at={"Days": "two"})
+    with pytest.raises(MixedModelsError, match="specs must be a factor name or a list"):
+        mm.emmeans(m, 3)

@@ -79,3 +79,12 @@ def test_glmm_random_effects_have_the_reported_scale():
     spread = (subject_means - subject_means.mean(axis=1, keepdims=True)).std()
     # var(log y) is about the dispersion σ² for a gamma response with small σ
     assert spread == pytest.approx(np.hypot(sd, model.sigma / np.sqrt(10)), rel=0.1)
+
+
+def test_a_seed_that_is_not_a_seed_is_named(sleep_ml):
+    import mixedmodels as mm
+
+    with pytest.raises(MixedModelsError, match="seed must be"):
+        sleep_ml.simulate(2, seed="a")
+    with pytest.raises(MixedModelsError, match="seed must be"):
+        mm.parametric_bootstrap(sleep_ml, 2, seed=-1)
