@@ -408,6 +408,11 @@ class _Runs:
         optsum.elapsed += seconds
 
 
+def restart_optimizers(n: int) -> tuple[str, ...]:
+    """:data:`RESTART_OPTIMIZERS` that NLopt accepts for ``n`` parameters (NEWUOA needs two or more)."""
+    return tuple(o for o in RESTART_OPTIMIZERS if n >= 2 or o != "LN_NEWUOA_BOUND")
+
+
 def _next_run(state: _Runs, lower: np.ndarray, original_step: np.ndarray):
     """(optimizer, start, steps, label) of the next restart, or None when there is nothing to do.
 
@@ -432,8 +437,9 @@ def _next_run(state: _Runs, lower: np.ndarray, original_step: np.ndarray):
         return None
     k = sum(1 for r in state.runs[1:] if not r["start"].startswith("edge"))
     x0, step = _fresh_start(check.x, lower, original_step)
+    choices = restart_optimizers(len(x0))
     return (
-        RESTART_OPTIMIZERS[k % len(RESTART_OPTIMIZERS)],
+        choices[k % len(choices)],
         x0,
         step,
         "from the best point, fresh steps",

@@ -80,6 +80,32 @@ def scale_problem(X: np.ndarray, names: list[str], tol: float = SCALE_TOL) -> st
     return f"Some predictor variables are on very different scales: consider rescaling: {shown}"
 
 
+CENTRING_TOL = 1e4
+"""Largest |mean| / sd of a covariate beside an intercept before the fit warns: X'X then
+has a condition number of about (mean/sd)², and above 10⁸ the objective is noisy in θ."""
+
+
+def centring_problem(X: np.ndarray, names: list[str], tol: float = CENTRING_TOL) -> str | None:
+    """Covariates so far from 0 relative to their spread that, beside an intercept, they are nearly aliased.
+
+    None when X has no constant column (then the column's offset is not
+    confounded with anything) or every covariate's |mean|/sd is at most ``tol``.
+    """
+    if len(X) < 2 or not any(np.ptp(X[:, j]) == 0 and X[0, j] != 0 for j in range(X.shape[1])):
+        return None
+    far = []
+    for j in range(X.shape[1]):
+        mean, sd = float(np.mean(X[:, j])), float(np.std(X[:, j], ddof=1))
+        if sd > 0 and abs(mean) > tol * sd:
+            far.append(f"{names[j]} (mean {mean:.4g}, sd {sd:.3g})")
+    if not far:
+        return None
+    return (
+        "covariate(s) far from 0 relative to their spread, nearly aliased with the intercept: "
+        f"{', '.join(far)}; the estimates lose precision: centre them (subtract the mean)"
+    )
+
+
 @dataclass
 class FeTerm:
     """Fixed-effects model matrix with aliased columns removed.
@@ -104,9 +130,12 @@ class FeTerm:
                 f"{', '.join(dropped)} (rank {self.rank} of {len(self.design.names)})",
                 stacklevel=4,
             )
-        problem = scale_problem(self.X, self.coefnames)
-        if problem:
-            warnings.warn(problem, stacklevel=4)
+        for problem in (
+            scale_problem(self.X, self.coefnames),
+            centring_problem(self.X, self.coefnames),
+        ):
+            if problem:
+                warnings.warn(problem, stacklevel=4)
 
     @property
     def X(self) -> np.ndarray:

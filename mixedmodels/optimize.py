@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import EVALUATION_FAILURES, ConvergenceError
+from .errors import EVALUATION_FAILURES, ConvergenceError, MixedModelsError
 from .optsummary import OptSummary, check_optimizer
 
 __all__ = ["minimize", "guarded", "record_search", "RESULT_NAMES"]
@@ -96,10 +96,27 @@ def _progress_bar(enabled: bool, label: str):
     return progress_bar(progress=enabled, desc=label or "evaluations", unit=" eval")
 
 
+def _check_settings(optsum: OptSummary, n: int) -> None:
+    """Settings NLopt would accept but misuse: NaN steps or tolerances silently end a search."""
+    step = np.broadcast_to(np.asarray(optsum.initial_step, dtype=float), (n,))
+    if not (np.isfinite(step).all() and (step > 0).all()):
+        raise MixedModelsError(f"optsum.initial_step must be positive and finite, got {step}")
+    tolerances = {
+        "ftol_rel": optsum.ftol_rel,
+        "ftol_abs": optsum.ftol_abs,
+        "xtol_rel": optsum.xtol_rel,
+        "xtol_abs": optsum.xtol_abs,
+    }
+    for name, value in tolerances.items():
+        if np.isnan(np.asarray(value, dtype=float)).any():
+            raise MixedModelsError(f"optsum.{name} must be a number, got {value}")
+
+
 def _configure(optsum: OptSummary):
     import nlopt
 
     n = len(optsum.initial)
+    _check_settings(optsum, n)
     opt = nlopt.opt(check_optimizer(optsum.optimizer), n)
     lower = np.where(np.isfinite(optsum.lowerbd), optsum.lowerbd, -np.inf)
     opt.set_lower_bounds(lower)
@@ -111,6 +128,18 @@ def _configure(optsum: OptSummary):
     opt.set_maxeval(int(optsum.maxfeval) if optsum.maxfeval and optsum.maxfeval > 0 else 0)
     opt.set_maxtime(float(optsum.maxtime) if optsum.maxtime and optsum.maxtime > 0 else 0.0)
     return opt
+
+
+def _refused(optsum: OptSummary) -> MixedModelsError:
+    """The error for settings NLopt refuses (it says only ``invalid_argument``)."""
+    n = len(optsum.initial)
+    if optsum.optimizer == "LN_NEWUOA_BOUND" and n < 2:
+        hint = "NEWUOA needs at least two parameters; use LN_BOBYQA"
+    else:
+        hint = "initial_step must be positive and finite, the tolerances non-negative"
+    return MixedModelsError(
+        f"NLopt refused {optsum.optimizer} for {n} parameter(s) with these settings: {hint}"
+    )
 
 
 def minimize(
@@ -136,7 +165,10 @@ def minimize(
     """
     import nlopt
 
-    opt = _configure(optsum)
+    try:
+        opt = _configure(optsum)
+    except nlopt.invalid_argument as exc:
+        raise _refused(optsum) from exc
     bar = _progress_bar(progress, label)
     rec = _Recorder(objective, verbose, bar, to_params)
     t0 = time.perf_counter()
@@ -153,6 +185,8 @@ def minimize(
     except nlopt.RoundoffLimited:
         fmin, xmin = rec.best
         code = "ROUNDOFF_LIMITED"
+    except nlopt.invalid_argument as exc:  # a setting NLopt refuses for this problem
+        raise _refused(optsum) from exc
     finally:
         if bar is not None:
             bar.close()

@@ -65,3 +65,17 @@ def test_scale_problem_rule():
     assert (
         scale_problem(np.column_stack([ones, 2 * ones]), ["a", "b"]) is None
     )  # no spread: no scale
+
+
+def test_a_covariate_far_from_zero_beside_an_intercept_is_warned_about():
+    from mixedmodels.feterm import centring_problem
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50)
+    X = np.column_stack([np.ones(50), x + 1e6])
+    assert "centre" in centring_problem(X, ["(Intercept)", "x"])
+    assert centring_problem(np.column_stack([np.ones(50), x + 10]), ["(Intercept)", "x"]) is None
+    assert centring_problem(X[:, 1:], ["x"]) is None  # no intercept: nothing to be aliased with
+    ss = mm.datasets.load("sleepstudy")
+    with pytest.warns(UserWarning, match="Days .*centre"):
+        mm.LinearMixedModel("Reaction ~ Days + (1|Subject)", ss.assign(Days=ss.Days + 1e6))

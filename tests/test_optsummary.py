@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
+from mixedmodels.errors import MixedModelsError
 from mixedmodels.optsummary import OptSummary
 
 F = "Reaction ~ 1 + Days + (1 + Days | Subject)"
@@ -178,4 +179,20 @@ def test_unusable_optimizers_get_the_packages_error(sleepstudy, name, match):
     m = mm.LinearMixedModel("Reaction ~ 1 + Days + (1 | Subject)", sleepstudy)
     m.optsum.optimizer = name
     with pytest.raises(mm.MixedModelsError, match=match):
+        m.fit()
+
+
+@pytest.mark.parametrize(
+    "setting, value, match",
+    [
+        ("optimizer", "LN_NEWUOA_BOUND", "NEWUOA needs at least two parameters"),
+        ("initial_step", [0.0], "initial_step must be positive and finite"),
+        ("initial_step", [float("nan")], "initial_step must be positive and finite"),
+        ("ftol_rel", float("nan"), "ftol_rel must be a number"),
+    ],
+)
+def test_settings_nlopt_refuses_or_misuses_are_named(setting, value, match):
+    m = mm.LinearMixedModel("Reaction ~ Days + (1|Subject)", mm.datasets.load("sleepstudy"))
+    setattr(m.optsum, setting, value)
+    with pytest.raises(MixedModelsError, match=match):
         m.fit()
