@@ -46,8 +46,10 @@ def reference_dir() -> Path:
 
 
 def load_specs(pattern: str) -> list[dict]:
+    """Reference models whose name matches one of the comma-separated globs of ``pattern``."""
     specs = [json.loads(p.read_text()) for p in sorted(reference_dir().glob("*.json"))]
-    return [s for s in specs if fnmatch.fnmatch(s["name"], pattern)]
+    globs = [g.strip() for g in pattern.split(",") if g.strip()]
+    return [s for s in specs if any(fnmatch.fnmatch(s["name"], g) for g in globs)]
 
 
 def python_formula(formula: str) -> str:
@@ -476,7 +478,9 @@ def parse_args(argv=None):
     p.add_argument(
         "--quick", action="store_true", help="2 repetitions and no InstEval: a smoke test"
     )
-    p.add_argument("--models", default="*", help="glob on model names, e.g. 'sleepstudy*'")
+    p.add_argument(
+        "--models", default="*", help="globs on model names, e.g. 'sleepstudy*' or 'cbpp*,verbagg*'"
+    )
     p.add_argument("--no-r", action="store_true", help="skip lme4")
     p.add_argument(
         "--quiet-wait",
