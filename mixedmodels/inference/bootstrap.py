@@ -30,7 +30,7 @@ from ..errors import MixedModelsError
 from ..model import MixedModel
 from .modelcopy import copy_model
 from .params import variance_layout
-from .simulation import simulation_plan
+from .simulation import seed_sequence, simulation_plan
 
 __all__ = ["parametric_bootstrap", "BootstrapResult", "shortest_interval"]
 
@@ -248,18 +248,6 @@ def _run_serial(rep: _Replicator, seeds, bar, out: _Results) -> None:
             bar.update(1)
 
 
-def _seed_sequence(seed: Any) -> np.random.SeedSequence:
-    """The root SeedSequence of a bootstrap (``seed``: None, an int or a SeedSequence)."""
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    try:
-        return np.random.SeedSequence(seed)
-    except (TypeError, ValueError) as exc:
-        raise MixedModelsError(
-            f"seed must be None, a non-negative integer or a SeedSequence, got {seed!r}"
-        ) from exc
-
-
 def parametric_bootstrap(
     model: MixedModel,
     n: int = 1000,
@@ -305,7 +293,7 @@ def parametric_bootstrap(
     n_jobs = os.cpu_count() or 1 if n_jobs == -1 else int(n_jobs)
     if n_jobs < 1:
         raise MixedModelsError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
-    root = _seed_sequence(seed)
+    root = seed_sequence(seed)
     seeds = root.spawn(n)
     layout = variance_layout(model)
     columns, params = _columns(model, layout)

@@ -162,14 +162,23 @@ def _plan(model, nd, re_form, beta, sigma, theta, weights) -> SimulationPlan:
     )
 
 
-def random_generator(seed: Any) -> np.random.Generator:
-    """numpy's Generator from ``seed`` (None, an int, a SeedSequence or a Generator), or a clear error."""
+def seed_sequence(seed: Any) -> np.random.SeedSequence:
+    """``seed`` (None, a non-negative integer or a SeedSequence) as a SeedSequence, or a clear error."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
     try:
-        return np.random.default_rng(seed)
+        return np.random.SeedSequence(seed)
     except (TypeError, ValueError) as exc:
         raise MixedModelsError(
             f"seed must be None, a non-negative integer, a SeedSequence or a Generator, got {seed!r}"
         ) from exc
+
+
+def random_generator(seed: Any) -> np.random.Generator:
+    """numpy's Generator from ``seed``: a Generator (or bit generator) as it is, else :func:`seed_sequence`'s."""
+    if isinstance(seed, (np.random.Generator, np.random.BitGenerator)):
+        return np.random.default_rng(seed)
+    return np.random.default_rng(seed_sequence(seed))
 
 
 def simulate(
