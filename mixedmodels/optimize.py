@@ -133,7 +133,7 @@ def _configure(optsum: OptSummary):
 def _refused(optsum: OptSummary) -> MixedModelsError:
     """The error for settings NLopt refuses (it says only ``invalid_argument``)."""
     n = len(optsum.initial)
-    if optsum.optimizer == "LN_NEWUOA_BOUND" and n < 2:
+    if optsum.optimizer.startswith("LN_NEWUOA") and n < 2:
         hint = "NEWUOA needs at least two parameters; use LN_BOBYQA"
     else:
         hint = "initial_step must be positive and finite, the tolerances non-negative"

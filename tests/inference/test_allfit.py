@@ -37,7 +37,7 @@ def test_a_failed_fit_is_a_row_not_an_error(fitted):
     m = fitted("Yield ~ 1 + (1|Batch)", "dyestuff")
     r = mm.allfit(m, ["LN_NEWUOA", "LN_BOBYQA"], progress=False)
     assert np.isnan(r.loc["LN_NEWUOA", "objective"]) and not r.loc["LN_NEWUOA", "converged"]
-    assert "invalid_argument" in r.loc["LN_NEWUOA", "message"]
+    assert "NEWUOA needs at least two parameters" in r.loc["LN_NEWUOA", "message"]
     assert r.loc["LN_BOBYQA", "objective"] == pytest.approx(m.objective, abs=1e-6)
     assert "LN_NEWUOA" in repr(r)
 
