@@ -354,7 +354,7 @@ def ensure_converged(
 
     state = _Runs(optsum, check(optsum.final, optsum.fmin))
     for _ in range(policy.max_restarts):
-        plan = _next_run(state, lower_x, optsum.initial_step)
+        plan = _next_run(state, lower_x, optsum.initial_step, _theta_part(n, block))
         budget = _budget(optsum.maxfeval, state.feval, state.runs[0]["feval"], n)
         if plan is None or budget == 0:
             break
@@ -413,7 +413,12 @@ def restart_optimizers(n: int) -> tuple[str, ...]:
     return tuple(o for o in RESTART_OPTIMIZERS if n >= 2 or o != "LN_NEWUOA_BOUND")
 
 
-def _next_run(state: _Runs, lower: np.ndarray, original_step: np.ndarray):
+def _theta_part(n: int, block: slice | None) -> slice:
+    """The leading coordinates that are θ: all of them, or those before ``block`` (β and the like)."""
+    return slice(0, n if block is None or block.start is None else block.start)
+
+
+def _next_run(state: _Runs, lower: np.ndarray, original_step: np.ndarray, theta: slice):
     """(optimizer, start, steps, label) of the next restart, or None when there is nothing to do.
 
     A failed check, or a restart that just improved the objective (to be
@@ -423,7 +428,9 @@ def _next_run(state: _Runs, lower: np.ndarray, original_step: np.ndarray):
     edges are often local optima that BOBYQA, restarted there, returns to.
     """
     check = state.check
-    edge = check.singular & _in_vector_term(lower)
+    in_vector = np.zeros(len(lower), dtype=bool)
+    in_vector[theta] = _in_vector_term(lower[theta])  # β's -∞ bounds are not off-diagonals
+    edge = check.singular & in_vector
     if check.passed and edge.any() and not state.edge_tried:
         state.edge_tried = True
         x0, step = _edge_start(check.x, edge, original_step)

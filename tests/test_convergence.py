@@ -286,3 +286,20 @@ def test_restarts_of_a_one_parameter_fit_skip_newuoa():
     far = ss.assign(Days=ss.Days + 1e6)  # X'X ill-conditioned: the objective is noisy in θ
     m = mm.LinearMixedModel("Reaction ~ Days + (1|Subject)", far).fit()
     assert np.isfinite(m.objective) and m.optsum.fitted
+
+
+def test_a_singular_scalar_glmm_gets_no_edge_restart():
+    """In the joint (θ, β) vector the last θ sits next to β's unbounded first element; it is not a
+    vector-valued term's diagonal, so a boundary fit needs no Nelder–Mead start from the edge."""
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+    g = np.repeat(np.arange(20), 20)
+    x = rng.normal(size=400)
+    df = pd.DataFrame({"y": rng.poisson(np.exp(0.3 + 0.5 * x)), "x": x, "g": g.astype(str)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.GeneralizedLinearMixedModel("y ~ x + (1|g)", df, family="poisson").fit()
+    assert m.theta[0] < 1e-6  # no group effect in the data: a boundary fit
+    assert [r["start"] for r in m.optsum.runs] == ["initial"]
+    assert m.optsum.feval < 60
