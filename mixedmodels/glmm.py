@@ -687,6 +687,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         ntheta = len(self.lowerbd)
         lower = np.concatenate([self.lowerbd, np.full(len(nuis), -np.inf)])
         stage1 = _fresh_optsum(settings, np.concatenate([self.lmm.optsum.initial, nuis]), lower)
+        if not fast and settings.optimizer.upper() == DEFAULT_OPTIMIZER:
+            # only a start for the gradient search, which converges fast from near the optimum
+            stage1.ftol_rel = max(stage1.ftol_rel, FAST_STAGE_FTOL)
         stage1.initial_step = np.concatenate(
             [np.broadcast_to(stage1.initial_step, lower.shape)[:ntheta], np.full(len(nuis), 0.5)]
         )
@@ -711,8 +714,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         about a standard error in every direction, so a flat direction (a
         zero-inflation probability going to 0) is followed in long steps.
         With NLopt's default (BOBYQA) the search is L-BFGS-B on the analytic
-        gradient (:func:`mixedmodels.laplace.laplace_gradient`; θ by central
-        differences), falling back to BOBYQA where that cannot run or fails.
+        gradient (:func:`mixedmodels.laplace.laplace_gradient`), falling back to BOBYQA where that cannot run or fails.
         """
         ntheta = len(self.lowerbd)
         self._pull_zero_inflation()
@@ -814,28 +816,10 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         return True
 
     def outer_value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """The Laplace objective at x = (θ, β, β_zi, log d) and its gradient; the model moves there.
-
-        (β, β_zi, log d) analytic (:func:`mixedmodels.laplace.laplace_gradient`), θ
-        by central differences of step THETA_STEP with Newton started from x's modes.
-        """
-        x = np.asarray(x, dtype=float)
-        ntheta = len(self.lowerbd)
-        value = self._outer_objective(x, False)
-        rest = laplace_gradient(self)
-        saved = (self.u.copy(), self.laplace_factor)
-        dtheta = np.empty(ntheta)
-        for i in range(ntheta):
-            h = THETA_STEP * max(abs(x[i]), 1.0)
-            up, down = x.copy(), x.copy()
-            up[i] += h
-            down[i] = max(x[i] - h, self.lowerbd[i])
-            fu = self._probe(up, (self.beta, saved[0]))
-            fd = self._probe(down, (self.beta, saved[0]))
-            dtheta[i] = (fu - fd) / (up[i] - down[i])
-        self.set_theta(x[:ntheta])
-        self.u, self.laplace_factor = saved
-        return value, np.concatenate([dtheta, rest])
+        """The Laplace objective at x = (θ, β, β_zi, log d) and its gradient (analytic:
+        :func:`mixedmodels.laplace.laplace_gradient`); the model moves there."""
+        value = self._outer_objective(np.asarray(x, dtype=float), False)
+        return value, laplace_gradient(self)
 
     @property
     def parameter_vcov(self) -> np.ndarray:
@@ -1224,11 +1208,11 @@ def _nlopt_settings(settings: OptSummary) -> OptSummary:
     return settings
 
 
+FAST_STAGE_FTOL = 1e-6
+"""Relative tolerance of the fast stage when it only starts the joint gradient search."""
+
 ZI_START_LIMIT = 5.0
 """The joint stage starts with zero-inflation probabilities in [logistic(−5), logistic(5)] (see ``_pull_zero_inflation``)."""
-
-THETA_STEP = 1e-4
-"""Relative step of the central differences in θ of :meth:`GeneralizedLinearMixedModel.outer_value_and_gradient`."""
 
 
 def _beta_block(m) -> np.ndarray:

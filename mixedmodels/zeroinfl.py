@@ -97,8 +97,9 @@ def zero_inflation(
 
 
 def _log_weights(eta_zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log p and log(1 − p) for p = logistic(η_zi), accurate for any η_zi."""
-    return special.log_expit(eta_zi), special.log_expit(-eta_zi)
+    """log p and log(1 − p) = log p − η_zi for p = logistic(η_zi), accurate for any η_zi."""
+    lp = special.log_expit(eta_zi)
+    return lp, lp - eta_zi
 
 
 def zi_logpdf(family, y, eta, eta_zi, dispersion=None) -> np.ndarray:
