@@ -310,6 +310,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
 
     def _init_extended(self) -> None:
         """State of a model fitted by its log density (see :mod:`mixedmodels.laplace`)."""
+        _check_no_known_covariance(self.reterms, self.family, self.zi is not None)
         self.beta = self.beta0.copy()
         self.u = np.zeros(sum(r.q for r in self.reterms))
         self.beta_zi = np.zeros(0 if self.zi is None else self.zi.X.shape[1])
@@ -673,8 +674,11 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         return newton_modes(self, fast=False)
 
     def _fast_start(self) -> np.ndarray:
-        """The fast stage's nuisance start: log d = 0 (β_zi is found by Newton with β)."""
-        return np.zeros(self.n_dispersion)
+        """The fast stage's nuisance start: log d by moments at the GLM's means (β_zi is found by Newton)."""
+        if not self.n_dispersion:
+            return np.zeros(0)
+        mu = self.family.link.linkinv(self.X @ self.beta0 + self.offset)
+        return np.array([_moment_log_dispersion(self.family, self.y, mu)])
 
     def _fit_extended(self, fast: bool, nagq: int, verbose: bool, progress: bool) -> None:
         """Fast stage over (θ, log d) with β and β_zi in Newton; then, unless ``fast``, all jointly."""
@@ -802,7 +806,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
                 jac=True,
                 method="L-BFGS-B",
                 bounds=bounds,
-                options={"ftol": 1e-14, "gtol": 1e-6, "maxiter": 500, "maxls": 40},
+                options={"ftol": 1e-11, "gtol": 1e-5, "maxiter": 500, "maxls": 40},
             )
         except (*EVALUATION_FAILURES, ValueError, FloatingPointError):
             return False
@@ -1168,6 +1172,36 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         return "\n".join(parts)
 
 
+def _check_no_known_covariance(reterms, family: Family, zero_inflated: bool) -> None:
+    """The Laplace fits of :mod:`mixedmodels.laplace` need b = λu per level: no known covariance."""
+    for r in reterms:
+        if r.has_factor:
+            what = f"family {family.name!r}" + (" with zero inflation" if zero_inflated else "")
+            raise MixedModelsError(
+                f"the term on {r.name!r} has a known covariance matrix, which is not available for "
+                f"{what} (fitted by the Laplace approximation on its log density); drop the covariance "
+                "for this term or use a poisson/binomial family without ziformula"
+            )
+
+
+def _moment_log_dispersion(family: Family, y: np.ndarray, mu: np.ndarray) -> float:
+    """log d matching the Pearson variance of y about the GLM's means μ (random effects ignored).
+
+    nbinom2: Σ(y−μ)² = Σ μ + μ²/k; nbinom1: Σ(y−μ)² = (1 + φ) Σμ; beta:
+    Σ(y−μ)² = Σ μ(1−μ)/(1 + φ).  Clipped to [−5, 8] (no excess variance:
+    the end of the range that means none); only a starting value.
+    """
+    r2 = float(np.sum((y - mu) ** 2))
+    if isinstance(family, NegativeBinomial2):
+        excess = r2 - float(mu.sum())
+        d = float(np.sum(mu * mu)) / excess if excess > 0 else math.exp(8.0)
+    elif isinstance(family, NegativeBinomial1):
+        d = r2 / float(mu.sum()) - 1.0
+    else:
+        d = float(np.sum(mu * (1.0 - mu))) / max(r2, 1e-300) - 1.0
+    return float(np.clip(math.log(d) if d > 0 else -5.0, -5.0, 8.0))
+
+
 def _own_family(family: Family, ziformula: str | None) -> Family:
     """A copy of the family for this model (its dispersion changes with the fit)."""
     if ziformula is not None and not isinstance(
@@ -1208,7 +1242,7 @@ def _nlopt_settings(settings: OptSummary) -> OptSummary:
     return settings
 
 
-FAST_STAGE_FTOL = 1e-6
+FAST_STAGE_FTOL = 1e-4
 """Relative tolerance of the fast stage when it only starts the joint gradient search."""
 
 ZI_START_LIMIT = 5.0

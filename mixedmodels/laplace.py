@@ -33,7 +33,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from .errors import EVALUATION_FAILURES, CholeskyFailed, ConvergenceError
+from .errors import EVALUATION_FAILURES, CholeskyFailed, ConvergenceError, MixedModelsError
 from .zeroinfl import zi_eta_derivatives, zi_logpdf, zi_nuisance_derivatives
 
 __all__ = [
@@ -62,10 +62,8 @@ class ZLambda:
 
     def __init__(self, reterms):
         for r in reterms:
-            if r.has_factor:
-                raise ConvergenceError(
-                    f"the term {r.name!r} has a known covariance, which these families do not support"
-                )
+            if r.has_factor:  # the model checks first, naming the family
+                raise MixedModelsError(f"the term on {r.name!r} has a known covariance matrix")
         starts = np.cumsum([0] + [r.q for r in reterms])
         self.cols = np.hstack(
             [r.refs[:, None] * r.k + np.arange(r.k) + s for r, s in zip(reterms, starts)]

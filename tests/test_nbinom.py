@@ -225,3 +225,27 @@ def test_objective_at_glmmtmbs_estimates_is_glmmtmbs(name):
     # glmmTMB's order: β, betad (log dispersion), theta (log sd); ours: θ (sd), β, log dispersion
     x = np.concatenate([[np.exp(par[nb + 1])], par[:nb], [par[nb]]])
     assert fitted(name).copy().outer_objective(x) == pytest.approx(ref["objective"], rel=1e-10)
+
+
+def test_trigamma_matches_scipy():
+    """The fast ψ' of the nbinom1 and beta derivatives against scipy's polygamma(1, x)."""
+    from scipy import special
+
+    from mixedmodels.families import _trigamma
+
+    x = np.concatenate(
+        [np.geomspace(1e-8, 1e10, 400), np.random.default_rng(2).gamma(1.0, 3.0, 400)]
+    )
+    np.testing.assert_allclose(_trigamma(x), special.polygamma(1, x), rtol=1e-13)
+
+
+def test_nb2_log_density_constant_follows_k_and_y():
+    """The cached η-free part of the NB2 log density is recomputed when k or y changes."""
+    from scipy import stats
+
+    f = mm.families.NegativeBinomial2(dispersion=2.0)
+    y, eta = np.array([0.0, 3.0, 7.0]), np.log([1.5, 2.0, 4.0])
+    for k, yy in [(2.0, y), (3.5, y), (3.5, y + 1.0), (2.0, y)]:
+        mu = np.exp(eta)
+        expected = stats.nbinom.logpmf(yy, k, k / (k + mu))
+        np.testing.assert_allclose(f.logpdf(yy, eta, k), expected, rtol=1e-12)
