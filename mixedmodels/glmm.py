@@ -905,24 +905,34 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             return pd.Series(values, index=eta.index, name="prediction")
         return super().predict(newdata, type=type, **kwargs)
 
-    def _no_profiles(self) -> None:
-        if self.extended:
-            raise MixedModelsError(
-                f"likelihood profiles of a {self.family.name}{' zero-inflated' if self.zi else ''} model are not "
-                "available (the dispersion and zero inflation would be held fixed); use "
-                "confint(method='wald') or confint(method='bootstrap')"
-            )
+    def extra_parameters(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(names, estimates, standard errors) of β_zi and log d (extended families; none otherwise).
+
+        Profiles re-optimise them with θ and β, and can profile them
+        (``profile(which=["log(shape k)"])``); names as :meth:`outer_names`.
+        """
+        if not self.extended:
+            return super().extra_parameters()
+        ntheta, p = len(self.theta), len(self.beta)
+        names = self.outer_names()[ntheta + p :]
+        values = self.outer_parameters()[ntheta + p :]
+        se = np.sqrt(np.diag(self.parameter_vcov))[ntheta + p :]
+        return names, values, np.where(np.isfinite(se) & (se > 0), se, 1.0)
+
+    def objective_at_extra(self, theta: np.ndarray, beta: np.ndarray, extra: np.ndarray) -> float:
+        """The Laplace objective at (θ, β, β_zi, log d); the model moves there (modes from the last point)."""
+        if not self.extended:
+            return super().objective_at_extra(theta, beta, extra)
+        return self._outer_objective(np.concatenate([theta, beta, extra]), False)
 
     def profile(self, which=None, **kwargs: Any):
-        """Likelihood profiles (not for the families fitted by their log density: use Wald or bootstrap)."""
-        self._no_profiles()
-        return super().profile(which, **kwargs)
+        """Likelihood profiles (:func:`mixedmodels.inference.profiling.profile`).
 
-    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
-        """As :meth:`InferenceMixin.confint`; families fitted by their log density: Wald or bootstrap only."""
-        if method == "profile":
-            self._no_profiles()
-        return super().confint(method, level, **kwargs)
+        For the families fitted by their log density, β_zi and the log
+        dispersion are re-optimised at every point and can be profiled
+        themselves by name (``which=["log(shape k)"]``, ``"zi~(Intercept)"``).
+        """
+        return super().profile(which, **kwargs)
 
     def simulate(self, n: int = 1, seed: Any = None, newdata=None, **kwargs: Any) -> pd.DataFrame:
         """As :meth:`InferenceMixin.simulate`; with zero inflation each count is zeroed with probability p."""

@@ -5,6 +5,7 @@ Reference numbers: tests/data/glmmtmb_reference.json from tools/make_glmmtmb_ref
 
 from __future__ import annotations
 
+import math
 import pickle
 import warnings
 
@@ -202,11 +203,6 @@ def test_quadrature_is_refused():
         m.fit(nagq=5)
 
 
-def test_profile_intervals_are_refused():
-    with pytest.raises(MixedModelsError, match="use confint\\(method='wald'\\)"):
-        fitted("epil_nb2").confint()
-
-
 def test_unknown_component():
     with pytest.raises(MixedModelsError, match="component must be"):
         fitted("epil_nb2").coeftable(component="cond2")
@@ -249,3 +245,62 @@ def test_nb2_log_density_constant_follows_k_and_y():
         mu = np.exp(eta)
         expected = stats.nbinom.logpmf(yy, k, k / (k + mu))
         np.testing.assert_allclose(f.logpdf(yy, eta, k), expected, rtol=1e-12)
+
+
+def _constrained_deviance(m, j: int, value: float) -> float:
+    """min of the Laplace objective over all parameters but the j-th, held at ``value``
+    (scipy's L-BFGS-B on the model's analytic gradient: independent of the profile's BOBYQA)."""
+    from scipy.optimize import minimize
+
+    x0 = m.outer_parameters()
+    free = np.arange(len(x0)) != j
+    lower = np.concatenate([m.lowerbd, np.full(len(x0) - len(m.lowerbd), -np.inf)])
+
+    def fun(z):
+        x = x0.copy()
+        x[j], x[free] = value, z
+        f, g = m.outer_value_and_gradient(x)
+        return f, g[free]
+
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower[free]]
+    res = minimize(
+        fun,
+        x0[free],
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"ftol": 1e-14, "gtol": 1e-8},
+    )
+    return float(res.fun)
+
+
+@pytest.mark.slow
+def test_profile_interval_of_the_dispersion_is_a_likelihood_ratio_interval():
+    """The profile interval of log k (epil nbinom2; β, θ re-optimised at every point): at
+    both ends −2ΔlogL = χ²₁(0.95), checked by an independent constrained optimisation."""
+    m = mm.GeneralizedLinearMixedModel(
+        "y ~ lbase * trt + lage + V4 + (1 | subject)", mm.datasets.load("epil"), family="nbinom2"
+    ).fit()
+    ci = m.profile(which=["log(shape k)"], progress=False).confint(0.95)
+    lo, hi = ci.loc["log(shape k)"]
+    est = math.log(m.dispersion)
+    assert lo < est < hi
+    j, base = len(m.outer_names()) - 1, m.objective
+    for end in (lo, hi):
+        assert _constrained_deviance(m, j, end) - base == pytest.approx(
+            stats.chi2.ppf(0.95, 1), abs=2e-3
+        )
+
+
+@pytest.mark.slow
+def test_profile_confint_of_a_fixed_effect_with_the_dispersion_free():
+    """confint(method="profile") of a β of an nbinom2 model: the LR interval, with k re-optimised."""
+    m = mm.GeneralizedLinearMixedModel(
+        "y ~ lbase * trt + lage + V4 + (1 | subject)", mm.datasets.load("epil"), family="nbinom2"
+    ).fit()
+    lo, hi = m.confint(method="profile", parm="lage").loc["lage"]
+    j, base = len(m.theta) + m.coefnames.index("lage"), m.objective
+    for end in (lo, hi):
+        assert _constrained_deviance(m, j, end) - base == pytest.approx(
+            stats.chi2.ppf(0.95, 1), abs=2e-3
+        )
