@@ -799,6 +799,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             return value, T.T @ grad
 
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in stage2.lowerbd]
+        start = _off_the_bound(start, stage2.lowerbd)
         t0 = time.perf_counter()
         try:
             res = scipy_minimize(
@@ -1264,6 +1265,24 @@ def _lbfgsb_options(stage: OptSummary) -> dict[str, Any]:
     if stage.maxfeval and stage.maxfeval > 0:
         options["maxfun"] = int(stage.maxfeval)
     return options
+
+
+BOUND_NUDGE = 0.1
+"""θ components the fast stage left on their bound (0) start the gradient search this far inside."""
+
+
+def _off_the_bound(start: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """``start`` with bounded components on their bound moved BOUND_NUDGE inside.
+
+    The Laplace objective is even in a scalar term's θ, so its slope at θ = 0
+    is zero: a gradient search started there stays, even when the optimum is
+    inside (the fast stage can end on the bound where the joint optimum is
+    not).  From inside, a true boundary optimum is found again.
+    """
+    out = np.asarray(start, dtype=float).copy()
+    on = np.isfinite(lower) & (out <= lower + 1e-8)
+    out[on] = lower[on] + BOUND_NUDGE
+    return out
 
 
 FAST_STAGE_FTOL = 1e-4

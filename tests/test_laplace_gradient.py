@@ -116,3 +116,48 @@ def test_known_covariance_is_refused_naming_term_and_family():
             covariance={"subject": K},
         )
     assert not isinstance(info.value, mm.errors.ConvergenceError)
+
+
+def _simulated_nb(seed: int, sd: float, n: int = 400, groups: int = 30) -> pd.DataFrame:
+    """Negative binomial counts of shape 0.7 with a normal group effect of standard deviation ``sd``."""
+    rng = np.random.default_rng(seed)
+    g, x = rng.integers(0, groups, n), rng.normal(size=n)
+    mu = np.exp(0.3 + 0.5 * x + rng.normal(0.0, sd, groups)[g])
+    y = rng.negative_binomial(0.7, 0.7 / (0.7 + mu)).astype(float)
+    return pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+
+
+def _third_of_a_series() -> pd.DataFrame:
+    """The third of a series of simulated data sets (the second zero-inflated), as first found."""
+    rng = np.random.default_rng(11)
+    for rep in range(3):
+        g, x = rng.integers(0, 30, 400), rng.normal(size=400)
+        mu = np.exp(0.3 + 0.5 * x + rng.normal(0, 0.6, 30)[g])
+        k = rng.choice([0.7, 2.0, 8.0])
+        y = rng.negative_binomial(k, k / (k + mu)).astype(float)
+        if rep == 1:
+            y[rng.random(400) < 0.2] = 0
+    return pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+
+
+def test_gradient_search_leaves_a_fast_stage_boundary():
+    """This nbinom1 fast stage ends at θ = 0, where the even objective has zero slope; the
+    gradient search starts inside and finds the interior optimum (θ ≈ 0.25) without restarts,
+    as low as NEWUOA's derivative-free fit."""
+    df = _third_of_a_series()
+    m = mm.GeneralizedLinearMixedModel("y ~ x + (1|g)", df, family="nbinom1").fit()
+    assert m.optsum_fast.final[0] == 0.0
+    assert m.optsum.restarts == 0 and m.theta[0] > 0.1
+    other = mm.GeneralizedLinearMixedModel("y ~ x + (1|g)", df, family="nbinom1")
+    other.optsum.optimizer = "LN_NEWUOA_BOUND"
+    assert m.objective <= other.fit().objective + 1e-6
+
+
+def test_gradient_search_finds_a_boundary_optimum():
+    """No group effect in the data: the search returns to θ = 0 (a singular fit)."""
+    df = _simulated_nb(0, 0.3)
+    with pytest.warns(mm.errors.SingularFitWarning):
+        m = mm.GeneralizedLinearMixedModel("y ~ x + (1|g)", df, family="nbinom1").fit()
+    assert m.optsum.optimizer == "L-BFGS-B"
+    assert m.theta[0] == 0.0
+    assert m.optsum.convergence == "boundary"
