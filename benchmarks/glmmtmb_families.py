@@ -31,6 +31,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
+from benchlib import geomean, package_commit  # noqa: E402
+
 import mixedmodels as mm  # noqa: E402
 
 REFERENCE = REPO / "tests" / "data" / "glmmtmb_reference.json"
@@ -128,10 +130,13 @@ def main() -> None:
     for name in rows:
         rows[name]["glmmtmb"] = r[name]["times"]
         rows[name]["glmmtmb_objective"] = r[name]["objective"]
+    ratios = [np.median(r["ours"]) / np.median(r["glmmtmb"]) for r in rows.values()]
     result = {
+        "commit": package_commit(),
         "load_before": load_before,
         "load_after": load_after,
         "cpus": os.cpu_count(),
+        "geometric_mean_ratio": geomean(ratios),
         "rows": rows,
     }
     out = BENCH / "results" / "glmmtmb_families.json"
@@ -147,6 +152,7 @@ def main() -> None:
         n = len(mm.datasets.load(all_specs[name]["data"]))
         diff = row["ours_objective"] - row["glmmtmb_objective"]
         print(f"| {name} | {n} | {a:.2f} | {b:.2f} | {a / b:.2f} | {diff:.1e} |")
+    print(f"\ngeometric mean of ours/glmmTMB: {result['geometric_mean_ratio']:.2f}")
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from .errors import EVALUATION_FAILURES, CholeskyFailed, ConvergenceError
-from .zeroinfl import zi_eta_derivatives, zi_logpdf
+from .errors import EVALUATION_FAILURES, CholeskyFailed, ConvergenceError, MixedModelsError
+from .zeroinfl import zi_eta_derivatives, zi_logpdf, zi_nuisance_derivatives
 
 __all__ = [
     "ZLambda",
@@ -42,6 +42,8 @@ __all__ = [
     "system_matrix",
     "newton_modes",
     "log_density",
+    "laplace_gradient",
+    "gradient_available",
     "MAX_HALVINGS",
 ]
 
@@ -60,10 +62,8 @@ class ZLambda:
 
     def __init__(self, reterms):
         for r in reterms:
-            if r.has_factor:
-                raise ConvergenceError(
-                    f"the term {r.name!r} has a known covariance, which these families do not support"
-                )
+            if r.has_factor:  # the model checks first, naming the family
+                raise MixedModelsError(f"the term on {r.name!r} has a known covariance matrix")
         starts = np.cumsum([0] + [r.q for r in reterms])
         self.cols = np.hstack(
             [r.refs[:, None] * r.k + np.arange(r.k) + s for r, s in zip(reterms, starts)]
@@ -100,11 +100,11 @@ class ZLambda:
         return sp.csr_matrix((vals, (rows, cols)), shape=(self.q, self.q))
 
     def cross(self, WX: np.ndarray) -> np.ndarray:
-        """(ZΛ)' WX for a dense n x p matrix WX."""
-        out = np.zeros((self.q, WX.shape[1]))
-        for a in range(self.cols.shape[1]):
-            np.add.at(out, self.cols[:, a], self.vals[:, a, None] * WX)
-        return out
+        """(ZΛ)' WX for a dense n x p matrix WX (a sparse product: ZΛ's pattern is a CSR's)."""
+        n, K = self.cols.shape
+        indptr = np.arange(0, n * K + 1, K)
+        A = sp.csr_matrix((self.vals.ravel(), self.cols.ravel(), indptr), shape=(n, self.q))
+        return np.asarray(A.T @ WX)
 
 
 class SymmetricFactor:
@@ -135,64 +135,116 @@ class SymmetricFactor:
 
 
 # ---- the response model --------------------------------------------------------------------
+MODEL = object()
+"""Default of ``eta_zi`` arguments: the model's own X_zi β_zi."""
+
+
 def zi_eta(m) -> np.ndarray | None:
     """η_zi = X_zi β_zi, or None without zero inflation."""
     return None if m.zi is None else m.zi.X @ m.beta_zi
 
 
-def log_density(m, eta: np.ndarray) -> np.ndarray:
-    """wᵢ ℓᵢ(yᵢ | ηᵢ) at the model's dispersion and zero inflation."""
-    f, eta_zi = m.family, zi_eta(m)
+def _zi(m, eta_zi):
+    return zi_eta(m) if eta_zi is MODEL else eta_zi
+
+
+def log_density(m, eta: np.ndarray, eta_zi=MODEL, dispersion=None) -> np.ndarray:
+    """wᵢ ℓᵢ(yᵢ | ηᵢ, η_zi,ᵢ) at the model's (or the given) dispersion and zero inflation."""
+    return m.wt * _logpdf(m, eta, _zi(m, eta_zi), dispersion)
+
+
+def _logpdf(m, eta, eta_zi, dispersion=None) -> np.ndarray:
+    """Unweighted ℓᵢ (eta_zi None: no zero inflation)."""
     if eta_zi is None:
-        return m.wt * f.logpdf(m.y, eta)
-    return m.wt * zi_logpdf(f, m.y, eta, eta_zi)
+        return m.family.logpdf(m.y, eta, dispersion)
+    return zi_logpdf(m.family, m.y, eta, eta_zi, dispersion)
 
 
-def curvature(m, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def eta_derivatives(m, eta, eta_zi=MODEL, dispersion=None) -> tuple[np.ndarray, np.ndarray]:
+    """Unweighted (∂ℓᵢ/∂ηᵢ, ∂²ℓᵢ/∂ηᵢ²), each of shape (n,)."""
+    f, eta_zi = m.family, _zi(m, eta_zi)
+    if eta_zi is None:
+        return f.eta_derivatives(m.y, eta, dispersion)
+    return zi_eta_derivatives(f, m.y, eta, eta_zi, dispersion)
+
+
+def curvature(m, eta: np.ndarray, eta_zi=MODEL) -> tuple[np.ndarray, np.ndarray]:
     """(wᵢ ∂ℓᵢ/∂ηᵢ, −wᵢ ∂²ℓᵢ/∂ηᵢ²): the gradient and observed curvature in η."""
-    f, eta_zi = m.family, zi_eta(m)
-    if eta_zi is None:
-        d1, d2 = f.eta_derivatives(m.y, eta)
-    else:
-        d1, d2 = zi_eta_derivatives(f, m.y, eta, eta_zi)
+    d1, d2 = eta_derivatives(m, eta, eta_zi)
     return m.wt * d1, -m.wt * d2
 
 
+def zi_curvature(m, eta: np.ndarray, eta_zi: np.ndarray):
+    """(wᵢ ∂ℓᵢ/∂zᵢ, −wᵢ ∂²ℓᵢ/∂zᵢ², −wᵢ ∂²ℓᵢ/∂ηᵢ∂zᵢ) in the zero-inflation predictor z = η_zi."""
+    gz, d2z, cross = zi_nuisance_derivatives(m.family, m.y, eta, eta_zi)
+    return m.wt * gz, -m.wt * d2z, -m.wt * cross
+
+
 # ---- Newton's method for the modes ------------------------------------------------------------
-def system_matrix(A: ZLambda, X: np.ndarray | None, W: np.ndarray):
+def system_matrix(A: ZLambda, X: np.ndarray | None, W: np.ndarray, zi=None):
     """H = [A X]' diag(W) [A X] + diag(1_q, 0_p) (X None: the u block alone).
 
-    Dense when its order is at most DENSE_UP_TO, sparse otherwise; the
-    blocks A'WA, A'WX and X'WX are formed separately.
+    With ``zi = (X_zi, W_zz, W_ηz)`` the unknowns are (u, β, β_zi) and H the
+    negative Hessian of h in them: the fixed-effects design is then
+    X̃ = [X 0] in η and [0 X_zi] in z, with per-observation curvature
+    [[W, W_ηz], [W_ηz, W_zz]].  Dense when its order is at most
+    DENSE_UP_TO, sparse otherwise; the blocks A'WA, A'W̃X̃ and X̃'W̃X̃ are
+    formed separately.
     """
     q = A.q
     uu = A.gram(W)
     uu = uu + (np.eye(q) if isinstance(uu, np.ndarray) else sp.identity(q, format="csr"))
     if X is None:
         return uu
-    WX = W[:, None] * X
-    ux, xx = A.cross(WX), X.T @ WX
-    if isinstance(uu, np.ndarray) and q + X.shape[1] <= DENSE_UP_TO:
+    WX, xx = _fixed_blocks(X, W, zi)
+    ux = A.cross(WX)
+    if isinstance(uu, np.ndarray) and q + xx.shape[0] <= DENSE_UP_TO:
         return np.block([[uu, ux], [ux.T, xx]])
     return sp.bmat(
         [[uu, sp.csr_matrix(ux)], [sp.csr_matrix(ux.T), sp.csr_matrix(xx)]], format="csc"
     )
 
 
+def _fixed_blocks(X: np.ndarray, W: np.ndarray, zi) -> tuple[np.ndarray, np.ndarray]:
+    """(W̃X̃ as seen from η, X̃'W̃X̃): n x (p + p_zi) and (p + p_zi) square (see system_matrix)."""
+    if zi is None:
+        WX = W[:, None] * X
+        return WX, X.T @ WX
+    Xz, Wzz, Wez = zi
+    WX = np.hstack([W[:, None] * X, Wez[:, None] * Xz])
+    zz = Xz.T @ (Wzz[:, None] * Xz) + ZI_RIDGE * np.eye(Xz.shape[1])
+    xx = np.block(
+        [[X.T @ WX[:, : X.shape[1]], X.T @ WX[:, X.shape[1] :]], [WX[:, X.shape[1] :].T @ X, zz]]
+    )
+    return WX, 0.5 * (xx + xx.T)
+
+
+ZI_RIDGE = 0.01
+"""The fast stage's penalty ZI_RIDGE ‖β_zi‖² (on the −2 log L scale) when β_zi is found by Newton.
+
+Maximising the penalised likelihood in β_zi drives a small zero-inflation
+probability to 0 (η_zi → −∞, one unit per Newton step) where the Laplace
+objective's optimum is finite; this ridge, negligible against an identified
+coefficient's curvature (about 2/SE²), keeps such coefficients near −6 so
+that Newton converges in a few steps and the joint stage starts where the
+objective still has a slope.  The joint stage has no such penalty.
+"""
+
+
 def newton_modes(m, fast: bool, maxiter: int = 100, tol: float = 1e-11) -> float:
-    """Move m.u (and m.beta if ``fast``) to the conditional modes; return the Laplace objective.
+    """Move m.u (and m.beta, m.beta_zi if ``fast``) to the conditional modes; return the Laplace objective.
 
     Starts from the current modes, then from u = 0, then (fast) from the
-    GLM's β, as PIRLS does; the last failure propagates.
+    GLM's β and β_zi = 0, as PIRLS does; the last failure propagates.
     """
     zeros = np.zeros_like(m.u)
-    starts = [None, (m.beta.copy(), zeros)]
+    starts = [None, (m.beta.copy(), zeros, m.beta_zi.copy())]
     if fast:
-        starts.append((m.beta0.copy(), zeros))
+        starts.append((m.beta0.copy(), zeros, np.zeros_like(m.beta_zi)))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for i, start in enumerate(starts):
             if start is not None:
-                m.beta, m.u = start[0].copy(), start[1].copy()
+                m.beta, m.u, m.beta_zi = (s.copy() for s in start)
             try:
                 return _newton(m, fast, maxiter, tol)
             except EVALUATION_FAILURES:
@@ -203,27 +255,31 @@ def newton_modes(m, fast: bool, maxiter: int = 100, tol: float = 1e-11) -> float
 
 def _newton(m, fast: bool, maxiter: int, tol: float) -> float:
     A = m.zlambda.at(m.reterms)
-    q = A.shape[1]
+    q, p = A.shape[1], len(m.beta)
     X = m.X if fast else None
+    Xz = m.zi.X if (fast and m.zi is not None) else None
     fixed = m.offset if fast else m.offset + m.X @ m.beta
-    v = np.concatenate([m.u, m.beta]) if fast else m.u.copy()
-    penalty = np.concatenate([np.ones(q), np.zeros(len(v) - q)])
+    parts = [m.u, m.beta] if fast else [m.u]
+    v = np.concatenate(parts + ([m.beta_zi] if Xz is not None else []))
+    nzi = 0 if Xz is None else Xz.shape[1]
+    penalty = np.concatenate([np.ones(q), np.zeros(p if fast else 0), np.full(nzi, ZI_RIDGE)])
+    eta_zi_fixed = zi_eta(m)  # used only when β_zi is not an unknown
 
     def linear(v):
-        return fixed + A @ v[:q] + (X @ v[q:] if fast else 0.0)
+        eta = fixed + A @ v[:q] + (X @ v[q : q + p] if fast else 0.0)
+        return eta, (eta_zi_fixed if Xz is None else Xz @ v[q + p :])
 
     def pdev(v):
         eta = linear(v)
-        return -2.0 * float(log_density(m, eta).sum()) + float(v[:q] @ v[:q]), eta
+        return -2.0 * float(log_density(m, *eta).sum()) + float(v @ (penalty * v)), eta
 
     value, eta = pdev(v)
     if not np.isfinite(value):
         raise ConvergenceError("Newton: the log density is not finite at the starting modes")
     for _ in range(maxiter):
-        g, W = curvature(m, eta)
-        grad = np.concatenate([A.rmatvec(g), X.T @ g]) if fast else A.rmatvec(g)
+        grad, factor = _newton_system(m, A, X, Xz, eta)
         grad -= penalty * v
-        step = _newton_factor(A, X, W).solve(grad)
+        step = factor.solve(grad)
         decrement = float(grad @ step)
         value, eta, v = _line_search(pdev, v, step, value, eta)
         if decrement < tol:
@@ -234,20 +290,39 @@ def _newton(m, fast: bool, maxiter: int, tol: float) -> float:
         )
     m.u = v[:q].copy()
     if fast:
-        m.beta = v[q:].copy()
-    _, W = curvature(m, eta)
+        m.beta = v[q : q + p].copy()
+    if Xz is not None:
+        m.beta_zi = v[q + p :].copy()
+    _, W = curvature(m, *eta)
     m.laplace_factor = SymmetricFactor(system_matrix(A, None, W))
     return value + m.laplace_factor.logdet
 
 
-def _newton_factor(A: ZLambda, X: np.ndarray | None, W: np.ndarray) -> SymmetricFactor:
-    """The factor of H at the observed curvature (Newton's step), or at max(W, 0) where that is indefinite."""
-    if W.min() >= 0.0:
-        return SymmetricFactor(system_matrix(A, X, W))
+def _newton_system(m, A, X, Xz, eta) -> tuple[np.ndarray, SymmetricFactor]:
+    """The gradient of h at (η, η_zi) (penalty excluded) and the factor of Newton's matrix there."""
+    g, W = curvature(m, *eta)
+    if X is None:
+        return A.rmatvec(g), _newton_factor(A, None, W)
+    if Xz is None:
+        return np.concatenate([A.rmatvec(g), X.T @ g]), _newton_factor(A, X, W)
+    gz, Wzz, Wez = zi_curvature(m, *eta)
+    grad = np.concatenate([A.rmatvec(g), X.T @ g, Xz.T @ gz])
+    return grad, _newton_factor(A, X, W, (Xz, Wzz, Wez))
+
+
+def _newton_factor(A: ZLambda, X: np.ndarray | None, W: np.ndarray, zi=None) -> SymmetricFactor:
+    """The factor of H at the observed curvature (Newton's step), or of a positive definite substitute.
+
+    Where the observed H is indefinite the step uses max(W, 0) (and with
+    zero inflation max(W_zz, 0) and no cross curvature): any positive
+    definite matrix gives an ascent direction, which the line search needs.
+    """
     try:
-        return SymmetricFactor(system_matrix(A, X, W))
+        return SymmetricFactor(system_matrix(A, X, W, zi))
     except CholeskyFailed:
-        return SymmetricFactor(system_matrix(A, X, np.maximum(W, 0.0)))
+        if zi is not None:
+            zi = (zi[0], np.maximum(zi[1], 0.0), np.zeros_like(zi[2]))
+        return SymmetricFactor(system_matrix(A, X, np.maximum(W, 0.0), zi))
 
 
 def _line_search(pdev, v, step, value, eta):
@@ -260,6 +335,135 @@ def _line_search(pdev, v, step, value, eta):
             return new_value, new_eta, new
         t *= 0.5
     return value, eta, v
+
+
+# ---- the gradient of the Laplace objective in (β, β_zi, log d) -------------------------------
+FD_STEP = 1e-4
+"""Step of the central differences of the per-observation derivatives (truncation ~h²/6 ≈ 2e-9, rounding ~1e-12)."""
+
+
+def gradient_available(m) -> bool:
+    """The analytic gradient needs H⁻¹ densely (the leverages): q at most DENSE_UP_TO."""
+    return m.laplace_factor is not None and m.laplace_factor.dense
+
+
+def laplace_gradient(m) -> np.ndarray:
+    """∇F in (θ, β, β_zi, log d), F = −2 Σ wᵢℓᵢ(ũ) + ‖ũ‖² + log|H(ũ)|, H = A'WA + I, A = ZΛθ.
+
+    At the modes ũ (call after ``newton_modes(m, fast=False)``).  By the
+    envelope theorem the first two terms need no derivative of ũ; the third
+    is tr(H⁻¹ dH) with dH = dA'WA + A'W dA + A' diag(dW) A and
+    dWᵢ = ∂Wᵢ/∂s Jᵢ + W'ᵢ (dA ũ + A dũ)ᵢ, W' = ∂W/∂η, where the modes move by
+    dũ = H⁻¹[dA'g + A'(∂g/∂s J) − A'(W ∘ dA ũ)] (g = w ∂ℓ/∂η).  Every term
+    of c'dũ, c = A'(h ∘ W'), is one solve s = H⁻¹c (the adjoint of the
+    modes' response), r = As, and hᵢ = aᵢ'H⁻¹aᵢ are the leverages of A.
+
+    * (β, β_zi, log d): each enters ℓᵢ through one per-observation channel s
+      (η, z = η_zi, log d) with Jacobian J (X, X_zi, 1), and
+      ∂F/∂φ = J'[−2 wℓ_s + h ∘ ∂W/∂s + r ∘ w ∂²ℓ/∂η∂s];
+    * θⱼ, through A (dA = Z ∂Λ/∂θⱼ, rows daᵢ):
+      ∂F/∂θⱼ = Σᵢ (−2gᵢ + hᵢW'ᵢ − rᵢWᵢ)(dA ũ)ᵢ + 2Wᵢ daᵢ'H⁻¹aᵢ + gᵢ(dA s)ᵢ.
+
+    ∂ℓ/∂s and ∂²ℓ/∂η∂s are analytic for η and z (∂g/∂η = −W); the third
+    derivatives ∂W/∂s, and every derivative in log d, are central
+    differences of the analytic (ℓ, ∂ℓ/∂η, ∂²ℓ/∂η²) per observation
+    (each observation's are functions of its own scalars alone, so the
+    differences are accurate to about 1e-9 relative).  Returns an array of
+    shape (ntheta + p + p_zi + n_dispersion,).
+    """
+    A, F = m.zlambda.at(m.reterms), m.laplace_factor
+    eta, eta_zi = m.offset + m.X @ m.beta + A @ m.u, zi_eta(m)
+    h, Hia = _leverages(A, F)
+    channels = _channels(m, eta, eta_zi)
+    d1, d2, W1 = channels["eta"]
+    s = F.solve(A.rmatvec(h * W1))
+    r = A @ s
+    parts = [_theta_gradient(m, A, m.wt * d1, -m.wt * d2, W1, h, Hia, s, r)]
+    for name, J in _jacobians(m):
+        l_s, g_s, W_s = channels[name]
+        v = m.wt * (-2.0 * l_s + r * g_s) + h * W_s
+        parts.append(J.T @ v if J is not None else np.array([v.sum()]))
+    return np.concatenate(parts)
+
+
+def _theta_gradient(m, A, g, W, W1, h, Hia, s, r) -> np.ndarray:
+    """∂F/∂θ (see laplace_gradient); g, W, W1 weighted (n,), Hia = (H⁻¹aᵢ) at aᵢ's columns (n x K)."""
+    u_rows, s_rows = m.u[A.cols], s[A.cols]
+    out = []
+    for dV in _dvals(m):
+        dAu = np.einsum("ik,ik->i", dV, u_rows)
+        terms = (-2.0 * g + h * W1 - r * W) * dAu + 2.0 * W * np.einsum("ik,ik->i", dV, Hia)
+        out.append(float((terms + g * np.einsum("ik,ik->i", dV, s_rows)).sum()))
+    return np.array(out)
+
+
+def _dvals(m) -> list[np.ndarray]:
+    """∂(ZΛ)/∂θⱼ in ZLambda's row layout (n x K each), by central differences of Λ(θ).
+
+    Exact (to rounding) for the unstructured terms, whose Λ is linear in θ;
+    the model's θ is restored.
+    """
+    theta = m.theta.copy()
+    out = []
+    for j in range(len(theta)):
+        step = THETA_STEP * max(abs(theta[j]), 1.0)
+        plus, minus = theta.copy(), theta.copy()
+        plus[j] += step
+        minus[j] -= step
+        m.set_theta(plus)
+        up = np.hstack([r.z @ r.lambda_ for r in m.reterms])
+        m.set_theta(minus)
+        down = np.hstack([r.z @ r.lambda_ for r in m.reterms])
+        out.append((up - down) / (2.0 * step))
+    m.set_theta(theta)
+    return out
+
+
+THETA_STEP = 1e-4
+"""Relative step of the central differences of Λ(θ) in :func:`_dvals`."""
+
+
+def _jacobians(m):
+    """(channel, Jacobian) for β, β_zi and log d (None: the sum, for the scalar log d)."""
+    out = [("eta", m.X)]
+    if m.zi is not None:
+        out.append(("zi", m.zi.X))
+    if m.n_dispersion:
+        out.append(("logd", None))
+    return out
+
+
+def _channels(m, eta, eta_zi) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per channel s: unweighted ∂ℓ/∂s, ∂²ℓ/∂η∂s and the weighted ∂W/∂s = −w ∂³ℓ/∂η²∂s."""
+    d1, d2 = eta_derivatives(m, eta, eta_zi)
+    out = {"eta": (d1, d2, -m.wt * _central(lambda t: eta_derivatives(m, eta + t, eta_zi)[1]))}
+    if eta_zi is not None:
+        gz, _, cross = zi_nuisance_derivatives(m.family, m.y, eta, eta_zi)
+        d3 = _central(lambda t: eta_derivatives(m, eta, eta_zi + t)[1])
+        out["zi"] = (gz, cross, -m.wt * d3)
+    if m.n_dispersion:
+        logd = np.log(m.family.dispersion)
+
+        def at(t):
+            d = float(np.exp(logd + t))
+            return np.stack([_logpdf(m, eta, eta_zi, d), *eta_derivatives(m, eta, eta_zi, d)])
+
+        l_d, g_d, d3 = _central(at)
+        out["logd"] = (l_d, g_d, -m.wt * d3)
+    return out
+
+
+def _central(fun, h: float = FD_STEP) -> np.ndarray:
+    """d/dt fun(t) at t = 0: (f(h) − f(−h)) / 2h, elementwise."""
+    return (fun(h) - fun(-h)) / (2.0 * h)
+
+
+def _leverages(A: ZLambda, F: SymmetricFactor) -> tuple[np.ndarray, np.ndarray]:
+    """hᵢ = aᵢ'H⁻¹aᵢ (n,) and H⁻¹aᵢ at aᵢ's columns (n x K), rows aᵢ of A = ZΛ, from the dense H⁻¹."""
+    Hinv = F.solve(np.eye(A.q))
+    block = Hinv[A.cols[:, :, None], A.cols[:, None, :]]  # n x K x K
+    Hia = np.einsum("ikl,il->ik", block, A.vals)
+    return np.einsum("ik,ik->i", A.vals, Hia), Hia
 
 
 # ---- standard errors ----------------------------------------------------------------------------

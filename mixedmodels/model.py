@@ -258,6 +258,21 @@ class MixedModel(FitStatistics, ABC):
         """
         return []
 
+    def extra_parameters(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(names, estimates, standard errors) of the objective's parameters beyond θ, β and σ.
+
+        A zero-inflation model's coefficients and a log dispersion, which
+        profiles re-optimise with the others (:meth:`objective_at_extra`).
+        None by default.
+        """
+        return [], np.zeros(0), np.zeros(0)
+
+    def objective_at_extra(self, theta: np.ndarray, beta: np.ndarray, extra: np.ndarray) -> float:
+        """The objective at θ, β and the :meth:`extra_parameters`; the model moves there."""
+        if len(extra):
+            raise NotImplementedError(f"{type(self).__name__} has no extra parameters")
+        return self.objective_at(theta, beta=beta)
+
     # ---- update ------------------------------------------------------------------------------
     _FIT_OPTIONS: tuple[str, ...] = ()
 

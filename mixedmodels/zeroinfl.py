@@ -11,7 +11,13 @@ from the count part,
 
     ∂ℓ/∂η = ρ ℓ_f',   ∂²ℓ/∂η² = ρ ℓ_f'' + ρ(1 − ρ) ℓ_f'²,
 
-and for y > 0 the count family's own derivatives (ℓ_f = log f).
+and for y > 0 the count family's own derivatives (ℓ_f = log f).  In the
+zero-inflation predictor z = η_zi (p = logistic z, and 1 − ρ = logistic(z − ℓ_f)
+for a zero, ρ = 1 otherwise),
+
+    ∂ℓ/∂z = (1 − ρ) − p,   ∂²ℓ/∂z² = ρ(1 − ρ) − p(1 − p),   ∂²ℓ/∂η∂z = −ρ(1 − ρ) ℓ_f',
+
+which put β_zi beside β in the Newton iteration of the fast stage.
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ from .design import Design, model_matrix
 from .errors import DataError, FormulaError
 from .formula import parse_formula
 
-__all__ = ["ZeroInflation", "zero_inflation", "zi_logpdf", "zi_eta_derivatives"]
+__all__ = [
+    "ZeroInflation",
+    "zero_inflation",
+    "zi_logpdf",
+    "zi_eta_derivatives",
+    "zi_nuisance_derivatives",
+]
 
 
 @dataclass
@@ -85,8 +97,9 @@ def zero_inflation(
 
 
 def _log_weights(eta_zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log p and log(1 − p) for p = logistic(η_zi), accurate for any η_zi."""
-    return special.log_expit(eta_zi), special.log_expit(-eta_zi)
+    """log p and log(1 − p) = log p − η_zi for p = logistic(η_zi), accurate for any η_zi."""
+    lp = special.log_expit(eta_zi)
+    return lp, lp - eta_zi
 
 
 def zi_logpdf(family, y, eta, eta_zi, dispersion=None) -> np.ndarray:
@@ -101,8 +114,29 @@ def zi_eta_derivatives(family, y, eta, eta_zi, dispersion=None) -> tuple[np.ndar
     lp, lq = _log_weights(eta_zi)
     lf = family.logpdf(y, eta, dispersion)
     d1, d2 = family.eta_derivatives(y, eta, dispersion)
-    rho = np.where(y == 0, np.exp(lq + lf - np.logaddexp(lp, lq + lf)), 1.0)
+    rho = _count_share(y, lp, lq, lf)
     return rho * d1, rho * d2 + rho * (1.0 - rho) * d1 * d1
+
+
+def _count_share(y, lp, lq, lf) -> np.ndarray:
+    """ρ: the posterior probability that a zero came from the count part (1 for y > 0)."""
+    return np.where(y == 0, np.exp(lq + lf - np.logaddexp(lp, lq + lf)), 1.0)
+
+
+def zi_nuisance_derivatives(
+    family, y, eta, eta_zi, dispersion=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(∂ℓ/∂z, ∂²ℓ/∂z², ∂²ℓ/∂η∂z) in the zero-inflation predictor z = η_zi (module docstring).
+
+    All arrays of shape (n,), per observation and unweighted.
+    """
+    lp, lq = _log_weights(eta_zi)
+    lf = family.logpdf(y, eta, dispersion)
+    d1, _ = family.eta_derivatives(y, eta, dispersion)
+    rho = _count_share(y, lp, lq, lf)
+    p = special.expit(eta_zi)
+    both = rho * (1.0 - rho)
+    return (1.0 - rho) - p, both - p * (1.0 - p), -both * d1
 
 
 def zi_probability(eta_zi: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from glmmtmb_fits import check_against_glmmtmb, fitted, reference
 import mixedmodels as mm
 from mixedmodels.errors import DataError, FormulaError, MixedModelsError
 from mixedmodels.families import NegativeBinomial2, Poisson
-from mixedmodels.zeroinfl import zi_eta_derivatives, zi_logpdf
+from mixedmodels.zeroinfl import zi_eta_derivatives, zi_logpdf, zi_nuisance_derivatives
 
 RNG = np.random.default_rng(7)
 
@@ -29,6 +29,21 @@ def test_zi_derivatives_match_finite_differences(family):
     down = zi_eta_derivatives(family, y, eta - h, eta_zi)[0]
     np.testing.assert_allclose(d1, fd1, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(d2, (up - down) / (2 * h), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("family", [Poisson(), NegativeBinomial2(dispersion=1.3)])
+def test_zi_derivatives_in_the_zero_inflation_predictor(family):
+    """∂ℓ/∂z, ∂²ℓ/∂z² and ∂²ℓ/∂η∂z (Newton's β_zi block) against central differences."""
+    y = RNG.poisson(2.0, 300).astype(float)
+    eta, z = RNG.normal(0.5, 1.0, 300), RNG.normal(-1.0, 2.0, 300)
+    gz, d2z, cross = zi_nuisance_derivatives(family, y, eta, z)
+    h = 1e-6
+    fd = (zi_logpdf(family, y, eta, z + h) - zi_logpdf(family, y, eta, z - h)) / (2 * h)
+    up, down = (zi_nuisance_derivatives(family, y, eta, z + s)[0] for s in (h, -h))
+    d1_up, d1_down = (zi_eta_derivatives(family, y, eta, z + s)[0] for s in (h, -h))
+    np.testing.assert_allclose(gz, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(d2z, (up - down) / (2 * h), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(cross, (d1_up - d1_down) / (2 * h), rtol=1e-6, atol=1e-8)
 
 
 def test_zi_logpdf_is_the_mixture():

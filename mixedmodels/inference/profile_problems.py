@@ -21,7 +21,9 @@ Linear models
     (profiled over θ, σ and the other β, as lme4 does).
 Generalised models
     The Laplace (or quadrature) deviance of (θ, β) is re-optimised over all
-    parameters but the fixed one; there is no σ.
+    parameters but the fixed one; there is no σ.  A model's extra parameters
+    (``extra_parameters``: zero-inflation coefficients, a log dispersion)
+    join β.
 """
 
 from __future__ import annotations
@@ -174,14 +176,15 @@ class GlmmProfile(_Problem):
             )
         self.m = copy_model(model)
         self.layout = variance_layout(self.m)
-        self.ntheta = len(self.m.theta)
+        self.ntheta, self.p = len(self.m.theta), len(self.m.beta)
         self.base = self.m.objective
-        self._setup(
+        extra_names, extra, extra_se = self.m.extra_parameters()
+        self._setup(  # extra parameters (zero inflation, log dispersion) are profiled as β is
             self.layout.to_sdcor(self.m.theta, 1.0),
             None,
-            self.m.beta.copy(),
-            self.m.stderror,
-            self.m.coefnames,
+            np.concatenate([self.m.beta, extra]),
+            np.concatenate([self.m.stderror, extra_se]),
+            list(self.m.coefnames) + extra_names,
         )
 
     @property
@@ -196,7 +199,10 @@ class GlmmProfile(_Problem):
         except NotPositiveDefinite:
             return math.inf
         try:
-            return self.m.objective_at(theta, beta=pars[self.ntheta :])
+            beta, extra = pars[self.ntheta : self.ntheta + self.p], pars[self.ntheta + self.p :]
+            if len(extra):
+                return self.m.objective_at_extra(theta, beta, extra)
+            return self.m.objective_at(theta, beta=beta)
         except (ArithmeticError, MixedModelsError):
             return math.inf
 
