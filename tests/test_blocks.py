@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import scipy.sparse as sp
 
 from mixedmodels import blocks
 from mixedmodels.blocks import SPLIT_PAIR_COST, PenalizedSystem, SplitProduct
