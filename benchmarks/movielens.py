@@ -327,6 +327,7 @@ def main(argv=None) -> None:
             f"{res['build_s'] + res['fit_s']:.1f} s; objective {res['objective']:.4f}, "
             f"θ {res['theta']}, other processes keeping {res['fit_other']:.2f} cores busy"
         )
+    save_markdown(lines, args.out)  # again after each peer: a slow peer loses nothing
     if args.lme4 and bl.ensure_lme4() is None:
         rec = lme4(df, args.peer_timeout)
         detail = (
@@ -339,6 +340,7 @@ def main(argv=None) -> None:
             f"- lme4: {detail}; R process {rec['wall_s']:.0f} s wall in all, "
             f"peak RSS {rec['peak_rss_mib']:.0f} MiB, other cores {rec['other']:.2f}"
         )
+        save_markdown(lines, args.out)
     if args.mixedlm:
         rec = mixedlm(df, args.peer_timeout)
         detail = (
@@ -350,9 +352,13 @@ def main(argv=None) -> None:
             f"- mixedlm: {detail}; child process {rec['wall_s']:.0f} s wall, "
             f"peak RSS of the children so far {rec['peak_rss_mib']:.0f} MiB, other cores {rec['other']:.2f}"
         )
+    print(save_markdown(lines, args.out))
+
+
+def save_markdown(lines: list[str], path: Path) -> str:
     md = ("\n".join(lines) + "\n").replace("LOAD_END", f"{os.getloadavg()[0]:.2f}")
-    args.out.write_text(md)
-    print(md)
+    path.write_text(md)
+    return md
 
 
 if __name__ == "__main__":
