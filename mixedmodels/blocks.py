@@ -817,15 +817,17 @@ class PenalizedSystem(FixedEffectsBlock):
         """The factor of block B: as forced by ``sparse``, else the cheaper one.
 
         With every term scalar (the fast sparse assembly of :class:`SparseC22`),
-        SPARSE_MIN <= q_B <= DENSE_MAX and a pattern filling at most
-        SPARSE_TRIAL_DENSITY of the square, the costs per evaluation are
+        q_B >= SPARSE_MIN and a pattern filling at most SPARSE_TRIAL_DENSITY
+        of the square (a fifth above DENSE_MAX), the costs per evaluation are
         compared in dense flops: q_B³/3 + 4 q_B² for LAPACK (the Cholesky and
         the assembly of the dense matrix) against, for CHOLMOD, the flops
         of its factor (counted once on the pattern, see
         :meth:`CholmodFactor.flops`) times SPARSE_FLOP_COST, plus
         SPARSE_ENTRY_COST per non-zero of the factor and 10 per non-zero of
-        the pattern.  Otherwise a block B above DENSE_MAX rows whose pattern
-        fills at most a fifth of the square is sparse.
+        the pattern: above DENSE_MAX, a sparse pattern can still fill in
+        to a dense factor (CHOLMOD with the reference BLAS would then be
+        many times slower).  Without pair lists, a block B above DENSE_MAX
+        rows whose pattern fills at most a fifth of the square is sparse.
         """
         if not self.qB:
             return None
@@ -841,12 +843,10 @@ class PenalizedSystem(FixedEffectsBlock):
             return DenseFactor(q)
         if q <= DENSE_MAX and pattern.nnz > SPARSE_TRIAL_DENSITY * q * q:
             return DenseFactor(q)  # fill-in only adds to a pattern this dense
-        if q > DENSE_MAX or not self._scalar_product_possible():
-            return (
-                CholmodFactor(pattern)
-                if q > DENSE_MAX and pattern.nnz <= 0.2 * q * q
-                else DenseFactor(q)
-            )
+        if q > DENSE_MAX and pattern.nnz > 0.2 * q * q:
+            return DenseFactor(q)
+        if not self._scalar_product_possible():
+            return CholmodFactor(pattern) if q > DENSE_MAX else DenseFactor(q)
         candidate = CholmodFactor(pattern)
         self.factor_costs = {
             "dense": q**3 / 3.0 + 4.0 * q * q,
