@@ -13,8 +13,9 @@ form the diagonal first block; the 3,706 items form block B, which fills in
 completely (any two items share a user).
 
 By default the script builds the model, times ``--evals`` evaluations of the
-objective and extrapolates to a fit with the number of evaluations lme4
-makes for a two-factor model (about 30); ``--fit`` fits for real.  Peak
+objective, then times one evaluation with the split product and one with the
+general sparse product, alternating (two rounds, the objectives compared);
+``--fit`` fits for real.  Peak
 resident memory (``getrusage``) is reported with the load average and the
 cores other processes kept busy.  ``--lme4`` and ``--mixedlm`` time the peers
 on the same data, each in a child process stopped after ``--peer-timeout``

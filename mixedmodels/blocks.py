@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from scipy.sparse import _sparsetools  # in-place CSR kernels (no public equivalent)
+from scipy.sparse import _sparsetools  # an in-place CSC product (no public equivalent)
 
 from .errors import CholeskyFailed
 from .remat import ReMat
@@ -269,12 +269,13 @@ class SplitProduct:
     q_B x q_B matrix in Fortran order and one column per light level,
     P[i + q_B j, l] = A21[i, l] A21[j, l] (i >= j): the product P r² is their
     part of the lower triangle, added straight into the dense matrix (no
-    scatter, no sparse product).  k minimises
+    sparse product, no index map).  k minimises
 
         k q_B² + SPLIT_PAIR_COST × (pairs of the light columns)
 
     among the splits keeping at most ``max_pairs`` light pairs (P takes 12
-    bytes a pair, stored by column: built without a sort).
+    bytes a pair, stored by band of the dense block and level, and is built
+    without a sort: see :meth:`_build_pairs`).
 
     Parameters
     ----------
