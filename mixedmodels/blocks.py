@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
+from scipy.sparse import _sparsetools  # an in-place CSC product (no public equivalent)
 
 from .errors import CholeskyFailed
 from .remat import ReMat
@@ -227,6 +228,190 @@ class ScalarProduct:
         prod = np.zeros((self.qB, self.qB), order="F")
         prod.ravel(order="F")[self.targets] = sums
         return prod
+
+
+SPLIT_PAIR_COST = 80.0
+"""A product of two non-zeros of L21 summed by :class:`SplitProduct`'s pair matrix costs this many BLAS flops.
+
+Measured on this machine: the pair matrix's product with a vector takes about
+2 ns a pair, numpy's OpenBLAS dsyrk about 0.03 ns a flop (one thread).
+"""
+
+BAND_BYTES = 2**21
+"""Size of the bands of the dense block into which :class:`SplitProduct` scatters pairs (cache-sized)."""
+
+PAIR_CHUNK = 2_000_000
+"""Pairs generated at a time while :class:`SplitProduct` is built (bounds its temporaries)."""
+
+
+def csc_matvec_add(
+    shape: tuple[int, int], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x, y
+) -> None:
+    """y += P x for a CSC matrix P given by its arrays, in place (scipy's compiled kernel).
+
+    ``P @ x`` would allocate a new y each time; here y is a view of the dense
+    block being assembled.
+    """
+    _sparsetools.csc_matvec(shape[0], shape[1], indptr, indices, data, x, y)
+
+
+def equal_count_pairs(
+    rows: np.ndarray, values: np.ndarray, q: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The lower-triangle pairs of m columns with c non-zeros each, at rows ``rows`` (m x c, ascending).
+
+    Column l's pairs (a >= b) fall at the position t = i_a + q i_b of a
+    q x q matrix in Fortran order, with the product v_a v_b.  They come b
+    first, then a, so that consecutive pairs fall in one column of the matrix.
+
+    Returns
+    -------
+    target : ndarray of int32, shape (m, c(c+1)/2)
+    product : ndarray, shape (m, c(c+1)/2)
+    """
+    b, a = np.triu_indices(rows.shape[1])
+    return rows[:, a] + q * rows[:, b], values[:, a] * values[:, b]
+
+
+class SplitProduct:
+    """The lower triangle of L21 L21' as a dense matrix, for scalar terms, by heavy and light columns.
+
+    With every term scalar, L21[i, l] = λ_i A21[i, l] r_l (r = R1), so
+
+        (L21 L21')[i, j] = λ_i λ_j Σ_l A21[i, l] A21[j, l] r_l².
+
+    A column l of A21 with c_l non-zeros adds c_l(c_l + 1)/2 products to the
+    lower triangle.  The k *heavy* columns (the most non-zeros) are multiplied
+    by one BLAS dsyrk on the dense q_B x k matrix A21[:, heavy] diag(r): q_B²
+    flops a column, whatever c_l.  The *light* columns' pairs are the
+    non-zeros of a sparse matrix P with one row for each position of the
+    q_B x q_B matrix in Fortran order and one column per light level,
+    P[i + q_B j, l] = A21[i, l] A21[j, l] (i >= j): the product P r² is their
+    part of the lower triangle, added straight into the dense matrix (no
+    sparse product, no index map).  k minimises
+
+        k q_B² + SPLIT_PAIR_COST × (pairs of the light columns)
+
+    among the splits keeping at most ``max_pairs`` light pairs (P takes 12
+    bytes a pair, stored by band of the dense block and level, and is built
+    without a sort: see :meth:`_build_pairs`).
+
+    Parameters
+    ----------
+    L21 : scipy.sparse.csr_matrix, shape (q_B, q_1)
+        The pattern of L21 (sorted indices).
+    a : ndarray, shape (nnz,)
+        A21's values in L21's CSR order.
+    max_pairs : int
+        Most pairs the light part may hold (below 2³¹).
+    """
+
+    def __init__(self, L21: sp.csr_matrix, a: np.ndarray, max_pairs: int):
+        self.qB = L21.shape[0]
+        self._pattern = sp.csr_matrix((np.zeros(L21.nnz), L21.indices, L21.indptr), L21.shape)
+        counts = np.bincount(L21.indices, minlength=L21.shape[1]).astype(np.int64)
+        self.heavy, light = self.split(counts, self.qB, min(max_pairs, 2**31 - 1))
+        # light levels grouped by their number of non-zeros (see _build_pairs)
+        self.light = light[np.argsort(counts[light], kind="stable")]
+        self.set_A21(a)
+
+    @staticmethod
+    def split(counts: np.ndarray, qB: int, max_pairs: int) -> tuple[np.ndarray, np.ndarray]:
+        """(heavy, light) column indices, each ascending, for the non-zero ``counts`` per column."""
+        order = np.argsort(-counts, kind="stable")
+        pairs = counts[order] * (counts[order] + 1) // 2
+        light_pairs = pairs.sum() - np.concatenate([[0], np.cumsum(pairs)])  # after k heavy
+        k = np.arange(len(order) + 1)
+        cost = k * float(qB) ** 2 + SPLIT_PAIR_COST * light_pairs
+        cost[light_pairs > max_pairs] = np.inf
+        best = int(np.argmin(cost))
+        return np.sort(order[:best]), np.sort(order[best:])
+
+    @property
+    def light_pairs(self) -> int:
+        return int(self._P_indptr[-1])
+
+    def set_A21(self, a: np.ndarray) -> None:
+        """Build both parts for A21's values ``a`` (L21's CSR order): once per set of weights."""
+        A = self._pattern.copy()
+        A.data[:] = a
+        A = A.tocsc()
+        A.sort_indices()
+        self._H = np.asfortranarray(A[:, self.heavy].toarray())
+        self._Hr = np.empty_like(self._H)
+        self._build_pairs(A[:, self.light])
+
+    def _build_pairs(self, A: sp.csc_matrix) -> None:
+        """The arrays of the light pair matrix P, by band of the dense block, then level.
+
+        P r² scatters each pair into the dense q_B x q_B block; done level
+        by level, consecutive pairs would land anywhere in its q_B² doubles
+        (a cache miss each).  So P is stored as a CSC matrix with a column
+        for each (band, level): a band is BAND_BYTES of consecutive columns
+        of the block, and each band's pairs scatter within it.  A column of
+        A is the level's non-zeros; its pairs (a >= b) come b first (their
+        band is row i_b's), so each level's pairs in one band are
+        consecutive and their destination follows from one offset per
+        non-zero (:meth:`_pair_starts`).  A's columns come in groups with
+        equal numbers of non-zeros, so each group's pairs are one gather
+        through a lower-triangle index; the loop runs over the distinct
+        counts (and chunks of large groups).
+        """
+        q = self.qB
+        counts = np.diff(A.indptr).astype(np.int64)
+        self._width = max(1, BAND_BYTES // (8 * q))
+        self._nbands = -(-q // self._width)
+        start = self._pair_starts(A, counts)
+        self._P_indices = np.empty(self.light_pairs, np.int32)
+        self._P_data = np.empty(self.light_pairs)
+        per_column = counts * (counts + 1) // 2
+        edges = np.flatnonzero(np.diff(counts)) + 1
+        for lo, hi in zip(np.r_[0, edges], np.r_[edges, len(counts)]):
+            c = int(counts[lo])
+            step = max(1, PAIR_CHUNK // max(1, int(per_column[lo])))
+            b, a = np.triu_indices(c)
+            for first in range(lo, hi, step):  # chunks: temporaries under PAIR_CHUNK pairs
+                at = A.indptr[first : min(hi, first + step), None] + np.arange(c)
+                rows, values = A.indices[at], A.data[at]
+                dest = start[at][:, b] + (a - b)
+                self._P_indices[dest] = rows[:, a] + q * rows[:, b]
+                self._P_data[dest] = values[:, a] * values[:, b]
+
+    def _pair_starts(self, A: sp.csc_matrix, counts: np.ndarray) -> np.ndarray:
+        """Set P's column pointers; return where each non-zero b's pairs (a = b, b+1, ...) start.
+
+        Non-zero b (the k-th of a column with c) heads c - k pairs, all in
+        the band of its row.
+        """
+        nnz = A.indptr[-1]
+        column = np.repeat(np.arange(len(counts)), counts)
+        k = np.arange(nnz) - A.indptr[column]
+        heads = counts[column] - k
+        segment = (A.indices // self._width).astype(np.int64) * len(counts) + column
+        sizes = np.bincount(segment, weights=heads, minlength=self._nbands * len(counts))
+        self._P_indptr = np.concatenate([[0], np.cumsum(np.rint(sizes).astype(np.int64))])
+        self._P_indptr = self._P_indptr.astype(np.int32)
+        before = np.cumsum(heads) - heads  # pairs of earlier non-zeros, in A's order
+        new = np.ones(nnz, bool)
+        new[1:] = segment[1:] != segment[:-1]  # a band's non-zeros are consecutive in a column
+        first_before = np.maximum.accumulate(np.where(new, before, 0))
+        return self._P_indptr[segment] + (before - first_before)
+
+    def lower_product(self, r1: np.ndarray, lam_rows: np.ndarray) -> np.ndarray:
+        """L21 L21' for r1 (= R1) and λ per row, Fortran-ordered: exact in the lower triangle, zero above."""
+        C = np.zeros((self.qB, self.qB), order="F")
+        x = np.tile(r1[self.light] ** 2, self._nbands)  # P's columns: (band, level)
+        shape = (self.qB * self.qB, len(x))
+        csc_matvec_add(shape, self._P_indptr, self._P_indices, self._P_data, x, C.ravel(order="F"))
+        if len(self.heavy):
+            np.multiply(self._H, r1[self.heavy], out=self._Hr)
+            C = sla.blas.dsyrk(1.0, self._Hr, beta=1.0, c=C, lower=1, overwrite_c=1)
+        if np.all(lam_rows == lam_rows[0]):
+            C *= lam_rows[0] ** 2
+        else:
+            C *= lam_rows[:, None]
+            C *= lam_rows[None, :]
+        return C
 
 
 class SparseC22:
@@ -616,6 +801,8 @@ class PenalizedSystem(FixedEffectsBlock):
 
     def _make_scalar_product(self) -> ScalarProduct | None:
         """Pair lists for L21 L21' when every term is scalar (and L21 is not nearly full)."""
+        if self._split_product_possible():
+            return SplitProduct(self.L21, self._A21_csr_values(), self.MAX_PAIRS)
         if not self._scalar_product_possible():
             return None
         if self._L21_dense and not self.factorB.sparse:
@@ -623,6 +810,17 @@ class PenalizedSystem(FixedEffectsBlock):
         product = ScalarProduct(self.L21)
         product.set_A21(self._A21_csr_values())
         return product
+
+    def _split_product_possible(self) -> bool:
+        """Every term scalar, block B dense and too many pairs for :class:`ScalarProduct`'s lists."""
+        return (
+            bool(self.qB)
+            and not self.factorB.sparse
+            and not self._L21_dense
+            and self.qB**2 < 2**31  # positions of the dense block fit the pair matrix's int32
+            and all(r.is_scalar for r in self.remats)
+            and ScalarProduct.count_pairs(self.L21) > self.MAX_PAIRS
+        )
 
     def _make_sparse_C22(self) -> SparseC22 | None:
         if self._scalar_product is None or not self.factorB.sparse:
@@ -637,34 +835,36 @@ class PenalizedSystem(FixedEffectsBlock):
         """The factor of block B: as forced by ``sparse``, else the cheaper one.
 
         With every term scalar (the fast sparse assembly of :class:`SparseC22`),
-        SPARSE_MIN <= q_B <= DENSE_MAX and a pattern filling at most
-        SPARSE_TRIAL_DENSITY of the square, the costs per evaluation are
+        q_B >= SPARSE_MIN and a pattern filling at most SPARSE_TRIAL_DENSITY
+        of the square (a fifth above DENSE_MAX), the costs per evaluation are
         compared in dense flops: q_B³/3 + 4 q_B² for LAPACK (the Cholesky and
         the assembly of the dense matrix) against, for CHOLMOD, the flops
         of its factor (counted once on the pattern, see
         :meth:`CholmodFactor.flops`) times SPARSE_FLOP_COST, plus
         SPARSE_ENTRY_COST per non-zero of the factor and 10 per non-zero of
-        the pattern.  Otherwise a block B above DENSE_MAX rows whose pattern
-        fills at most a fifth of the square is sparse.
+        the pattern: above DENSE_MAX, a sparse pattern can still fill in
+        to a dense factor (CHOLMOD with the reference BLAS would then be
+        many times slower).  Without pair lists, a block B above DENSE_MAX
+        rows whose pattern fills at most a fifth of the square is sparse.
         """
         if not self.qB:
             return None
         if sparse is False or (sparse is None and not cholmod_available()):
             return DenseFactor(self.qB)
+        q = self.qB
+        if sparse is None and self._fills_in(self._pattern_nnz_lower_bound()):
+            return DenseFactor(q)  # decided without forming the pattern (a sparse product)
         pattern = self._C22_sparse(structural=True)
         if sparse:
             return CholmodFactor(pattern)
-        q = self.qB
         if q < SPARSE_MIN or pattern.nnz > 0.5 * q * q:
             return DenseFactor(q)
         if q <= DENSE_MAX and pattern.nnz > SPARSE_TRIAL_DENSITY * q * q:
             return DenseFactor(q)  # fill-in only adds to a pattern this dense
-        if q > DENSE_MAX or not self._scalar_product_possible():
-            return (
-                CholmodFactor(pattern)
-                if q > DENSE_MAX and pattern.nnz <= 0.2 * q * q
-                else DenseFactor(q)
-            )
+        if q > DENSE_MAX and pattern.nnz > 0.2 * q * q:
+            return DenseFactor(q)
+        if not self._scalar_product_possible():
+            return CholmodFactor(pattern) if q > DENSE_MAX else DenseFactor(q)
         candidate = CholmodFactor(pattern)
         self.factor_costs = {
             "dense": q**3 / 3.0 + 4.0 * q * q,
@@ -675,6 +875,21 @@ class PenalizedSystem(FixedEffectsBlock):
             if self.factor_costs["sparse"] < self.factor_costs["dense"]
             else DenseFactor(q)
         )
+
+    def _pattern_nnz_lower_bound(self) -> int:
+        """c², for c the most non-zeros in a column of L21: L21 L21' has a full c x c block."""
+        c = np.bincount(self.L21.indices, minlength=self.q1).max(initial=0)
+        return int(c) ** 2
+
+    def _fills_in(self, nnz: int) -> bool:
+        """Whether a pattern of block B with ``nnz`` non-zeros is factored densely by :meth:`_choose_factor`.
+
+        True only where every rule of :meth:`_choose_factor` would choose the
+        dense factor for any pattern at least this full.
+        """
+        q = self.qB
+        limit = 0.5 if q < SPARSE_MIN else (SPARSE_TRIAL_DENSITY if q <= DENSE_MAX else 0.2)
+        return q < SPARSE_MIN or nnz > limit * q * q
 
     @staticmethod
     def _sparse_cost(factor: CholmodFactor, pattern: sp.spmatrix) -> float:

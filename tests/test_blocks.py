@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.linalg as sla
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixedmodels.blocks import PenalizedSystem, triangular_solve
+from mixedmodels import blocks
+from mixedmodels.blocks import SPLIT_PAIR_COST, PenalizedSystem, SplitProduct, triangular_solve
 from mixedmodels.errors import CholeskyFailed
 from mixedmodels.formula import parse_formula
 from mixedmodels.structure import build_reterms
@@ -213,3 +215,93 @@ def test_triangular_solve_empty_and_singular():
     L[1, 1] = 0.0
     with pytest.raises(CholeskyFailed):
         triangular_solve(L, np.ones(3))
+
+
+def random_csr(rng, rows: int, cols: int, density: float, skew: float = 2.0) -> sp.csr_matrix:
+    """A random non-negative pattern whose column counts are skewed (a few heavy columns)."""
+    weight = rng.lognormal(0.0, skew, cols)
+    p = np.minimum(1.0, density * cols * weight / weight.sum())
+    mask = rng.uniform(size=(rows, cols)) < p[None, :]
+    return sp.csr_matrix(mask * rng.uniform(0.5, 2.0, (rows, cols)))
+
+
+@pytest.mark.parametrize("max_pairs", [0, 40, 300, 10**9])
+@pytest.mark.parametrize("equal_lambda", [True, False])
+@pytest.mark.parametrize("band_columns", [1, 7, 30])
+def test_split_product_is_the_lower_triangle_of_L21_L21t(
+    max_pairs, equal_lambda, band_columns, monkeypatch
+):
+    monkeypatch.setattr(blocks, "BAND_BYTES", 8 * 30 * band_columns)
+    rng = np.random.default_rng(max_pairs + equal_lambda)
+    A = random_csr(rng, 30, 50, 0.15)
+    r1 = rng.uniform(0.1, 1.0, 50)
+    lam = np.full(30, 0.7) if equal_lambda else rng.uniform(0.2, 1.5, 30)
+    product = SplitProduct(A, A.data.copy(), max_pairs)
+    assert product.light_pairs <= max_pairs
+    assert len(product.heavy) + len(product.light) == 50
+    L21 = lam[:, None] * A.toarray() * r1[None, :]
+    got = product.lower_product(r1, lam)
+    assert got.flags.f_contiguous
+    np.testing.assert_allclose(got, np.tril(L21 @ L21.T), rtol=1e-13, atol=1e-15)
+
+
+def test_split_chooses_heavy_columns_by_cost():
+    counts = np.array([1, 400, 2, 3, 900, 0])
+    heavy, light = SplitProduct.split(counts, 100, max_pairs=10**9)
+    # a column of c non-zeros costs SPLIT_PAIR_COST c(c+1)/2 light or 100² dense
+    expected = np.flatnonzero(SPLIT_PAIR_COST * counts * (counts + 1) / 2 > 100**2)
+    np.testing.assert_array_equal(heavy, expected)
+    np.testing.assert_array_equal(np.sort(np.concatenate([heavy, light])), np.arange(6))
+    heavy, _ = SplitProduct.split(counts, 100, max_pairs=0)
+    np.testing.assert_array_equal(heavy, [0, 1, 2, 3, 4])  # every column with a non-zero
+
+
+def crossed_problem(seed: int, n: int = 4000):
+    """Skewed activity of 400 levels of g crossed with 150 of h (L21 about 6% full)."""
+    rng = np.random.default_rng(seed)
+    activity = rng.lognormal(0.0, 1.0, 400)
+    df = pd.DataFrame(
+        {
+            "g": rng.choice(400, n, p=activity / activity.sum()).astype(str),
+            "h": rng.integers(0, 150, n).astype(str),
+            "k": rng.integers(0, 9, n).astype(str),
+        }
+    )
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = X @ [1.0, 0.5] + rng.normal(size=n)
+    return df, X, y, rng
+
+
+@pytest.mark.parametrize("formula", ["y ~ (1|g) + (1|h)", "y ~ (1|g) + (1|h) + (1|k)"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_split_product_objective_equals_the_sparse_product(formula, weighted, monkeypatch):
+    df, X, y, rng = crossed_problem(3)
+    sqrtw = np.sqrt(rng.uniform(0.5, 2.0, len(y))) if weighted else None
+    remats, _ = build_reterms(parse_formula(formula), df, None, strict=False)
+    Xy = np.column_stack([X, y])
+    plain = PenalizedSystem(remats, Xy, sqrtw, sparse=False)
+    plain._scalar_product, plain._L21_dense = None, False  # the general sparse product
+    monkeypatch.setattr(PenalizedSystem, "MAX_PAIRS", 500)
+    monkeypatch.setattr(blocks, "BAND_BYTES", 8 * 150 * 16)  # 10 bands of 16 columns
+    split = PenalizedSystem(remats, Xy, sqrtw, sparse=False)
+    assert isinstance(split._scalar_product, SplitProduct)
+    assert len(split._scalar_product.heavy) and len(split._scalar_product.light)
+    for _ in range(3):
+        for r in remats:
+            r.set_theta(rng.uniform(0.1, 2.0, 1))
+        values = []
+        for system in (plain, split):
+            system.update_L()
+            values.append((system.logdet_Z(), system.logdet_X(), system.pwrss()))
+        np.testing.assert_allclose(values[1], values[0], rtol=1e-11)
+    ref = dense_solution(remats, X, y, np.ones(len(y)) if sqrtw is None else sqrtw**2)
+    assert split.pwrss() == pytest.approx(ref["pwrss"], rel=1e-10)
+    assert split.logdet_Z() == pytest.approx(ref["logdet_Z"], rel=1e-10)
+
+
+def test_choice_without_the_pattern_agrees_with_the_pattern():
+    df, X, y, _ = crossed_problem(4)
+    remats, _ = build_reterms(parse_formula("y ~ (1|g) + (1|h)"), df, None, strict=False)
+    system = PenalizedSystem(remats, np.column_stack([X, y]), sparse=False)
+    bound = system._pattern_nnz_lower_bound()
+    assert bound <= system._C22_sparse(structural=True).nnz
