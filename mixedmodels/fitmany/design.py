@@ -25,6 +25,7 @@ model classes themselves (``refit``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 import warnings
@@ -41,7 +42,15 @@ from ..results import group_means
 from ..structure import ModelStructure, build_structure
 from ..thetalayout import lambdas
 
-__all__ = ["SharedDesign", "DenseKernel", "DENSE_MAX", "moment_start", "quiet"]
+__all__ = [
+    "SharedDesign",
+    "DenseKernel",
+    "DENSE_MAX",
+    "moment_start",
+    "moment_starts",
+    "ordered_sum",
+    "quiet",
+]
 
 DENSE_MAX = 400
 """Largest q + p (random effects plus fixed effects) for the dense kernel."""
@@ -134,6 +143,18 @@ class SharedDesign:
     def ntheta(self) -> int:
         return len(self.structure.theta_perm)
 
+    @functools.cached_property
+    def lowerbd(self) -> np.ndarray:
+        """θ's lower bounds in lme4's order (0 for a standard deviation, -∞ otherwise); do not modify."""
+        bounds = np.concatenate([r.lowerbd() for r in self.structure.reterms])
+        return bounds[self.structure.theta_perm]
+
+    @functools.cached_property
+    def theta_names(self) -> list[str]:
+        """θ's names in lme4's order."""
+        names = [n for r in self.structure.reterms for n in r.theta_names()]
+        return [names[i] for i in self.structure.theta_perm]
+
     def subset(self, mask: np.ndarray) -> tuple[SharedDesign, np.ndarray]:
         """The design on the rows where ``mask`` is True, and those rows' positions in this design.
 
@@ -186,6 +207,49 @@ def moment_start(structure: ModelStructure, y: np.ndarray) -> np.ndarray:
     v = np.array([np.var(group_means(y, r.refs, r.nlevels)[r.refs], ddof=1) for r in reterms])
     v_e = np.var(y, ddof=1) - v.sum()
     return np.sqrt(v / v_e)[perm] if v_e > 0 else theta
+
+
+def ordered_sum(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Σ along ``axis`` in index order (the last element of a cumulative sum).
+
+    ``np.sum`` (pairwise, with SIMD blocks) and BLAS products may add in an
+    order that depends on the other axes' sizes; a cumulative sum cannot.
+    Stacked computations use this so that a response's numbers do not
+    depend on how many others share its stack (its chunk).
+    """
+    if a.shape[axis] == 0:
+        return np.zeros(np.delete(a.shape, axis % a.ndim))
+    return np.take(np.cumsum(a, axis=axis), -1, axis=axis)
+
+
+def _ordered_var(Yt: np.ndarray) -> np.ndarray:
+    """Variance (ddof = 1) of each row of Yt, with :func:`ordered_sum` (two passes)."""
+    n = Yt.shape[1]
+    centred = Yt - (ordered_sum(Yt) / n)[:, None]
+    return ordered_sum(centred**2) / (n - 1)
+
+
+def moment_starts(structure: ModelStructure, Y: np.ndarray) -> np.ndarray:
+    """:func:`moment_start` of every column of Y (shape (n, R)) at once: shape (R, k).
+
+    The same formula, each response's numbers from its own values only (the
+    variances by :func:`ordered_sum`), so a start does not depend on the
+    other columns; it equals :func:`moment_start` to rounding.
+    """
+    reterms, perm = structure.reterms, structure.theta_perm
+    default = np.concatenate([r.initial_theta() for r in reterms])[perm]
+    Yt = np.ascontiguousarray(np.asarray(Y, dtype=float).T)
+    if not all(r.cnames == ["(Intercept)"] and not r.has_factor for r in reterms):
+        return np.tile(default, (len(Yt), 1))
+    v = np.empty((len(Yt), len(reterms)))
+    for t, r in enumerate(reterms):
+        counts = np.bincount(r.refs, minlength=r.nlevels)
+        sums = np.array([np.bincount(r.refs, y, minlength=r.nlevels) for y in Yt])
+        v[:, t] = _ordered_var((sums / counts)[:, r.refs])
+    v_e = _ordered_var(Yt) - ordered_sum(v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        theta = np.sqrt(v / v_e[:, None])[:, perm]
+    return np.where((v_e > 0)[:, None], theta, default)
 
 
 class DenseKernel:
