@@ -41,6 +41,7 @@ from ..inference.params import variance_layout
 from ..results import group_means
 from ..structure import ModelStructure, build_structure
 from ..thetalayout import lambdas
+from ..threads import POLICY
 
 __all__ = [
     "SharedDesign",
@@ -234,7 +235,9 @@ def moment_starts(structure: ModelStructure, Y: np.ndarray) -> np.ndarray:
 
     The same formula, each response's numbers from its own values only (the
     variances by :func:`ordered_sum`), so a start does not depend on the
-    other columns; it equals :func:`moment_start` to rounding.
+    other columns; it equals :func:`moment_start` to rounding.  The variance
+    over observations of the level means m_l is Σ_l n_l (m_l − ȳ)² / (n − 1),
+    with n_l the level counts and ȳ = Σ_l n_l m_l / n.
     """
     reterms, perm = structure.reterms, structure.theta_perm
     default = np.concatenate([r.initial_theta() for r in reterms])[perm]
@@ -242,10 +245,14 @@ def moment_starts(structure: ModelStructure, Y: np.ndarray) -> np.ndarray:
     if not all(r.cnames == ["(Intercept)"] and not r.has_factor for r in reterms):
         return np.tile(default, (len(Yt), 1))
     v = np.empty((len(Yt), len(reterms)))
+    n = Yt.shape[1]
     for t, r in enumerate(reterms):
-        counts = np.bincount(r.refs, minlength=r.nlevels)
-        sums = np.array([np.bincount(r.refs, y, minlength=r.nlevels) for y in Yt])
-        v[:, t] = _ordered_var((sums / counts)[:, r.refs])
+        counts = np.bincount(r.refs, minlength=r.nlevels).astype(float)
+        used = counts > 0
+        sums = np.array([np.bincount(r.refs, y, minlength=r.nlevels)[used] for y in Yt])
+        means, counts = sums / counts[used], counts[used]
+        centred = means - (ordered_sum(means * counts) / n)[:, None]
+        v[:, t] = ordered_sum(counts * centred**2) / (n - 1)
     v_e = _ordered_var(Yt) - ordered_sum(v)
     with np.errstate(invalid="ignore", divide="ignore"):
         theta = np.sqrt(v / v_e[:, None])[:, perm]
@@ -271,7 +278,7 @@ class DenseKernel:
         reterms, X = structure.reterms, structure.fe.X
         Z = np.hstack([r.dense_Z() for r in reterms])
         self.ZX = np.ascontiguousarray(np.hstack([Z, X]))
-        self.A0 = self.ZX.T @ self.ZX
+        self.A0 = _gram(self.ZX)
         self.q, self.p, self.n = Z.shape[1], X.shape[1], X.shape[0]
         self.reml = reml
         self.dof = self.n - self.p if reml else self.n
@@ -379,6 +386,19 @@ class DenseKernel:
         sigma = math.sqrt(L[-1, -1] ** 2 / self.dof)
         se = sigma * np.sqrt(np.einsum("ij,ij->j", Linv, Linv))
         return {"objective": objective, "sigma": sigma, "beta": beta, "se": se}
+
+
+SMALL_GRAM = 1e8
+"""Multiply-adds below which [Z X]'[Z X] is formed with one BLAS thread."""
+
+
+def _gram(ZX: np.ndarray) -> np.ndarray:
+    """ZX'ZX; with one BLAS thread when small (on a busy machine threads then cost 100× the product)."""
+    n, m = ZX.shape
+    if n * m * m > SMALL_GRAM:
+        return ZX.T @ ZX
+    with POLICY.single_thread():
+        return ZX.T @ ZX
 
 
 def check_enough(n_complete: int, design: SharedDesign) -> None:
