@@ -356,7 +356,12 @@ def _iteration(evaluate: Evaluate, state: LockstepResult, rows: np.ndarray, colu
     step, decrease, positive = newton_step(g, H, theta)
     small = decrease <= FTOL * np.maximum(np.abs(f0), 1.0)
     state.converged[rows[small & positive]] = True
-    _drop(state, rows, small & ~positive, "a saddle point (the Hessian is not positive definite)")
+    _drop(
+        state,
+        rows,
+        small & ~positive,
+        "a stationary point where the Hessian is not positive definite",
+    )
     moving = ~small
     rows, step, slope = rows[moving], step[moving], ordered_sum(g * step)[moving]
     state.iterations[rows] += 1
