@@ -354,6 +354,10 @@ def _iteration(evaluate: Evaluate, state: LockstepResult, rows: np.ndarray, colu
                                        reason="the objective fails near θ")  # fmt: skip
     g, H = derivatives(f0, values, h)
     step, decrease, positive = newton_step(g, H, theta)
+    rows, step, decrease, positive, g, f0 = _keep(
+        np.isfinite(decrease), rows, step, decrease, positive, g, f0, state=state,
+        reason="the Hessian could not be decomposed",
+    )  # fmt: skip
     small = decrease <= FTOL * np.maximum(np.abs(f0), 1.0)
     state.converged[rows[small & positive]] = True
     _drop(
@@ -421,7 +425,7 @@ def newton_step(
     the Newton step where H is positive definite, a descent direction
     where it is not.  A step longer than max(1, |θ|∞) is shortened to that.
     """
-    lam, V = np.linalg.eigh(H)
+    lam, V = _eigh(H)
     size = np.abs(lam)
     floor = np.maximum(1e-8 * size.max(axis=1, keepdims=True), np.finfo(float).tiny)
     size = np.maximum(size, floor)
@@ -432,6 +436,20 @@ def newton_step(
     longest = np.abs(step).max(axis=1)
     step *= np.minimum(1.0, cap / np.where(longest > 0, longest, 1.0))[:, None]
     return step, decrease, lam[:, 0] > 0
+
+
+def _eigh(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked eigen-decompositions; NaN for a matrix LAPACK cannot decompose (not an exception)."""
+    try:
+        return np.linalg.eigh(H)
+    except np.linalg.LinAlgError:
+        lam, V = np.full(H.shape[:-1], np.nan), np.full(H.shape, np.nan)
+        for i, matrix in enumerate(H):
+            try:
+                lam[i], V[i] = np.linalg.eigh(matrix)
+            except np.linalg.LinAlgError:
+                pass
+        return lam, V
 
 
 def _line_search(
