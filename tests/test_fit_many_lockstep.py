@@ -304,3 +304,19 @@ def test_warm_starts_and_fixed_theta_fit_one_at_a_time(study):
     assert warm.info["method"] == "each" and (warm.table["optimizer"] == "LN_BOBYQA").all()
     fixed = mm.fit_many(FORMULA, samples, expr.iloc[:, :3], theta=[0.5, 0.5], progress=False)
     assert fixed.info["method"] == "each" and (fixed.table["optimizer"] == "none").all()
+
+
+def test_a_lockstep_failure_leaves_the_whole_group_to_single_fits(study, monkeypatch):
+    from mixedmodels.fitmany import engine
+
+    samples, expr = study
+    each = mm.fit_many(FORMULA, samples, expr.iloc[:, :3], method="each", progress=False).table
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no stacked fit today")
+
+    monkeypatch.setattr(engine, "newton_lockstep", broken)
+    res = mm.fit_many(FORMULA, samples, expr.iloc[:, :3], progress=False).table
+    expected = "LN_BOBYQA after lockstep (RuntimeError: no stacked fit today)"
+    assert (res["optimizer"] == expected).all() and res["converged"].all()
+    pd.testing.assert_series_equal(res["objective"], each["objective"], check_exact=True)

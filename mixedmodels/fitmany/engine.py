@@ -427,6 +427,16 @@ def _fit_together(design: SharedDesign, ys: list[np.ndarray], fitter: _ChunkFitt
     column_diagonal = None if kernel is None else sign_map(kernel, design.lowerbd)
     if column_diagonal is None:
         return [_guarded(fitter.fit, design, y) for y in ys]
+    try:
+        return _in_lockstep(design, ys, fitter, column_diagonal)
+    except Exception as exc:  # noqa: BLE001 - the group's responses are then fitted one by one
+        reason = f"{type(exc).__name__}: {exc}"
+        return [_noted(_guarded(fitter.fit, design, y), reason, 0) for y in ys]
+
+
+def _in_lockstep(design, ys, fitter: _ChunkFitter, column_diagonal) -> list[dict]:
+    """Rows of responses sharing ``design``, fitted in lockstep (those it leaves, one by one)."""
+    kernel = design.kernel
     systems = _stacked_systems(kernel, ys)
 
     def evaluate(rows: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -526,8 +536,12 @@ def stacked_sdcor(layout, theta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 
 def _fallback_row(design, y, result, i: int, fitter: _ChunkFitter) -> dict[str, Any]:
     """A response the lockstep method left, fitted by itself; its evaluations and the reason recorded."""
-    row = _guarded(fitter.fit, design, y)
+    return _noted(_guarded(fitter.fit, design, y), result.reason[i], int(result.feval[i]))
+
+
+def _noted(row: dict[str, Any], reason: str, feval: int) -> dict[str, Any]:
+    """A row fitted by itself after the lockstep method: why, and the lockstep's evaluations added."""
     if "optimizer" in row:
-        row["optimizer"] = f"{row['optimizer']} after lockstep ({result.reason[i]})"
-        row["feval"] += int(result.feval[i])
+        row["optimizer"] = f"{row['optimizer']} after lockstep ({reason})"
+        row["feval"] += feval
     return row
