@@ -4,20 +4,26 @@ A simulated expression study: 500 samples from 50 donors (10 each) in 4
 batches, two conditions, ``--features`` responses (default 10,000).  Measured,
 in responses per second:
 
-* ``fit_many`` in this process (Gaussian, REML; and Poisson on a subset);
-* ``fit_many`` on a Dask LocalCluster with 2 worker processes (1 thread each);
+* ``fit_many`` in this process, Gaussian, REML, both ways: ``method="lockstep"``
+  (the default: a chunk's responses fitted together by one Newton method on
+  stacked objectives) and ``method="each"`` (one BOBYQA fit per response);
+  median of ``--repeats`` runs for the lockstep path, whose runs are short;
+* ``fit_many`` (lockstep) on a Dask LocalCluster with 2 worker processes (1 thread each);
+* Poisson on a subset (one model refit per response: no lockstep path);
 * a Python loop of ``LinearMixedModel(formula, data).fit()`` on ``--naive``
   responses (per-response rate; the loop over all responses is extrapolated);
 * R: ``lmer`` once, then ``lme4::refit(fit, newresp = y)`` per response, as
   variancePartition's loop does, on ``--r-features`` responses, run by
-  Rscript beside ours (interleaved: R, ours on the same responses, R again);
+  Rscript beside ours (interleaved: R, ours both ways on the same responses, R again);
   ``glmer`` + ``refit`` for the Poisson model.
 
 Peak memory: tracemalloc's peak during ``fit_many`` for two chunk sizes, on a
 dask array input (the responses are never all in memory).  The load average
 (``os.getloadavg``) is recorded around each measurement: the machine is shared.
 
-    python benchmarks/fit_many.py [--features 10000] [--naive 40] [--r-features 300]
+Agreement of the two paths (objectives, θ, evaluations, fallbacks) is recorded too.
+
+    python benchmarks/fit_many.py [--features 10000] [--naive 40] [--r-features 300] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+
 import mixedmodels as mm  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -99,10 +108,42 @@ def timed(fn):
     return out, time.perf_counter() - t0, {"load_before": before, "load_after": load()}
 
 
-def ours(samples, Y, family="gaussian", scheduler=None, chunk=256):
+def ours(samples, Y, family="gaussian", scheduler=None, chunk=256, method="lockstep"):
     reml = family == "gaussian"
     return mm.fit_many(FORMULA, samples, Y, family=family, reml=reml, scheduler=scheduler,
-                       chunk=chunk, progress=False)  # fmt: skip
+                       chunk=chunk, method=method, progress=False)  # fmt: skip
+
+
+def repeated(fn, repeats: int):
+    """(last result, median seconds, all seconds, load before the first and after the last run)."""
+    before, times = load(), []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return out, float(np.median(times)), times, {"load_before": before, "load_after": load()}
+
+
+def agreement(lock, each) -> dict:
+    """How the lockstep rows compare with the per-response (BOBYQA) rows of the same responses."""
+    a, b = lock.table, each.table
+    ok = a["converged"] & b["converged"]
+    diff = (a["objective"] - b["objective"])[ok]
+    names = ["theta.donor.(Intercept)", "theta.batch.(Intercept)"]
+    return {
+        "both_converged": int(ok.sum()),
+        "max_rel_objective_diff": float((diff.abs() / b["objective"][ok].abs()).max()),
+        "lockstep_higher_by_more_than_1e-10_rel": int(
+            (diff > 1e-10 * b["objective"][ok].abs()).sum()
+        ),
+        "lockstep_lower_by_more_than_1e-8": int((diff < -1e-8).sum()),
+        "max_abs_theta_diff": float((a.loc[ok, names] - b.loc[ok, names]).abs().to_numpy().max()),
+        "fallbacks": int((a["optimizer"] != "lockstep Newton").sum()),
+        "median_feval_lockstep": float(a["feval"].median()),
+        "median_feval_each": float(b["feval"].median()),
+        "boundary_lockstep": int((a["convergence"] == "boundary").sum()),
+        "boundary_each": int((b["convergence"] == "boundary").sum()),
+    }
 
 
 def naive(samples, Y):
@@ -152,7 +193,8 @@ def dask_run(samples, Y):
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
-        ours(samples, Y[:, :50], scheduler=client)  # workers warm (imports)
+        # every worker warm (imports, first calls): several small tasks, not one
+        ours(samples, Y[:, :256], scheduler=client, chunk=32)
         return timed(lambda: ours(samples, Y, scheduler=client))
 
 
@@ -162,27 +204,36 @@ def main() -> None:
     p.add_argument("--naive", type=int, default=40)
     p.add_argument("--r-features", type=int, default=300)
     p.add_argument("--poisson", type=int, default=60)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-dask", action="store_true")
     args = p.parse_args()
     samples, Y = simulate(args.features)
-    res: dict = {"features": args.features, "samples": len(samples), "cpus": os.cpu_count()}
-    ours(samples, Y[:, :20])  # imports and first-call costs out of the timings
+    res: dict = {"features": args.features, "samples": len(samples), "cpus": os.cpu_count(),
+                 "commit": benchlib.package_commit()}  # fmt: skip
+    for method in ("lockstep", "each"):  # imports and first-call costs out of the timings
+        ours(samples, Y[:, :20], method=method)
 
-    table, secs, ld = timed(lambda: ours(samples, Y))
-    res["ours_inprocess"] = {"seconds": secs, "rate": args.features / secs, **ld,
-                             "converged": int(table.table["converged"].sum())}  # fmt: skip
-    print("ours in-process", res["ours_inprocess"], flush=True)
+    table, secs, times, ld = repeated(lambda: ours(samples, Y), args.repeats)
+    res["lockstep_inprocess"] = {"seconds": secs, "all_seconds": times, "rate": args.features / secs,
+                                 **ld, "converged": int(table.table["converged"].sum())}  # fmt: skip
+    print("lockstep in-process", res["lockstep_inprocess"], flush=True)
+    each, esecs, ld = timed(lambda: ours(samples, Y, method="each"))
+    res["each_inprocess"] = {"seconds": esecs, "rate": args.features / esecs, **ld,
+                             "converged": int(each.table["converged"].sum())}  # fmt: skip
+    res["agreement"] = agreement(table, each)
+    print("each in-process", res["each_inprocess"], res["agreement"], flush=True)
 
     k = min(args.r_features, args.features)
-    r1, secs1 = None, None
-    (r_secs_a, r_obj), _, ld_a = timed(lambda: r_loop(samples, Y[:, :k], "gaussian"))
-    sub, secs1, ld_o = timed(lambda: ours(samples, Y[:, :k]))
+    (r_secs_a, r_theta), _, ld_a = timed(lambda: r_loop(samples, Y[:, :k], "gaussian"))
+    sub, lsecs, ltimes, ld_l = repeated(lambda: ours(samples, Y[:, :k]), args.repeats)
+    _, esecs1, ld_e = timed(lambda: ours(samples, Y[:, :k], method="each"))
     (r_secs_b, _), _, ld_b = timed(lambda: r_loop(samples, Y[:, :k], "gaussian"))
     r1 = min(r_secs_a, r_secs_b)
     res["r_refit_gaussian"] = {"features": k, "seconds": [r_secs_a, r_secs_b], "rate": k / r1,
-                               "ours_same_features_seconds": secs1, "ours_rate": k / secs1,
-                               "load": [ld_a, ld_o, ld_b],
-                               "max_abs_theta_diff_vs_lme4": theta_diff(sub, r_obj)}  # fmt: skip
+                               "lockstep_seconds": lsecs, "lockstep_all_seconds": ltimes,
+                               "lockstep_rate": k / lsecs, "each_seconds": esecs1,
+                               "each_rate": k / esecs1, "load": [ld_a, ld_l, ld_e, ld_b],
+                               "max_abs_theta_diff_vs_lme4": theta_diff(sub, r_theta)}  # fmt: skip
     print("R refit", res["r_refit_gaussian"], flush=True)
 
     m = min(args.naive, args.features)
@@ -194,9 +245,9 @@ def main() -> None:
     if not args.no_dask:
         dtable, dsecs, ld = dask_run(samples, Y)
         same = bool(np.allclose(dtable.table["objective"], table.table["objective"], rtol=1e-8))
-        res["ours_dask_2_workers"] = {"seconds": dsecs, "rate": args.features / dsecs, **ld,
-                                      "objectives_match_in_process": same}  # fmt: skip
-        print("dask", res["ours_dask_2_workers"], flush=True)
+        res["lockstep_dask_2_workers"] = {"seconds": dsecs, "rate": args.features / dsecs, **ld,
+                                          "objectives_match_in_process": same}  # fmt: skip
+        print("dask", res["lockstep_dask_2_workers"], flush=True)
 
     res["peak_mib"] = {}
     peak_memory(samples, Y[:, :64], 64)  # dask's own first-use allocations out of the peaks
@@ -214,14 +265,18 @@ def main() -> None:
                       "max_abs_theta_diff_vs_lme4": theta_diff(pt, rp_obj)}  # fmt: skip
     print("poisson", res["poisson"], flush=True)
 
+    rr = res["r_refit_gaussian"]
     res["ratios"] = {
-        "inprocess_vs_r_refit_same_features": res["r_refit_gaussian"]["ours_rate"] / res["r_refit_gaussian"]["rate"],
-        "inprocess_vs_naive": res["ours_inprocess"]["rate"] / res["naive_loop"]["rate"],
+        "lockstep_vs_r_refit_same_features": rr["lockstep_rate"] / rr["rate"],
+        "each_vs_r_refit_same_features": rr["each_rate"] / rr["rate"],
+        "lockstep_vs_each_all_features": res["lockstep_inprocess"]["rate"] / res["each_inprocess"]["rate"],
+        "lockstep_vs_naive": res["lockstep_inprocess"]["rate"] / res["naive_loop"]["rate"],
+        "each_vs_naive": res["each_inprocess"]["rate"] / res["naive_loop"]["rate"],
         "poisson_vs_r_refit": res["poisson"]["ours_rate"] / res["poisson"]["r_rate"],
     }  # fmt: skip
-    if "ours_dask_2_workers" in res:
+    if "lockstep_dask_2_workers" in res:
         res["ratios"]["dask2_vs_inprocess"] = (
-            res["ours_dask_2_workers"]["rate"] / res["ours_inprocess"]["rate"]
+            res["lockstep_dask_2_workers"]["rate"] / res["lockstep_inprocess"]["rate"]
         )
     res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.mkdir(exist_ok=True)

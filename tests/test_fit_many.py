@@ -61,8 +61,10 @@ def assert_matches(row, model, theta_tol=1e-5, beta_tol=1e-6):
 
 @pytest.mark.parametrize("reml", [False, True])
 def test_gaussian_matches_single_fits(study, reml):
+    # one response at a time (the lockstep path is compared in test_fit_many_lockstep.py)
     samples, expr = study
-    exact = mm.fit_many(FORMULA, samples, expr, reml=reml, start="moment", progress=False)
+    exact = mm.fit_many(FORMULA, samples, expr, reml=reml, start="moment", method="each",
+                        progress=False)  # fmt: skip
     warm = mm.fit_many(FORMULA, samples, expr, reml=reml, start="warm", progress=False)
     assert exact.info["engine"] == "dense"
     for name in expr.columns[:4]:
@@ -145,7 +147,7 @@ def test_missing_values_match_a_fit_of_the_complete_rows(study):
     y = expr["g2"].copy()
     y.iloc[[0, 5, 17, 30]] = np.nan
     holes = expr.iloc[:, :3].assign(g2=y)
-    res = mm.fit_many(FORMULA, samples, holes, start="moment", progress=False)
+    res = mm.fit_many(FORMULA, samples, holes, start="moment", method="each", progress=False)
     row = res.table.loc["g2"]
     assert row["nobs"] == len(y) - 4
     assert_matches(row, single_fit(samples, y))
@@ -187,6 +189,8 @@ def test_bad_options_are_clear(study):
         mm.fit_many(FORMULA, samples, expr, scheduler=3)
     with pytest.raises(MixedModelsError, match="reml"):
         mm.fit_many(FORMULA, samples, expr, family="poisson", reml=True)
+    with pytest.raises(MixedModelsError, match="method must be 'lockstep' or 'each'"):
+        mm.fit_many(FORMULA, samples, expr, method="batched")
 
 
 def test_unreachable_scheduler_names_the_address(study):
@@ -304,7 +308,7 @@ def test_random_slopes_use_the_dense_kernel_with_a_full_lambda(study):
     samples, expr = study
     with_x = samples.assign(x=np.linspace(-1, 1, len(samples)))
     formula = "~ 1 + x + (1 + x|donor)"
-    res = mm.fit_many(formula, with_x, expr.iloc[:, :2], progress=False)
+    res = mm.fit_many(formula, with_x, expr.iloc[:, :2], method="each", progress=False)
     assert res.info["engine"] == "dense"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -37,6 +37,7 @@ def fit_many(
     ddf: str | None = None,
     contrasts: Any = None,
     optimizer: str | None = None,
+    method: str = "lockstep",
     out: Any = None,
     progress: bool | str = "auto",
 ) -> ManyFits:
@@ -79,6 +80,17 @@ def fit_many(
         for others; variance fractions are not per-response estimates.
     ddf : None or "satterthwaite" (or "kenward-roger")
         t tests with those denominator degrees of freedom (linear models; off by default: costly).
+    optimizer : str, optional
+        NLopt algorithm of the per-response fits (default BOBYQA).
+    method : "lockstep" or "each"
+        "lockstep" (default): Gaussian responses on the dense kernel with θ
+        optimised are fitted together, the responses of each missingness
+        pattern in a chunk by one Newton method on stacked objectives
+        (:mod:`mixedmodels.fitmany.lockstep`); a response it does not
+        converge for is fitted by itself (its row's ``optimizer`` says so).
+        ``start="warm"`` (sequential by nature) and everything the dense
+        kernel does not cover are fitted one response at a time.  "each":
+        every response by itself, with ``optimizer`` and the post-fit check.
     out : path, optional
         Also write the table to this Parquet file, chunk by chunk as results arrive.
     progress : bool or "auto"
@@ -90,14 +102,14 @@ def fit_many(
         ``.table`` (one row per response), ``.coef(name)``, ``.varpart()``, ``.to_parquet(path)``.
     """
     t0 = time.perf_counter()
-    _check_options(chunk, start, theta, ddf, reml, family)
+    _check_options(chunk, start, theta, ddf, reml, family, method)
     check_scheduler(scheduler)
     fam = _family(family)
     data = check_dataframe(data)
     design = SharedDesign(_right_side(formula), data, family=fam, reml=reml and fam is None,
                           contrasts=contrasts)  # fmt: skip
     resp = as_responses(responses, data, design.rows)
-    plan = Plan(design, start=start, ddf=ddf, optimizer=optimizer)
+    plan = Plan(design, start=start, ddf=ddf, optimizer=optimizer, method=method)
     if theta is not None:
         plan.theta = _fixed_theta(theta, plan, resp, pilot)
     table = _run(plan, resp, chunk, scheduler, n_workers, out, progress)
@@ -107,12 +119,15 @@ def fit_many(
         "chunk": chunk, "scheduler": _describe(scheduler), "start": start,
         "theta": None if plan.theta is None else plan.theta.tolist(),
         "engine": "dense" if design.kernel is not None else "model refit",
+        "method": "lockstep" if plan.lockstep else "each",
         "seconds": time.perf_counter() - t0,
     }  # fmt: skip
     return ManyFits(table, design.coefnames, info, design)
 
 
-def _check_options(chunk, start, theta, ddf, reml, family) -> None:
+def _check_options(chunk, start, theta, ddf, reml, family, method) -> None:
+    if method not in ("lockstep", "each"):
+        raise MixedModelsError(f"method must be 'lockstep' or 'each', got {method!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise MixedModelsError(f"chunk must be a positive integer, got {chunk!r}")
     if isinstance(start, str) and start not in ("warm", "moment"):

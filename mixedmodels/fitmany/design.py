@@ -25,6 +25,7 @@ model classes themselves (``refit``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 import warnings
@@ -40,8 +41,17 @@ from ..inference.params import variance_layout
 from ..results import group_means
 from ..structure import ModelStructure, build_structure
 from ..thetalayout import lambdas
+from ..threads import POLICY
 
-__all__ = ["SharedDesign", "DenseKernel", "DENSE_MAX", "moment_start", "quiet"]
+__all__ = [
+    "SharedDesign",
+    "DenseKernel",
+    "DENSE_MAX",
+    "moment_start",
+    "moment_starts",
+    "ordered_sum",
+    "quiet",
+]
 
 DENSE_MAX = 400
 """Largest q + p (random effects plus fixed effects) for the dense kernel."""
@@ -134,6 +144,18 @@ class SharedDesign:
     def ntheta(self) -> int:
         return len(self.structure.theta_perm)
 
+    @functools.cached_property
+    def lowerbd(self) -> np.ndarray:
+        """θ's lower bounds in lme4's order (0 for a standard deviation, -∞ otherwise); do not modify."""
+        bounds = np.concatenate([r.lowerbd() for r in self.structure.reterms])
+        return bounds[self.structure.theta_perm]
+
+    @functools.cached_property
+    def theta_names(self) -> list[str]:
+        """θ's names in lme4's order."""
+        names = [n for r in self.structure.reterms for n in r.theta_names()]
+        return [names[i] for i in self.structure.theta_perm]
+
     def subset(self, mask: np.ndarray) -> tuple[SharedDesign, np.ndarray]:
         """The design on the rows where ``mask`` is True, and those rows' positions in this design.
 
@@ -188,6 +210,55 @@ def moment_start(structure: ModelStructure, y: np.ndarray) -> np.ndarray:
     return np.sqrt(v / v_e)[perm] if v_e > 0 else theta
 
 
+def ordered_sum(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Σ along ``axis`` in index order (the last element of a cumulative sum).
+
+    ``np.sum`` (pairwise, with SIMD blocks) and BLAS products may add in an
+    order that depends on the other axes' sizes; a cumulative sum cannot.
+    Stacked computations use this so that a response's numbers do not
+    depend on how many others share its stack (its chunk).
+    """
+    if a.shape[axis] == 0:
+        return np.zeros(np.delete(a.shape, axis % a.ndim))
+    return np.take(np.cumsum(a, axis=axis), -1, axis=axis)
+
+
+def _ordered_var(Yt: np.ndarray) -> np.ndarray:
+    """Variance (ddof = 1) of each row of Yt, with :func:`ordered_sum` (two passes)."""
+    n = Yt.shape[1]
+    centred = Yt - (ordered_sum(Yt) / n)[:, None]
+    return ordered_sum(centred**2) / (n - 1)
+
+
+def moment_starts(structure: ModelStructure, Y: np.ndarray) -> np.ndarray:
+    """:func:`moment_start` of every column of Y (shape (n, R)) at once: shape (R, k).
+
+    The same formula, each response's numbers from its own values only (the
+    variances by :func:`ordered_sum`), so a start does not depend on the
+    other columns; it equals :func:`moment_start` to rounding.  The variance
+    over observations of the level means m_l is Σ_l n_l (m_l − ȳ)² / (n − 1),
+    with n_l the level counts and ȳ = Σ_l n_l m_l / n.
+    """
+    reterms, perm = structure.reterms, structure.theta_perm
+    default = np.concatenate([r.initial_theta() for r in reterms])[perm]
+    Yt = np.ascontiguousarray(np.asarray(Y, dtype=float).T)
+    if not all(r.cnames == ["(Intercept)"] and not r.has_factor for r in reterms):
+        return np.tile(default, (len(Yt), 1))
+    v = np.empty((len(Yt), len(reterms)))
+    n = Yt.shape[1]
+    for t, r in enumerate(reterms):
+        counts = np.bincount(r.refs, minlength=r.nlevels).astype(float)
+        used = counts > 0
+        sums = np.array([np.bincount(r.refs, y, minlength=r.nlevels)[used] for y in Yt])
+        means, counts = sums / counts[used], counts[used]
+        centred = means - (ordered_sum(means * counts) / n)[:, None]
+        v[:, t] = ordered_sum(counts * centred**2) / (n - 1)
+    v_e = _ordered_var(Yt) - ordered_sum(v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        theta = np.sqrt(v / v_e[:, None])[:, perm]
+    return np.where((v_e > 0)[:, None], theta, default)
+
+
 class DenseKernel:
     """A₀ = [Z X]'[Z X], the θ → Λ map and the profiled objective of one response.
 
@@ -207,7 +278,7 @@ class DenseKernel:
         reterms, X = structure.reterms, structure.fe.X
         Z = np.hstack([r.dense_Z() for r in reterms])
         self.ZX = np.ascontiguousarray(np.hstack([Z, X]))
-        self.A0 = self.ZX.T @ self.ZX
+        self.A0 = _gram(self.ZX)
         self.q, self.p, self.n = Z.shape[1], X.shape[1], X.shape[0]
         self.reml = reml
         self.dof = self.n - self.p if reml else self.n
@@ -315,6 +386,19 @@ class DenseKernel:
         sigma = math.sqrt(L[-1, -1] ** 2 / self.dof)
         se = sigma * np.sqrt(np.einsum("ij,ij->j", Linv, Linv))
         return {"objective": objective, "sigma": sigma, "beta": beta, "se": se}
+
+
+SMALL_GRAM = 1e8
+"""Multiply-adds below which [Z X]'[Z X] is formed with one BLAS thread."""
+
+
+def _gram(ZX: np.ndarray) -> np.ndarray:
+    """ZX'ZX; with one BLAS thread when small (on a busy machine threads then cost 100× the product)."""
+    n, m = ZX.shape
+    if n * m * m > SMALL_GRAM:
+        return ZX.T @ ZX
+    with POLICY.single_thread():
+        return ZX.T @ ZX
 
 
 def check_enough(n_complete: int, design: SharedDesign) -> None:

@@ -1,11 +1,14 @@
 """The result of a many-response fit: one tidy row per response, and views of it.
 
 :attr:`ManyFits.table` has one row per response with ``converged``,
-``singular``, ``convergence`` (the post-fit check's verdict), ``feval``,
-``objective``, ``sigma``, ``theta.<name>``, the standard deviations and
-correlations (``sd_(Intercept)|donor``), and per coefficient ``beta.<c>``,
-``se.<c>``, ``z.<c>`` (``t.<c>`` and ``df.<c>`` with ``ddf=``) and
-``p.<c>``; ``message`` says why a row failed (its numbers are then NaN).
+``singular``, ``convergence`` (the post-fit check's verdict), ``optimizer``
+(``lockstep Newton``, ``LN_BOBYQA``, or ``LN_BOBYQA after lockstep (why)``
+for a response the lockstep method left), ``feval`` (stacked evaluations
+for a lockstep fit), ``objective``, ``sigma``, ``theta.<name>``, the
+standard deviations and correlations (``sd_(Intercept)|donor``), and per
+coefficient ``beta.<c>``, ``se.<c>``, ``z.<c>`` (``t.<c>`` and ``df.<c>``
+with ``ddf=``) and ``p.<c>``; ``message`` says why a row failed (its
+numbers are then NaN; ``convergence`` and ``optimizer`` are "").
 """
 
 from __future__ import annotations
