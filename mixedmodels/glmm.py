@@ -921,8 +921,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         ntheta, p = len(self.theta), len(self.beta)
         names = self.outer_names()[ntheta + p :]
         values = self.outer_parameters()[ntheta + p :]
-        se = np.sqrt(np.diag(self.parameter_vcov))[ntheta + p :]
-        return names, values, np.where(np.isfinite(se) & (se > 0), se, 1.0)
+        with np.errstate(invalid="ignore"):  # NaN where the Hessian is singular, as glmmTMB's
+            se = np.sqrt(np.diag(self.parameter_vcov))[ntheta + p :]
+        return names, values, se
 
     def objective_at_extra(self, theta: np.ndarray, beta: np.ndarray, extra: np.ndarray) -> float:
         """The Laplace objective at (θ, β, β_zi, log d); the model moves there (modes from the last point)."""

@@ -261,6 +261,8 @@ class MixedModel(FitStatistics, ABC):
     def extra_parameters(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(names, estimates, standard errors) of the objective's parameters beyond θ, β and σ.
 
+        A standard error is NaN where it cannot be computed (a singular Hessian).
+
         A zero-inflation model's coefficients and a log dispersion, which
         profiles re-optimise with the others (:meth:`objective_at_extra`).
         None by default.

@@ -315,3 +315,22 @@ def test_profile_confint_of_a_fixed_effect_with_the_dispersion_free():
         assert _constrained_deviance(m, j, end) - base == pytest.approx(
             stats.chi2.ppf(0.95, 1), abs=2e-3
         )
+
+
+def test_confint_covers_the_dispersion_and_names_it():
+    """The log shape is a parameter of confint (Wald: est ± z·SE with the Laplace Hessian's SE)."""
+    m = fitted("epil_nb2")
+    names, est, se = m.extra_parameters()
+    assert names == ["log(shape k)"] and np.isfinite(se).all()
+    table = m.confint(method="wald")
+    z = stats.norm.ppf(0.975)
+    np.testing.assert_allclose(
+        table.loc["log(shape k)"], [est[0] - z * se[0], est[0] + z * se[0]], rtol=1e-12
+    )
+    assert (
+        table.loc["log(shape k)", "lower"]
+        < math.log(m.dispersion)
+        < table.loc["log(shape k)", "upper"]
+    )
+    with pytest.raises(MixedModelsError, match="does not re-estimate"):
+        m.confint(method="bootstrap", parm=["log(shape k)"], n=2, seed=1)

@@ -25,20 +25,34 @@ __all__ = ["confint", "parameter_names"]
 
 
 def parameter_names(model: MixedModel) -> list[str]:
-    """sd/cor names, ``sigma`` (when the model has one), then the coefficient names."""
+    """sd/cor names, ``sigma`` (when the model has one), the coefficient names, then the extra parameters.
+
+    The extra parameters are the model's :meth:`~mixedmodels.model.MixedModel.extra_parameters`
+    (a zero-inflation model's coefficients, a log dispersion).
+    """
     has_sigma = model.sigma is not None
-    return variance_layout(model).names() + (["sigma"] if has_sigma else []) + list(model.coefnames)
+    extra = model.extra_parameters()[0]
+    return (
+        variance_layout(model).names()
+        + (["sigma"] if has_sigma else [])
+        + list(model.coefnames)
+        + list(extra)
+    )
 
 
 def _wald(model, level: float) -> pd.DataFrame:
+    """β ± z·SE, and the same for the extra parameters; NaN for the variance parameters (as lme4)."""
     from scipy.stats import norm
 
     z = norm.ppf(0.5 + level / 2)
     names = parameter_names(model)
     out = pd.DataFrame(np.nan, index=names, columns=["lower", "upper"])
-    se = model.stderror
-    out.loc[list(model.coefnames), "lower"] = model.beta - z * se
-    out.loc[list(model.coefnames), "upper"] = model.beta + z * se
+    extra_names, extra, extra_se = model.extra_parameters()
+    rows = list(model.coefnames) + list(extra_names)
+    est = np.concatenate([model.beta, extra])
+    se = np.concatenate([model.stderror, extra_se])
+    out.loc[rows, "lower"] = est - z * se
+    out.loc[rows, "upper"] = est + z * se
     return out
 
 
@@ -93,6 +107,18 @@ def confint(
 
         boot = parametric_bootstrap(model, n, seed, n_jobs=n_jobs, progress=progress)
         table = boot.confint(level, method=boot_method)
+        wanted = _bootstrapped(wanted, table, explicit=parm is not None)
     else:
         raise MixedModelsError(f"unknown method {method!r}; use 'profile', 'wald' or 'bootstrap'")
     return table.loc[wanted]
+
+
+def _bootstrapped(wanted: list[str], table: pd.DataFrame, explicit: bool) -> list[str]:
+    """The wanted parameters the bootstrap table has; an error if one asked for by name is missing."""
+    missing = [p for p in wanted if p not in table.index]
+    if missing and explicit:
+        raise MixedModelsError(
+            f"the parametric bootstrap does not re-estimate {missing}; use method='profile' "
+            "or 'wald' for them"
+        )
+    return [p for p in wanted if p in table.index]

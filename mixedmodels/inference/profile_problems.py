@@ -179,6 +179,8 @@ class GlmmProfile(_Problem):
         self.ntheta, self.p = len(self.m.theta), len(self.m.beta)
         self.base = self.m.objective
         extra_names, extra, extra_se = self.m.extra_parameters()
+        # steps scale with the standard errors; one unit where a Hessian gives none
+        extra_se = np.where(np.isfinite(extra_se) & (extra_se > 0), extra_se, 1.0)
         self._setup(  # extra parameters (zero inflation, log dispersion) are profiled as β is
             self.layout.to_sdcor(self.m.theta, 1.0),
             None,
