@@ -298,6 +298,12 @@ def test_cli_fit_many_writes_parquet(study, tmp_path, capsys):
     res = mm.fit_many(FORMULA, samples, expr.iloc[:, :3], reml=True, chunk=2, progress=False)
     np.testing.assert_allclose(back["objective"], res.table["objective"], rtol=1e-12)
     code = main(["fit-many", FORMULA, "--data", str(tmp_path / "samples.csv"), "--responses",
+                 str(tmp_path / "expr.parquet"), "--out", str(out), "--reml", "--method", "each",
+                 "--no-progress"])  # fmt: skip
+    each = pd.read_parquet(out)
+    assert code == 0 and (each["optimizer"] == "LN_BOBYQA").all()
+    np.testing.assert_allclose(each["objective"], back["objective"], rtol=1e-8)
+    code = main(["fit-many", FORMULA, "--data", str(tmp_path / "samples.csv"), "--responses",
                  str(tmp_path / "expr.parquet"), "--out", str(out),
                  "--dask-scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
     assert code == 2

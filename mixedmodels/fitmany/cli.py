@@ -38,7 +38,7 @@ def _fit_many(args: argparse.Namespace) -> int:
     responses = _read(args.responses, args.index_col)
     res = fit_many(
         args.formula, samples, responses, family=args.family, reml=args.reml,
-        scheduler=args.dask_scheduler, chunk=args.chunk, out=args.out,
+        scheduler=args.dask_scheduler, chunk=args.chunk, out=args.out, method=args.method,
         progress=False if args.no_progress else "auto",
     )  # fmt: skip
     ok = int(res.table["converged"].sum())
@@ -66,6 +66,12 @@ def register(subparsers) -> None:
     p.add_argument("--reml", action="store_true", help="REML for linear models (default ML)")
     p.add_argument("--dask-scheduler", default=None, help="address of a Dask scheduler")
     p.add_argument("--chunk", type=int, default=256, help="responses per task (default 256)")
+    p.add_argument(
+        "--method",
+        choices=("lockstep", "each"),
+        default="lockstep",
+        help="lockstep (default: a chunk's Gaussian fits together) or each (one BOBYQA fit a response)",
+    )
     p.add_argument(
         "--index-col", default=None, help="column holding the sample labels in both files"
     )
