@@ -1,4 +1,9 @@
-"""Expectation propagation for the probit (liability threshold) GLMM with a kinship covariance.
+"""Expectation propagation for a GLMM with a Gaussian prior ``f ~ N(m, Σ)``, and its probit case.
+
+The sweep (:func:`run_ep`) and ``log Z_EP`` with the pieces of its gradient
+(:func:`ep_evidence`) take any ``Σ`` and any sites through a function giving
+their tilted moments; this module supplies the probit sites and fits the
+liability model, :mod:`.poisson_ep` the Poisson sites.
 
 Model, for individuals ``i = 1..n`` with ``y_i ∈ {0, 1}``:
 
