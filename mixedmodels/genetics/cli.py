@@ -11,6 +11,8 @@ Example::
     mixedmodels heritability --bed data/geno --pheno pheno.csv --covar age,sex --pheno-col pheno1
     mixedmodels scan --loco --bgen "chr*.bgen" --sample x.sample --pheno pheno.csv \
         --pheno-col pheno1 --out results.tsv
+    mixedmodels scan --bimbam geno.txt --bimbam-samples ids.txt --bimbam-annotation anno.txt \
+        --pheno pheno.csv --pheno-col pheno1 --out results.tsv
     mixedmodels qc --bed data/geno --min-maf 0.01 --max-missing 0.05 --out qc.tsv
     mixedmodels kinship --bed data/geno --out K.tsv
 
@@ -25,7 +27,7 @@ import sys
 from mixedmodels._text import few
 from mixedmodels.errors import DataError
 from mixedmodels.genio.options import (
-    add_bgen_inputs,
+    add_genotype_formats,
     add_inputs,
     open_genotypes,
     split_columns,
@@ -96,12 +98,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
     add_inputs(parser)
-    add_bgen_inputs(parser)
+    add_genotype_formats(parser)
 
 
 def _genotype_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bed", metavar="PREFIX", help="PLINK prefix (PREFIX.bed/.bim/.fam)")
-    add_bgen_inputs(parser)
+    add_genotype_formats(parser)
 
 
 def _load(args: argparse.Namespace, extra_covariates: list[str] = ()):
@@ -114,7 +116,7 @@ def _load(args: argparse.Namespace, extra_covariates: list[str] = ()):
     covariates += [c for c in extra_covariates if c not in covariates]
     phenotypes = _phenotype_columns(args, table, covariates)
     match = match_samples(
-        open_genotypes(args), table, iid_column=args.iid_col, columns=phenotypes + covariates,
+        open_genotypes(args, need_ids=True), table, iid_column=args.iid_col, columns=phenotypes + covariates,
     )  # fmt: skip
     print(match, file=sys.stderr)
     return match, match.phenotypes[phenotypes], covariate_matrix(match.phenotypes, covariates)

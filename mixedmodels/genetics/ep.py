@@ -1,4 +1,9 @@
-"""Expectation propagation for the probit (liability threshold) GLMM with a kinship covariance.
+"""Expectation propagation for a GLMM with a Gaussian prior ``f ~ N(m, Σ)``, and its probit case.
+
+The sweep (:func:`run_ep`) and ``log Z_EP`` with the pieces of its gradient
+(:func:`ep_evidence`) take any ``Σ`` and any sites through a function giving
+their tilted moments; this module supplies the probit sites and fits the
+liability model, :mod:`.poisson_ep` the Poisson sites.
 
 Model, for individuals ``i = 1..n`` with ``y_i ∈ {0, 1}``:
 
@@ -32,7 +37,9 @@ on them: ``∂/∂m = α``, ``∂/∂Σ = ½(αα' - (Σ + T̃⁻¹)⁻¹)`` wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.linalg
@@ -41,7 +48,19 @@ from scipy.special import log_ndtr
 
 from mixedmodels.errors import ConvergenceError, DataError
 
-__all__ = ["EPFit", "EPState", "ep_marginal", "fit_probit_ep"]
+__all__ = [
+    "EPEvidence",
+    "EPFit",
+    "EPState",
+    "ep_evidence",
+    "ep_marginal",
+    "fit_probit_ep",
+    "probit_sites",
+    "run_ep",
+]
+
+#: ``tilted(μ₋, σ₋²) -> (log Ẑ, mean, variance)`` of every site's tilted distribution, all (n,).
+Tilted = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 #: Site precisions are kept at least this (a site with τ̃ = 0 carries no information).
 TAU_MIN = 1e-10
@@ -98,7 +117,7 @@ def _cavity(var: np.ndarray, mu: np.ndarray, state: EPState):
 
 
 def run_ep(
-    y_sign: np.ndarray,
+    tilted: Tilted,
     m: np.ndarray,
     Sigma: np.ndarray,
     state: EPState,
@@ -109,8 +128,10 @@ def run_ep(
 ) -> int:
     """Iterate parallel EP to a fixed point, updating ``state`` in place; returns the sweeps.
 
-    Undamped steps converge in a few sweeps for the (log-concave) probit; if they
-    have not after 30 sweeps they are damped by half, which stops oscillation.
+    ``tilted(μ₋, σ₋²)`` gives each site's ``(log Ẑ, mean, variance)`` of its tilted
+    distribution (all (n,)).  Undamped steps converge in a few sweeps for a
+    log-concave likelihood (probit, Poisson); if they have not after 30 sweeps
+    they are damped by half, which stops oscillation.
     """
     for sweep in range(1, max_sweeps + 1):
         if sweep == 30:
@@ -119,7 +140,7 @@ def run_ep(
         tau_c, nu_c = _cavity(var, mu, state)
         if (tau_c <= 0).any():  # a site more precise than its marginal: damp harder
             tau_c = np.maximum(tau_c, TAU_MIN)
-        _, mean, var_hat = _tilted(y_sign, nu_c / tau_c, 1.0 / tau_c)
+        _, mean, var_hat = tilted(nu_c / tau_c, 1.0 / tau_c)
         tau_new = np.maximum(1.0 / var_hat - tau_c, TAU_MIN)
         nu_new = mean / var_hat - nu_c
         step = max(np.abs(tau_new - state.tau).max(), np.abs(nu_new - state.nu).max())
@@ -130,19 +151,34 @@ def run_ep(
     raise ConvergenceError(f"EP did not converge in {max_sweeps} sweeps (last change {step:.2g})")
 
 
-def ep_marginal(
-    y: np.ndarray, X: np.ndarray, K: np.ndarray, beta: np.ndarray, s2: float, state: EPState
-) -> EPMarginal:
-    """``log Z_EP`` at ``(β, σg²)`` after running EP (warm-started from ``state``)."""
-    y_sign = 2.0 * y - 1.0
-    m = X @ beta
-    Sigma = s2 * K
-    sweeps = run_ep(y_sign, m, Sigma, state)
+@dataclass(frozen=True)
+class EPEvidence:
+    """``log Z_EP`` at an EP fixed point and what its gradient needs.
+
+    ``alpha`` (n,) is ``(Σ + T̃⁻¹)⁻¹(μ̃ - m)``; with ``A = (Σ + T̃⁻¹)⁻¹``,
+    ``trace_a_sigma = tr(AΣ) = n - tr(B⁻¹)`` and ``trace_a = tr(A)``, so that
+    for ``Σ = σg²K + σe²I`` the trace against ``K`` is
+    ``(trace_a_sigma - σe² trace_a) / σg²`` without forming ``A``.
+    """
+
+    log_z: float
+    alpha: np.ndarray
+    trace_a_sigma: float
+    trace_a: float
+    sweeps: int
+
+
+def ep_evidence(tilted: Tilted, m: np.ndarray, Sigma: np.ndarray, state: EPState) -> EPEvidence:
+    """Run EP (warm-started from ``state``) and evaluate ``log Z_EP`` there (module docstring).
+
+    ``m`` (n,) the prior mean, ``Sigma`` (n, n) the prior covariance of ``f``.
+    """
+    sweeps = run_ep(tilted, m, Sigma, state)
     L, var, mu = _posterior(Sigma, m, state)
     tau_c, nu_c = _cavity(var, mu, state)
     tau_c = np.maximum(tau_c, TAU_MIN)
     cav_mu, cav_var = nu_c / tau_c, 1.0 / tau_c
-    log_zhat, _, _ = _tilted(y_sign, cav_mu, cav_var)
+    log_zhat, _, _ = tilted(cav_mu, cav_var)
     tau, nu = state.tau, state.nu
     s = np.sqrt(tau)
     a = scipy.linalg.solve_triangular(L, (nu - tau * m) / s, lower=True, check_finite=False)
@@ -154,13 +190,32 @@ def ep_marginal(
         - 0.5 * a @ a
     )
     alpha = s * scipy.linalg.solve_triangular(L, a, lower=True, trans="T", check_finite=False)
-    # tr((Σ + T̃⁻¹)⁻¹ K) = tr(B⁻¹ T̃^½ K T̃^½) = tr(B⁻¹ (B - I)) / σg² = (n - ‖L⁻¹‖²_F) / σg²
     L_inv, info = scipy.linalg.lapack.dtrtri(L, lower=1)
     if info != 0:
         raise ConvergenceError("EP: the Cholesky factor of I + T^½ Σ T^½ is singular")
-    trace = (m.size - np.einsum("ij,ij->", L_inv, L_inv)) / s2
-    grad_s2 = 0.5 * (alpha @ K @ alpha - trace)
-    return EPMarginal(float(log_z), X.T @ alpha, float(s2 * grad_s2), sweeps)
+    # A = T̃^½ B⁻¹ T̃^½ = (L⁻¹T̃^½)'(L⁻¹T̃^½);  AΣ = T̃^½ B⁻¹ (B - I) T̃^-½
+    trace_a_sigma = m.size - np.einsum("ij,ij->", L_inv, L_inv)
+    trace_a = float(np.einsum("ij,ij,j->", L_inv, L_inv, tau))
+    return EPEvidence(float(log_z), alpha, float(trace_a_sigma), trace_a, sweeps)
+
+
+def probit_sites(y: np.ndarray) -> Tilted:
+    """Tilted moments of the probit sites ``Φ((2y_i - 1) f_i)`` for a 0/1 ``y`` (n,)."""
+    y_sign = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
+    return partial(_tilted, y_sign)
+
+
+def ep_marginal(
+    y: np.ndarray, X: np.ndarray, K: np.ndarray, beta: np.ndarray, s2: float, state: EPState
+) -> EPMarginal:
+    """``log Z_EP`` of the probit model at ``(β, σg²)`` after running EP (warm-started).
+
+    With ``Σ = σg²K`` the gradient in ``log σg²`` is
+    ``½ σg² (α'Kα - tr(AK)) = ½ (σg² α'Kα - tr(AΣ))``.
+    """
+    ev = ep_evidence(probit_sites(y), X @ beta, s2 * K, state)
+    grad_log_s2 = 0.5 * (s2 * ev.alpha @ K @ ev.alpha - ev.trace_a_sigma)
+    return EPMarginal(ev.log_z, X.T @ ev.alpha, float(grad_log_s2), ev.sweeps)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ import pandas as pd
 from mixedmodels.errors import DataError
 from mixedmodels.families import Bernoulli, Binomial, Poisson, get_family
 from mixedmodels.genetics.ep import fit_probit_ep
+from mixedmodels.genetics.poisson_ep import fit_poisson_ep
 from mixedmodels.genio.samples import labels_of, positions
 
 __all__ = [
@@ -148,20 +149,35 @@ def _frame(y, K, X, trials) -> tuple[pd.DataFrame, str, pd.DataFrame | np.ndarra
 
 
 def ep_heritability(y, K, X=None, *, family: str = "bernoulli", link: str | None = None):
-    """Liability-scale h² of a 0/1 trait by expectation propagation (probit link; :mod:`.ep`)."""
-    if family != "bernoulli" or (link or "probit") != "probit":
+    """Latent-scale h² by expectation propagation: probit 0/1 (:mod:`.ep`) or log-link counts.
+
+    Counts (:mod:`.poisson_ep`) have ``Σ = σg²K + σe²I`` and ``h² = σg²/(σg² + σe²)``;
+    ``h2_observation`` adds ``log(1 + 1/λ)`` as for the Laplace fit.
+    """
+    expected = {"bernoulli": "probit", "poisson": "log"}
+    if family not in expected or (link or expected[family]) != expected[family]:
         raise DataError(
-            f"method='ep' fits the bernoulli trait with a probit link, not {family!r} "
-            f"with {link!r}; use method='laplace' for other families"
+            f"method='ep' fits a bernoulli trait with a probit link or a poisson trait with a "
+            f"log link, not {family!r} with {link!r}; use method='laplace' for other families"
         )
     values = np.asarray(y, dtype=float)
     n = values.size
     if np.shape(K) != (n, n):
         raise DataError(f"K must be {n} x {n} for the {n} values of y, got shape {np.shape(K)}")
     Xv = np.ones((n, 1)) if X is None else np.asarray(X, dtype=float).reshape(n, -1)
+    if family == "poisson":
+        return _poisson_ep(values, Xv, np.asarray(K, dtype=float))
     fit = fit_probit_ep(values, Xv, np.asarray(K, dtype=float))
     s2g = fit.sigma2_g if fit.sigma2_g > 1e-6 else 0.0
     return LatentHeritability(s2g / (s2g + 1.0), s2g, 1.0, "bernoulli", "probit", fit)
+
+
+def _poisson_ep(y: np.ndarray, X: np.ndarray, K: np.ndarray) -> LatentHeritability:
+    fit = fit_poisson_ep(y, X, K)
+    s2g = fit.sigma2_g if fit.sigma2_g > 1e-6 else 0.0  # the lower bound e^-9 means 0
+    s2e = fit.sigma2_e
+    h2_obs = s2g / (s2g + s2e + np.log1p(1.0 / float(y.mean())))
+    return LatentHeritability(s2g / (s2g + s2e), s2g, s2e, "poisson", "log", fit, h2_obs)
 
 
 def threshold_heritability(
@@ -220,8 +236,9 @@ def latent_heritability(
         Numbers of trials of a binomial trait.
     method : {"glmm", "laplace", "ep", "threshold"}
         ``"glmm"`` / ``"laplace"``: the Laplace GLMM with a kinship term (any of the families);
-        ``"ep"``: expectation propagation for the probit model, σg² and β by
-        maximum of the EP marginal likelihood (0/1 traits; :mod:`.ep`);
+        ``"ep"``: expectation propagation, σg² (and σe² for counts) and β by
+        maximum of the EP marginal likelihood (probit 0/1 traits, :mod:`.ep`;
+        log-link counts, :mod:`.poisson_ep`);
         ``"threshold"``: observed-scale REML transformed to the liability scale
         (0/1 traits; see the module docstring).
     prevalence : float, optional

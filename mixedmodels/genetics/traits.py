@@ -7,7 +7,10 @@
   :mod:`mixedmodels.genetics.ep`), ``"laplace"`` (the Laplace GLMM) or
   ``"threshold"`` (observed-scale REML transformed by the prevalence); ``"agq"``
   is refused with the reason (a kinship couples all random effects).
-* ``family="binomial"`` / ``"poisson"``: the Laplace GLMM (:mod:`.latent`).
+* ``family="poisson"``: counts with a log link and an observation-level
+  overdispersion effect, by ``method`` ``"ep"`` (default:
+  :mod:`mixedmodels.genetics.poisson_ep`) or ``"laplace"``.
+* ``family="binomial"``: the Laplace GLMM (:mod:`.latent`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from mixedmodels.errors import DataError
 from mixedmodels.genetics.heritability import heritability as gaussian_heritability
 from mixedmodels.genetics.latent import latent_heritability
 
-__all__ = ["heritability"]
+__all__ = ["DEFAULT_METHOD", "heritability"]
+
+#: The method of each non-Gaussian family when none is given: the less biased in
+#: benchmarks/binary_heritability.py and benchmarks/poisson_heritability.py.
+DEFAULT_METHOD = {"bernoulli": "ep", "poisson": "ep"}
 
 
 def check_binary(y: object) -> None:
@@ -55,7 +62,8 @@ def heritability(
         non-Gaussian family ``K`` is the kinship matrix (array or labelled DataFrame).
     family : {"gaussian", "bernoulli", "binomial", "poisson"}
     method : str, optional
-        Bernoulli: ``"ep"`` (default), ``"laplace"``, ``"threshold"``; others: ``"laplace"``.
+        Bernoulli: ``"ep"`` (default), ``"laplace"``, ``"threshold"``; Poisson: ``"ep"``
+        (default), ``"laplace"``; binomial: ``"laplace"``.
     prevalence : float, optional
         Population prevalence for ``method="threshold"``.
     link, trials
@@ -81,7 +89,7 @@ def heritability(
         )
     if family == "bernoulli":
         check_binary(y)
-    default = "ep" if family == "bernoulli" else "laplace"
+    default = DEFAULT_METHOD.get(family, "laplace")
     return latent_heritability(
         y, K, X, family=family, link=link, trials=trials, method=method or default,
         prevalence=prevalence,

@@ -10,28 +10,17 @@ from mixedmodels import datasets
 from mixedmodels.errors import DataError
 from mixedmodels.genetics import read_bimbam, read_plink, scan
 
+from .bimbam_writer import write_bimbam_panel
+
 
 @pytest.fixture(scope="module")
 def plink():
     return read_plink(datasets.genetics_path() / "geno")
 
 
-def _write_bimbam(path, G, table, sep=", "):
-    """One line per SNP: name, counted allele, other allele, dosages (NA when missing)."""
-    with open(path, "w") as out:
-        for j, row in enumerate(table.itertuples()):
-            dos = ["NA" if np.isnan(v) else repr(float(v)) for v in G[:, j]]
-            out.write(sep.join([row.snp, row.allele_1, row.allele_2, *dos]) + "\n")
-
-
 @pytest.fixture(scope="module")
 def bimbam_files(tmp_path_factory, plink):
-    folder = tmp_path_factory.mktemp("bimbam")
-    G, table = plink.read(), plink.snp_table()
-    _write_bimbam(folder / "geno.txt", G, table)
-    table[["snp", "pos", "chrom"]].to_csv(folder / "anno.txt", header=False, index=False)
-    pd.Series(plink.iid).to_csv(folder / "ids.txt", header=False, index=False)
-    return folder
+    return write_bimbam_panel(plink, tmp_path_factory.mktemp("bimbam"))
 
 
 def test_dosages_and_annotation_equal_the_plink_panel(bimbam_files, plink):
