@@ -177,36 +177,32 @@ def _scale(kernel: DenseKernel, C: np.ndarray, theta: np.ndarray) -> None:
 
 
 def _cholesky(C: np.ndarray) -> np.ndarray:
-    """Stacked lower Cholesky factors; a matrix that is not positive definite gets NaN, not an exception.
+    """Stacked lower Cholesky factors; a matrix that is not positive definite gets NaN, not an exception."""
+    return _per_matrix(np.linalg.cholesky, C)
 
-    ``np.linalg.cholesky`` raises for the whole stack if one matrix fails,
-    so the (rare) failing stack is factored again one matrix at a time.
+
+def _inverse(Lx: np.ndarray) -> np.ndarray:
+    """Stacked inverses; NaN for a singular matrix."""
+    return _per_matrix(np.linalg.inv, Lx)
+
+
+def _per_matrix(fn, C: np.ndarray) -> np.ndarray:
+    """``fn`` (a stacked numpy.linalg routine) of the stack C, NaN for a matrix where it fails.
+
+    numpy's stacked routines raise for the whole stack if one matrix fails,
+    so the (rare) failing stack is done again one matrix at a time.
     """
     try:
-        return np.linalg.cholesky(C)
+        return fn(C)
     except np.linalg.LinAlgError:
         flat = C.reshape((-1,) + C.shape[-2:])
         out = np.full_like(flat, np.nan)
         for i, matrix in enumerate(flat):
             try:
-                out[i] = np.linalg.cholesky(matrix)
+                out[i] = fn(matrix)
             except np.linalg.LinAlgError:
                 pass
         return out.reshape(C.shape)
-
-
-def _inverse(Lx: np.ndarray) -> np.ndarray:
-    """Stacked inverses; NaN for a singular matrix (``np.linalg.inv`` raises for the whole stack)."""
-    try:
-        return np.linalg.inv(Lx)
-    except np.linalg.LinAlgError:
-        out = np.full_like(Lx, np.nan)
-        for i, matrix in enumerate(Lx):
-            try:
-                out[i] = np.linalg.inv(matrix)
-            except np.linalg.LinAlgError:
-                pass
-        return out
 
 
 def stacked_objective(kernel: DenseKernel, L: np.ndarray, logm1: np.ndarray) -> np.ndarray:
