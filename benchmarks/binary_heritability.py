@@ -183,7 +183,7 @@ def _save(rows, seconds, args, replicates, study: Study = BINARY) -> dict:
     return out
 
 
-def merge(earlier: dict, later: dict, tag: str) -> dict:
+def merge(earlier: dict, later: dict, tag: str, study: Study = BINARY) -> dict:
     """Pool two runs over disjoint replicates of the same cells.
 
     Per cell and method with counts ``r₁, r₂``: bias is the count-weighted mean
@@ -197,11 +197,12 @@ def merge(earlier: dict, later: dict, tag: str) -> dict:
     cells = cells.assign(
         wb=cells["bias"] * cells["replicates"], wm=cells["rmse"] ** 2 * cells["replicates"]
     )
-    pooled = cells.groupby(["h2", "k", "method"])[["wb", "wm", "replicates"]].sum().reset_index()
+    keys = ["h2", study.level, "method"]
+    pooled = cells.groupby(keys)[["wb", "wm", "replicates"]].sum().reset_index()
     summary = pooled.assign(
         bias=pooled["wb"] / pooled["replicates"],
         rmse=np.sqrt(pooled["wm"] / pooled["replicates"]),
-    )[["h2", "k", "method", "bias", "rmse", "replicates"]]
+    )[[*keys, "bias", "rmse", "replicates"]]
     fits = {}
     for run in (earlier, later):
         for m, s in run["seconds_per_fit"].items():
@@ -216,7 +217,8 @@ def merge(earlier: dict, later: dict, tag: str) -> dict:
         "n": earlier["n"],
         "replicates": int(summary["replicates"].max()),
         "replicates_per_cell": {
-            f"{r.h2}/{r.k}/{r.method}": int(r.replicates) for r in summary.itertuples()
+            f"{r.h2}/{getattr(r, study.level)}/{r.method}": int(r.replicates)
+            for r in summary.itertuples()
         },
         "seconds_per_fit": {m: t / max(1, n) for m, (t, n) in fits.items()},
         "failed": failed,
@@ -227,9 +229,9 @@ def merge(earlier: dict, later: dict, tag: str) -> dict:
         "cells": summary.to_dict(orient="records"),
         "merged_from": [earlier.get("replicates"), later.get("replicates")],
     }
-    name = "binary_heritability" + (f"_{tag}" if tag else "")
+    name = study.name + (f"_{tag}" if tag else "")
     (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2))
-    (RESULTS / f"{name}.md").write_text(markdown(summary, out))
+    (RESULTS / f"{name}.md").write_text(markdown(summary, out, study))
     return out
 
 
@@ -277,6 +279,12 @@ def study_parser(description: str, methods: tuple[str, ...]) -> argparse.Argumen
         default=0,
         help="draw but do not fit replicates before this index (extends an earlier run)",
     )
+    parser.add_argument(
+        "--merge",
+        nargs=2,
+        metavar=("EARLIER", "LATER"),
+        help="combine two result JSON files of disjoint replicates into --tag's files",
+    )
     return parser
 
 
@@ -286,14 +294,7 @@ def report(out: dict, study: Study, tag: str) -> None:
 
 
 def main() -> None:
-    parser = study_parser(__doc__.splitlines()[0], METHODS)
-    parser.add_argument(
-        "--merge",
-        nargs=2,
-        metavar=("EARLIER", "LATER"),
-        help="combine two result JSON files of disjoint replicates into --tag's files",
-    )
-    args = parser.parse_args()
+    args = study_parser(__doc__.splitlines()[0], METHODS).parse_args()
     if args.merge:
         out = merge(*(json.loads(Path(p).read_text()) for p in args.merge), tag=args.tag)
     else:

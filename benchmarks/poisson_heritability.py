@@ -24,6 +24,7 @@ average before and after).  Options as the binary study's.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ if __name__ == "__main__":
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from binary_heritability import Study, report, run, study_parser  # noqa: E402
+from binary_heritability import Study, merge, report, run, study_parser  # noqa: E402
 
 POISSON = Study("poisson_heritability", ("ep", "laplace"), "mean", "mean count")
 MEAN_COUNTS = (0.5, 2.0, 10.0)
@@ -59,8 +60,12 @@ def estimate(method: str, y: np.ndarray, K: np.ndarray, mean: float) -> float:
 
 def main() -> None:
     args = study_parser(__doc__.splitlines()[0], POISSON.methods).parse_args()
-    args.loadavg_before = list(os.getloadavg())
-    out = run(args, POISSON, MEAN_COUNTS, count_trait, estimate)
+    if args.merge:
+        runs = (json.loads(Path(p).read_text()) for p in args.merge)
+        out = merge(*runs, tag=args.tag, study=POISSON)
+    else:
+        args.loadavg_before = list(os.getloadavg())
+        out = run(args, POISSON, MEAN_COUNTS, count_trait, estimate)
     report(out, POISSON, args.tag)
 
 
