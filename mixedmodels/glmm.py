@@ -596,39 +596,74 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         whiten = sla.solve_triangular(
             Lx, np.eye(len(Lx)), lower=True, trans="T", check_finite=False
         )
-        theta0, beta0, ntheta = stage1.final.copy(), self.beta.copy(), len(stage1.final)
-
-        def to_params(x: np.ndarray) -> np.ndarray:
-            return np.concatenate([x[:ntheta], beta0 + whiten @ x[ntheta:]])
-
-        lower = np.concatenate([self.lowerbd, np.full(len(beta0), -np.inf)])
-        stage2 = _fresh_optsum(settings, np.concatenate([theta0, beta0]), lower)
-        stage2.initial_step = np.concatenate(
-            [np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(len(beta0))]
-        )
-        stage2.nagq = nagq
-        start = np.concatenate([theta0, np.zeros(len(beta0))])
-        objective = guarded(lambda x: self._joint_objective(to_params(x)), "PIRLS")
-        minimize(
-            objective,
-            stage2,
+        x0 = np.concatenate([stage1.final, self.beta])
+        self.optsum = self._whitened_fit(
+            settings,
+            x0,
+            whiten,
+            self._joint_objective,
+            what="PIRLS",
+            label="GLMM fit",
+            names=self.lmm.theta_names + self.coefnames,
             verbose=verbose,
             progress=progress,
-            label="GLMM fit",
-            start=start,
-            to_params=to_params,
         )
+        self.optsum.nagq = nagq
+
+    def _whitened_fit(
+        self,
+        settings: OptSummary,
+        x0: np.ndarray,
+        whiten: np.ndarray,
+        evaluate,
+        *,
+        what: str,
+        label: str,
+        names: list[str],
+        verbose: bool,
+        progress: bool,
+        search=None,
+    ) -> OptSummary:
+        """Minimise ``evaluate`` over x0 = (θ, rest) with rest = x0's rest + ``whiten`` z, then check it.
+
+        θ starts with steps of a tenth of its start (at least 0.05), z with
+        unit steps.  ``search(stage, start, to_params)`` may do the search
+        instead of NLopt (returning False where it cannot); the convergence
+        check and the final evaluation (the model moves to the optimum) follow
+        either way.  ``what`` names the objective in a failure's message.
+        """
+        ntheta = len(self.lowerbd)
+
+        def to_params(z: np.ndarray) -> np.ndarray:
+            return np.concatenate([z[:ntheta], x0[ntheta:] + whiten @ z[ntheta:]])
+
+        lower = np.concatenate([self.lowerbd, np.full(len(x0) - ntheta, -np.inf)])
+        stage = _fresh_optsum(settings, x0, lower)
+        theta0, rest = x0[:ntheta], len(x0) - ntheta
+        stage.initial_step = np.concatenate([np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(rest)])
+        start = np.concatenate([theta0, np.zeros(rest)])
+        objective = guarded(lambda z: evaluate(to_params(z)), what)
+        if search is None or not search(stage, start, to_params):
+            minimize(
+                objective,
+                stage,
+                verbose=verbose,
+                progress=progress,
+                label=label,
+                start=start,
+                to_params=to_params,
+            )
         ensure_converged(
             objective,
-            stage2,
+            stage,
             policy=settings,
-            names=self.lmm.theta_names + self.coefnames,
+            names=names,
             start=start,
             to_params=to_params,
             block=slice(ntheta, None),
         )
-        self._joint_objective(stage2.final)
-        self.optsum = stage2
+        evaluate(stage.final)
+        return stage
 
     # ---- families fitted by their log density ----------------------------------------------
     @property
@@ -724,48 +759,29 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         With NLopt's default (BOBYQA) the search is L-BFGS-B on the analytic
         gradient (:func:`mixedmodels.laplace.laplace_gradient`), falling back to BOBYQA where that cannot run or fails.
         """
-        ntheta = len(self.lowerbd)
         self._pull_zero_inflation()
-        x0 = self.outer_parameters()
         whiten = sla.block_diag(np.linalg.cholesky(_beta_block(self)), np.eye(self.n_dispersion))
-
-        def to_params(z: np.ndarray) -> np.ndarray:
-            return np.concatenate([z[:ntheta], x0[ntheta:] + whiten @ z[ntheta:]])
-
-        lower = np.concatenate([self.lowerbd, np.full(len(x0) - ntheta, -np.inf)])
-        stage2 = _fresh_optsum(settings, x0, lower)
-        theta0 = x0[:ntheta]
-        stage2.initial_step = np.concatenate(
-            [np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(len(x0) - ntheta)]
-        )
-        start = np.concatenate([theta0, np.zeros(len(x0) - ntheta)])
-        objective = guarded(
-            lambda z: self._outer_objective(to_params(z), False), "the Laplace objective"
-        )
-        searched = settings.optimizer.upper() == DEFAULT_OPTIMIZER and self._gradient_search(
-            stage2, start, whiten, to_params
-        )
-        if not searched:
-            minimize(
-                objective,
-                stage2,
-                verbose=verbose,
-                progress=progress,
-                label="Laplace fit",
-                start=start,
-                to_params=to_params,
-            )
-        ensure_converged(
-            objective,
-            stage2,
-            policy=settings,
+        gradient = settings.optimizer.upper() == DEFAULT_OPTIMIZER
+        self.optsum = self._whitened_fit(
+            settings,
+            self.outer_parameters(),
+            whiten,
+            lambda x: self._outer_objective(x, False),
+            what="the Laplace objective",
+            label="Laplace fit",
             names=self.outer_names(),
-            start=start,
-            to_params=to_params,
-            block=slice(ntheta, len(x0)),
+            verbose=verbose,
+            progress=progress,
+            search=(
+                (
+                    lambda stage, start, to_params: self._gradient_search(
+                        stage, start, whiten, to_params
+                    )
+                )
+                if gradient
+                else None
+            ),
         )
-        self._outer_objective(stage2.final, False)
-        self.optsum = stage2
 
     def _pull_zero_inflation(self) -> None:
         """Move β_zi so that |η_zi| ≤ ZI_START_LIMIT (least squares), and refresh the modes.
