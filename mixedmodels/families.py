@@ -658,6 +658,22 @@ def _check_counts(family: str, y: FloatArray) -> None:
         warnings.warn(f"non-integer counts in a {family} response", stacklevel=4)
 
 
+class _Counts:
+    """Count responses (Poisson, negative binomial): positive means, R's start, count checks."""
+
+    name: str
+
+    def valid_mu(self, mu: ArrayLike) -> bool:
+        return _positive_mean(mu)
+
+    def mustart(self, y: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
+        """R's start :math:`y + 0.1`, positive even for zero counts."""
+        return _as_float(y) + 0.1
+
+    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
+        _check_counts(self.name, y)
+
+
 # -- binary and binomial --------------------------------------------------------------
 
 
@@ -820,7 +836,7 @@ class Binomial(_Binary):
 # -- counts ------------------------------------------------------------------------------
 
 
-class Poisson(Family):
+class Poisson(_Counts, Family):
     r"""Counts: :math:`y_i \sim \operatorname{Poisson}(\mu_i)`, no dispersion.
 
     Log-likelihood (R's ``poisson()$aic``; non-integer :math:`y` is allowed through
@@ -871,16 +887,6 @@ class Poisson(Family):
         self, y: FloatArray, mu: FloatArray, wt: FloatArray, dispersion: float
     ) -> FloatArray:
         return wt * (special.xlogy(y, mu) - mu - special.gammaln(y + 1.0))
-
-    def valid_mu(self, mu: ArrayLike) -> bool:
-        return _positive_mean(mu)
-
-    def mustart(self, y: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
-        """R's start :math:`y + 0.1`, positive even for zero counts."""
-        return _as_float(y) + 0.1
-
-    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
-        _check_counts(self.name, y)
 
 
 # -- positive continuous ---------------------------------------------------------------
@@ -1136,21 +1142,12 @@ def _trigamma(x: FloatArray) -> FloatArray:
     return acc + iz * (1.0 + iz * (0.5 + iz * series))
 
 
-class _NegativeBinomial(LikelihoodFamily):
+class _NegativeBinomial(_Counts, LikelihoodFamily):
     """Shared pieces of the two negative binomial parametrisations: counts, log link."""
 
     canonical_link = "log"
     allowed_links = ("log",)
     support = "counts"
-
-    def valid_mu(self, mu: ArrayLike) -> bool:
-        return _positive_mean(mu)
-
-    def mustart(self, y: ArrayLike, wt: ArrayLike | None = None) -> FloatArray:
-        return _as_float(y) + 0.1
-
-    def _check_values(self, y: FloatArray, wt: FloatArray) -> None:
-        _check_counts(self.name, y)
 
 
 class NegativeBinomial2(_NegativeBinomial):
