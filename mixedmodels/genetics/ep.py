@@ -55,6 +55,7 @@ __all__ = [
     "ep_evidence",
     "ep_marginal",
     "fit_probit_ep",
+    "maximise_evidence",
     "probit_sites",
     "run_ep",
 ]
@@ -220,7 +221,11 @@ def ep_marginal(
 
 @dataclass(frozen=True)
 class EPFit:
-    """Maximum of ``log Z_EP`` over ``(β, σg²)``."""
+    """Maximum of ``log Z_EP`` over ``β`` and the variances.
+
+    ``sigma2_e`` is the residual variance on the latent scale: 1 by
+    definition for the probit's liability, estimated for a Poisson trait.
+    """
 
     beta: np.ndarray
     sigma2_g: float
@@ -228,11 +233,36 @@ class EPFit:
     evaluations: int
     converged: bool
     message: str
+    sigma2_e: float = 1.0
 
     @property
     def h2(self) -> float:
-        """Liability-scale heritability ``σg² / (σg² + 1)``."""
-        return self.sigma2_g / (self.sigma2_g + 1.0)
+        """Latent-scale (for the probit: liability-scale) heritability ``σg² / (σg² + σe²)``."""
+        return self.sigma2_g / (self.sigma2_g + self.sigma2_e)
+
+
+def maximise_evidence(
+    marginal, theta0: np.ndarray, p: int, bounds_log_s2: tuple[float, float], maxiter: int
+) -> tuple[scipy.optimize.OptimizeResult, int]:
+    """L-BFGS-B on ``-log Z_EP`` over ``θ = (β, log variances)``, and the evaluations it took.
+
+    ``marginal(θ)`` returns ``(log Z_EP, its gradient in θ)``; β is free, each
+    log variance within ``bounds_log_s2``.
+    """
+    evaluations = 0
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal evaluations
+        evaluations += 1
+        log_z, grad = marginal(theta)
+        return -log_z, -grad
+
+    result = scipy.optimize.minimize(
+        objective, theta0, jac=True, method="L-BFGS-B",
+        bounds=[(None, None)] * p + [bounds_log_s2] * (len(theta0) - p),
+        options={"maxiter": maxiter, "ftol": 1e-10, "gtol": 1e-6},
+    )  # fmt: skip
+    return result, evaluations
 
 
 def _start(y: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -268,20 +298,13 @@ def fit_probit_ep(
         )
     n, p = X.shape
     state = EPState(np.full(n, 0.5), np.zeros(n))
-    evaluations = 0
 
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        nonlocal evaluations
-        evaluations += 1
+    def marginal(theta: np.ndarray) -> tuple[float, np.ndarray]:
         out = ep_marginal(y, X, K, theta[:p], float(np.exp(theta[p])), state)
-        return -out.log_z, -np.append(out.grad_beta, out.grad_log_s2)
+        return out.log_z, np.append(out.grad_beta, out.grad_log_s2)
 
     theta0 = np.append(_start(y, X), np.log(0.3))
-    result = scipy.optimize.minimize(
-        objective, theta0, jac=True, method="L-BFGS-B",
-        bounds=[(None, None)] * p + [bounds_log_s2],
-        options={"maxiter": 200, "ftol": 1e-10, "gtol": 1e-6},
-    )  # fmt: skip
+    result, evaluations = maximise_evidence(marginal, theta0, p, bounds_log_s2, maxiter=200)
     s2 = float(np.exp(result.x[p]))
     return EPFit(
         result.x[:p], s2, -float(result.fun), evaluations, bool(result.success), str(result.message)

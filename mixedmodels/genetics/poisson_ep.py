@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-import scipy.optimize
 from scipy.special import gammaln, logsumexp
 
 from mixedmodels.errors import DataError
-from mixedmodels.genetics.ep import EPState, Tilted, ep_evidence
+from mixedmodels.genetics.ep import EPFit, EPState, Tilted, ep_evidence, maximise_evidence
 from mixedmodels.quadrature import gauss_hermite
 
 __all__ = ["PoissonEPFit", "PoissonEPMarginal", "fit_poisson_ep", "poisson_ep_marginal"]
@@ -126,22 +125,8 @@ def poisson_ep_marginal(
     return PoissonEPMarginal(ev.log_z, X.T @ ev.alpha, float(grad_g), float(grad_e), ev.sweeps)
 
 
-@dataclass(frozen=True)
-class PoissonEPFit:
-    """Maximum of ``log Z_EP`` over ``(β, σg², σe²)``."""
-
-    beta: np.ndarray
-    sigma2_g: float
-    sigma2_e: float
-    log_z: float
-    evaluations: int
-    converged: bool
-    message: str
-
-    @property
-    def h2(self) -> float:
-        """Latent-scale heritability ``σg² / (σg² + σe²)``."""
-        return self.sigma2_g / (self.sigma2_g + self.sigma2_e)
+PoissonEPFit = EPFit
+"""A Poisson trait's fit: ep's :class:`~mixedmodels.genetics.ep.EPFit` with ``sigma2_e`` estimated."""
 
 
 def check_counts(y: np.ndarray) -> None:
@@ -183,22 +168,15 @@ def fit_poisson_ep(
     check_counts(y)
     n, p = X.shape
     state = EPState(np.full(n, 0.5), np.zeros(n))
-    evaluations = 0
 
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        nonlocal evaluations
-        evaluations += 1
+    def marginal(theta: np.ndarray) -> tuple[float, np.ndarray]:
         s2g, s2e = np.exp(theta[p:])
         out = poisson_ep_marginal(y, X, K, theta[:p], s2g, s2e, state)
-        return -out.log_z, -np.append(out.grad_beta, [out.grad_log_s2g, out.grad_log_s2e])
+        return out.log_z, np.append(out.grad_beta, [out.grad_log_s2g, out.grad_log_s2e])
 
-    result = scipy.optimize.minimize(
-        objective, _start(y, X), jac=True, method="L-BFGS-B",
-        bounds=[(None, None)] * p + [bounds_log_s2] * 2,
-        options={"maxiter": 300, "ftol": 1e-10, "gtol": 1e-6},
-    )  # fmt: skip
+    result, evaluations = maximise_evidence(marginal, _start(y, X), p, bounds_log_s2, maxiter=300)
     s2g, s2e = (float(v) for v in np.exp(result.x[p:]))
-    return PoissonEPFit(
-        result.x[:p], s2g, s2e, -float(result.fun), evaluations, bool(result.success),
-        str(result.message),
+    return EPFit(
+        result.x[:p], s2g, -float(result.fun), evaluations, bool(result.success),
+        str(result.message), sigma2_e=s2e,
     )  # fmt: skip
