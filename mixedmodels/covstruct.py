@@ -74,11 +74,17 @@ def rho_of(phi):
     return np.tanh(np.asarray(phi, dtype=float))
 
 
+_T_MAX = float(np.nextafter(1.0, 0.0))
+
+
 def phi_of(t):
-    """The inverse of :func:`rho_of`: φ = atanh t (±∞ at t = ±1)."""
-    t = np.clip(np.asarray(t, dtype=float), -1.0, 1.0)
-    with np.errstate(divide="ignore"):
-        return np.arctanh(t)
+    """The inverse of :func:`rho_of`: φ = atanh t, finite.
+
+    At |t| = 1 (a correlation on its boundary, where a profile can step) φ is
+    ±atanh(1 - 2⁻⁵³) ≈ ±18.7, whose tanh is within 2⁻⁵³ of ±1: the same
+    covariance to rounding, at a point an optimizer can start from and step away from.
+    """
+    return np.arctanh(np.clip(np.asarray(t, dtype=float), -_T_MAX, _T_MAX))
 
 
 def psd_cholesky_lower(S: np.ndarray, tol: float = 1e-12) -> np.ndarray:

@@ -1133,8 +1133,15 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             f"unknown residual type {kind!r}; use deviance, pearson, response or working"
         )
 
-    def residuals(self, kind: str = "deviance") -> pd.Series:
-        """Residuals: ``"deviance"`` (default, as lme4), ``"pearson"``, ``"response"`` or ``"working"``."""
+    def residuals(self, kind: str | None = None, *, type: str | None = None) -> pd.Series:
+        """Residuals: ``"deviance"``, ``"pearson"``, ``"response"`` or ``"working"``.
+
+        The default is lme4's, deviance residuals, except for a zero-inflated
+        model, which has none: there it is glmmTMB's, response residuals.
+        """
+        default = "response" if self.zi is not None else "deviance"
+        allowed = ("deviance", "pearson", "response", "working")
+        kind = self.residual_kind(kind, type, default, allowed)
         self.require_fit("residuals")
         return self.per_observation(self._residual_values(kind), "residuals")
 

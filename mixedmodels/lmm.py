@@ -527,14 +527,16 @@ class LinearMixedModel(InferenceMixin, MixedModel):
             np.zeros(self.nobs),
         )
 
-    def residuals(self, kind: str = "response") -> pd.Series:
-        """Residuals y - ŷ (``"response"``, the default) or ``"pearson"`` (times √w, as lme4's)."""
+    def residuals(self, kind: str | None = None, *, type: str | None = None) -> pd.Series:
+        """Residuals y - ŷ (``"response"``, the default, and ``"working"``), or times √w
+        (``"pearson"`` and ``"deviance"``, as lme4's for a weighted fit)."""
+        kind = self.residual_kind(
+            kind, type, "response", ("response", "pearson", "deviance", "working")
+        )
         self.require_fit("residuals")
         r = self.response - self._fitted_values()
-        if kind == "pearson":
+        if kind in ("pearson", "deviance"):
             r = r * np.sqrt(self.prior_weights)
-        elif kind not in ("response", "working", "deviance"):
-            raise MixedModelsError(f"unknown residual type {kind!r}; use response or pearson")
         return self.per_observation(r, "residuals")
 
     # ---- summaries ------------------------------------------------------------------------

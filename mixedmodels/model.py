@@ -222,8 +222,22 @@ class MixedModel(FitStatistics, ABC):
         """Fitted values on the response scale, indexed like the data."""
 
     @abstractmethod
-    def residuals(self, kind: str = "response") -> pd.Series:
-        """Residuals, indexed like the data."""
+    def residuals(self, kind: str | None = None, *, type: str | None = None) -> pd.Series:
+        """Residuals, indexed like the data; ``type=`` is lme4's and glmmTMB's name for ``kind``."""
+
+    @staticmethod
+    def residual_kind(
+        kind: str | None, type: str | None, default: str, allowed: tuple[str, ...]
+    ) -> str:
+        """The residual type asked for by ``kind`` or ``type`` (the same thing), checked."""
+        if kind is not None and type is not None and kind != type:
+            raise MixedModelsError(f"kind={kind!r} and type={type!r} disagree; give one of them")
+        chosen = next((k for k in (kind, type) if k is not None), default)
+        if not isinstance(chosen, str) or chosen not in allowed:
+            raise MixedModelsError(
+                f"unknown residual type {chosen!r}; use one of {', '.join(allowed)}"
+            )
+        return chosen
 
     def coeftable(self, ddf: str | None = None, component: str = "cond") -> pd.DataFrame:
         """Estimates, standard errors, z statistics and two-sided normal p-values.

@@ -19,7 +19,9 @@ import mixedmodels as mm
 from mixedmodels.covstruct import (
     CovStructure,
     partial_autocorrelations,
+    phi_of,
     psd_cholesky_lower,
+    rho_of,
     structure_for,
     toeplitz_correlations,
 )
@@ -321,3 +323,22 @@ def test_a_term_pickled_before_structures_loads_unstructured():
 def test_kenward_roger_refuses_structured_terms():
     with pytest.raises(MixedModelsError, match="satterthwaite"):
         fitted("btheb_ar1").coeftable(ddf="kenward-roger")
+
+
+def test_phi_of_a_boundary_correlation_is_finite_and_maps_back():
+    phi = phi_of(np.array([-1.0, 1.0, 0.3]))
+    assert np.all(np.isfinite(phi))
+    np.testing.assert_allclose(rho_of(phi[:2]), [-1.0, 1.0], rtol=2e-16)
+    assert rho_of(phi[2]) == pytest.approx(0.3, rel=1e-15)
+
+
+def test_profile_of_a_fixed_effect_at_a_boundary_correlation():
+    # ρ -> 1: the profile's warm starts for the reduced models used to carry φ = atanh(1) = ∞
+    m = fitted("btheb_cs")
+    name = m.coefnames[-1]
+    table = m.confint(parm=[name], progress=False)
+    lo, hi = table.loc[name]
+    beta = m.beta[-1]
+    assert lo < beta < hi
+    wald = m.confint(method="wald").loc[name]
+    assert (hi - lo) == pytest.approx(wald["upper"] - wald["lower"], rel=0.2)

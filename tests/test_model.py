@@ -287,3 +287,44 @@ def test_summary_and_notebook_reprs(sleepstudy):
     assert "-3.9536 -0.4634 0.0231 0.4634 5.1793" in " ".join(text.split())
     assert "Satterthwaite" in text
     assert "<table" in m._repr_html_() and "Random effects" in m._repr_markdown_()
+
+
+def test_residual_type_is_lme4s_name_for_kind(sleepstudy):
+    from mixedmodels.variance.hetero import HeteroskedasticMixedModel
+
+    w = np.linspace(0.5, 2.0, len(sleepstudy))
+    lmm = mm.LinearMixedModel("Reaction ~ Days + (1|Subject)", sleepstudy, weights=w).fit()
+    raw = lmm.residuals()
+    # lme4: deviance and pearson residuals of a weighted linear fit are √w (y - ŷ)
+    for kind in ("pearson", "deviance"):
+        np.testing.assert_allclose(lmm.residuals(type=kind), np.sqrt(w) * raw, rtol=1e-12)
+        pd.testing.assert_series_equal(lmm.residuals(type=kind), lmm.residuals(kind))
+    np.testing.assert_allclose(lmm.residuals(type="working"), raw, rtol=1e-12)
+    het = HeteroskedasticMixedModel(
+        "Reaction ~ Days + (1|Subject)", sleepstudy, dispformula="~ Days"
+    ).fit()
+    np.testing.assert_allclose(het.residuals(type="pearson"), het.residuals() / het.residual_sd())
+    cb = mm.datasets.load("cbpp")
+    glmm = mm.GeneralizedLinearMixedModel(
+        "incidence / size ~ period + (1|herd)", cb, family="binomial", weights=cb["size"]
+    ).fit()
+    pd.testing.assert_series_equal(glmm.residuals(), glmm.residuals(type="deviance"))
+    for m in (lmm, het, glmm):
+        with pytest.raises(MixedModelsError, match="disagree"):
+            m.residuals("pearson", type="response")
+        with pytest.raises(MixedModelsError, match="unknown residual type 'zzz'"):
+            m.residuals(type="zzz")
+
+
+def test_zero_inflated_residuals_default_to_response():
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(20), 15)
+    x = rng.normal(size=g.size)
+    mu = np.exp(0.3 + 0.4 * x + rng.normal(scale=0.4, size=20)[g])
+    y = np.where(rng.random(g.size) < 0.3, 0, rng.poisson(mu))
+    df = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+    m = mm.GeneralizedLinearMixedModel("y ~ x + (1|g)", df, family="poisson", ziformula="~1").fit()
+    pd.testing.assert_series_equal(m.residuals(), m.residuals(type="response"))
+    np.testing.assert_allclose(m.residuals() + m.fitted(), y, rtol=1e-12)
+    with pytest.raises(MixedModelsError, match="not defined for a zero-inflated"):
+        m.residuals(type="deviance")

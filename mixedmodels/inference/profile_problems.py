@@ -161,7 +161,11 @@ class LmmProfile(_Problem):
 
 
 class GlmmProfile(_Problem):
-    """Profiles of a generalised mixed model over (sd, cor, β), as lme4 does."""
+    """Profiles over (sd, cor, β, extra parameters) with nothing profiled out, as lme4 does for GLMMs.
+
+    For generalised models and for a heteroskedastic linear model, whose θ is
+    on the response's scale (σ = 1 in the sd/cor mapping).
+    """
 
     def __init__(self, model):
         if "fast" in model.criterion:
@@ -169,7 +173,7 @@ class GlmmProfile(_Problem):
                 "profiling needs a full fit of the generalised model: fit it with fast=False "
                 "(the fast fit does not optimise the deviance over the fixed effects)"
             )
-        if model.family.has_dispersion:
+        if model.family is not None and model.family.has_dispersion:
             raise MixedModelsError(
                 f"profiles of generalised models with a dispersion parameter ({type(model.family).__name__}) "
                 "are not available; use confint(method='wald') or method='bootstrap'"
@@ -214,6 +218,14 @@ class GlmmProfile(_Problem):
 
 
 def profile_problem(model: MixedModel) -> LmmProfile | GlmmProfile:
-    """The profile problem of a fitted linear or generalised mixed model."""
+    """The profile problem of a fitted mixed model.
+
+    A linear model with one residual σ profiles β out of its variance
+    parameters; every other model (generalised, or a residual variance that
+    varies by observation) re-optimises all of its parameters, its
+    :meth:`~mixedmodels.MixedModel.extra_parameters` included, on θ's own scale.
+    """
     model.require_fit("a profile")
-    return LmmProfile(model) if model.family is None else GlmmProfile(model)
+    if model.family is None and model.sigma is not None:
+        return LmmProfile(model)
+    return GlmmProfile(model)

@@ -353,6 +353,22 @@ class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
         factor = 1.0 if scale == "logvar" else 0.5
         return coef_table(factor * self.disp_coef, factor * self.disp_stderror, self.disp_names)
 
+    def extra_parameters(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """γ, the log residual-variance coefficients, named ``disp~<column>`` (profiled as β is)."""
+        return [f"disp~{n}" for n in self.disp_names], self.disp_coef.copy(), self.disp_stderror
+
+    def objective_at_extra(self, theta: np.ndarray, beta: np.ndarray, extra: np.ndarray) -> float:
+        """-2 log L at (θ on the response scale, β, γ), nothing profiled; the fit is unchanged."""
+        theta, beta, extra = (np.asarray(a, dtype=float) for a in (theta, beta, extra))
+        if theta.shape != self.theta.shape or extra.shape != self.disp_coef.shape:
+            raise MixedModelsError(
+                f"expected {len(self.theta)} θ and {len(self.disp_coef)} γ values, "
+                f"got {theta.size} and {extra.size}"
+            )
+        if np.any(theta < self.lowerbd):
+            raise MixedModelsError("θ is below its lower bounds")
+        return float(self.lik.evaluate(np.concatenate([extra, theta]), beta).objective)
+
     def residual_sd(self) -> np.ndarray:
         """σ_i: the residual standard deviation of each observation."""
         return np.sqrt(self.lik.residual_variance(self.disp_coef))
@@ -426,14 +442,13 @@ class HeteroskedasticMixedModel(InferenceMixin, MixedModel):
         """y as given (the likelihood works with y - offset)."""
         return self.lik.y if self.structure.offset is None else self.lik.y + self.structure.offset
 
-    def residuals(self, kind: str = "response") -> pd.Series:
+    def residuals(self, kind: str | None = None, *, type: str | None = None) -> pd.Series:
         """y - ŷ (``"response"``) or scaled by each observation's σᵢ (``"pearson"``), indexed like the data."""
+        kind = self.residual_kind(kind, type, "response", ("response", "pearson"))
         self._require_fit()
         r = self.response - self._fitted_values()
         if kind == "pearson":
             r = r / self.residual_sd()
-        elif kind != "response":
-            raise MixedModelsError(f"unknown residual type {kind!r}; use response or pearson")
         return self.per_observation(r, "residuals")
 
     def __str__(self) -> str:

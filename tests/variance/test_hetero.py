@@ -232,3 +232,27 @@ def test_a_dispformula_is_the_heteroskedastic_class():
     assert np.isfinite(hlm.objective)
     with pytest.raises(mm.MixedModelsError, match="HeteroskedasticMixedModel"):
         mm.LinearMixedModel("Reaction ~ 1 + Days + (1|Subject)", sleep, dispformula="~ 1")
+
+
+def test_profile_intervals_re_optimise_the_dispersion_coefficients(fitted_reference):
+    m = fitted_reference("sleepstudy_disp_ml")
+    names, gamma, se = m.extra_parameters()
+    assert names == [f"disp~{n}" for n in m.disp_names]
+    np.testing.assert_array_equal(gamma, m.disp_coef)
+    # nothing is profiled in objective_at_extra: at the estimates it is the fit's objective
+    assert m.objective_at_extra(m.theta, m.beta, m.disp_coef) == pytest.approx(
+        m.objective, rel=1e-12
+    )
+    assert m.objective_at_extra(m.theta, m.beta, m.disp_coef + 0.1) > m.objective
+    table = m.confint(progress=False)
+    wald = m.confint(method="wald")
+    assert list(table.index) == list(wald.index)
+    for name, est in zip([*m.coefnames, *names], [*m.beta, *gamma]):
+        lo, hi = table.loc[name]
+        assert lo < est < hi
+        # for these well-determined parameters the likelihood is nearly quadratic
+        assert hi - lo == pytest.approx(wald.loc[name, "upper"] - wald.loc[name, "lower"], rel=0.15)
+    sd = table.iloc[0]
+    assert 0 <= sd["lower"] < m.varcorr()["std. dev."].iloc[0] < sd["upper"]
+    with pytest.raises(MixedModelsError, match="γ values"):
+        m.objective_at_extra(m.theta, m.beta, m.disp_coef[:1])
