@@ -54,6 +54,11 @@ LINK_VARIANCE = {"probit": 1.0, "logit": np.pi**2 / 3, "cloglog": np.pi**2 / 6}
 """Variance of the standard error distribution behind each binary link."""
 
 
+#: The method of each non-Gaussian family when none is given: the less biased in
+#: benchmarks/binary_heritability.py and benchmarks/poisson_heritability.py.
+DEFAULT_METHOD = {"bernoulli": "ep", "poisson": "ep"}
+
+
 @dataclass(frozen=True)
 class LatentHeritability:
     """Latent-scale heritability of one non-Gaussian trait.
@@ -193,11 +198,9 @@ def threshold_heritability(
     if not np.isin(y, (0.0, 1.0)).all():
         raise DataError("the threshold method needs a 0/1 trait")
     p = float(y.mean()) if y.size else 0.0
-    k = p if prevalence is None else float(prevalence)
-    if not (0 < p < 1 and 0 < k < 1):
-        raise DataError(
-            f"cases and controls are both needed (case fraction {p:.3g}, prevalence {k:.3g})"
-        )
+    k = p if prevalence is None else _prevalence(prevalence)
+    if not 0 < p < 1:
+        raise DataError(f"cases and controls are both needed (case fraction {p:.3g})")
     fit = heritability(y, X, np.asarray(K, dtype=float), assume_same_order=True)
     z = norm.pdf(norm.ppf(1.0 - k))
     h2 = fit.h2 * k * (1 - k) / z**2 * k * (1 - k) / (p * (1 - p))
@@ -212,7 +215,7 @@ def latent_heritability(
     family: str = "bernoulli",
     link: str | None = None,
     trials=None,
-    method: str = "glmm",
+    method: str | None = None,
     prevalence: float | None = None,
     assume_same_order: bool = False,
 ) -> LatentHeritability:
@@ -234,7 +237,9 @@ def latent_heritability(
         ``"cloglog"``; Poisson: ``"log"``.
     trials : array (n,), optional
         Numbers of trials of a binomial trait.
-    method : {"glmm", "laplace", "ep", "threshold"}
+    method : {"ep", "glmm", "laplace", "threshold"}, optional
+        By default :data:`DEFAULT_METHOD` of the family (``"ep"`` for bernoulli and poisson
+        traits, the less biased in the benchmarks), else ``"laplace"``.
         ``"glmm"`` / ``"laplace"``: the Laplace GLMM with a kinship term (any of the families);
         ``"ep"``: expectation propagation, σg² (and σe² for counts) and β by
         maximum of the EP marginal likelihood (probit 0/1 traits, :mod:`.ep`;
@@ -247,8 +252,15 @@ def latent_heritability(
         Pair a labelled ``y`` with an unlabelled (array) ``K`` by position.
     """
     K = _paired_kinship(y, K, assume_same_order)
+    if method is None:
+        method = DEFAULT_METHOD.get(family, "laplace")
     if method == "threshold":
         return threshold_heritability(y, K, X, prevalence=prevalence, assume_same_order=True)
+    if prevalence is not None:
+        raise DataError(
+            f"prevalence= is used by method='threshold' only; method={method!r} estimates h² on "
+            "the liability scale of the sample as it is"
+        )
     if method == "ep":
         return ep_heritability(y, K, X, family=family, link=link)
     if method == "agq":
@@ -299,3 +311,14 @@ def _poisson(df: pd.DataFrame, fixed: str, Kdf: pd.DataFrame, fam) -> LatentHeri
     lam = float(np.mean(df["y"]))  # the mean count estimates λ = E[y]
     h2_obs = s2g / (total + np.log1p(1.0 / lam))
     return LatentHeritability(h2, s2g, s2e, fam.name, fam.link.name, m, h2_obs)
+
+
+def _prevalence(value: object) -> float:
+    """The population prevalence: a number strictly between 0 and 1."""
+    try:
+        k = float(value)
+    except (TypeError, ValueError):
+        k = float("nan")
+    if not 0 < k < 1:
+        raise DataError(f"prevalence must be a proportion strictly between 0 and 1, not {value!r}")
+    return k

@@ -66,14 +66,15 @@ def as_phenotypes(y: object) -> Phenotypes:
 def as_covariates(X: object, n: int, index: pd.Index | None = None) -> tuple[np.ndarray, list[str]]:
     """Check the fixed-effects design: (n, p), numeric, complete, full column rank.
 
-    ``X=None`` means an intercept only.  A DataFrame ``X`` must list the same
-    individuals as a labelled phenotype, in the same order.
+    ``X=None`` means an intercept only.  A labelled ``X`` beside a labelled
+    phenotype is aligned to it by sample ID (its other rows are left out);
+    every phenotyped individual must be in it.
     """
     if X is None:
         return np.ones((n, 1)), [INTERCEPT]
     x_ids = labels_of(X)
     if index is not None and x_ids is not None and not x_ids.equals(index):
-        raise DataError("the rows of X and of the phenotype have different sample IDs or order")
+        X = _aligned_covariates(X, x_ids, index)
     names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
     values = _numeric(X, "X")
     values = values.reshape(len(values), -1)
@@ -84,6 +85,19 @@ def as_covariates(X: object, n: int, index: pd.Index | None = None) -> tuple[np.
         _check_complete(values[:, j], f"covariate {name!r}")
     _check_full_rank(values, names)
     return values, names
+
+
+def _aligned_covariates(X, x_ids: pd.Index, index: pd.Index):
+    """The rows of a labelled ``X`` in the phenotype's order of sample IDs."""
+    if x_ids.has_duplicates:
+        raise DataError(f"X has repeated sample IDs: {few(x_ids[x_ids.duplicated()].unique())}")
+    missing = index.difference(x_ids, sort=False)
+    if len(missing):
+        raise DataError(
+            f"{len(missing)} phenotyped individual(s) missing from the covariates X: {few(missing)}"
+        )
+    rows = x_ids.get_indexer(index)
+    return X.iloc[rows] if isinstance(X, (pd.DataFrame, pd.Series)) else np.asarray(X)[rows]
 
 
 def _numeric(a: object, what: str) -> np.ndarray:

@@ -19,13 +19,9 @@ import numpy as np
 
 from mixedmodels.errors import DataError
 from mixedmodels.genetics.heritability import heritability as gaussian_heritability
-from mixedmodels.genetics.latent import latent_heritability
+from mixedmodels.genetics.latent import DEFAULT_METHOD, latent_heritability
 
 __all__ = ["DEFAULT_METHOD", "heritability"]
-
-#: The method of each non-Gaussian family when none is given: the less biased in
-#: benchmarks/binary_heritability.py and benchmarks/poisson_heritability.py.
-DEFAULT_METHOD = {"bernoulli": "ep", "poisson": "ep"}
 
 
 def check_binary(y: object) -> None:
@@ -89,9 +85,8 @@ def heritability(
         )
     if family == "bernoulli":
         check_binary(y)
-    default = DEFAULT_METHOD.get(family, "laplace")
     return latent_heritability(
-        y, K, X, family=family, link=link, trials=trials, method=method or default,
+        y, K, X, family=family, link=link, trials=trials, method=method,
         prevalence=prevalence,
         assume_same_order=gaussian_options.get("assume_same_order", False),
     )  # fmt: skip

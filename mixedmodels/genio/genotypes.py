@@ -178,8 +178,12 @@ def align_samples(
 
 def chunk_bounds(n_snps: int, chunk_size: int) -> list[tuple[int, int]]:
     """Consecutive ``(start, stop)`` column ranges of at most ``chunk_size`` SNPs."""
-    if chunk_size < 1:
-        raise DataError(f"chunk size must be a positive number of SNPs, not {chunk_size}")
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, (int, np.integer))
+        or chunk_size < 1
+    ):
+        raise DataError(f"chunk size must be a positive number of SNPs, not {chunk_size!r}")
     return [(a, min(a + chunk_size, n_snps)) for a in range(0, n_snps, chunk_size)]
 
 

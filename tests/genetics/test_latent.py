@@ -26,12 +26,12 @@ def families():
 
 def test_glmm_probit_uses_the_fitted_genetic_variance(families):
     K, y, _ = families
-    r = latent_heritability(y, K)
+    r = latent_heritability(y, K, method="glmm")
     s2g = r.model.theta[0] ** 2
     assert r.link == "probit" and r.sigma2_g == pytest.approx(s2g)
     assert r.h2 == pytest.approx(s2g / (s2g + 1.0))
     assert 0.0 <= r.h2 < 1.0
-    logit = latent_heritability(y, K, link="logit")
+    logit = latent_heritability(y, K, link="logit", method="glmm")
     assert logit.sigma2_residual == pytest.approx(np.pi**2 / 3) == LINK_VARIANCE["logit"]
 
 
@@ -48,7 +48,7 @@ def test_threshold_method_is_the_liability_transform_of_observed_reml(families):
 
 def test_poisson_with_overdispersion_term(families):
     K, _, counts = families
-    r = latent_heritability(counts, K, family="poisson")
+    r = latent_heritability(counts, K, family="poisson", method="glmm")
     assert r.link == "log" and 0.0 <= r.h2 <= 1.0
     assert r.h2_observation is not None and r.h2_observation <= r.h2
     assert r.model.theta_names[0].startswith("obs.") or r.model.theta_names[1].startswith("obs.")
@@ -102,3 +102,14 @@ def test_labelled_trait_is_paired_with_the_kinship_by_id(families):
     assert again.h2 == pytest.approx(right.h2, rel=1e-10)
     with pytest.raises(DataError, match="labelled by sample ID but the kinship K carries none"):
         latent_heritability(y_shuffled, K, method="threshold")
+
+
+def test_default_method_is_the_familys_and_prevalence_belongs_to_threshold(families):
+    K, y, counts = families
+    assert type(latent_heritability(y, K)) is type(latent_heritability(y, K, method="ep"))
+    assert latent_heritability(y, K).h2 == pytest.approx(latent_heritability(y, K, method="ep").h2)
+    with pytest.raises(DataError, match="method='threshold' only"):
+        latent_heritability(y, K, prevalence=0.1)
+    for bad in (2, 0, "a", float("nan")):
+        with pytest.raises(DataError, match="strictly between 0 and 1"):
+            latent_heritability(y, K, method="threshold", prevalence=bad)

@@ -41,3 +41,42 @@ def test_phenotype_shapes_and_names():
     assert not two.one_d and two.names == ["y0", "y1"] and two.index is None
     with pytest.raises(DataError, match="must be numeric"):
         as_phenotypes(["a", "b"])
+
+
+def test_labelled_covariates_are_aligned_to_the_phenotype_by_id():
+    from mixedmodels.genetics.phenotypes import as_covariates
+
+    ids = pd.Index(["a", "b", "c", "d"])
+    X = pd.DataFrame({"age": [1.0, 2.0, 3.0, 5.0], "sex": [0.0, 1.0, 1.0, 0.0]}, index=ids)
+    order = pd.Index(["c", "a", "d"])  # another order, and one individual not phenotyped
+    values, names = as_covariates(X.loc[["d", "b", "a", "c"]], 3, order)
+    np.testing.assert_array_equal(values, X.loc[order].to_numpy())
+    assert names == ["age", "sex"]
+    with pytest.raises(
+        DataError, match="1 phenotyped individual\\(s\\) missing from the covariates X: 'e'"
+    ):
+        as_covariates(X, 3, pd.Index(["a", "b", "e"]))
+    with pytest.raises(DataError, match="repeated sample IDs: 'a'"):
+        as_covariates(X.set_axis(["a", "a", "b", "c"]), 3, pd.Index(["a", "b", "c"]))
+
+
+def test_a_scan_with_shuffled_labelled_inputs_equals_the_aligned_one():
+    from mixedmodels.genetics import kinship, scan
+
+    rng = np.random.default_rng(2)
+    n, m = 80, 30
+    ids = [f"s{i}" for i in range(n)]
+    G = pd.DataFrame(rng.binomial(2, 0.3, size=(n, m)).astype(float), index=ids)
+    K = kinship(G)
+    y = pd.Series(rng.normal(size=n), index=ids, name="y")
+    X = pd.DataFrame({"age": rng.normal(size=n)}, index=ids)
+    base = scan(G, y, X, K, progress=False)
+    moved = scan(
+        G, y.sample(frac=1, random_state=1), X.sample(frac=1, random_state=2), K, progress=False
+    )
+    a, b = pd.DataFrame(base), pd.DataFrame(moved)
+    np.testing.assert_allclose(
+        b.select_dtypes("number"), a.select_dtypes("number"), rtol=1e-8, atol=1e-12
+    )
+    with pytest.raises(DataError, match="chunk size must be a positive number of SNPs, not 'a'"):
+        scan(G, y, X, K, chunk_size="a", progress=False)
