@@ -5,14 +5,7 @@
 # objective comes from the last PIRLS state and can be ~1e-5 above that).
 # Run from the repository root: Rscript tools/make_dispersion_reference.R
 suppressPackageStartupMessages({library(lme4); library(jsonlite); library(dfoptim); library(optimx)})
-ds <- "mixedmodels/datasets/data"
-lv <- fromJSON(file.path(ds, "factor_levels.json"), simplifyVector = FALSE)
-load_data <- function(name) {
-  df <- read.csv(file.path(ds, paste0(name, ".csv")), stringsAsFactors = FALSE, check.names = FALSE)
-  for (col in names(lv[[name]])) df[[col]] <- factor(df[[col]], levels = unlist(lv[[name]][[col]]))
-  for (col in names(df)) if (is.character(df[[col]])) df[[col]] <- factor(df[[col]])
-  df
-}
+source("tools/load_data.R")
 best_objective <- function(m) {
   fits <- suppressMessages(suppressWarnings(allFit(m, verbose = FALSE)))
   values <- sapply(fits, function(x) if (inherits(x, "merMod")) -2 * as.numeric(logLik(x)) else NA)

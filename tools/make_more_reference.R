@@ -1,13 +1,7 @@
 # More lme4 reference fits: vector terms with other terms, nested and crossed slopes, probit/cloglog,
 # quadrature with a non-canonical link. Run from the repository root: Rscript tools/make_more_reference.R
 suppressPackageStartupMessages({library(lme4); library(jsonlite); library(dfoptim); library(optimx)})
-ds <- "mixedmodels/datasets/data"
-lv <- fromJSON(file.path(ds, "factor_levels.json"), simplifyVector = FALSE)
-load_data <- function(name) {
-  df <- read.csv(file.path(ds, paste0(name, ".csv")), stringsAsFactors = FALSE, check.names = FALSE)
-  for (col in names(lv[[name]])) df[[col]] <- factor(df[[col]], levels = unlist(lv[[name]][[col]]))
-  df
-}
+source("tools/load_data.R")
 out <- list()
 add <- function(name, m, data, f, py=f, kind="lmm", family=NULL, link=NULL, nAGQ=1, reml=FALSE) {
   th <- getME(m, "theta")
