@@ -287,6 +287,8 @@ def parse_formula(formula: str) -> ParsedFormula:
     for op, piece in split_top_level(r_powers(rhs)):
         _check_operands(piece, formula)
         inner = _strip_outer_parens(piece)
+        while inner is not None and _strip_outer_parens(inner.strip()) is not None:
+            inner = _strip_outer_parens(inner.strip())  # ((1 | g)), as lme4's findbars allows
         terms = _random_terms(inner, piece) if inner is not None else _structured_terms(piece)
         if terms is not None:
             if op == "-":

@@ -7,6 +7,7 @@ import pytest
 
 import mixedmodels as mm
 from mixedmodels.design import lme4_name
+from mixedmodels.errors import FormulaError
 from mixedmodels.formula import parse_formula
 
 
@@ -150,3 +151,13 @@ def test_expression_names_as_r_deparses_them(sleepstudy):
         "I(Days > 2)TRUE",
         "exp(Days/10)",
     ]
+
+
+def test_redundant_parentheses_around_a_random_term_are_lme4s():
+    # lme4's findbars looks through extra parentheses: ((1|Subject)) is (1|Subject)
+    plain = parse_formula("Reaction ~ Days + (1|Subject)").random
+    for extra in ("((1|Subject))", "( ( 1 | Subject ) )", "(((1|Subject)))"):
+        got = parse_formula(f"Reaction ~ Days + {extra}").random
+        assert [(t.expr, t.factors) for t in got] == [(t.expr, t.factors) for t in plain]
+    with pytest.raises(FormulaError, match="must be in parentheses"):
+        parse_formula("Reaction ~ Days + 1|Subject")
