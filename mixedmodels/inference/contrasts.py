@@ -102,9 +102,19 @@ def check_level(level: float) -> None:
 
 
 def contrast(
-    model: MixedModel, L, ddf: str | None = "satterthwaite", level: float = 0.95
+    model: MixedModel,
+    L=None,
+    ddf: str | None = "satterthwaite",
+    level: float = 0.95,
+    *,
+    adjust: str | None = None,
 ) -> ContrastTable:
     """Estimates, t tests and confidence intervals of the rows of L.
+
+    Given marginal means (:func:`~mixedmodels.emmeans`) instead of a model,
+    this is emmeans' ``contrast(grid, method, adjust=)``: ``L`` is then the
+    method (``"pairwise"`` by default, ``"revpairwise"``, or a dict of named
+    coefficient vectors over the means; see ``EmmGrid.contrast``).
 
     Parameters
     ----------
@@ -124,6 +134,18 @@ def contrast(
     ContrastTable
         Columns estimate, SE, df, lower.CL, upper.CL, t.ratio (z.ratio), p.value.
     """
+    if not isinstance(model, MixedModel) and callable(getattr(model, "contrast", None)):
+        return model.contrast("pairwise" if L is None else L, adjust=adjust)  # an EmmGrid
+    if not isinstance(model, MixedModel):
+        raise MixedModelsError(
+            f"contrast needs a fitted model or marginal means (emmeans), not a {type(model).__name__}"
+        )
+    if adjust is not None:
+        raise MixedModelsError(
+            "adjust= is for contrasts of marginal means: contrast(emmeans(...), ...)"
+        )
+    if L is None:
+        raise MixedModelsError("contrast(model, L) needs L, the contrasts' coefficients")
     model.require_fit("contrasts")
     arr, index = contrast_matrix(model, L)
     table = add_tests(estimate_rows(model, arr, ddf), level)

@@ -193,11 +193,7 @@ class EmmGrid:
         """All pairwise differences within each ``by`` group, with adjusted p-values."""
         if adjust not in ADJUST:
             raise MixedModelsError(f"adjust must be one of {', '.join(ADJUST)}; got {adjust!r}")
-        groups = (
-            self.labels.groupby(self.by, sort=False, observed=True).indices
-            if self.by
-            else {(): np.arange(len(self.labels))}
-        )
+        groups = self._groups()
         rows, labels, family = [], [], []
         for key, idx in groups.items():
             for i, j in itertools.combinations(idx, 2):
@@ -208,6 +204,55 @@ class EmmGrid:
         if not rows:
             raise MixedModelsError("pairs need at least two means in a group")
         return _pairs_table(self, np.array(rows), pd.DataFrame(labels), np.array(family), adjust)
+
+    def contrast(self, method="pairwise", adjust: str | None = None) -> PairsTable:
+        """emmeans' ``contrast``: ``"pairwise"`` / ``"revpairwise"`` (Tukey-adjusted by default)
+        or a mapping of names to coefficient vectors over the means of each ``by`` group
+        (unadjusted by default, as in emmeans)."""
+        if isinstance(method, str) and method in ("pairwise", "revpairwise"):
+            return self.pairs(adjust=adjust or "tukey", reverse=method == "revpairwise")
+        if isinstance(method, dict):
+            return self._custom_contrasts(method, adjust or "none")
+        raise MixedModelsError(
+            f"contrast method {method!r} is not available; use 'pairwise', 'revpairwise' or a dict "
+            "of named coefficient vectors, e.g. {'A - B': [1, -1, 0]}"
+        )
+
+    def _custom_contrasts(self, coefs: dict, adjust: str) -> PairsTable:
+        if adjust not in ADJUST:
+            raise MixedModelsError(f"adjust must be one of {', '.join(ADJUST)}; got {adjust!r}")
+        groups = self._groups()
+        size = len(next(iter(groups.values())))
+        rows, labels = [], []
+        for key, idx in groups.items():
+            for name, c in coefs.items():
+                c = _coefficients(name, c, size)
+                rows.append(c @ self.L[idx])
+                keys = key if isinstance(key, tuple) else (key,)
+                labels.append({"contrast": str(name), **dict(zip(self.by, keys))})
+        family = np.full(len(rows), size)
+        return _pairs_table(self, np.array(rows), pd.DataFrame(labels), family, adjust)
+
+    def _groups(self) -> dict:
+        """Row indices of the means of each ``by`` group (one group without ``by``)."""
+        if not self.by:
+            return {(): np.arange(len(self.labels))}
+        return self.labels.groupby(self.by, sort=False, observed=True).indices
+
+
+def _coefficients(name, c, size: int) -> np.ndarray:
+    """One custom contrast's coefficients: ``size`` finite numbers."""
+    try:
+        arr = np.asarray(c, dtype=float)
+    except (TypeError, ValueError):
+        raise MixedModelsError(
+            f"contrast {name!r}: coefficients must be numbers, got {c!r}"
+        ) from None
+    if arr.shape != (size,) or not np.isfinite(arr).all():
+        raise MixedModelsError(
+            f"contrast {name!r} needs {size} finite coefficients, one per mean, got {c!r}"
+        )
+    return arr
 
 
 def _response_name(model: MixedModel) -> str:

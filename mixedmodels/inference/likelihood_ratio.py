@@ -173,4 +173,27 @@ def _table(ordered: list, labels: list[str]) -> pd.DataFrame:
     return table.assign(chisq=chisq, df=df, p=p)
 
 
-anova = lrt
+def anova(*models, type=None, ddf: str | None = None, **kwargs) -> pd.DataFrame:
+    """R's ``anova``: for one model the tests of its fixed-effects terms, for several the LRT.
+
+    One model: lmerTest's F tests of a linear model (``type`` 1, 2 or 3, by
+    default 3; ``ddf`` ``"satterthwaite"`` or ``"kenward-roger"``), car's Wald
+    χ² tests of a generalised one (:mod:`mixedmodels.inference.anova`).
+    Several: :func:`lrt` (``names=``, ``check_nested=``), which has no
+    ``type`` or ``ddf``.
+    """
+    _check_models(models)
+    if len(models) == 1:
+        if kwargs:
+            raise MixedModelsError(
+                f"anova of one model takes type= and ddf=, not {', '.join(kwargs)}"
+            )
+        from .anova import anova_table
+
+        return anova_table(models[0], type=3 if type is None else type, ddf=ddf or "satterthwaite")
+    if type is not None or ddf is not None:
+        raise MixedModelsError(
+            "type= and ddf= are for the F tests of one model; a comparison of several models is a "
+            "likelihood ratio test"
+        )
+    return lrt(*models, **kwargs)

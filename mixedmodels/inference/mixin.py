@@ -127,7 +127,7 @@ class InferenceMixin:
         return restore_optsum(self, source, **kwargs)
 
     # --- anova / contrasts ---
-    def anova(self, *models: Any, type=3, ddf: str = "satterthwaite", **kwargs: Any):
+    def anova(self, *models: Any, type=None, ddf: str | None = None, **kwargs: Any):
         """F tests of the fixed-effects terms (lmerTest's table), or Wald χ² for a GLMM (car's).
 
         ``type`` is 1, 2 or 3; ``ddf`` ``"satterthwaite"`` or ``"kenward-roger"``
@@ -135,13 +135,9 @@ class InferenceMixin:
         ``m.anova(m2, ...)`` is the likelihood ratio test of nested models
         (:func:`mixedmodels.anova`).
         """
-        if models:
-            from .likelihood_ratio import anova as lrt_anova
+        from .likelihood_ratio import anova
 
-            return lrt_anova(self, *models, **kwargs)
-        from .anova import anova_table
-
-        return anova_table(self, type=type, ddf=ddf)
+        return anova(self, *models, type=type, ddf=ddf, **kwargs)
 
     def contrast(self, L, ddf: str | None = "satterthwaite", **kwargs: Any):
         """t tests of the rows of ``L`` (see :func:`mixedmodels.inference.contrasts.contrast`)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -109,3 +110,16 @@ def test_anova_with_models_is_the_likelihood_ratio_test(sleep_ml):
     ).fit()
     lrt = sleep_ml.anova(small)
     assert len(lrt) == 2
+
+
+def test_module_anova_of_one_model_is_its_term_tests(sleep_ml):
+    small = mm.LinearMixedModel(
+        "Reaction ~ 1 + Days + (1|Subject)", mm.datasets.load("sleepstudy")
+    ).fit()
+    pd.testing.assert_frame_equal(mm.anova(sleep_ml), sleep_ml.anova())
+    pd.testing.assert_frame_equal(mm.anova(sleep_ml, type=1), sleep_ml.anova(type=1))
+    pd.testing.assert_frame_equal(mm.anova(small, sleep_ml), mm.lrt(small, sleep_ml))
+    with pytest.raises(MixedModelsError, match="likelihood ratio test"):
+        mm.anova(small, sleep_ml, type=3)
+    with pytest.raises(MixedModelsError, match="not names"):
+        mm.anova(small, names=["a"])

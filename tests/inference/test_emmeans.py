@@ -151,3 +151,27 @@ def test_at_is_checked_against_the_covariates():
         mm.emmeans(m, "f", at={"Days": "two"})
     with pytest.raises(MixedModelsError, match="specs must be a factor name or a list"):
         mm.emmeans(m, 3)
+
+
+def test_contrast_of_marginal_means_is_emmeans_contrast():
+    grid = mm.emmeans(lmm("splitplot"), "Variety")
+    pairs = grid.pairs()
+    pd.testing.assert_frame_equal(mm.contrast(grid), pairs)
+    pd.testing.assert_frame_equal(mm.contrast(grid, "pairwise", adjust="holm"), grid.pairs("holm"))
+    rev = mm.contrast(grid, "revpairwise")
+    np.testing.assert_allclose(rev["estimate"], -pairs["estimate"], rtol=1e-12)
+    # a custom contrast is the same test as the pair it spells out, unadjusted as in emmeans
+    levels = list(grid.table["Variety"])
+    first = mm.contrast(grid, {"first - second": [1, -1] + [0] * (len(levels) - 2)})
+    plain = grid.pairs(adjust="none").iloc[0]
+    assert first["contrast"].iloc[0] == "first - second"
+    for col in ("estimate", "SE", "df", "t.ratio", "p.value"):
+        assert first[col].iloc[0] == pytest.approx(plain[col], rel=1e-10)
+    with pytest.raises(MixedModelsError, match="needs 3 finite coefficients"):
+        mm.contrast(grid, {"bad": [1, -1]})
+    with pytest.raises(MixedModelsError, match="not available"):
+        mm.contrast(grid, "trt.vs.ctrl")
+    with pytest.raises(MixedModelsError, match="marginal means"):
+        mm.contrast(lmm("splitplot"), np.eye(len(lmm("splitplot").beta)), adjust="holm")
+    with pytest.raises(MixedModelsError, match="not a str"):
+        mm.contrast("model", "pairwise")
