@@ -405,10 +405,16 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         return self._fixed[1]
 
     def _Zb(self) -> np.ndarray:
-        out = np.zeros(self.nobs)
-        for r, b in zip(self.reterms, split_b(self.reterms, self.u)):
-            out += np.einsum("tk,tk->t", r.z, b[r.refs])
-        return out
+        """ZΛu, term by term (PIRLS evaluates it at every step)."""
+        out, start = None, 0
+        for r in self.reterms:
+            part = r.Zb(self.u[start : start + r.q])
+            start += r.q
+            if out is None:
+                out = part
+            else:
+                out += part
+        return np.zeros(self.nobs) if out is None else out
 
     @property
     def eta(self) -> np.ndarray:
@@ -460,12 +466,13 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         U = self.u[:, None] + sd[:, None] * rule.z[None, :]  # nlevels x K
         zlam = (remat.z[:, 0] * remat.lambda_[0, 0])[:, None]
         eta = self._fixed_eta()[:, None] + zlam * U[remat.refs]
-        dev = self.family.dev_resid(
+        # only per-level sums of the unit deviances are used: the direct formula will do
+        dev = self.family.deviance_terms(
             self.y[:, None], self.family.link.linkinv(eta), self.wt[:, None]
         )
         D = self._level_indicator @ dev + U * U  # per level and node
         D0 = (
-            self._level_indicator @ self.family.dev_resid(self.y, self.mu, self.wt)
+            self._level_indicator @ self.family.deviance_terms(self.y, self.mu, self.wt)
             + self.u * self.u
         )
         with np.errstate(over="ignore"):
