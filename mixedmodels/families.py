@@ -619,11 +619,18 @@ class Family(ABC):
         self._check_values(y, wt)
 
     def working_weights(
-        self, mu: ArrayLike, eta: ArrayLike, wt: ArrayLike | None = None
+        self,
+        mu: ArrayLike,
+        eta: ArrayLike,
+        wt: ArrayLike | None = None,
+        mu_eta: FloatArray | None = None,
     ) -> FloatArray:
-        r"""IRLS/PIRLS weights :math:`w_i (d\mu_i/d\eta_i)^2 / V(\mu_i)`."""
+        r"""IRLS/PIRLS weights :math:`w_i (d\mu_i/d\eta_i)^2 / V(\mu_i)`.
+
+        ``mu_eta`` may pass :math:`d\mu/d\eta` at ``eta`` when the caller has it.
+        """
         mu = _as_float(mu)
-        d = self.link.mu_eta(eta)
+        d = self.link.mu_eta(eta) if mu_eta is None else mu_eta
         return _weights(wt, mu.shape) * d * d / self.variance(mu)
 
     def working_response(self, y: ArrayLike, mu: ArrayLike, eta: ArrayLike) -> FloatArray:

@@ -164,18 +164,19 @@ class WorkingState:
         return float(r.family.deviance(r.y, self.mu, r.wt))
 
     @cached_property
+    def mu_eta(self) -> np.ndarray:
+        """dμ/dη at η (both the working weights and the working response need it)."""
+        return self.response.family.link.mu_eta(self.eta)
+
+    @cached_property
     def working_weights(self) -> np.ndarray:
         r = self.response
-        return r.family.working_weights(self.mu, self.eta, r.wt)
+        return r.family.working_weights(self.mu, self.eta, r.wt, mu_eta=self.mu_eta)
 
     @cached_property
     def working_response(self) -> np.ndarray:
         """zᵢ = ηᵢ - oᵢ + (yᵢ - μᵢ) / (dμ/dη)ᵢ."""
-        return (
-            self.eta
-            - self.offset
-            + (self.response.y - self.mu) / self.response.family.link.mu_eta(self.eta)
-        )
+        return self.eta - self.offset + (self.response.y - self.mu) / self.mu_eta
 
 
 class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):

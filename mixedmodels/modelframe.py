@@ -211,6 +211,13 @@ def _missing(values) -> np.ndarray:
     return np.asarray(pd.isna(values), dtype=bool)
 
 
+def _every_category_used(codes: np.ndarray, ncategories: int) -> bool:
+    """Do the codes of a complete categorical use each of its categories?"""
+    if len(codes) == 0 or codes.min() < 0:
+        return False
+    return bool((np.bincount(codes, minlength=ncategories) > 0).all())
+
+
 def _usable_array(values, name: str):
     """:func:`usable_column` on a complete column's array, without pandas' overhead for the common kinds.
 
@@ -223,9 +230,9 @@ def _usable_array(values, name: str):
         if dtype.kind == "f" and not np.isfinite(np.asarray(values)).all():
             raise DataError(f"column {name!r} has infinite values")
         return values
-    if isinstance(values, pd.Categorical) and (
-        np.bincount(values.codes, minlength=len(dtype.categories)) > 0
-    ).all():
+    if isinstance(values, pd.Categorical) and _every_category_used(
+        values.codes, len(dtype.categories)
+    ):
         return values
     return _column_array(usable_column(pd.Series(values, name=name, copy=False), name))
 
@@ -351,6 +358,9 @@ def _factor_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     lme4 does); other columns are sorted, as R's ``factor`` does.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, categories = values.array.codes, values.dtype.categories
+        if _every_category_used(codes, len(categories)):  # the usual case: no copy needed
+            return codes.astype(np.intp), [str(c) for c in categories]
         cat = values.cat.remove_unused_categories()
         return cat.cat.codes.to_numpy().astype(np.intp), [str(c) for c in cat.cat.categories]
     codes, uniques = pd.factorize(values, sort=True)
