@@ -147,33 +147,51 @@ class GlmResponse:
         )
 
 
+class _once:
+    """A property computed on first access and then stored on the instance.
+
+    functools.cached_property without its lock (Python 3.11 takes one on
+    every first access, and PIRLS makes several per step).
+    """
+
+    def __init__(self, func):
+        self.func, self.name = func, func.__name__
+        self.__doc__ = func.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
+
+
 class WorkingState:
     """η and what follows from (response, η): μ, unit deviances, working weights and response."""
 
     def __init__(self, response: GlmResponse, eta: np.ndarray, offset: np.ndarray):
         self.response, self.eta, self.offset = response, eta, offset
 
-    @cached_property
+    @_once
     def mu(self) -> np.ndarray:
         return self.response.family.link.linkinv(self.eta)
 
-    @cached_property
+    @_once
     def deviance(self) -> float:
         """Σ wᵢ d(yᵢ, μᵢ)."""
         r = self.response
         return float(r.family.deviance(r.y, self.mu, r.wt))
 
-    @cached_property
+    @_once
     def mu_eta(self) -> np.ndarray:
         """dμ/dη at η (both the working weights and the working response need it)."""
         return self.response.family.link.mu_eta(self.eta)
 
-    @cached_property
+    @_once
     def working_weights(self) -> np.ndarray:
         r = self.response
         return r.family.working_weights(self.mu, self.eta, r.wt, mu_eta=self.mu_eta)
 
-    @cached_property
+    @_once
     def working_response(self) -> np.ndarray:
         """zᵢ = ηᵢ - oᵢ + (yᵢ - μᵢ) / (dμ/dη)ᵢ."""
         return self.eta - self.offset + (self.response.y - self.mu) / self.mu_eta
