@@ -278,7 +278,9 @@ def model_matrix(
     if matrix.ndim != 2 or matrix.shape[0] != len(frame):
         raise FormulaError(f"{what} {rhs!r} did not give one row per observation")
     if not np.isfinite(matrix).all():
-        bad = [lme4_name(c) for c, ok in zip(column_names, np.isfinite(matrix).all(axis=0)) if not ok]
+        bad = [
+            lme4_name(c) for c, ok in zip(column_names, np.isfinite(matrix).all(axis=0)) if not ok
+        ]
         raise DataError(f"{what} {rhs!r}: non-finite values in column(s) {', '.join(bad)}")
     logical = frozenset(str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c]))
     columns = frozenset(map(str, frame.columns)) - logical
