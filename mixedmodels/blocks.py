@@ -125,6 +125,11 @@ def level_crossprod(refs: np.ndarray, nlevels: int, zi: np.ndarray, zj: np.ndarr
 def level_sums(refs: np.ndarray, nlevels: int, z: np.ndarray, M: np.ndarray) -> np.ndarray:
     """Z_i'M for a term with codes ``refs`` and matrix ``z`` (n x k): shape (M.shape[1], nlevels * k)."""
     k = z.shape[1]
+    if k == 1:  # a scalar term (the common case): rows straight into the result
+        z0, out1 = z[:, 0], np.empty((M.shape[1], nlevels))
+        for c in range(M.shape[1]):
+            out1[c] = np.bincount(refs, z0 * M[:, c], minlength=nlevels)
+        return out1
     out = np.empty((M.shape[1], nlevels, k))
     for a in range(k):
         for c in range(M.shape[1]):

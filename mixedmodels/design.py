@@ -9,6 +9,7 @@ both.  Columns are named as lme4 names them (``(Intercept)``, ``period2``,
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 import types
@@ -263,27 +264,43 @@ def model_matrix(
     what : str
         Description used in error messages.
     """
-    import formulaic
-
     context = formula_context(contrasts)
     text = apply_contrasts(unshadow_calls(r_to_formulaic(rhs), frame.columns), contrasts)
     try:
         with np.errstate(all="ignore"):  # non-finite results are reported below, by column
-            mm = formulaic.Formula(text).get_model_matrix(frame, context=context, na_action="raise")
+            mm = _parsed(text).get_model_matrix(
+                frame, context=context, na_action="raise", output="numpy"
+            )
     except Exception as exc:  # formulaic raises many types; report them in the user's terms
         raise _formula_error(exc, rhs, what) from exc
     matrix = np.asarray(mm, dtype=float)
+    column_names = list(mm.model_spec.column_names)
     if matrix.ndim != 2 or matrix.shape[0] != len(frame):
         raise FormulaError(f"{what} {rhs!r} did not give one row per observation")
     if not np.isfinite(matrix).all():
-        bad = [lme4_name(c) for c, ok in zip(mm.columns, np.isfinite(matrix).all(axis=0)) if not ok]
+        bad = [
+            lme4_name(c) for c, ok in zip(column_names, np.isfinite(matrix).all(axis=0)) if not ok
+        ]
         raise DataError(f"{what} {rhs!r}: non-finite values in column(s) {', '.join(bad)}")
     logical = frozenset(str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c]))
     columns = frozenset(map(str, frame.columns)) - logical
-    names = [lme4_name(str(c), logical, columns) for c in mm.columns]
+    names = [lme4_name(str(c), logical, columns) for c in column_names]
     for name, column in zip(names, matrix.T):
         check_magnitude(column, f"column {name!r} of the {what}")
     return Design(matrix, names, mm.model_spec, context)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str):
+    """formulaic's parse of a right-hand side; formulas are immutable, so a parse is reused.
+
+    The numpy output (rather than a DataFrame) skips building a frame that is
+    converted to an array at once; the spec keeps the names, terms and
+    encoders that prediction on new data needs.
+    """
+    import formulaic
+
+    return formulaic.Formula(text)
 
 
 def _formula_error(exc: Exception, rhs: str, what: str) -> FormulaError:

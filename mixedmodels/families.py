@@ -533,6 +533,18 @@ class Family(ABC):
         r"""Total deviance :math:`D = \sum_i w_i\, d(y_i, \mu_i)`."""
         return float(np.sum(self.dev_resid(y, mu, wt)))
 
+    def deviance_terms(
+        self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
+    ) -> FloatArray:
+        r"""Terms :math:`w_i d(y_i, \mu_i)` accurate enough to be summed (any shape).
+
+        The same values as :meth:`dev_resid`, which families with a closed form
+        compute by the direct formula instead of a cancellation-free kernel:
+        only sums of them are used (the quadrature's per-level deviances), and
+        a sum is as accurate either way (see :func:`_summed_deviance`).
+        """
+        return self.dev_resid(y, mu, wt)
+
     def deviance_residuals(
         self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
     ) -> FloatArray:
@@ -607,11 +619,18 @@ class Family(ABC):
         self._check_values(y, wt)
 
     def working_weights(
-        self, mu: ArrayLike, eta: ArrayLike, wt: ArrayLike | None = None
+        self,
+        mu: ArrayLike,
+        eta: ArrayLike,
+        wt: ArrayLike | None = None,
+        mu_eta: FloatArray | None = None,
     ) -> FloatArray:
-        r"""IRLS/PIRLS weights :math:`w_i (d\mu_i/d\eta_i)^2 / V(\mu_i)`."""
+        r"""IRLS/PIRLS weights :math:`w_i (d\mu_i/d\eta_i)^2 / V(\mu_i)`.
+
+        ``mu_eta`` may pass :math:`d\mu/d\eta` at ``eta`` when the caller has it.
+        """
         mu = _as_float(mu)
-        d = self.link.mu_eta(eta)
+        d = self.link.mu_eta(eta) if mu_eta is None else mu_eta
         return _weights(wt, mu.shape) * d * d / self.variance(mu)
 
     def working_response(self, y: ArrayLike, mu: ArrayLike, eta: ArrayLike) -> FloatArray:
@@ -709,9 +728,19 @@ class _Binary(Family):
 
         See :func:`_summed_deviance` for why the sum uses the direct formula.
         """
+        return _summed_deviance(wt, self._half_deviances(y, mu))
+
+    def deviance_terms(
+        self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
+    ) -> FloatArray:
+        terms = self._half_deviances(y, mu)
+        return 2.0 * _weights(wt, terms.shape) * terms
+
+    @staticmethod
+    def _half_deviances(y: ArrayLike, mu: ArrayLike) -> FloatArray:
+        """y log(y/μ) + (1 - y) log((1 - y)/(1 - μ)) by the direct formula (for sums)."""
         y, mu = _as_float(y), _as_float(mu)
-        terms = special.xlogy(y, y / mu) + special.xlogy(1.0 - y, (1.0 - y) / (1.0 - mu))
-        return _summed_deviance(wt, terms)
+        return special.xlogy(y, y / mu) + special.xlogy(1.0 - y, (1.0 - y) / (1.0 - mu))
 
     def valid_mu(self, mu: ArrayLike) -> bool:
         mu = _as_float(mu)
@@ -880,8 +909,19 @@ class Poisson(_Counts, Family):
 
     def deviance(self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None) -> float:
         r"""Total deviance :math:`2\sum_i w_i [y_i\log(y_i/\mu_i) - (y_i-\mu_i)]` (see :func:`_summed_deviance`)."""
+        return _summed_deviance(wt, self._half_deviances(y, mu))
+
+    def deviance_terms(
+        self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
+    ) -> FloatArray:
+        terms = self._half_deviances(y, mu)
+        return 2.0 * _weights(wt, terms.shape) * terms
+
+    @staticmethod
+    def _half_deviances(y: ArrayLike, mu: ArrayLike) -> FloatArray:
+        """y log(y/μ) - (y - μ) by the direct formula (for sums)."""
         y, mu = _as_float(y), _as_float(mu)
-        return _summed_deviance(wt, special.xlogy(y, y / mu) - (y - mu))
+        return special.xlogy(y, y / mu) - (y - mu)
 
     def _loglik_terms(
         self, y: FloatArray, mu: FloatArray, wt: FloatArray, dispersion: float

@@ -147,35 +147,54 @@ class GlmResponse:
         )
 
 
+class _once:
+    """A property computed on first access and then stored on the instance.
+
+    functools.cached_property without its lock (Python 3.11 takes one on
+    every first access, and PIRLS makes several per step).
+    """
+
+    def __init__(self, func):
+        self.func, self.name = func, func.__name__
+        self.__doc__ = func.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
+
+
 class WorkingState:
     """η and what follows from (response, η): μ, unit deviances, working weights and response."""
 
     def __init__(self, response: GlmResponse, eta: np.ndarray, offset: np.ndarray):
         self.response, self.eta, self.offset = response, eta, offset
 
-    @cached_property
+    @_once
     def mu(self) -> np.ndarray:
         return self.response.family.link.linkinv(self.eta)
 
-    @cached_property
+    @_once
     def deviance(self) -> float:
         """Σ wᵢ d(yᵢ, μᵢ)."""
         r = self.response
         return float(r.family.deviance(r.y, self.mu, r.wt))
 
-    @cached_property
+    @_once
+    def mu_eta(self) -> np.ndarray:
+        """dμ/dη at η (both the working weights and the working response need it)."""
+        return self.response.family.link.mu_eta(self.eta)
+
+    @_once
     def working_weights(self) -> np.ndarray:
         r = self.response
-        return r.family.working_weights(self.mu, self.eta, r.wt)
+        return r.family.working_weights(self.mu, self.eta, r.wt, mu_eta=self.mu_eta)
 
-    @cached_property
+    @_once
     def working_response(self) -> np.ndarray:
         """zᵢ = ηᵢ - oᵢ + (yᵢ - μᵢ) / (dμ/dη)ᵢ."""
-        return (
-            self.eta
-            - self.offset
-            + (self.response.y - self.mu) / self.response.family.link.mu_eta(self.eta)
-        )
+        return self.eta - self.offset + (self.response.y - self.mu) / self.mu_eta
 
 
 class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
@@ -405,10 +424,16 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         return self._fixed[1]
 
     def _Zb(self) -> np.ndarray:
-        out = np.zeros(self.nobs)
-        for r, b in zip(self.reterms, split_b(self.reterms, self.u)):
-            out += np.einsum("tk,tk->t", r.z, b[r.refs])
-        return out
+        """ZΛu, term by term (PIRLS evaluates it at every step)."""
+        out, start = None, 0
+        for r in self.reterms:
+            part = r.Zb(self.u[start : start + r.q])
+            start += r.q
+            if out is None:
+                out = part
+            else:
+                out += part
+        return np.zeros(self.nobs) if out is None else out
 
     @property
     def eta(self) -> np.ndarray:
@@ -460,12 +485,13 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         U = self.u[:, None] + sd[:, None] * rule.z[None, :]  # nlevels x K
         zlam = (remat.z[:, 0] * remat.lambda_[0, 0])[:, None]
         eta = self._fixed_eta()[:, None] + zlam * U[remat.refs]
-        dev = self.family.dev_resid(
+        # only per-level sums of the unit deviances are used: the direct formula will do
+        dev = self.family.deviance_terms(
             self.y[:, None], self.family.link.linkinv(eta), self.wt[:, None]
         )
         D = self._level_indicator @ dev + U * U  # per level and node
         D0 = (
-            self._level_indicator @ self.family.dev_resid(self.y, self.mu, self.wt)
+            self._level_indicator @ self.family.deviance_terms(self.y, self.mu, self.wt)
             + self.u * self.u
         )
         with np.errstate(over="ignore"):

@@ -128,6 +128,8 @@ def used_columns(texts: Iterable[str], data: pd.DataFrame) -> list[str]:
 
 def check_unique_columns(data: pd.DataFrame, columns: Iterable[str]) -> None:
     """DataError if a column the model uses occurs more than once in ``data``."""
+    if data.columns.is_unique:  # cached by pandas: the usual case costs nothing
+        return
     counts = data.columns.value_counts()
     for col in columns:
         if counts.get(col, 0) > 1:
@@ -163,28 +165,76 @@ def model_frame(
     """
     data = check_dataframe(data)
     check_unique_columns(data, columns)
-    frame = data.loc[:, list(columns)].copy()
-    for name, values in (extra or {}).items():
-        frame[name] = values
-    frame = frame.reset_index(drop=True)
-    complete = ~frame.isna().any(axis=1).to_numpy()
-    n_dropped = int((~complete).sum())
-    if n_dropped == len(frame):
+    # one pass over plain arrays (pandas >= 3 copies on write, so sharing the user's
+    # buffers cannot modify their data); the frame is built once at the end
+    raw = {col: _column_array(data[col]) for col in columns}
+    raw.update({name: np.asarray(values) for name, values in (extra or {}).items()})
+    missing = np.zeros(len(data), dtype=bool)
+    for values in raw.values():
+        missing |= _missing(values)
+    n_dropped = int(missing.sum())
+    if n_dropped == len(data):
         raise DataError(
-            "no complete rows: every row has a missing value in one of "
-            + ", ".join(map(repr, frame.columns))
+            "no complete rows: every row has a missing value in one of " + ", ".join(map(repr, raw))
         )
+    complete = ~missing
     if n_dropped:
-        bad = [c for c in frame.columns if frame[c].isna().any()]
+        bad = [c for c, values in raw.items() if _missing(values).any()]
         warnings.warn(
             f"{n_dropped} row(s) with missing values in {', '.join(map(repr, bad))} were dropped",
             stacklevel=3,
         )
-        frame = frame.loc[complete].reset_index(drop=True)
-    frame = pd.DataFrame({col: usable_column(frame[col], col) for col in frame.columns})
-    for col in frame.columns:
-        check_magnitude(frame[col], f"column {col!r}")
+        raw = {c: values[complete] for c, values in raw.items()}
+    usable = {c: _usable_array(values, c) for c, values in raw.items()}
+    for col, values in usable.items():
+        if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":  # as for a Series
+            check_magnitude(np.asarray(values), f"column {col!r}")
+    frame = pd.DataFrame(usable, copy=False)
     return ModelFrame(frame, np.flatnonzero(complete), n_dropped)
+
+
+def _column_array(values: pd.Series):
+    """A column's values: a numpy array for numpy-backed columns, else pandas' extension array."""
+    array = values.array
+    return array.to_numpy() if isinstance(array, pd.arrays.NumpyExtensionArray) else array
+
+
+def _missing(values) -> np.ndarray:
+    """Boolean mask of the missing entries of a column's array (NaN, None, NA, NaT)."""
+    if isinstance(values, pd.Categorical):
+        return values.codes < 0
+    kind = getattr(values, "dtype", None)
+    if isinstance(kind, np.dtype) and kind.kind in "iub":
+        return np.zeros(len(values), dtype=bool)  # plain integers and booleans cannot be missing
+    if isinstance(kind, np.dtype) and kind.kind == "f":
+        return np.isnan(np.asarray(values))
+    return np.asarray(pd.isna(values), dtype=bool)
+
+
+def _every_category_used(codes: np.ndarray, ncategories: int) -> bool:
+    """Do the codes of a complete categorical use each of its categories?"""
+    if len(codes) == 0 or codes.min() < 0:
+        return False
+    return bool((np.bincount(codes, minlength=ncategories) > 0).all())
+
+
+def _usable_array(values, name: str):
+    """:func:`usable_column` on a complete column's array, without pandas' overhead for the common kinds.
+
+    Plain numbers and booleans and categoricals with every category present
+    are returned as they are (after the finiteness check); anything else
+    goes through :func:`usable_column`.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iubf":
+        if dtype.kind == "f" and not np.isfinite(np.asarray(values)).all():
+            raise DataError(f"column {name!r} has infinite values")
+        return values
+    if isinstance(values, pd.Categorical) and _every_category_used(
+        values.codes, len(dtype.categories)
+    ):
+        return values
+    return _column_array(usable_column(pd.Series(values, name=name, copy=False), name))
 
 
 def usable_column(values: pd.Series, name: str) -> pd.Series:
@@ -308,6 +358,9 @@ def _factor_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     lme4 does); other columns are sorted, as R's ``factor`` does.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, categories = values.array.codes, values.dtype.categories
+        if _every_category_used(codes, len(categories)):  # the usual case: no copy needed
+            return codes.astype(np.intp), [str(c) for c in categories]
         cat = values.cat.remove_unused_categories()
         return cat.cat.codes.to_numpy().astype(np.intp), [str(c) for c in cat.cat.categories]
     codes, uniques = pd.factorize(values, sort=True)

@@ -227,6 +227,16 @@ class ReMat:
             return (self.lambda_[0, 0] * (self.factor @ u))[:, None]
         return u.reshape(self.nlevels, self.k) @ self.lambda_.T
 
+    def Zb(self, u: np.ndarray) -> np.ndarray:
+        """Z_i b_i for the term's spherical u: a new array of length n.
+
+        A scalar term (no known covariance) is one product and one gather;
+        otherwise each row's z[t] · b[refs[t]].
+        """
+        if self.k == 1 and self.factor is None:
+            return self.z[:, 0] * (u * self.lambda_[0, 0])[self.refs]
+        return np.einsum("tk,tk->t", self.z, self.b_from_u(u)[self.refs])
+
     def dense_Z(self, sqrtw: np.ndarray | None = None) -> np.ndarray:
         """The term's columns of Z as a dense n x q array (Z F for a term with a known covariance)."""
         Z = self.Z(sqrtw)

@@ -305,3 +305,19 @@ def test_choice_without_the_pattern_agrees_with_the_pattern():
     system = PenalizedSystem(remats, np.column_stack([X, y]), sparse=False)
     bound = system._pattern_nnz_lower_bound()
     assert bound <= system._C22_sparse(structural=True).nnz
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 3), st.integers(1, 6))
+def test_level_sums_against_dense(seed, k, m):
+    """Z_i'M from level_sums (the scalar path and the general one) against the dense product."""
+    rng = np.random.default_rng(seed)
+    nlevels = int(rng.integers(1, 9))
+    refs = rng.integers(0, nlevels, 40)
+    z, M = rng.normal(size=(40, k)), rng.normal(size=(40, m))
+    Z = np.zeros((40, nlevels * k))
+    for t, level in enumerate(refs):
+        Z[t, level * k : (level + 1) * k] = z[t]
+    got = blocks.level_sums(refs, nlevels, z, M)
+    assert got.shape == (m, nlevels * k)
+    np.testing.assert_allclose(got, (Z.T @ M).T, rtol=1e-12, atol=1e-12)

@@ -115,3 +115,27 @@ def test_logical_columns_named_as_r(frame):
     ]
     assert model_matrix("1 + factor(x > 0)", data).names == ["(Intercept)", "factor(x > 0)TRUE"]
     assert model_matrix("1 + word", data).names == ["(Intercept)", "wordTrue"]
+
+
+@pytest.mark.parametrize(
+    "rhs", ["1 + x", "1 + g", "0 + g + x", "1 + g * x", "1 + g:h + np.log(w)", "1 + h + x:h"]
+)
+def test_model_matrix_matches_formulaic_data_frame(rhs):
+    """The numpy output used for X has formulaic's pandas columns and values; new data use the spec."""
+    import formulaic
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=30),
+            "w": rng.uniform(1, 2, 30),
+            "g": pd.Categorical(rng.choice(["a", "b", "c"], 30)),
+            "h": rng.choice(["u", "v"], 30),
+        }
+    )
+    design = model_matrix(rhs, frame)
+    reference = formulaic.Formula(rhs).get_model_matrix(frame, context={"np": np})
+    np.testing.assert_array_equal(design.matrix, np.asarray(reference, dtype=float))
+    assert list(design.spec.column_names) == list(reference.columns)
+    new = frame.iloc[[4, 0, 7]].reset_index(drop=True)
+    np.testing.assert_array_equal(design.on(new), design.matrix[[4, 0, 7]])

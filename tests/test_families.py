@@ -669,3 +669,26 @@ def test_complex_binomial_counts_are_refused():
 
     with pytest.raises(MixedModelsError, match="successes are complex"):
         Binomial.from_counts(np.array([1.0 + 1j, 2.0]), np.array([1.0, 1.0]))
+
+
+@pytest.mark.parametrize("family", [Binomial(), Poisson(), Gamma()])
+def test_deviance_terms_sum_to_the_deviance(family, rng: np.random.Generator) -> None:
+    """deviance_terms (the quadrature's summands) equal dev_resid and sum to deviance, any shape."""
+    n = 50
+    if isinstance(family, Binomial):
+        y = rng.integers(0, 8, n) / 7.0
+        mu = rng.uniform(0.05, 0.95, (n, 3))
+    elif isinstance(family, Poisson):
+        y = rng.poisson(3.0, n).astype(float)
+        mu = rng.uniform(0.5, 6.0, (n, 3))
+    else:
+        y = rng.gamma(2.0, 1.0, n)
+        mu = rng.uniform(0.5, 4.0, (n, 3))
+    wt = rng.uniform(0.5, 3.0, n)
+    terms = family.deviance_terms(y[:, None], mu, wt[:, None])
+    assert terms.shape == mu.shape
+    np.testing.assert_allclose(
+        terms, family.dev_resid(y[:, None], mu, wt[:, None]), rtol=1e-9, atol=1e-12
+    )
+    for j in range(3):
+        assert terms[:, j].sum() == pytest.approx(family.deviance(y, mu[:, j], wt), rel=1e-12)

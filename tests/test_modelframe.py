@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -241,3 +243,43 @@ def test_object_booleans_are_logical(sleepstudy):
 def test_single_unusable_kind_is_named(sleepstudy):
     with pytest.raises(DataError, match="column 'b' holds dict values"):
         fit(sleepstudy.assign(b=[{"a": 1}] * len(sleepstudy)), "Reaction ~ 1 + b + (1|Subject)")
+
+
+# ---- the one-pass frame against pandas' own operations ------------------------------------
+def _reference_frame(data: pd.DataFrame, columns: list[str]):
+    """The model frame by whole-frame pandas operations (the definition the fast path must match)."""
+    frame = data.loc[:, columns].copy().reset_index(drop=True)
+    complete = ~frame.isna().any(axis=1).to_numpy()
+    frame = frame.loc[complete].reset_index(drop=True)
+    return pd.DataFrame({c: usable_column(frame[c], c) for c in frame.columns}), complete
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_model_frame_matches_whole_frame_pandas(seed):
+    """Missing values of every kind, unused categories, nullable and text columns, a shuffled index."""
+    rng = np.random.default_rng(seed)
+    n = 40
+    x = rng.normal(size=n)
+    x[rng.random(n) < 0.1] = np.nan
+    cats = pd.Categorical(rng.choice(["a", "b", "c"], n), categories=["z", "a", "b", "c"])
+    cats[rng.random(n) < 0.1] = np.nan
+    text = rng.choice(["p", "q"], n).astype(object)
+    text[rng.random(n) < 0.1] = None
+    counts = pd.array(rng.integers(0, 5, n), dtype="Int64")
+    counts[rng.random(n) < 0.1] = pd.NA
+    data = pd.DataFrame(
+        {"x": x, "g": cats, "t": text, "k": counts, "b": rng.random(n) < 0.5, "i": np.arange(n)},
+        index=rng.permutation(n) + 100,
+    )
+    columns = ["g", "x", "t", "k", "b", "i"][: 3 + seed % 4]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mf = model_frame(data, columns)
+    expected, complete = _reference_frame(data, columns)
+    pd.testing.assert_frame_equal(mf.frame, expected, check_dtype=False)
+    for c in columns:
+        assert str(mf.frame[c].dtype) == str(expected[c].dtype) or c == "t"
+    np.testing.assert_array_equal(mf.rows, np.flatnonzero(complete))
+    assert mf.n_dropped == int((~complete).sum())
+    if "g" in columns:
+        assert list(mf.frame["g"].cat.categories) == sorted(set(mf.frame["g"]))

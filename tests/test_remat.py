@@ -126,3 +126,14 @@ def test_theta_names_as_lme4():
     remat.cnames = ["(Intercept)", "Days", "x"]
     assert remat.theta_names() == ["g.(Intercept)", "g.Days.(Intercept)", "g.Days", "g.x"]
     assert lower_tri_positions(1, 2) == [(1, 1), (2, 1), (2, 2)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes)
+def test_Zb_is_Z_Lambda_u(shape):
+    """ReMat.Zb (PIRLS's ZΛu) against the dense Z times the block-diagonal Λ times u."""
+    seed, nlevels, sizes = shape
+    remat = random_remat(seed, 60, nlevels, sizes)
+    u = np.random.default_rng(seed + 1).normal(size=remat.q)
+    Lambda = np.kron(np.eye(nlevels), remat.lambda_)
+    np.testing.assert_allclose(remat.Zb(u), dense_Z(remat) @ (Lambda @ u), rtol=1e-12, atol=1e-12)
