@@ -483,7 +483,7 @@ class DenseC22:
     ZERO_COLUMNS = 64
     """Columns zeroed at a time: a band from the diagonal down (lower triangle and a sliver above)."""
 
-    def __init__(self, system: PenalizedSystem, product: ScalarProduct):
+    def __init__(self, system: PenalizedSystem, product: ScalarProduct, ld: int):
         q = system.qB
         lower = system._C22_rows >= system._C22_cols
         A_flat = system._C22_flatF[lower]
@@ -499,6 +499,7 @@ class DenseC22:
         row, col = self.slots % q, self.slots // q
         self._pair_of_terms = term[row] * len(system.rest) + term[col]
         self._y = np.empty(len(self.slots))
+        self._dest = (self.slots // q) * ld + self.slots % q  # in a workspace of ld rows
         self.set_values(system)
 
     def _pair_matrix(self, target_slot: np.ndarray) -> None:
@@ -551,7 +552,11 @@ class DenseC22:
         self._ncols = pairs.shape[1]
 
     def assemble(self, out: np.ndarray, r1: np.ndarray, lam: np.ndarray) -> np.ndarray:
-        """The matrix, in ``out`` (q_B x q_B, Fortran order, zero above the band diagonal), for R1 and λ per term."""
+        """The matrix for R1 and λ per term, in the leading q_B x q_B block of ``out``.
+
+        ``out`` is Fortran-ordered with ``ld`` rows, zero above the diagonal;
+        the block (a view) is returned.
+        """
         y = self._y
         np.copyto(y, self._A)
         r = r1 if self._rep is None else r1[self._rep]
@@ -559,10 +564,11 @@ class DenseC22:
         _sparsetools.csr_matvec(*shape, self._indptr, self._indices, self._data, r * r, y)
         y *= np.multiply.outer(lam, lam).ravel()[self._pair_of_terms]
         y[self._diag_pos] += 1.0
-        for j in range(0, self.qB, self.ZERO_COLUMNS):
-            out[j:, j : j + self.ZERO_COLUMNS] = 0.0
-        out.ravel(order="F")[self.slots] = y
-        return out
+        q = self.qB
+        for j in range(0, q, self.ZERO_COLUMNS):
+            out[j:q, j : j + self.ZERO_COLUMNS] = 0.0
+        out.ravel(order="F")[self._dest] = y
+        return out[:q, :q]
 
 
 def ubd_entries(remat: ReMat, offset: int) -> tuple[np.ndarray, np.ndarray]:
@@ -641,13 +647,20 @@ def factor_first_block(remat: ReMat, A11: np.ndarray) -> FirstBlock:
 # Block 2: dense or CHOLMOD
 # ---------------------------------------------------------------------------
 class DenseFactor:
-    """Dense lower Cholesky factor of block B."""
+    """Dense lower Cholesky factor of block B.
+
+    With ``extra`` > 0 (:class:`DenseC22`'s path) the factor is that of the
+    bordered matrix [C22 C32'; C32 C33] with ``extra`` = p + 1 more rows, in
+    one LAPACK call: its leading q x q block is L22, its last rows L32 and
+    L33, so no separate solve for L32 reads L22 again.
+    """
 
     sparse = False
 
-    def __init__(self, q: int):
-        self.q = q
+    def __init__(self, q: int, extra: int = 0):
+        self.q, self.extra = q, extra
         self.L = np.zeros((q, q))
+        self.bordered: np.ndarray | None = None  # the whole factor, with extra rows
         self._spare: np.ndarray | None = None
 
     def __getstate__(self) -> dict:
@@ -655,34 +668,50 @@ class DenseFactor:
 
     def factor(self, C: np.ndarray) -> None:
         self.L = dense_cholesky(C)
+        self.bordered = None
 
     def workspace(self) -> np.ndarray:
-        """A q x q Fortran array, zero above the diagonal, that does not hold the current L.
+        """A (q + extra)² Fortran array, zero above the diagonal, that does not hold the current L.
 
-        Two such arrays alternate: C22 is assembled in one and factored in
-        place (:meth:`factor_workspace`) while L stays valid in the other,
+        Two such arrays alternate: the matrix is assembled in one and factored
+        in place (:meth:`factor_workspace`) while L stays valid in the other,
         should the factorisation fail.  Nothing else writes above their
         diagonal, so it stays zero.
         """
         if self._spare is None:
-            self._spare = np.zeros((self.q, self.q), order="F")
+            n = self.q + self.extra
+            self._spare = np.zeros((n, n), order="F")
         return self._spare
 
     def factor_workspace(self, C: np.ndarray) -> None:
-        """Factor the :meth:`workspace` ``C`` in place; the old L's array becomes the next workspace."""
-        L = dense_cholesky(C, clean=False)
-        old = self.L
-        self.L = L
-        self._spare = old if old.flags.f_contiguous and old.shape == L.shape else None
+        """Factor the :meth:`workspace` ``C`` in place; the old factor's array becomes the next workspace."""
+        full = dense_cholesky(C, clean=False)
+        old, self.bordered = self.bordered, full
+        self.L = full[: self.q, : self.q] if self.extra else full
+        fits = old is not None and old.flags.f_contiguous and old.shape == full.shape
+        self._spare = old if fits else None
 
     def logdet(self) -> float:
         return float(np.log(np.diag(self.L)).sum())
 
     def solve_L(self, M: np.ndarray) -> np.ndarray:
-        return triangular_solve(self.L, M)
+        return self._solve(M, trans=False)
 
     def solve_Lt(self, M: np.ndarray) -> np.ndarray:
-        return triangular_solve(self.L, M, trans=True)
+        return self._solve(M, trans=True)
+
+    def _solve(self, M: np.ndarray, trans: bool) -> np.ndarray:
+        """L22⁻¹M or L22⁻ᵀM; a bordered factor solves with M padded by zero rows.
+
+        Forward substitution finds the first q rows from L22 alone; backward,
+        the extra rows of the solution are zero and L32' adds nothing.  L22
+        is a strided view of the bordered array, which LAPACK would copy.
+        """
+        if not self.extra or self.bordered is None:
+            return triangular_solve(self.L, M, trans=trans)
+        padded = np.zeros((self.q + self.extra,) + M.shape[1:])
+        padded[: self.q] = M
+        return triangular_solve(self.bordered, padded, trans=trans)[: self.q]
 
 
 class CholmodFactor:
@@ -964,7 +993,9 @@ class PenalizedSystem(FixedEffectsBlock):
         """The one-scatter assembly of a dense block B when :class:`ScalarProduct` holds the pairs."""
         if type(self._scalar_product) is not ScalarProduct or self.factorB.sparse:
             return None
-        return DenseC22(self, self._scalar_product)
+        p1 = self.Xy.shape[1]
+        self.factorB = DenseFactor(self.qB, extra=p1)  # factored with the border rows of X, y
+        return DenseC22(self, self._scalar_product, ld=self.qB + p1)
 
     def _A21_csr_values(self) -> np.ndarray:
         return np.concatenate([a.ravel() for a in self.A21])[self._L21_perm]
@@ -1038,6 +1069,10 @@ class PenalizedSystem(FixedEffectsBlock):
     def update_L(self) -> None:
         """Recompute L for the current λ of every term (held by the ReMats)."""
         self.ok = False
+        if getattr(self, "_dense_C22", None) is not None:
+            self._update_L_bordered()
+            self.ok = True
+            return
         self._factor_Z()
         self.L31 = self.F1.right_multiply_dense(self.A31)
         C33 = self.A33 - self.L31 @ self.L31.T
@@ -1048,13 +1083,36 @@ class PenalizedSystem(FixedEffectsBlock):
         self.L33 = dense_cholesky(np.asfortranarray(C33))
         self.ok = True
 
+    def _update_L_bordered(self) -> None:
+        """update_L with :class:`DenseC22`: [C22 C32'; C32 C33] factored in one LAPACK call.
+
+        C32 = A32ΛB - L31 L21' and C33 = A33 - L31 L31' are written below
+        C22 in the factor's workspace; the factor's last p + 1 rows are then
+        [L32 L33].
+        """
+        q = self.qB
+        self.F1 = factor_first_block(self.first, self.A11)
+        self._update_L21()
+        self.L31 = self.F1.right_multiply_dense(self.A31)
+        W = self.factorB.workspace()
+        self._C22_dense()  # into W's leading block
+        W[q:, :q] = self._A32_LambdaB() - (self.L21 @ self.L31.T).T
+        W[q:, q:] = np.tril(self.A33 - self.L31 @ self.L31.T)
+        self.factorB.factor_workspace(W)
+        full = self.factorB.bordered
+        self.L32, self.L33 = full[q:, :q].copy(), full[q:, q:].copy()  # kept when W is reused
+
     def _factor_Z(self) -> None:
         """L11, L21 and L22 for the current λ and weights."""
         self.F1 = factor_first_block(self.first, self.A11)
         if self.qB:
             self._update_L21()
             if getattr(self, "_dense_C22", None) is not None:  # absent in older pickles
-                self.factorB.factor_workspace(self._C22_dense())
+                W = self.factorB.workspace()
+                self._C22_dense()
+                W[self.qB :, : self.qB] = 0.0  # border [0 I]: the factor's L22 is C22's alone
+                W[self.qB :, self.qB :] = np.eye(W.shape[0] - self.qB)
+                self.factorB.factor_workspace(W)
             else:
                 self.factorB.factor(
                     self._C22_sparse() if self.factorB.sparse else self._C22_dense()
