@@ -521,6 +521,8 @@ class DenseC22:
             raw.extend([A.ravel(), A.ravel()])  # both triangles, as _C22_entries lists them
         self._A = np.zeros(len(self.slots))
         self._A[self._A_pos] = np.concatenate(raw)[self._lower]
+        L21 = system._L21
+        self._A21 = sp.csr_matrix((system._A21_csr_values(), L21.indices, L21.indptr), L21.shape)
         M = self._product._M
         pairs = sp.csr_matrix(
             (-M.data[self._perm], M.indices[self._perm], self._slot_indptr),
@@ -550,6 +552,11 @@ class DenseC22:
                 pairs, self._rep = grouped, first
         self._indptr, self._indices, self._data = pairs.indptr, pairs.indices, pairs.data
         self._ncols = pairs.shape[1]
+
+    def A21_R1sq_A31(self, system: PenalizedSystem) -> np.ndarray:
+        """A21 R1² A31' (q_B x (p + 1)): with λ per row, L21 L31' without refilling L21."""
+        r = system.F1.R1
+        return self._A21 @ (system.A31.T * (r * r)[:, None])
 
     def assemble(self, out: np.ndarray, r1: np.ndarray, lam: np.ndarray) -> np.ndarray:
         """The matrix for R1 and λ per term, in the leading q_B x q_B block of ``out``.
@@ -868,7 +875,8 @@ class PenalizedSystem(FixedEffectsBlock):
             (np.arange(1, len(rows) + 1, dtype=float), (rows, cols)), shape=(self.qB, self.q1)
         )
         self._L21_perm = order.data.astype(np.intp) - 1
-        self.L21 = sp.csr_matrix(
+        self._L21_stale = False
+        self._L21 = sp.csr_matrix(
             (np.zeros(len(rows)), order.indices, order.indptr), shape=(self.qB, self.q1)
         )
         # a nearly full, small L21 is cheaper to multiply as a dense matrix (BLAS)
@@ -1092,11 +1100,12 @@ class PenalizedSystem(FixedEffectsBlock):
         """
         q = self.qB
         self.F1 = factor_first_block(self.first, self.A11)
-        self._update_L21()
+        self._L21_stale = True  # the evaluation needs only products with A21
         self.L31 = self.F1.right_multiply_dense(self.A31)
         W = self.factorB.workspace()
         self._C22_dense()  # into W's leading block
-        W[q:, :q] = self._A32_LambdaB() - (self.L21 @ self.L31.T).T
+        lam_rows = self._lambda_rows()[:, None]
+        W[q:, :q] = self._A32_LambdaB() - (lam_rows * self._dense_C22.A21_R1sq_A31(self)).T
         W[q:, q:] = np.tril(self.A33 - self.L31 @ self.L31.T)
         self.factorB.factor_workspace(W)
         full = self.factorB.bordered
@@ -1128,7 +1137,15 @@ class PenalizedSystem(FixedEffectsBlock):
             else:
                 right = R1[cross.cols] if R1.ndim == 3 else R1[cross.cols][:, None, None]
                 vals.append(sandwich(r.lambda_, A, right).ravel())
-        self.L21.data[:] = np.concatenate(vals)[self._L21_perm]
+        self._L21.data[:] = np.concatenate(vals)[self._L21_perm]
+        self._L21_stale = False
+
+    @property
+    def L21(self) -> sp.csr_matrix:
+        """L21 = ΛB'A21 R1 (CSR); an evaluation on :class:`DenseC22`'s path refills it only when read."""
+        if self._L21_stale:
+            self._update_L21()
+        return self._L21
 
     def _C22_values(self, structural: bool = False) -> np.ndarray:
         """Values of ΛB'A22ΛB (or ones for the structural pattern), entries as in ``_C22_entries``."""

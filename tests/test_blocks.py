@@ -352,6 +352,8 @@ def test_dense_C22_equals_the_general_assembly(formula, weighted):
         got = (fused.logdet_Z(), fused.logdet_X(), fused.pwrss())
         want = (plain.logdet_Z(), plain.logdet_X(), plain.pwrss())
         np.testing.assert_allclose(got, want, rtol=1e-12)
+        assert fused._L21_stale  # refilled only when read
+        np.testing.assert_allclose(fused.L21.toarray(), plain.L21.toarray(), rtol=1e-13)
         # solves with the bordered factor's leading block (padded right-hand sides)
         np.testing.assert_allclose(fused.beta(), plain.beta(), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(fused.u(fused.beta()), plain.u(plain.beta()), atol=1e-10)
