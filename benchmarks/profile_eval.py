@@ -88,7 +88,13 @@ SYSTEM_STAGES = {
     "C22 assembly, sparse (incl. L21 L21')": "_C22_sparse",
     "A32 ΛB": "_A32_LambdaB",
 }
-FACTOR_STAGES = {"Cholesky of block B": "factor", "L32 solve (L22⁻¹ C32')": "solve_L"}
+# (stage name, method of block B's factor); the dense path of scalar terms factors block B
+# bordered by the X/y rows (factor_workspace), which gives L32 without a solve
+FACTOR_STAGES = [
+    ("Cholesky of block B", "factor"),
+    ("Cholesky of block B", "factor_workspace"),
+    ("L32 solve (L22⁻¹ C32')", "solve_L"),
+]
 
 
 @contextmanager
@@ -102,7 +108,7 @@ def instrumented(system, clock: StageClock):
             setattr(system, attr, clock.wrap(name, getattr(system, attr)))
             patched.append((system, attr))
     factor = getattr(system, "factorB", None)
-    for name, attr in FACTOR_STAGES.items():
+    for name, attr in FACTOR_STAGES:
         if factor is not None and hasattr(factor, attr):
             setattr(factor, attr, clock.wrap(name, getattr(factor, attr)))
             patched.append((factor, attr))

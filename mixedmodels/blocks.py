@@ -475,9 +475,10 @@ class DenseC22:
     *slots*: pairs sums of :class:`ScalarProduct`, the entries of A22, the
     diagonal) are fixed; an evaluation copies A22's values at the slots,
     subtracts the pair sums with one in-place sparse product, scales each
-    slot by λ_a λ_b, adds the identity and scatters the slots, in column
-    order, into the workspace after zeroing its lower triangle.  No matrix
-    of q_B² doubles is allocated, negated or scaled.
+    run of slots of one pair of terms by its λ_a λ_b, adds the identity and
+    scatters the slots (by pair of terms, then in column order) into the
+    workspace after zeroing its lower triangle.  No matrix of q_B² doubles
+    is allocated, negated or scaled.
     """
 
     ZERO_COLUMNS = 64
@@ -488,16 +489,24 @@ class DenseC22:
         lower = system._C22_rows >= system._C22_cols
         A_flat = system._C22_flatF[lower]
         diag = np.arange(q, dtype=np.int64) * (q + 1)
-        self.slots = np.unique(np.concatenate([product.targets, A_flat, diag]))
-        self.qB = q
-        self._lower = lower
-        self._A_pos = np.searchsorted(self.slots, A_flat)
-        self._diag_pos = np.searchsorted(self.slots, diag)
-        self._product = product
-        self._pair_matrix(np.searchsorted(self.slots, product.targets))
+        flat = np.unique(np.concatenate([product.targets, A_flat, diag]))  # column order
+        # slots by pair of terms (a >= b), then column order: one λ_a λ_b per run of slots
         term = np.repeat(np.arange(len(system.rest)), [r.q for r in system.rest])
-        row, col = self.slots % q, self.slots // q
-        self._pair_of_terms = term[row] * len(system.rest) + term[col]
+        pair = term[flat % q] * len(system.rest) + term[flat // q]
+        order = np.lexsort((flat, pair))
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))  # slot of each position of ``flat``
+        self.slots, self.qB, self._lower = flat[order], q, lower
+        self._A_pos = rank[np.searchsorted(flat, A_flat)]
+        self._diag_pos = rank[np.searchsorted(flat, diag)]
+        self._product = product
+        self._pair_matrix(rank[np.searchsorted(flat, product.targets)])
+        pair = pair[order]
+        starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+        self._runs = [
+            (int(lo), int(hi), *divmod(int(pair[lo]), len(system.rest)))
+            for lo, hi in zip(starts, np.r_[starts[1:], len(pair)])
+        ]
         self._y = np.empty(len(self.slots))
         self._dest = (self.slots // q) * ld + self.slots % q  # in a workspace of ld rows
         self.set_values(system)
@@ -569,7 +578,8 @@ class DenseC22:
         r = r1 if self._rep is None else r1[self._rep]
         shape = (len(self.slots), self._ncols)
         _sparsetools.csr_matvec(*shape, self._indptr, self._indices, self._data, r * r, y)
-        y *= np.multiply.outer(lam, lam).ravel()[self._pair_of_terms]
+        for lo, hi, a, b in self._runs:
+            y[lo:hi] *= lam[a] * lam[b]
         y[self._diag_pos] += 1.0
         q = self.qB
         for j in range(0, q, self.ZERO_COLUMNS):
