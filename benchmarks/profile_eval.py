@@ -234,6 +234,19 @@ def limit_seconds(flops: dict, chol: dict | None, bandwidth: float) -> float:
 
 
 def analyse(label: str, m, evals: int, bandwidth: float) -> dict:
+    """Everything with the BLAS threads the fit itself chose (its thread policy).
+
+    Outside a fit OpenBLAS uses every core; with a busy neighbour its
+    spinning threads make a Cholesky of this size 10-30 times slower, which
+    no fit sees.
+    """
+    from mixedmodels.threads import blas_threads_for
+
+    with blas_threads_for(m.system.dense_dim):
+        return analyse_here(label, m, evals, bandwidth)
+
+
+def analyse_here(label: str, m, evals: int, bandwidth: float) -> dict:
     theta = np.asarray(m.optsum.final, dtype=float)
     m.objective_at(theta)  # warm caches
     per_eval = median_seconds(lambda: m.objective_at(theta), evals)
