@@ -88,7 +88,13 @@ SYSTEM_STAGES = {
     "C22 assembly, sparse (incl. L21 L21')": "_C22_sparse",
     "A32 ΛB": "_A32_LambdaB",
 }
-FACTOR_STAGES = {"Cholesky of block B": "factor", "L32 solve (L22⁻¹ C32')": "solve_L"}
+# (stage name, method of block B's factor); the dense path of scalar terms factors block B
+# bordered by the X/y rows (factor_workspace), which gives L32 without a solve
+FACTOR_STAGES = [
+    ("Cholesky of block B", "factor"),
+    ("Cholesky of block B", "factor_workspace"),
+    ("L32 solve (L22⁻¹ C32')", "solve_L"),
+]
 
 
 @contextmanager
@@ -102,7 +108,7 @@ def instrumented(system, clock: StageClock):
             setattr(system, attr, clock.wrap(name, getattr(system, attr)))
             patched.append((system, attr))
     factor = getattr(system, "factorB", None)
-    for name, attr in FACTOR_STAGES.items():
+    for name, attr in FACTOR_STAGES:
         if factor is not None and hasattr(factor, attr):
             setattr(factor, attr, clock.wrap(name, getattr(factor, attr)))
             patched.append((factor, attr))
@@ -228,6 +234,19 @@ def limit_seconds(flops: dict, chol: dict | None, bandwidth: float) -> float:
 
 
 def analyse(label: str, m, evals: int, bandwidth: float) -> dict:
+    """Everything with the BLAS threads the fit itself chose (its thread policy).
+
+    Outside a fit OpenBLAS uses every core; with a busy neighbour its
+    spinning threads make a Cholesky of this size 10-30 times slower, which
+    no fit sees.
+    """
+    from mixedmodels.threads import blas_threads_for
+
+    with blas_threads_for(m.system.dense_dim):
+        return analyse_here(label, m, evals, bandwidth)
+
+
+def analyse_here(label: str, m, evals: int, bandwidth: float) -> dict:
     theta = np.asarray(m.optsum.final, dtype=float)
     m.objective_at(theta)  # warm caches
     per_eval = median_seconds(lambda: m.objective_at(theta), evals)

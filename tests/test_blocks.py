@@ -321,3 +321,101 @@ def test_level_sums_against_dense(seed, k, m):
     got = blocks.level_sums(refs, nlevels, z, M)
     assert got.shape == (m, nlevels * k)
     np.testing.assert_allclose(got, (Z.T @ M).T, rtol=1e-12, atol=1e-12)
+
+
+def many_small_levels(seed: int, n: int = 6000):
+    """1500 levels of g with 1 to 7 observations (many equal counts) crossed with 40 of h, 6 of k."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 8, 1500)
+    g = np.repeat(np.arange(1500), counts)[:n]
+    df = pd.DataFrame(
+        {
+            "g": g.astype(str),
+            "h": rng.integers(0, 40, len(g)).astype(str),
+            "k": rng.integers(0, 6, len(g)).astype(str),
+        }
+    )
+    X = np.column_stack([np.ones(len(g)), rng.normal(size=len(g))])
+    y = X @ [1.0, 0.5] + rng.normal(size=len(g))
+    return df, X, y, rng
+
+
+@pytest.mark.parametrize("formula", ["y ~ (1|g) + (1|h)", "y ~ (1|g) + (1|h) + (1|k)"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_dense_C22_equals_the_general_assembly(formula, weighted):
+    df, X, y, rng = many_small_levels(5)
+    sqrtw = np.sqrt(rng.uniform(0.5, 2.0, len(y))) if weighted else None
+    remats, _ = build_reterms(parse_formula(formula), df, None, strict=False)
+    Xy = np.column_stack([X, y])
+    fused = PenalizedSystem(remats, Xy, sqrtw, sparse=False)
+    assert isinstance(fused._dense_C22, blocks.DenseC22)
+    # unweighted, levels of g with equal counts share r_l: their pair columns are summed
+    assert (fused._dense_C22._rep is None) == weighted
+    plain = PenalizedSystem(remats, Xy, sqrtw, sparse=False)
+    plain._scalar_product, plain._dense_C22 = None, None  # the general sparse product
+    for _ in range(3):
+        for r in remats:
+            r.set_theta(rng.uniform(0.1, 2.0, 1))
+        for system in (plain, fused):
+            system.update_L()
+        C = fused._C22_dense()  # in the workspace, not in the current factor
+        assert not np.shares_memory(C, fused.factorB.L)
+        expected = plain._C22_dense()
+        np.testing.assert_allclose(np.tril(C), np.tril(expected), rtol=1e-12, atol=1e-12)
+        assert not np.triu(C, 1).any()
+        np.testing.assert_allclose(fused.factorB.L, plain.factorB.L, rtol=1e-10, atol=1e-12)
+        assert not np.triu(fused.factorB.L, 1).any()
+        got = (fused.logdet_Z(), fused.logdet_X(), fused.pwrss())
+        want = (plain.logdet_Z(), plain.logdet_X(), plain.pwrss())
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        assert fused._L21_stale  # refilled only when read
+        np.testing.assert_allclose(fused.L21.toarray(), plain.L21.toarray(), rtol=1e-13)
+        # solves with the bordered factor's leading block (padded right-hand sides)
+        np.testing.assert_allclose(fused.beta(), plain.beta(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fused.u(fused.beta()), plain.u(plain.beta()), atol=1e-10)
+        for system in (plain, fused):
+            system.factor_Z_at_weights(sqrtw)  # L_Z alone (the border is [0 I])
+        r = rng.normal(size=len(y))
+        np.testing.assert_allclose(
+            fused.solve_u_given_beta(r), plain.solve_u_given_beta(r), rtol=1e-9, atol=1e-11
+        )
+        assert fused.logdet_Z() == pytest.approx(plain.logdet_Z(), rel=1e-12)
+    ref = dense_solution(remats, X, y, np.ones(len(y)) if sqrtw is None else sqrtw**2)
+    fused.update_L()
+    assert fused.pwrss() == pytest.approx(ref["pwrss"], rel=1e-10)
+    assert fused.logdet_Z() == pytest.approx(ref["logdet_Z"], rel=1e-10)
+    np.testing.assert_allclose(fused.u(fused.beta()), ref["u"], rtol=1e-7, atol=1e-9)
+
+
+def test_dense_C22_follows_new_weights():
+    df, X, y, rng = many_small_levels(6)
+    remats, _ = build_reterms(parse_formula("y ~ (1|g) + (1|h) + (1|k)"), df, None, strict=False)
+    Xy = np.column_stack([X, y])
+    system = PenalizedSystem(remats, Xy, None, sparse=False)
+    for r in remats:
+        r.set_theta(rng.uniform(0.1, 2.0, 1))
+    sqrtw = np.sqrt(rng.uniform(0.5, 2.0, len(y)))
+    system.set_weights(sqrtw)
+    system.update_L()
+    fresh = PenalizedSystem(remats, Xy, sqrtw, sparse=False)
+    fresh.update_L()
+    assert system.pwrss() == pytest.approx(fresh.pwrss(), rel=1e-12)
+    assert system.logdet_Z() == pytest.approx(fresh.logdet_Z(), rel=1e-12)
+
+
+def test_dense_workspace_keeps_the_factor_when_a_factorisation_fails():
+    rng = np.random.default_rng(7)
+    G = rng.normal(size=(6, 6))
+    factor = blocks.DenseFactor(6)
+    W = factor.workspace()
+    W[:] = np.tril(G @ G.T + 6 * np.eye(6))
+    factor.factor_workspace(W)
+    assert factor.L is W
+    np.testing.assert_allclose(factor.L @ factor.L.T, G @ G.T + 6 * np.eye(6), rtol=1e-12)
+    kept = factor.L.copy()
+    W = factor.workspace()
+    assert not np.shares_memory(W, factor.L)
+    W[:] = -np.eye(6)
+    with pytest.raises(CholeskyFailed):
+        factor.factor_workspace(W)
+    np.testing.assert_array_equal(factor.L, kept)
