@@ -181,9 +181,27 @@ _AS_FACTOR_R = re.compile(r"(?<![\w.`])as\.factor\(")
 _AS_FACTOR_PY = re.compile(r"(?<![\w.`])as_factor\(")
 
 
+_C_NAMED = re.compile(
+    r"""\bC\(\s*([^,()]+?)\s*,\s*(?:contrasts\s*=\s*)?(?:"|')(?:contr\.)?(\w+)(?:"|')\s*\)"""
+)
+"""``C(x, "sum")`` / ``C(x, contrasts='contr.sum')``: contrasts named by a string."""
+
+
+def _named_contrasts(match: re.Match) -> str:
+    key = match.group(2).lower()
+    if key not in _CONTRAST_NAMES:
+        raise FormulaError(
+            f"unknown contrasts {match.group(2)!r} in {match.group(0)!r}; use one of "
+            f"{', '.join(_CONTRAST_NAMES)}"
+        )
+    name = "SAS" if key == "sas" else key  # formulaic's registry spells it so
+    return f"C({match.group(1)}, contr.{name})"
+
+
 def r_to_formulaic(rhs: str) -> str:
-    """R spellings formulaic cannot read: ``as.factor(`` (``as`` is a Python keyword) -> ``as_factor(``."""
-    return _AS_FACTOR_R.sub("as_factor(", rhs)
+    """R spellings formulaic cannot read: ``as.factor(`` (``as`` is a Python keyword) -> ``as_factor(``;
+    contrasts named by a string inside ``C()`` -> formulaic's ``contr.<name>``."""
+    return _C_NAMED.sub(_named_contrasts, _AS_FACTOR_R.sub("as_factor(", rhs))
 
 
 def _split_colon(name: str) -> list[str]:

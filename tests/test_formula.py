@@ -161,3 +161,19 @@ def test_redundant_parentheses_around_a_random_term_are_lme4s():
         assert [(t.expr, t.factors) for t in got] == [(t.expr, t.factors) for t in plain]
     with pytest.raises(FormulaError, match="must be in parentheses"):
         parse_formula("Reaction ~ Days + 1|Subject")
+
+
+@pytest.mark.parametrize("spelling", ['"sum"', "'contr.sum'", 'contrasts="sum"', "contr.sum"])
+def test_contrasts_named_by_a_string_inside_C(spelling):
+    data = mm.datasets.load("machines")
+    base = mm.LinearMixedModel(
+        "score ~ Machine + (1|Worker)", data, contrasts={"Machine": "sum"}
+    ).fit()
+    m = mm.LinearMixedModel(f"score ~ C(Machine, {spelling}) + (1|Worker)", data).fit()
+    np.testing.assert_allclose(m.beta, base.beta, rtol=1e-8)
+    assert m.objective == pytest.approx(base.objective, rel=1e-12)
+
+
+def test_unknown_contrasts_inside_C_are_named():
+    with pytest.raises(FormulaError, match="unknown contrasts 'zzz'"):
+        mm.LinearMixedModel('score ~ C(Machine, "zzz") + (1|Worker)', mm.datasets.load("machines"))
