@@ -123,7 +123,7 @@ def report(args, rows, builds, trees, load_start) -> str:
         f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, `python benchmarks/movielens_ab.py "
         f"--base {args.base} --rounds {args.rounds} --fits {args.fits}`; load average at start "
         f"{load_start:.2f}, at end {os.getloadavg()[0]:.2f}. This checkout: commit "
-        f"{bl.package_commit()}; baseline: {describe(trees['base'])}.\n",
+        f"{describe(trees['new'])}; baseline: {describe(trees['base'])}.\n",
         "- construction (one after the other): "
         + ", ".join(f"{k} {v['build_s']:.2f} s" for k, v in builds.items()),
         "",

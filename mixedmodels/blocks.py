@@ -397,9 +397,7 @@ class SplitProduct:
         first_before = np.maximum.accumulate(np.where(new, before, 0))
         return self._P_indptr[segment] + (before - first_before)
 
-    def lower_product(
-        self, r1: np.ndarray, lam_rows: np.ndarray, scale: float = 1.0
-    ) -> np.ndarray:
+    def lower_product(self, r1: np.ndarray, lam_rows: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """scale × L21 L21' for r1 (= R1) and λ per row, in the lower triangle of a reused buffer.
 
         The buffer (q_B x q_B, Fortran-ordered) is the product's own and is

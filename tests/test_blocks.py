@@ -260,7 +260,9 @@ def test_split_product_reuses_its_buffer_and_scales(max_pairs, equal_lambda):
         got = product.lower_product(r1, lam, scale=scale)
         first = got if first is None else first
         assert np.shares_memory(got, first)  # one buffer, no copy
-        np.testing.assert_allclose(np.tril(got), scale * np.tril(L21 @ L21.T), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(
+            np.tril(got), scale * np.tril(L21 @ L21.T), rtol=1e-13, atol=1e-15
+        )
         got[:] = rng.normal(size=got.shape)  # the caller factors it in place
 
 
