@@ -55,7 +55,8 @@ for line in sys.stdin:
             out = {"value": value, "threads": threads}
         else:
             m.fit()
-            out = {"value": m.objective, "evals": m.optsum.feval, "theta": m.theta.tolist()}
+            out = {"value": m.objective, "evals": m.optsum.feval, "theta": m.theta.tolist(),
+                   "end": m.optsum.returnvalue, "check": m.optsum.check_feval}
         out["s"] = time.perf_counter() - t
     out.update(other=load.cores, rss=rss())
     print(json.dumps(out), flush=True)
@@ -137,6 +138,12 @@ def report(args, rows, builds, trees, load_start) -> str:
             f"| {extra} | {r['other']:.2f} | {r['rss']:.0f} |"
         )
     lines.append("")
+    for r in rows:
+        if r["kind"] == "fit":
+            lines.append(
+                f"- fit {r['round']} {r['variant']}: θ {[round(t, 7) for t in r['theta']]}, "
+                f"{r['evals']} evaluations + {r['check']} of the convergence check, {r['end']}"
+            )
     for kind in ("eval", "fit"):
         med = {
             v: bl.median([r["s"] for r in rows if r["kind"] == kind and r["variant"] == v])
