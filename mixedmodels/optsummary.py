@@ -234,6 +234,7 @@ class OptSummary:
         "elapsed",
         "check_convergence",
         "max_restarts",
+        "roundoff_evals",
         "convergence",
         "check_feval",
         "restarts",

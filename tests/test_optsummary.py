@@ -247,4 +247,5 @@ def test_expensive_models_get_the_roundoff_stop_and_short_first_steps(monkeypatc
     plain.fit(), quick.fit()
     assert quick.objective == pytest.approx(plain.objective, rel=1e-10)
     np.testing.assert_allclose(quick.theta, plain.theta, rtol=1e-5)
+    assert OptSummary.from_dict(quick.optsum.to_dict()).roundoff_evals == 5
     assert quick.optsum.use_lme4_settings().roundoff_evals == 0
