@@ -406,21 +406,57 @@ class SplitProduct:
         first_before = np.maximum.accumulate(np.where(new, before, 0))
         return self._P_indptr[segment] + (before - first_before)
 
-    def lower_product(self, r1: np.ndarray, lam_rows: np.ndarray) -> np.ndarray:
-        """L21 L21' for r1 (= R1) and λ per row, Fortran-ordered: exact in the lower triangle, zero above."""
-        C = np.zeros((self.qB, self.qB), order="F")
-        x = np.tile(r1[self.light] ** 2, self._nbands)  # P's columns: (band, level)
+    def lower_product(self, r1: np.ndarray, lam_rows: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """scale × L21 L21' for r1 (= R1) and λ per row, in the lower triangle of a reused buffer.
+
+        The buffer (q_B x q_B, Fortran-ordered) is the product's own and is
+        overwritten by the next call, so the caller may factor it in place.
+        Only the lower triangle (with the diagonal) is set: the strict upper
+        triangle keeps whatever was written there before (zeros on the first
+        call), as LAPACK's lower-triangle routines never read it.  With one
+        λ for every row (one term in block B), scale λ² is folded into the
+        light pairs' weights and into dsyrk's α, so the buffer is written
+        once by dsyrk (β = 0, no zeroing) and once by the pair product, with
+        no separate pass to zero, scale or negate it.
+        """
+        C = self._buffer()
+        equal = bool(np.all(lam_rows == lam_rows[0]))
+        pair_scale = scale * lam_rows[0] ** 2 if equal else 1.0
+        if equal and len(self.heavy):
+            C = self._heavy_syrk(C, r1, None, pair_scale, beta=0.0)
+        else:
+            C.fill(0.0)
+        x = np.tile(pair_scale * r1[self.light] ** 2, self._nbands)  # P's columns: (band, level)
         shape = (self.qB * self.qB, len(x))
         csc_matvec_add(shape, self._P_indptr, self._P_indices, self._P_data, x, C.ravel(order="F"))
-        if len(self.heavy):
-            np.multiply(self._H, r1[self.heavy], out=self._Hr)
-            C = sla.blas.dsyrk(1.0, self._Hr, beta=1.0, c=C, lower=1, overwrite_c=1)
-        if np.all(lam_rows == lam_rows[0]):
-            C *= lam_rows[0] ** 2
-        else:
-            C *= lam_rows[:, None]
+        if not equal:
+            C *= scale * lam_rows[:, None]
             C *= lam_rows[None, :]
+            if len(self.heavy):
+                C = self._heavy_syrk(C, r1, lam_rows, scale, beta=1.0)
+        self._C = C
         return C
+
+    def _heavy_syrk(
+        self, C: np.ndarray, r1: np.ndarray, lam_rows: np.ndarray | None, alpha: float, beta: float
+    ) -> np.ndarray:
+        """C := α H̃ H̃' + β C (lower triangle, in place) for H̃ = diag(λ) H diag(r1[heavy])."""
+        np.multiply(self._H, r1[self.heavy], out=self._Hr)
+        if lam_rows is not None:
+            self._Hr *= lam_rows[:, None]
+        return sla.blas.dsyrk(alpha, self._Hr, beta=beta, c=C, lower=1, overwrite_c=1)
+
+    def _buffer(self) -> np.ndarray:
+        """The q_B x q_B Fortran-ordered output buffer, allocated on first use."""
+        if getattr(self, "_C", None) is None:
+            self._C = np.zeros((self.qB, self.qB), order="F")
+        return self._C
+
+    def __getstate__(self) -> dict:
+        """Pickle without the output buffer (q_B² doubles, rebuilt on first use)."""
+        state = self.__dict__.copy()
+        state["_C"] = None
+        return state
 
 
 class SparseC22:
@@ -1187,6 +1223,8 @@ class PenalizedSystem(FixedEffectsBlock):
             L21 = self.L21.toarray()
             C = np.asfortranarray(L21 @ L21.T)
             C *= -1.0
+        elif isinstance(self._scalar_product, SplitProduct):  # negated in place, no copy
+            C = self._scalar_product.lower_product(self.F1.R1, self._lambda_rows(), scale=-1.0)
         elif self._scalar_product is not None:
             C = self._scalar_product.lower_product(self.F1.R1, self._lambda_rows())
             C *= -1.0

@@ -53,6 +53,35 @@ from .thetalayout import gather_theta, scatter_theta
 from .threads import blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
 
+ROUNDOFF_STOP_DENSE = 2000
+"""From this many rows of the largest dense block, a fit stops once BOBYQA only samples roundoff.
+
+Such a block costs a second or so an evaluation (a 3706-row block B: 0.4 s
+for its Cholesky factor alone), and near the optimum BOBYQA goes on
+shrinking its trust region down to ``xtol_abs`` (1e-10) although every
+value it sees equals the best one to within a few units of roundoff: in
+the MovieLens-shaped fit, the last 18 of 49 evaluations.  Such models set
+``optsum.roundoff_evals`` to 2 n + 1 (BOBYQA's interpolation points for n
+parameters; see :class:`~mixedmodels.optsummary.OptSummary`).  Smaller
+models keep NLopt's own stopping rule, so that their path follows lme4's
+evaluation for evaluation (forced on, the rule never fires on dyestuff,
+sleepstudy, penicillin, pastes or InstEval: the same evaluations, the same
+optima).
+"""
+
+MOMENT_START_STEP = 0.25
+"""BOBYQA's first step, times θ, from the moment start of a model with an expensive evaluation.
+
+NLopt's default (and lme4's) is 0.75 θ: BOBYQA's first 2 n + 1 points then
+lie far from a moment start that is already within a few per cent of the
+optimum when the levels have many observations each.  On simulated crossed
+designs of 3 x 10^4 to 1.5 x 10^5 observations (1 + (1|user) + (1|item)),
+0.25 θ took 334 evaluations in 12 fits against 413 with 0.75 θ (fewer in
+10 of the 12), the optima agreeing to 10^-12 relative in the objective and
+1.2 x 10^-5 in θ.  Applied only where
+``ROUNDOFF_STOP_DENSE`` applies, so the reference models keep lme4's path.
+"""
+
 __all__ = [
     "LinearMixedModel",
     "new_response",
@@ -250,7 +279,21 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         sqrtw = None if self.weights is None else np.sqrt(self.weights)
         Xy = np.column_stack([structure.fe.X, self.y])
         self.system = make_system(structure.reterms, Xy, sqrtw, sparse)
-        self.optsum = OptSummary(self._initial_theta(), self.lowerbd, reml=self.reml)
+        moment = self._moment_theta()
+        initial = self._identity_theta() if moment is None else moment
+        self.optsum = OptSummary(initial, self.lowerbd, reml=self.reml)
+        if self.system.dense_dim >= ROUNDOFF_STOP_DENSE:
+            self._expensive_fit_settings(moment is not None)
+
+    def _expensive_fit_settings(self, moment_start: bool) -> None:
+        """BOBYQA's stop and first steps for a model whose evaluations are expensive.
+
+        See ``ROUNDOFF_STOP_DENSE`` and ``MOMENT_START_STEP``.
+        """
+        self.optsum.roundoff_evals = 2 * len(self.lowerbd) + 1
+        if moment_start:
+            step = MOMENT_START_STEP * (self.optsum.initial - self.lowerbd)
+            self.optsum.initial_step = np.where(step > 0, step, self.optsum.initial_step)
 
     def _after_load(self) -> None:
         if self.is_fitted:  # a GLMM's working LMM is refactored by the GLMM itself
@@ -276,23 +319,31 @@ class LinearMixedModel(InferenceMixin, MixedModel):
 
     # ---- θ ----------------------------------------------------------------------
     def _initial_theta(self) -> np.ndarray:
-        """λ = I, or lme4's moment start when every term is a random intercept.
+        """λ = I, or lme4's moment start (:meth:`_moment_theta`) when there is one."""
+        moment = self._moment_theta()
+        return self._identity_theta() if moment is None else moment
+
+    def _identity_theta(self) -> np.ndarray:
+        """θ for λ = I."""
+        return np.concatenate([r.initial_theta() for r in self.reterms])[self.structure.theta_perm]
+
+    def _moment_theta(self) -> np.ndarray | None:
+        """lme4's moment start when every term is a random intercept, else None.
 
         For intercept-only terms lme4 starts from θ_g = √(v_g / v_e), with v_g
         the variance of the response's group means (expanded to observations)
         and v_e = var(y) - Σ v_g, when v_e > 0.  Using the same start, BOBYQA
         takes the same path as in lme4 (and usually fewer evaluations than from λ = I).
         """
-        theta = np.concatenate([r.initial_theta() for r in self.reterms])[self.structure.theta_perm]
         if not all(r.cnames == ["(Intercept)"] and not r.has_factor for r in self.reterms):
-            return theta
+            return None
         y = self.y
         v = np.array(
             [np.var(group_means(y, r.refs, r.nlevels)[r.refs], ddof=1) for r in self.reterms]
         )
         v_e = np.var(y, ddof=1) - v.sum()
         if not v_e > 0:
-            return theta
+            return None
         return np.sqrt(v / v_e)[self.structure.theta_perm]
 
     @cached_property

@@ -58,11 +58,33 @@ def guarded(
     return wrapped
 
 
+ROUNDOFF_ULPS = 100.0
+"""Values within this many units of roundoff (ε |f_best|) of the best are indistinguishable from it."""
+
+
+class _RoundoffStall(Exception):
+    """Raised by :class:`_Recorder` to end a search whose evaluations no longer differ beyond roundoff."""
+
+
 class _Recorder:
-    """Objective wrapper that logs every evaluation and remembers the best one."""
+    """Objective wrapper that logs every evaluation and remembers the best one.
+
+    With ``roundoff_evals`` = K > 0 it also ends the search (raising
+    :class:`_RoundoffStall`) once K consecutive evaluations after the
+    optimizer's first ``skip`` (BOBYQA's initial interpolation points) all
+    lie within ROUNDOFF_ULPS ε |f_best| of the best value: the objective
+    can then no longer tell those points apart from the best one, so
+    further evaluations only sample its rounding error.
+    """
 
     def __init__(
-        self, objective: Callable[[np.ndarray], float], verbose: bool, progress, to_params=None
+        self,
+        objective: Callable[[np.ndarray], float],
+        verbose: bool,
+        progress,
+        to_params=None,
+        roundoff_evals: int = 0,
+        skip: int = 0,
     ):
         self.objective = objective
         self.to_params = to_params if to_params is not None else (lambda x: x.copy())
@@ -70,11 +92,13 @@ class _Recorder:
         self.progress = progress
         self.fitlog: list[tuple[np.ndarray, float]] = []
         self.best = (np.inf, None)
+        self.roundoff_evals, self.skip, self.stall = int(roundoff_evals), int(skip), 0
 
     def __call__(self, x: np.ndarray, grad: np.ndarray) -> float:
         value = float(self.objective(x))
         params = self.to_params(x)
         self.fitlog.append((params, value))
+        self._count_stall(value)
         if value < self.best[0]:
             self.best = (value, x.copy())
         if self.verbose:
@@ -85,7 +109,16 @@ class _Recorder:
         if self.progress is not None:
             self.progress.update(1)
             self.progress.set_postfix_str(f"objective {self.best[0]:.6f}", refresh=False)
+        if self.roundoff_evals and self.stall >= self.roundoff_evals:
+            raise _RoundoffStall
         return value
+
+    def _count_stall(self, value: float) -> None:
+        """Consecutive evaluations (after the first ``skip``) indistinguishable from the best."""
+        best = min(self.best[0], value)
+        close = abs(value - self.best[0]) <= ROUNDOFF_ULPS * np.finfo(float).eps * abs(best)
+        counted = len(self.fitlog) > self.skip and np.isfinite(self.best[0])
+        self.stall = self.stall + 1 if counted and close else 0
 
 
 def _progress_bar(enabled: bool, label: str):
@@ -170,7 +203,10 @@ def minimize(
     except nlopt.invalid_argument as exc:
         raise _refused(optsum) from exc
     bar = _progress_bar(progress, label)
-    rec = _Recorder(objective, verbose, bar, to_params)
+    n = len(optsum.initial if start is None else start)
+    rec = _Recorder(
+        objective, verbose, bar, to_params, getattr(optsum, "roundoff_evals", 0), 2 * n + 1
+    )
     t0 = time.perf_counter()
     x0 = np.clip(
         np.asarray(optsum.initial if start is None else start, dtype=float), optsum.lowerbd, np.inf
@@ -182,7 +218,7 @@ def minimize(
             opt.last_optimum_value(),
             RESULT_NAMES.get(opt.last_optimize_result(), "UNKNOWN"),
         )
-    except nlopt.RoundoffLimited:
+    except (nlopt.RoundoffLimited, _RoundoffStall):
         fmin, xmin = rec.best
         code = "ROUNDOFF_LIMITED"
     except nlopt.invalid_argument as exc:  # a setting NLopt refuses for this problem

@@ -67,7 +67,12 @@ class OptSummary:
         parameter), ``maxfeval`` (-1: no limit), ``maxtime`` (seconds, -1:
         no limit), ``check_convergence`` (check the optimum after the fit,
         default True), ``max_restarts`` (restarts allowed when the check
-        fails, default 3; 0 with :meth:`use_lme4_settings`).
+        fails, default 3; 0 with :meth:`use_lme4_settings`),
+        ``roundoff_evals`` (K > 0: also stop, ``"ROUNDOFF_LIMITED"``, once K
+        consecutive evaluations after the initial interpolation points are
+        within 100 ε |f| of the best value; default 0, never; set by a
+        model whose evaluations are expensive, see
+        ``LinearMixedModel``).
     Results
         ``finitial`` (objective at ``initial``), ``final``, ``fmin``,
         ``feval`` (number of evaluations), ``returnvalue`` (NLopt's reason
@@ -108,6 +113,7 @@ class OptSummary:
     elapsed: float = 0.0
     check_convergence: bool = True
     max_restarts: int = 3
+    roundoff_evals: int = 0
     gradient: np.ndarray | None = None
     curvature: np.ndarray | None = None
     scaled_gradient: np.ndarray | None = None
@@ -136,7 +142,7 @@ class OptSummary:
         are switched off (``max_restarts = 0``), so the result is lme4's; the
         post-fit check still runs and reports.
         """
-        self.max_restarts = 0
+        self.max_restarts, self.roundoff_evals = 0, 0
         self.xtol_rel, self.ftol_rel, self.ftol_abs = 1e-4, 0.0, 1e-8
         self.xtol_abs = np.full(len(self.initial), 1e-8)
         return self
@@ -158,12 +164,17 @@ class OptSummary:
             ("initial_step", fmt(self.initial_step)),
             ("maxfeval", str(self.maxfeval)),
             ("maxtime", f"{self.maxtime:g}"),
+            *self._roundoff_rows(),
             ("Function evaluations", str(self.feval)),
             ("Final parameter vector", fmt(self.final)),
             ("Final objective value", f"{self.fmin:.10g}"),
             ("Return code", self.returnvalue),
             *self._check_rows(fmt),
         ]
+
+    def _roundoff_rows(self) -> list[tuple[str, str]]:
+        k = getattr(self, "roundoff_evals", 0)  # absent from summaries saved before it existed
+        return [("roundoff_evals", str(k))] if k else []
 
     def _check_rows(self, fmt) -> list[tuple[str, str]]:
         if not self.convergence:
@@ -223,6 +234,7 @@ class OptSummary:
         "elapsed",
         "check_convergence",
         "max_restarts",
+        "roundoff_evals",
         "convergence",
         "check_feval",
         "restarts",

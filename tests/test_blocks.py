@@ -245,6 +245,27 @@ def test_split_product_is_the_lower_triangle_of_L21_L21t(
     np.testing.assert_allclose(got, np.tril(L21 @ L21.T), rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("max_pairs", [0, 40, 10**9])
+@pytest.mark.parametrize("equal_lambda", [True, False])
+def test_split_product_reuses_its_buffer_and_scales(max_pairs, equal_lambda):
+    """Each call overwrites the lower triangle whatever the caller left in the buffer."""
+    rng = np.random.default_rng(11 + max_pairs + equal_lambda)
+    A = random_csr(rng, 30, 50, 0.15)
+    product = SplitProduct(A, A.data.copy(), max_pairs)
+    first = None
+    for scale in (-1.0, 2.5, -0.3):
+        r1 = rng.uniform(0.1, 1.0, 50)
+        lam = np.full(30, rng.uniform(0.2, 1.5)) if equal_lambda else rng.uniform(0.2, 1.5, 30)
+        L21 = lam[:, None] * A.toarray() * r1[None, :]
+        got = product.lower_product(r1, lam, scale=scale)
+        first = got if first is None else first
+        assert np.shares_memory(got, first)  # one buffer, no copy
+        np.testing.assert_allclose(
+            np.tril(got), scale * np.tril(L21 @ L21.T), rtol=1e-13, atol=1e-15
+        )
+        got[:] = rng.normal(size=got.shape)  # the caller factors it in place
+
+
 def test_split_chooses_heavy_columns_by_cost():
     counts = np.array([1, 400, 2, 3, 900, 0])
     heavy, light = SplitProduct.split(counts, 100, max_pairs=10**9)

@@ -196,3 +196,56 @@ def test_settings_nlopt_refuses_or_misuses_are_named(setting, value, match):
     setattr(m.optsum, setting, value)
     with pytest.raises(MixedModelsError, match=match):
         m.fit()
+
+
+def _plateau_fit(roundoff_evals: int) -> OptSummary:
+    """BOBYQA on 10^6 + |x - a|²: within about 10^-4 of a, every value rounds to 10^6."""
+    from mixedmodels.optimize import minimize
+
+    a = np.array([0.3, -0.7])
+    optsum = OptSummary(np.zeros(2), np.full(2, -np.inf), initial_step=np.ones(2))
+    optsum.roundoff_evals = roundoff_evals
+    return minimize(lambda x: 1e6 + float((x - a) @ (x - a)), optsum)
+
+
+def test_roundoff_stop_ends_a_search_that_only_samples_rounding():
+    plain, stopped = _plateau_fit(0), _plateau_fit(5)
+    assert plain.returnvalue != "ROUNDOFF_LIMITED" and stopped.returnvalue == "ROUNDOFF_LIMITED"
+    assert stopped.feval < plain.feval
+    assert stopped.fmin == pytest.approx(plain.fmin, rel=100 * np.finfo(float).eps)
+    np.testing.assert_allclose(stopped.final, [0.3, -0.7], atol=1e-3)
+    # the run stopped on its last K evaluations, all equal to the best at roundoff
+    tail = np.array([f for _, f in stopped.fitlog[-5:]])
+    assert np.all(np.abs(tail - stopped.fmin) <= 100 * np.finfo(float).eps * stopped.fmin)
+    assert stopped.fmin == min(f for _, f in stopped.fitlog)
+
+
+def test_roundoff_stop_waits_for_the_initial_points():
+    """A constant objective: the 2n + 1 initial points do not count towards K."""
+    from mixedmodels.optimize import minimize
+
+    optsum = OptSummary(np.ones(3), np.zeros(3))
+    optsum.roundoff_evals = 4
+    minimize(lambda x: 2.0, optsum)
+    assert optsum.feval == 2 * 3 + 1 + 4 and optsum.returnvalue == "ROUNDOFF_LIMITED"
+
+
+def test_expensive_models_get_the_roundoff_stop_and_short_first_steps(monkeypatch):
+    """Below ROUNDOFF_STOP_DENSE nothing changes; above it the optimum is the same."""
+    import mixedmodels.lmm as lmm
+
+    df = mm.datasets.load("penicillin")
+    f = "diameter ~ 1 + (1|plate) + (1|sample)"
+    plain = mm.LinearMixedModel(f, df)
+    assert plain.optsum.roundoff_evals == 0 and "roundoff_evals" not in str(plain.optsum)
+    np.testing.assert_allclose(plain.optsum.initial_step, 0.75 * plain.optsum.initial)
+    monkeypatch.setattr(lmm, "ROUNDOFF_STOP_DENSE", 0)
+    quick = mm.LinearMixedModel(f, df)
+    np.testing.assert_array_equal(quick.optsum.initial, plain.optsum.initial)
+    np.testing.assert_allclose(quick.optsum.initial_step, 0.25 * quick.optsum.initial)
+    assert quick.optsum.roundoff_evals == 5 and "roundoff_evals" in str(quick.optsum)
+    plain.fit(), quick.fit()
+    assert quick.objective == pytest.approx(plain.objective, rel=1e-10)
+    np.testing.assert_allclose(quick.theta, plain.theta, rtol=1e-5)
+    assert OptSummary.from_dict(quick.optsum.to_dict()).roundoff_evals == 5
+    assert quick.optsum.use_lme4_settings().roundoff_evals == 0
