@@ -30,12 +30,6 @@ from pathlib import Path
 import benchlib as bl
 
 SLOW_LME4_SECONDS = 5.0  # models slower than this in lme4 (InstEval) get --slow-reps repetitions
-LME4_STOPPING = {
-    "xtol_rel": 1e-4,
-    "ftol_rel": 0.0,
-    "ftol_abs": 1e-8,
-    "xtol_abs": 1e-8,
-}  # nloptwrap's defaults
 
 
 # ---- the models ------------------------------------------------------------------------
@@ -64,15 +58,16 @@ def load_data(name: str):
 
 
 # ---- mixedmodels ------------------------------------------------------------------------
-def fit_ours(spec: dict, df, tolerances: dict | None = None):
-    """The whole call: formula and data frame in, fitted model out."""
+def fit_ours(spec: dict, df, lme4_rule: bool = False):
+    """The whole call: formula and data frame in, fitted model out (``lme4_rule``: lme4's
+    nloptwrap stopping rule and NLopt's first steps, ``optsum.use_lme4_settings()``)."""
     import mixedmodels as mm
 
     formula = python_formula(spec["formula"])
     if spec["kind"] == "lmm":
         m = mm.LinearMixedModel(formula, df, reml=spec["reml"])
-        for key, value in (tolerances or {}).items():
-            setattr(m.optsum, key, value)
+        if lme4_rule:
+            m.optsum.use_lme4_settings()
         return m.fit()
     nagq = spec["nAGQ"]
     m = mm.GeneralizedLinearMixedModel(formula, df, family=spec["family"])
@@ -116,7 +111,7 @@ def time_ours(spec: dict, reps: int) -> dict:
     }
     if spec["kind"] == "lmm":
         # our defaults (MixedModels.jl's) stop later than lme4's nloptwrap; count both
-        strict = fit_ours(spec, df, LME4_STOPPING)
+        strict = fit_ours(spec, df, lme4_rule=True)
         out["feval_lme4_rule"], out["objective_lme4_rule"] = strict.optsum.feval, strict.objective
     return out
 

@@ -50,7 +50,7 @@ from .results import (
 )
 from .structure import ModelStructure, build_structure, lme4_blocks
 from .thetalayout import gather_theta, scatter_theta
-from .threads import blas_threads_for
+from .threads import SMALL_DENSE, blas_threads_for
 from .varcorr import term_covariances, varcorr_frame, varcorr_long
 
 ROUNDOFF_STOP_DENSE = 2000
@@ -69,17 +69,21 @@ sleepstudy, penicillin, pastes or InstEval: the same evaluations, the same
 optima).
 """
 
-MOMENT_START_STEP = 0.25
-"""BOBYQA's first step, times θ, from the moment start of a model with an expensive evaluation.
+MOMENT_START_STEP = 0.1
+"""BOBYQA's first step, times θ - lower, from the moment start of a model with a large dense block.
 
 NLopt's default (and lme4's) is 0.75 θ: BOBYQA's first 2 n + 1 points then
 lie far from a moment start that is already within a few per cent of the
-optimum when the levels have many observations each.  On simulated crossed
-designs of 3 x 10^4 to 1.5 x 10^5 observations (1 + (1|user) + (1|item)),
-0.25 θ took 334 evaluations in 12 fits against 413 with 0.75 θ (fewer in
-10 of the 12), the optima agreeing to 10^-12 relative in the objective and
-1.2 x 10^-5 in θ.  Applied only where
-``ROUNDOFF_STOP_DENSE`` applies, so the reference models keep lme4's path.
+optimum when the levels have many observations each, and it spends dozens of
+evaluations shrinking its trust region back.  From 0.1 θ, InstEval's fit
+(block B of 1156 rows) takes 51 evaluations instead of 78 and ends 3e-7 lower;
+the MovieLens-shaped fit (3706 rows) 17 instead of 49, 1e-8 lower (0.25 θ: 43
+evaluations but 1.4e-5 higher on InstEval, 24 on MovieLens).  On the small
+reference models the counts move both ways (dyestuff 22 -> 15, ergostool
+14 -> 18, ScotsSec 33 -> 43) for no gain in time, so the step is applied only
+from ``SMALL_DENSE`` rows of the largest dense block (mixedmodels/threads.py:
+the size from which a dense factorisation costs milliseconds and threads pay
+off).  ``optsum.use_lme4_settings()`` restores NLopt's steps, and lme4's path.
 """
 
 __all__ = [
@@ -282,16 +286,17 @@ class LinearMixedModel(InferenceMixin, MixedModel):
         moment = self._moment_theta()
         initial = self._identity_theta() if moment is None else moment
         self.optsum = OptSummary(initial, self.lowerbd, reml=self.reml)
-        if self.system.dense_dim >= ROUNDOFF_STOP_DENSE:
-            self._expensive_fit_settings(moment is not None)
+        self._expensive_fit_settings(moment is not None)
 
     def _expensive_fit_settings(self, moment_start: bool) -> None:
         """BOBYQA's stop and first steps for a model whose evaluations are expensive.
 
         See ``ROUNDOFF_STOP_DENSE`` and ``MOMENT_START_STEP``.
         """
-        self.optsum.roundoff_evals = 2 * len(self.lowerbd) + 1
-        if moment_start:
+        dim = self.system.dense_dim
+        if dim >= ROUNDOFF_STOP_DENSE:
+            self.optsum.roundoff_evals = 2 * len(self.lowerbd) + 1
+        if moment_start and dim >= SMALL_DENSE:
             step = MOMENT_START_STEP * (self.optsum.initial - self.lowerbd)
             self.optsum.initial_step = np.where(step > 0, step, self.optsum.initial_step)
 

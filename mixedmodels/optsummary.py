@@ -136,7 +136,7 @@ class OptSummary:
     def use_lme4_settings(self) -> OptSummary:
         """Stop as lme4's default ``nloptwrap`` does: xtol_rel 1e-4 (nloptr's default), xtol_abs and ftol_abs 1e-8.
 
-        With the same start and initial steps, BOBYQA then follows lme4's path
+        With the same start and NLopt's initial steps (restored here), BOBYQA then follows lme4's path
         evaluation for evaluation, which helps when comparing with lme4 to many
         digits; the defaults (MixedModels.jl's) converge further.  Restarts
         are switched off (``max_restarts = 0``), so the result is lme4's; the
@@ -145,6 +145,7 @@ class OptSummary:
         self.max_restarts, self.roundoff_evals = 0, 0
         self.xtol_rel, self.ftol_rel, self.ftol_abs = 1e-4, 0.0, 1e-8
         self.xtol_abs = np.full(len(self.initial), 1e-8)
+        self.initial_step = default_initial_step(self.initial, self.lowerbd)
         return self
 
     # ---- display ---------------------------------------------------------------
