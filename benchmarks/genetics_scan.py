@@ -14,7 +14,10 @@ Steps, each in its own process so that peak memory is that of the step alone:
    eigendecomposition, saved for the scans (timed, not part of the target).
 3. ``ours``      — :func:`mixedmodels.genetics.scan` with the saved
    decomposition, ``--repeats`` times: wall time of the scan (null h² by REML
-   included), time per SNP, peak resident memory.
+   included), time per SNP, peak resident memory.  The default precision
+   (mixed-precision whitening at this size); with ``--with-double`` also
+   ``precision="double"`` (the exact whitening), alternating, and the
+   agreement of the two tables' p-values.
 4. ``fastlmm``   — FaST-LMM's ``single_snp`` on the same files, same ``K`` and
    the same ``h²`` (ours), no leave-one-chromosome-out: a first run that
    eigendecomposes ``K`` and caches it, then ``--repeats`` runs from the cache.
