@@ -82,7 +82,7 @@ class Whitening:
     def at(cls, rotation: Rotation, h2: float) -> Whitening:
         """Factor ``V⁻¹ = (U diag(√w))(U diag(√w))'`` at ``h²`` (full-rank ``U`` only)."""
         w, _ = rotation.weights(h2)
-        return cls(_gram_cholesky(rotation.U * np.sqrt(w)))
+        return cls(_gram_cholesky(rotation.U, np.sqrt(w)))
 
     def apply(self, A: np.ndarray) -> np.ndarray:
         """``L'A`` (n × c) by a triangular matrix product (BLAS ``trmm``)."""
@@ -93,10 +93,12 @@ class Whitening:
         return np.ones(self.L.shape[0]), 0.0
 
 
-def _gram_cholesky(half: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of ``half half'`` (n × n), the product by ``syrk`` (one triangle, ``n³`` flops)."""
+def _gram_cholesky(U: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of ``(U diag(scale))(U diag(scale))'`` (n × n), by ``syrk`` (one triangle)."""
+    half = U * scale
     # half' is half in Fortran order: no copy; syrk fills the lower triangle that potrf reads.
     gram = dsyrk(1.0, half.T, trans=1, lower=1)
+    del half  # n × n arrays: keep at most three alive (U, this product, its factor)
     return scipy.linalg.cholesky(gram, lower=True, overwrite_a=True, check_finite=False)
 
 
@@ -132,7 +134,7 @@ class MixedWhitening:
         """Split ``V⁻¹`` at ``h²`` and factor ``V⁻¹ - shift · I`` (full-rank ``U`` only)."""
         w, _ = rotation.weights(h2)
         shift = SHIFT_MARGIN * float(w.min())
-        L = _gram_cholesky(rotation.U * np.sqrt(w - shift))
+        L = _gram_cholesky(rotation.U, np.sqrt(w - shift))
         L32 = np.asfortranarray(L, dtype=np.float32)
         del L  # n × n arrays: keep at most three alive
         U = rotation.U
