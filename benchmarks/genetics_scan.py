@@ -14,7 +14,10 @@ Steps, each in its own process so that peak memory is that of the step alone:
    eigendecomposition, saved for the scans (timed, not part of the target).
 3. ``ours``      — :func:`mixedmodels.genetics.scan` with the saved
    decomposition, ``--repeats`` times: wall time of the scan (null h² by REML
-   included), time per SNP, peak resident memory.
+   included), time per SNP, peak resident memory.  The default precision
+   (mixed-precision whitening at this size); with ``--with-double`` also
+   ``precision="double"`` (the exact whitening), alternating, and the
+   agreement of the two tables' p-values.
 4. ``fastlmm``   — FaST-LMM's ``single_snp`` on the same files, same ``K`` and
    the same ``h²`` (ours), no leave-one-chromosome-out: a first run that
    eigendecomposes ``K`` and caches it, then ``--repeats`` runs from the cache.
@@ -109,7 +112,7 @@ def _inputs(work: Path):
     return y, np.column_stack([np.ones(len(y)), covar])
 
 
-def ours(work: Path, chunk: int, save: bool, h2: float | None) -> dict:
+def ours(work: Path, chunk: int, save: bool, h2: float | None, precision: str) -> dict:
     from mixedmodels.genetics import Decomposition, read_plink, scan
 
     y, X = _inputs(work)
@@ -117,12 +120,20 @@ def ours(work: Path, chunk: int, save: bool, h2: float | None) -> dict:
     dec = Decomposition(U=saved["U"], S=saved["S"])
     genotypes = read_plink(work / "geno")
     t0 = time.perf_counter()
-    table = scan(genotypes, y, X, dec, chunk_size=chunk, h2=h2)
+    table = scan(genotypes, y, X, dec, chunk_size=chunk, h2=h2, precision=precision)
     seconds = time.perf_counter() - t0
     if save:
-        table[["snp", "lrt", "p_lrt", "wald"]].to_csv(work / "ours.tsv", sep="\t", index=False)
+        table[["snp", "lrt", "p_lrt", "wald"]].to_csv(
+            work / f"ours_{precision}.tsv", sep="\t", index=False
+        )
     h2 = table.attrs["null"]["y"]["h2"]
-    return {"scan_s": seconds, "peak_mb": _peak_mb(), "h2": h2, "n_snps": len(table)}
+    return {
+        "scan_s": seconds,
+        "peak_mb": _peak_mb(),
+        "h2": h2,
+        "n_snps": len(table),
+        "basis": table.attrs["basis"],
+    }
 
 
 def fastlmm(work: Path, cached: bool, save: bool) -> dict:
@@ -216,7 +227,7 @@ def _agreement(work: Path) -> dict:
     import pandas as pd
     from scipy.stats import f
 
-    a = pd.read_csv(work / "ours.tsv", sep="\t").set_index("snp")
+    a = pd.read_csv(work / "ours_auto.tsv", sep="\t").set_index("snp")
     b = pd.read_csv(work / "fastlmm.tsv", sep="\t").set_index("snp")
     joined = a.join(b, how="inner")
     n, p = _inputs(work)[1].shape
@@ -227,6 +238,23 @@ def _agreement(work: Path) -> dict:
         "max_abs_diff_log10_p_same_test": float(np.abs(np.log10(as_fastlmm) - log_p).max()),
         "max_abs_diff_log10_p_our_lrt": float(np.abs(np.log10(joined["p_lrt"]) - log_p).max()),
     }
+
+
+def _precision_agreement(work: Path) -> dict:
+    """The default (mixed precision where it pays) against precision="double", SNP by SNP."""
+    import pandas as pd
+    from scipy.stats import chi2
+
+    a = pd.read_csv(work / "ours_auto.tsv", sep="\t").set_index("snp")
+    b = pd.read_csv(work / "ours_double.tsv", sep="\t").set_index("snp")
+    joined = a.join(b, how="inner", rsuffix="_double").dropna()
+    out = {"snps_compared": len(joined)}
+    for test in ("lrt", "wald"):
+        log_p = chi2.logsf(joined[test], 1)
+        log_p_double = chi2.logsf(joined[f"{test}_double"], 1)
+        out[f"max_rel_diff_p_{test}"] = float(np.abs(np.expm1(log_p - log_p_double)).max())
+    out["max_statistic"] = float(joined["lrt_double"].max())
+    return out
 
 
 def _machine() -> dict:
@@ -253,6 +281,12 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mixedmodels-genetics-bench"))
     parser.add_argument("--fastlmm-python", help="interpreter with fastlmm installed")
     parser.add_argument("--redecompose", action="store_true", help="time the decomposition again")
+    parser.add_argument(
+        "--with-double",
+        action="store_true",
+        help='also time precision="double" (the exact scan), alternating with the default',
+    )
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--h2", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--save", action="store_true", help=argparse.SUPPRESS)
@@ -261,7 +295,7 @@ def main() -> None:
     if args.step:
         steps = {
             "decompose": lambda: decompose(args.workdir),
-            "ours": lambda: ours(args.workdir, args.chunk, args.save, args.h2),
+            "ours": lambda: ours(args.workdir, args.chunk, args.save, args.h2, args.precision),
             "fastlmm": lambda: fastlmm(args.workdir, args.cached, args.save),
             "heritability": lambda: heritability_step(args.workdir),
         }
@@ -304,17 +338,32 @@ def _scans(args: argparse.Namespace) -> dict:
     if python:
         (args.workdir / "fastlmm.cache.npz").unlink(missing_ok=True)
         first = _child(python, "fastlmm", args)
-    ours_runs, theirs = [], []
+    ours_runs, theirs, doubles = [], [], []
     for i in range(args.repeats):
         ours_runs.append(_child(sys.executable, "ours", args))
         if python:
             save = ["--save"] if i == 0 else []
             theirs.append(_child(python, "fastlmm", args, "--cached", *save))
+        if args.with_double:
+            doubles.append(_child(sys.executable, "ours", args, "--precision", "double"))
     report = {"ours": _summary(ours_runs, "scan_s", args.snps)}
     report["ours"]["h2_null_reml"] = ours_runs[0]["h2"]
+    report["ours"]["basis"] = ours_runs[0]["basis"]
+    if doubles:
+        report["ours_double"] = _summary(doubles, "scan_s", args.snps)
+        pairs = [b["scan_s"] / a["scan_s"] for a, b in zip(ours_runs, doubles)]
+        report["ratio_double_over_default"] = {
+            "of_medians": report["ours_double"]["median_s"] / report["ours"]["median_s"],
+            "median_of_pairs": float(np.median(pairs)),
+            "pairs": pairs,
+        }
     if not python:
         return report
-    _child(sys.executable, "ours", args, "--save", "--h2", str(first["h2"]))
+    h2 = ["--h2", str(first["h2"])]
+    _child(sys.executable, "ours", args, "--save", *h2)
+    if doubles:
+        _child(sys.executable, "ours", args, "--save", *h2, "--precision", "double")
+        report["agreement_default_vs_double"] = _precision_agreement(args.workdir)
     report["fastlmm"] = {"first_run_with_eigh_s": first["run_s"], "h2_null": first["h2"]}
     report["fastlmm"] |= _summary(theirs, "run_s", args.snps)
     pairs = [b["run_s"] / a["scan_s"] for a, b in zip(ours_runs, theirs)]
@@ -345,7 +394,7 @@ def _markdown(report: dict) -> str:
         f"| kinship + eigh (ours, once) | {dec['kinship_s'] + dec['eigh_s']:.1f} | | "
         f"{dec['peak_mb']:.0f} |"
     )
-    for name in ("ours", "fastlmm"):
+    for name in ("ours", "ours_double", "fastlmm"):
         if name in report:
             r = report[name]
             lines.append(
@@ -364,6 +413,8 @@ def _markdown(report: dict) -> str:
             f"{ratio['median_of_pairs']:.2f} (median of interleaved pairs)"
         )
         lines.append(f"Agreement: {report['agreement']}")
+    if "agreement_default_vs_double" in report:
+        lines.append(f"Default vs double: {report['agreement_default_vs_double']}")
     return "\n".join(lines)
 
 

@@ -52,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scan.add_argument("--reestimate", action="store_true", help="re-fit h² for every SNP (slow)")
     scan.add_argument("--dask-scheduler", metavar="ADDRESS", help="run blocks on a Dask cluster")
     scan.add_argument(
+        "--precision",
+        choices=["auto", "double", "mixed"],
+        default="auto",
+        help="arithmetic of the per-SNP quadratic forms (default auto: mixed for large plain scans)",
+    )
+    scan.add_argument(
         "--loco", action="store_true", help="leave one chromosome out: one kinship per chromosome"
     )
     scan.add_argument("--pcs", type=int, default=0, metavar="K", help="add K genotype PCs")
@@ -159,6 +165,7 @@ def run_scan(args: argparse.Namespace) -> int:
         chunk_size=args.chunk,
         progress=False if args.no_progress else "auto",
         scheduler=args.dask_scheduler or "threads",
+        precision=args.precision,
     )
     if args.adjust:
         results.adjust(args.adjust)

@@ -209,14 +209,15 @@ def mean_impute(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Per-SNP mean of the observed calls (``NaN`` when none was observed).
     """
     missing = np.isnan(G)
-    if not missing.any():  # the common case, without the copies below
+    n_missing = missing.sum(axis=0)
+    if not n_missing.any():  # the common case, without the copies below
         return G, G.mean(axis=0)
-    n_obs = G.shape[0] - missing.sum(axis=0)
-    total = np.where(missing, 0.0, G).sum(axis=0)
+    filled = np.where(missing, 0.0, G)
+    n_obs = G.shape[0] - n_missing
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = total / n_obs
+        mean = filled.sum(axis=0) / n_obs
     # Imputing the mean makes the SNP's centred column zero there: no information.
-    filled = np.where(missing, np.where(n_obs > 0, mean, 0.0), G)
+    np.copyto(filled, np.where(n_obs > 0, mean, 0.0), where=missing)
     return filled, mean
 
 

@@ -37,6 +37,16 @@ def test_scan_writes_the_reference_statistics(tmp_path, reference, capsys):
     assert "400 individuals kept" in printed.err
 
 
+def test_mixed_precision_scan_agrees_with_the_reference(tmp_path, reference):
+    out = tmp_path / "mixed.tsv"
+    options = "scan --covar age,sex --pheno-col pheno1 --no-progress --precision mixed"
+    assert _run(options, "--out", str(out)) == 0
+    table = pd.read_csv(out, sep="\t")
+    ref = reference["scan_pheno1"]
+    assert list(table["snp"]) == ref["snp"]
+    assert np.abs(table["lrt"] - ref["lrt"]).max() < 1e-5
+
+
 def test_interaction_scan_adds_the_environment(tmp_path):
     out = tmp_path / "gxe.tsv"
     _run("scan --pheno-col pheno2 --interaction sex --no-progress", "--out", str(out))

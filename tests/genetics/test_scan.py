@@ -294,3 +294,64 @@ def test_plink_source_and_kinship_default(panel):
     one = read_plink(match.genotypes.bed)
     results = scan(one, match.phenotypes["pheno2"].to_numpy(), X.to_numpy(), chunk_size=1000)
     assert len(results) == 2000 and results["lrt"].notna().all()
+
+
+def _mixed_setting(seed, n=300, m=700):
+    rng = np.random.default_rng(seed)
+    G = random_panel(rng, n, m, missing=0.03)
+    G[:, 3] = 1.0  # monomorphic
+    dec = eigh_kinship(kinship(G))
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    signal = np.nan_to_num(G[:, :5]) @ [0.6, 0.4, 0.3, 0.0, 0.25]
+    y = X @ [1.0, 0.2] + signal + rng.normal(size=n)
+    return G, y, X, dec, rng
+
+
+def test_mixed_precision_agrees_with_double(monkeypatch):
+    from importlib import import_module
+
+    REFINE_STATISTIC = 10.0  # lower than the default (24), so that some SNPs are redone
+    monkeypatch.setattr(import_module("mixedmodels.genetics.scan"), "REFINE_STATISTIC", 10.0)
+    G, y, X, dec, _ = _mixed_setting(31)
+    double = scan(G, y, X, dec, h2=0.35, precision="double", chunk_size=256)
+    mixed = scan(G, y, X, dec, h2=0.35, precision="mixed", chunk_size=256)
+    assert double.attrs["basis"] == "whitening" and mixed.attrs["basis"] == "mixedwhitening"
+    assert mixed["lrt"].isna().tolist() == double["lrt"].isna().tolist()
+    assert double["lrt"].isna().sum() == 1
+    for column in ("p_lrt", "p_wald", "p_wald_f", "beta", "se"):
+        np.testing.assert_allclose(mixed[column], double[column], rtol=1e-6)
+    # Large statistics are recomputed in double precision: agreement to rounding.
+    large = double["lrt"] > REFINE_STATISTIC
+    assert large.sum() >= 2
+    np.testing.assert_allclose(mixed["lrt"][large], double["lrt"][large], rtol=1e-11)
+    np.testing.assert_allclose(mixed["p_wald"][large], double["p_wald"][large], rtol=1e-10)
+    # The rest carry the float32 rounding, so they are not identical.
+    assert (mixed["lrt"][~large] != double["lrt"][~large]).any()
+
+
+def test_mixed_precision_interaction_agrees_with_double():
+    G, y, X, dec, rng = _mixed_setting(32, m=200)
+    env = rng.normal(size=len(y))
+    double = scan(G, y, X, dec, h2=0.35, interaction=env, precision="double")
+    mixed = scan(G, y, X, dec, h2=0.35, interaction=env, precision="mixed")
+    for column in ("p_lrt", "p_wald", "beta_snp", "beta_snp:E0"):
+        np.testing.assert_allclose(mixed[column], double[column], rtol=1e-5)
+
+
+def test_precision_choice(monkeypatch):
+    import importlib
+
+    scan_module = importlib.import_module(
+        "mixedmodels.genetics.scan"
+    )  # the package exports a function of that name
+    G, y, X, dec, _ = _mixed_setting(33, n=120, m=300)
+    assert scan(G, y, X, dec, h2=0.3).attrs["basis"] == "whitening"  # n < MIXED_MIN_N
+    monkeypatch.setattr(scan_module, "MIXED_MIN_N", 100)
+    assert scan(G, y, X, dec, h2=0.3).attrs["basis"] == "mixedwhitening"
+    env = np.linspace(-1, 1, len(y))
+    assert scan(G, y, X, dec, h2=0.3, interaction=env).attrs["basis"] == "whitening"
+    assert scan(G[:, :100], y, X, dec, h2=0.3).attrs["basis"] == "rotation"  # few SNPs
+    with pytest.raises(DataError, match="precision='mixed' needs one phenotype"):
+        scan(G, np.column_stack([y, y[::-1]]), X, dec, h2=0.3, precision="mixed")
+    with pytest.raises(DataError, match="precision must be one of"):
+        scan(G, y, X, dec, precision="single")
