@@ -528,23 +528,27 @@ class DenseC22:
             self._slot_indptr[-1]
         )
 
-    def set_values(self, system: PenalizedSystem) -> None:
-        """A22's values and the pair products, after a change of weights."""
+    def set_values(self, system: PenalizedSystem, a21: np.ndarray | None = None) -> None:
+        """A22's values and the pair products, after a change of weights.
+
+        ``a21``: A21's values in L21's CSR order, when the caller has them.
+        The CSR structures are fixed, so after the first call only values move
+        (scipy's constructor checks cost more than the product on small blocks).
+        """
         raw = [A.ravel() for A in system.A22_diag]
         for A in system.A22_cross.values():
             raw.extend([A.ravel(), A.ravel()])  # both triangles, as _C22_entries lists them
         self._A = np.zeros(len(self.slots))
         self._A[self._A_pos] = np.concatenate(raw)[self._lower]
-        L21 = system._L21
-        self._A21 = sp.csr_matrix((system._A21_csr_values(), L21.indices, L21.indptr), L21.shape)
-        M = self._product._M
-        pairs = sp.csr_matrix(
-            (-M.data[self._perm], M.indices[self._perm], self._slot_indptr),
-            shape=(len(self.slots), M.shape[1]),
-        )
-        self._group_levels(system.A11[:, 0, 0], pairs)
+        a21 = system._A21_csr_values() if a21 is None else a21
+        if getattr(self, "_A21", None) is None:
+            L21 = system._L21
+            self._A21 = sp.csr_matrix((a21.copy(), L21.indices, L21.indptr), L21.shape)
+        else:
+            self._A21.data[:] = a21
+        self._group_levels(system.A11[:, 0, 0], -self._product._M.data[self._perm])
 
-    def _group_levels(self, A11: np.ndarray, pairs: sp.csr_matrix) -> None:
+    def _group_levels(self, A11: np.ndarray, pair_data: np.ndarray) -> None:
         """Sum the pair matrix's columns over levels of the first term with equal A11.
 
         r_l = λ₁ / √(λ₁² A11_l + 1) is the same for every level with the same
@@ -553,19 +557,29 @@ class DenseC22:
         group: the product then runs over fewer non-zeros (InstEval: 2972
         students, 86 distinct counts, 1.83 million pairs become 1.08
         million).  Kept only when it removes at least a fifth of them.
+        ``pair_data``: the pair matrix's values, one row per slot.
         """
+        M = self._product._M
         self._rep = None
+        self._indptr, self._data, self._ncols = self._slot_indptr, pair_data, M.shape[1]
+        if getattr(self, "_pair_indices", None) is None:  # fixed: the pairs' columns
+            self._pair_indices = M.indices[self._perm]
+        self._indices = self._pair_indices
         values, first, group = np.unique(A11, return_index=True, return_inverse=True)
-        if len(values) <= len(A11) // 4:
-            G = sp.csr_matrix(
-                (np.ones(len(A11)), (np.arange(len(A11)), group.ravel())),
-                shape=(len(A11), len(values)),
-            )
-            grouped = (pairs @ G).tocsr()
-            if grouped.nnz <= 0.8 * pairs.nnz:
-                pairs, self._rep = grouped, first
-        self._indptr, self._indices, self._data = pairs.indptr, pairs.indices, pairs.data
-        self._ncols = pairs.shape[1]
+        if len(values) > len(A11) // 4:  # weighted (a GLMM's PIRLS): nothing to group
+            return
+        pairs = sp.csr_matrix(
+            (pair_data, self._pair_indices, self._slot_indptr), shape=(len(self.slots), M.shape[1])
+        )
+        G = sp.csr_matrix(
+            (np.ones(len(A11)), (np.arange(len(A11)), group.ravel())),
+            shape=(len(A11), len(values)),
+        )
+        grouped = (pairs @ G).tocsr()
+        if grouped.nnz <= 0.8 * pairs.nnz:
+            self._rep = first
+            self._indptr, self._indices, self._data = grouped.indptr, grouped.indices, grouped.data
+            self._ncols = grouped.shape[1]
 
     def A21_R1sq_A31(self, system: PenalizedSystem) -> np.ndarray:
         """A21 R1² A31' (q_B x (p + 1)): with λ per row, L21 L31' without refilling L21."""
@@ -940,8 +954,10 @@ class PenalizedSystem(FixedEffectsBlock):
         if self.qB:
             zB = self.zw[1:]
             self.A21 = [c.values(z, zw1) for c, z in zip(self.cross1, zB)]
+            a21 = None
             if self._scalar_product is not None:
-                self._scalar_product.set_A21(self._A21_csr_values())
+                a21 = self._A21_csr_values()
+                self._scalar_product.set_A21(a21)
             self.A22_diag = [
                 level_crossprod(r.refs, r.nlevels, z, z) for r, z in zip(self.rest, zB)
             ]
@@ -949,7 +965,7 @@ class PenalizedSystem(FixedEffectsBlock):
                 key: c.values(zB[key[0]], zB[key[1]]) for key, c in self.crossB.items()
             }
             if getattr(self, "_dense_C22", None) is not None:
-                self._dense_C22.set_values(self)
+                self._dense_C22.set_values(self, a21)
 
     def factor_Z_at_weights(self, sqrtw: np.ndarray | None) -> None:
         """Re-weight and factor only L_Z = [L11; L21 L22], leaving the X/y blocks stale.
