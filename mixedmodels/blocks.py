@@ -264,6 +264,27 @@ def csc_matvec_add(
     _sparsetools.csc_matvec(shape[0], shape[1], indptr, indices, data, x, y)
 
 
+def csr_times(A: sp.csr_matrix, x: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """A x (or A' x) for a CSR matrix A and a float vector x (or matrix), by scipy's compiled kernels.
+
+    The same kernels and summation order as ``A @ x`` and ``A.T @ x`` (a CSR
+    matrix's transpose is the CSC matrix of the same arrays) without the
+    wrappers' checks and, for A', the transposed matrix object: about ten
+    times the product's own cost on the small blocks of a GLMM's PIRLS.
+    """
+    if x.ndim != 1 or A.dtype != np.float64:  # a block of vectors: scipy's own product
+        return A.T @ x if transpose else A @ x
+    m, n = A.shape
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if transpose:
+        out = np.zeros(n)
+        _sparsetools.csc_matvec(n, m, A.indptr, A.indices, A.data, x, out)
+    else:
+        out = np.zeros(m)
+        _sparsetools.csr_matvec(m, n, A.indptr, A.indices, A.data, x, out)
+    return out
+
+
 def equal_count_pairs(
     rows: np.ndarray, values: np.ndarray, q: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -1305,7 +1326,7 @@ class PenalizedSystem(FixedEffectsBlock):
         w1 = self.F1.solve(v[: self.q1])
         if not self.qB:
             return w1
-        w2 = self.factorB.solve_L(v[self.q1 :] - self.L21 @ w1)
+        w2 = self.factorB.solve_L(v[self.q1 :] - csr_times(self.L21, w1))
         return np.concatenate([w1, w2])
 
     def solve_LZt(self, v: np.ndarray) -> np.ndarray:
@@ -1313,5 +1334,5 @@ class PenalizedSystem(FixedEffectsBlock):
         if not self.qB:
             return self.F1.solve_transpose(v)
         u2 = self.factorB.solve_Lt(v[self.q1 :])
-        u1 = self.F1.solve_transpose(v[: self.q1] - self.L21.T @ u2)
+        u1 = self.F1.solve_transpose(v[: self.q1] - csr_times(self.L21, u2, transpose=True))
         return np.concatenate([u1, u2])

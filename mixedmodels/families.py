@@ -87,7 +87,8 @@ def _check_real(x: ArrayLike | None, what: str) -> None:
 
 def _clamp_probability(p: FloatArray) -> FloatArray:
     """Keep probabilities inside ``[eps, 1 - eps]`` so that logs and ``V(mu)`` stay finite."""
-    return np.clip(p, _EPS, 1.0 - _EPS)
+    # np.minimum(np.maximum()) is np.clip's result (NaN too) without its wrapper's cost
+    return np.minimum(np.maximum(p, _EPS), 1.0 - _EPS)
 
 
 def _floor_slope(d: FloatArray) -> FloatArray:

@@ -409,7 +409,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         """η = o + Xβ + ZΛu and what follows from it, for the current response, β, u and θ."""
         # ZΛu depends on θ only through the terms' λ: their bytes key it without
         # gathering θ (PIRLS asks for the state several times per step)
-        lambdas = b"".join(r.lambda_.tobytes() for r in self.reterms)
+        lambdas = b"".join([r.lambda_.tobytes() for r in self.reterms])
         key = (id(self.resp), self.beta.tobytes(), self.u.tobytes(), lambdas)
         if self._state_key != key:
             self._state = WorkingState(self.resp, self._fixed_eta() + self._Zb(), self.offset)

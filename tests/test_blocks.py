@@ -419,3 +419,33 @@ def test_dense_workspace_keeps_the_factor_when_a_factorisation_fails():
     with pytest.raises(CholeskyFailed):
         factor.factor_workspace(W)
     np.testing.assert_array_equal(factor.L, kept)
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.floats(0.0, 1.0),
+)
+@settings(max_examples=60, deadline=None)
+def test_csr_times_equals_the_dense_products(seed, m, n, density):
+    """A x and A' x by the compiled kernels: the dense products, and scipy's own bit for bit."""
+    rng = np.random.default_rng(seed)
+    A = sp.random(m, n, density=density, format="csr", random_state=rng)
+    x, y = rng.normal(size=n), rng.normal(size=m)
+    np.testing.assert_allclose(blocks.csr_times(A, x), A.toarray() @ x, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        blocks.csr_times(A, y, transpose=True), A.toarray().T @ y, rtol=1e-13, atol=1e-13
+    )
+    assert np.array_equal(blocks.csr_times(A, x), A @ x)
+    assert np.array_equal(blocks.csr_times(A, y, transpose=True), A.T @ y)
+
+
+def test_csr_times_takes_a_block_of_vectors():
+    rng = np.random.default_rng(3)
+    A = sp.random(9, 5, density=0.4, format="csr", random_state=rng)
+    X, Y = rng.normal(size=(5, 3)), rng.normal(size=(9, 3))
+    np.testing.assert_allclose(blocks.csr_times(A, X), A.toarray() @ X, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        blocks.csr_times(A, Y, transpose=True), A.toarray().T @ Y, rtol=1e-13, atol=1e-13
+    )

@@ -692,3 +692,14 @@ def test_deviance_terms_sum_to_the_deviance(family, rng: np.random.Generator) ->
     )
     for j in range(3):
         assert terms[:, j].sum() == pytest.approx(family.deviance(y, mu[:, j], wt), rel=1e-12)
+
+
+def test_clamp_probability_is_np_clip():
+    """The clamp of the logit-type links: np.clip's values, NaN and the extremes included."""
+    from mixedmodels.families import _EPS, _clamp_probability
+
+    rng = np.random.default_rng(5)
+    p = np.concatenate([rng.uniform(-0.5, 1.5, 200), [0.0, 1.0, np.nan, _EPS, 1 - _EPS, 1e-300]])
+    expected = np.clip(p, _EPS, 1.0 - _EPS)
+    assert np.array_equal(_clamp_probability(p), expected, equal_nan=True)
+    assert np.nanmin(_clamp_probability(p)) == _EPS
