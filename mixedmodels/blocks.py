@@ -119,6 +119,8 @@ def dense_cholesky(a: np.ndarray, clean: bool = True) -> np.ndarray:
 
 def level_crossprod(refs: np.ndarray, nlevels: int, zi: np.ndarray, zj: np.ndarray) -> np.ndarray:
     """Σ over observations in each level of zi[t]' zj[t]: shape (nlevels, ki, kj)."""
+    if zi.shape[1] == 1 and zj.shape[1] == 1:  # scalar terms (PIRLS's common case): one bincount
+        return np.bincount(refs, zi[:, 0] * zj[:, 0], minlength=nlevels).reshape(nlevels, 1, 1)
     out = np.empty((nlevels, zi.shape[1], zj.shape[1]))
     for a in range(zi.shape[1]):
         for b in range(zj.shape[1]):
@@ -586,9 +588,9 @@ class DenseC22:
         if getattr(self, "_pair_indices", None) is None:  # fixed: the pairs' columns
             self._pair_indices = M.indices[self._perm]
         self._indices = self._pair_indices
-        values, first, group = np.unique(A11, return_index=True, return_inverse=True)
-        if len(values) > len(A11) // 4:  # weighted (a GLMM's PIRLS): nothing to group
+        if len(np.unique(A11)) > len(A11) // 4:  # weighted (a GLMM's PIRLS): nothing to group
             return
+        values, first, group = np.unique(A11, return_index=True, return_inverse=True)
         pairs = sp.csr_matrix(
             (pair_data, self._pair_indices, self._slot_indptr), shape=(len(self.slots), M.shape[1])
         )

@@ -449,3 +449,18 @@ def test_csr_times_takes_a_block_of_vectors():
     np.testing.assert_allclose(
         blocks.csr_times(A, Y, transpose=True), A.toarray().T @ Y, rtol=1e-13, atol=1e-13
     )
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 3), st.integers(1, 9))
+@settings(max_examples=40, deadline=None)
+def test_level_crossprod_equals_a_loop_over_observations(seed, ki, kj, nlevels):
+    rng = np.random.default_rng(seed)
+    n = 40
+    refs = rng.integers(0, nlevels, n)
+    zi, zj = rng.normal(size=(n, ki)), rng.normal(size=(n, kj))
+    expected = np.zeros((nlevels, ki, kj))
+    for t in range(n):
+        expected[refs[t]] += np.outer(zi[t], zj[t])
+    got = blocks.level_crossprod(refs, nlevels, zi, zj)
+    assert got.shape == (nlevels, ki, kj)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
