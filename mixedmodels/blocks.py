@@ -128,9 +128,34 @@ def level_crossprod(refs: np.ndarray, nlevels: int, zi: np.ndarray, zj: np.ndarr
     return out
 
 
-def level_sums(refs: np.ndarray, nlevels: int, z: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """Z_i'M for a term with codes ``refs`` and matrix ``z`` (n x k): shape (M.shape[1], nlevels * k)."""
+def level_indicator(refs: np.ndarray, nlevels: int) -> sp.csr_matrix:
+    """The nlevels x n indicator of a term's levels (row l: ones at level l's observations, ascending)."""
+    n = len(refs)
+    return sp.csr_matrix((np.ones(n), (refs, np.arange(n))), shape=(nlevels, n))
+
+
+def level_sums(
+    refs: np.ndarray,
+    nlevels: int,
+    z: np.ndarray,
+    M: np.ndarray,
+    indicator: sp.csr_matrix | None = None,
+) -> np.ndarray:
+    """Z_i'M for a term with codes ``refs`` and matrix ``z`` (n x k): shape (M.shape[1], nlevels * k).
+
+    ``indicator`` (:func:`level_indicator` of ``refs``) lets a scalar term sum all
+    columns of z ∘ M in one compiled pass instead of a bincount per column: the
+    same products added in the same (observation) order, so the same sums.
+    """
     k = z.shape[1]
+    if k == 1 and indicator is not None:
+        P = np.multiply(z, M, order="C")  # z is n x 1
+        out = np.zeros((nlevels, M.shape[1]))
+        Ip = indicator
+        _sparsetools.csr_matvecs(
+            nlevels, len(refs), M.shape[1], Ip.indptr, Ip.indices, Ip.data, P.ravel(), out.ravel()
+        )
+        return np.ascontiguousarray(out.T)
     if k == 1:  # a scalar term (the common case): rows straight into the result
         z0, out1 = z[:, 0], np.empty((M.shape[1], nlevels))
         for c in range(M.shape[1]):
@@ -961,12 +986,25 @@ class PenalizedSystem(FixedEffectsBlock):
         self._set_Z_weights(sqrtw)
         self.XyW = self.Xy if sqrtw is None else self.Xy * sqrtw[:, None]
         first, zw1 = self.first, self.zw[0]
-        self.A31 = level_sums(first.refs, first.nlevels, zw1, self.XyW)
+        ind = self._level_indicators()
+        self.A31 = level_sums(first.refs, first.nlevels, zw1, self.XyW, ind[0])
         self.A33 = self.XyW.T @ self.XyW
         if self.qB:
             self.A32 = np.hstack(
-                [level_sums(r.refs, r.nlevels, z, self.XyW) for r, z in zip(self.rest, self.zw[1:])]
+                [
+                    level_sums(r.refs, r.nlevels, z, self.XyW, i)
+                    for r, z, i in zip(self.rest, self.zw[1:], ind[1:])
+                ]
             )
+
+    def _level_indicators(self) -> list[sp.csr_matrix | None]:
+        """Each scalar term's :func:`level_indicator` (None for a vector-valued term), made once."""
+        ind = self.__dict__.get("_indicators")  # absent in older pickles
+        if ind is None:
+            ind = self._indicators = [
+                level_indicator(r.refs, r.nlevels) if r.k == 1 else None for r in self.remats
+            ]
+        return ind
 
     def _set_Z_weights(self, sqrtw: np.ndarray | None) -> None:
         """Weights and the random-effects blocks of A: A11, A21, A22."""
@@ -1296,8 +1334,8 @@ class PenalizedSystem(FixedEffectsBlock):
         """
         rw = r if self.sqrtw is None else r * self.sqrtw
         parts = []
-        for remat, zw in zip(self.remats, self.zw):
-            s = level_sums(remat.refs, remat.nlevels, zw, rw[:, None])[0]
+        for remat, zw, ind in zip(self.remats, self.zw, self._level_indicators()):
+            s = level_sums(remat.refs, remat.nlevels, zw, rw[:, None], ind)[0]
             parts.append((s.reshape(remat.nlevels, remat.k) @ remat.lambda_).ravel())
         return self.solve_LZt(self.solve_LZ(np.concatenate(parts)))
 

@@ -464,3 +464,22 @@ def test_level_crossprod_equals_a_loop_over_observations(seed, ki, kj, nlevels):
     got = blocks.level_crossprod(refs, nlevels, zi, zj)
     assert got.shape == (nlevels, ki, kj)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 30))
+@settings(max_examples=40, deadline=None)
+def test_level_sums_by_the_indicator_equal_the_bincounts(seed, ncols, nlevels):
+    """A scalar term's Z'M through its level indicator: a loop's sums, and the bincounts' exactly."""
+    rng = np.random.default_rng(seed)
+    n = 80
+    refs = rng.integers(0, nlevels, n)
+    z, M = rng.normal(size=(n, 1)), rng.normal(size=(n, ncols))
+    if seed % 2:
+        M = np.asfortranarray(M)
+    fast = blocks.level_sums(refs, nlevels, z, M, blocks.level_indicator(refs, nlevels))
+    expected = np.zeros((ncols, nlevels))
+    for t in range(n):
+        expected[:, refs[t]] += z[t, 0] * M[t]
+    np.testing.assert_allclose(fast, expected, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(fast, blocks.level_sums(refs, nlevels, z, M))
+    assert fast.flags.c_contiguous
