@@ -176,6 +176,14 @@ class Link(ABC):
     def mu_eta(self, eta: ArrayLike) -> FloatArray:
         r"""The derivative :math:`d\mu/d\eta` of the inverse link, elementwise."""
 
+    def inverse_and_slope(self, eta: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        r""":math:`\mu = g^{-1}(\eta)` and :math:`d\mu/d\eta` together (PIRLS needs both at every η).
+
+        The values of :meth:`linkinv` and :meth:`mu_eta`; links whose two share
+        a transcendental function compute it once.
+        """
+        return self.linkinv(eta), self.mu_eta(eta)
+
     def valid_eta(self, eta: ArrayLike) -> bool:
         r"""Whether every :math:`\eta` lies in the domain of :meth:`linkinv` (and is finite)."""
         return bool(np.all(np.isfinite(_as_float(eta))))
@@ -208,6 +216,11 @@ class LogitLink(Link):
         eta = _as_float(eta)
         # expit(eta) * expit(-eta) avoids the cancellation in p * (1 - p) for large eta.
         return _floor_slope(special.expit(eta) * special.expit(-eta))
+
+    def inverse_and_slope(self, eta: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        eta = _as_float(eta)
+        p = special.expit(eta)  # shared by μ and dμ/dη
+        return _clamp_probability(p), _floor_slope(p * special.expit(-eta))
 
 
 class ProbitLink(Link):
@@ -287,6 +300,10 @@ class LogLink(Link):
 
     def mu_eta(self, eta: ArrayLike) -> FloatArray:
         return np.maximum(np.exp(_as_float(eta)), _EPS)
+
+    def inverse_and_slope(self, eta: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        mu = self.linkinv(eta)  # dμ/dη = μ
+        return mu, mu.copy()
 
 
 class IdentityLink(Link):

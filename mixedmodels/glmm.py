@@ -172,8 +172,13 @@ class WorkingState:
         self.response, self.eta, self.offset = response, eta, offset
 
     @_once
+    def _inverse(self) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, dμ/dη) at η, computed together (nearly every state PIRLS makes needs both)."""
+        return self.response.family.link.inverse_and_slope(self.eta)
+
+    @_once
     def mu(self) -> np.ndarray:
-        return self.response.family.link.linkinv(self.eta)
+        return self._inverse[0]
 
     @_once
     def deviance(self) -> float:
@@ -184,7 +189,7 @@ class WorkingState:
     @_once
     def mu_eta(self) -> np.ndarray:
         """dμ/dη at η (both the working weights and the working response need it)."""
-        return self.response.family.link.mu_eta(self.eta)
+        return self._inverse[1]
 
     @_once
     def working_weights(self) -> np.ndarray:
