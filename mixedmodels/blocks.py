@@ -119,6 +119,8 @@ def dense_cholesky(a: np.ndarray, clean: bool = True) -> np.ndarray:
 
 def level_crossprod(refs: np.ndarray, nlevels: int, zi: np.ndarray, zj: np.ndarray) -> np.ndarray:
     """Σ over observations in each level of zi[t]' zj[t]: shape (nlevels, ki, kj)."""
+    if zi.shape[1] == 1 and zj.shape[1] == 1:  # scalar terms (PIRLS's common case): one bincount
+        return np.bincount(refs, zi[:, 0] * zj[:, 0], minlength=nlevels).reshape(nlevels, 1, 1)
     out = np.empty((nlevels, zi.shape[1], zj.shape[1]))
     for a in range(zi.shape[1]):
         for b in range(zj.shape[1]):
@@ -126,9 +128,34 @@ def level_crossprod(refs: np.ndarray, nlevels: int, zi: np.ndarray, zj: np.ndarr
     return out
 
 
-def level_sums(refs: np.ndarray, nlevels: int, z: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """Z_i'M for a term with codes ``refs`` and matrix ``z`` (n x k): shape (M.shape[1], nlevels * k)."""
+def level_indicator(refs: np.ndarray, nlevels: int) -> sp.csr_matrix:
+    """The nlevels x n indicator of a term's levels (row l: ones at level l's observations, ascending)."""
+    n = len(refs)
+    return sp.csr_matrix((np.ones(n), (refs, np.arange(n))), shape=(nlevels, n))
+
+
+def level_sums(
+    refs: np.ndarray,
+    nlevels: int,
+    z: np.ndarray,
+    M: np.ndarray,
+    indicator: sp.csr_matrix | None = None,
+) -> np.ndarray:
+    """Z_i'M for a term with codes ``refs`` and matrix ``z`` (n x k): shape (M.shape[1], nlevels * k).
+
+    ``indicator`` (:func:`level_indicator` of ``refs``) lets a scalar term sum all
+    columns of z ∘ M in one compiled pass instead of a bincount per column: the
+    same products added in the same (observation) order, so the same sums.
+    """
     k = z.shape[1]
+    if k == 1 and indicator is not None:
+        P = np.multiply(z, M, order="C")  # z is n x 1
+        out = np.zeros((nlevels, M.shape[1]))
+        Ip = indicator
+        _sparsetools.csr_matvecs(
+            nlevels, len(refs), M.shape[1], Ip.indptr, Ip.indices, Ip.data, P.ravel(), out.ravel()
+        )
+        return np.ascontiguousarray(out.T)
     if k == 1:  # a scalar term (the common case): rows straight into the result
         z0, out1 = z[:, 0], np.empty((M.shape[1], nlevels))
         for c in range(M.shape[1]):
@@ -262,6 +289,27 @@ def csc_matvec_add(
     block being assembled.
     """
     _sparsetools.csc_matvec(shape[0], shape[1], indptr, indices, data, x, y)
+
+
+def csr_times(A: sp.csr_matrix, x: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """A x (or A' x) for a CSR matrix A and a float vector x (or matrix), by scipy's compiled kernels.
+
+    The same kernels and summation order as ``A @ x`` and ``A.T @ x`` (a CSR
+    matrix's transpose is the CSC matrix of the same arrays) without the
+    wrappers' checks and, for A', the transposed matrix object: about ten
+    times the product's own cost on the small blocks of a GLMM's PIRLS.
+    """
+    if x.ndim != 1 or A.dtype != np.float64:  # a block of vectors: scipy's own product
+        return A.T @ x if transpose else A @ x
+    m, n = A.shape
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if transpose:
+        out = np.zeros(n)
+        _sparsetools.csc_matvec(n, m, A.indptr, A.indices, A.data, x, out)
+    else:
+        out = np.zeros(m)
+        _sparsetools.csr_matvec(m, n, A.indptr, A.indices, A.data, x, out)
+    return out
 
 
 def equal_count_pairs(
@@ -564,23 +612,27 @@ class DenseC22:
             self._slot_indptr[-1]
         )
 
-    def set_values(self, system: PenalizedSystem) -> None:
-        """A22's values and the pair products, after a change of weights."""
+    def set_values(self, system: PenalizedSystem, a21: np.ndarray | None = None) -> None:
+        """A22's values and the pair products, after a change of weights.
+
+        ``a21``: A21's values in L21's CSR order, when the caller has them.
+        The CSR structures are fixed, so after the first call only values move
+        (scipy's constructor checks cost more than the product on small blocks).
+        """
         raw = [A.ravel() for A in system.A22_diag]
         for A in system.A22_cross.values():
             raw.extend([A.ravel(), A.ravel()])  # both triangles, as _C22_entries lists them
         self._A = np.zeros(len(self.slots))
         self._A[self._A_pos] = np.concatenate(raw)[self._lower]
-        L21 = system._L21
-        self._A21 = sp.csr_matrix((system._A21_csr_values(), L21.indices, L21.indptr), L21.shape)
-        M = self._product._M
-        pairs = sp.csr_matrix(
-            (-M.data[self._perm], M.indices[self._perm], self._slot_indptr),
-            shape=(len(self.slots), M.shape[1]),
-        )
-        self._group_levels(system.A11[:, 0, 0], pairs)
+        a21 = system._A21_csr_values() if a21 is None else a21
+        if getattr(self, "_A21", None) is None:
+            L21 = system._L21
+            self._A21 = sp.csr_matrix((a21.copy(), L21.indices, L21.indptr), L21.shape)
+        else:
+            self._A21.data[:] = a21
+        self._group_levels(system.A11[:, 0, 0], -self._product._M.data[self._perm])
 
-    def _group_levels(self, A11: np.ndarray, pairs: sp.csr_matrix) -> None:
+    def _group_levels(self, A11: np.ndarray, pair_data: np.ndarray) -> None:
         """Sum the pair matrix's columns over levels of the first term with equal A11.
 
         r_l = λ₁ / √(λ₁² A11_l + 1) is the same for every level with the same
@@ -589,19 +641,29 @@ class DenseC22:
         group: the product then runs over fewer non-zeros (InstEval: 2972
         students, 86 distinct counts, 1.83 million pairs become 1.08
         million).  Kept only when it removes at least a fifth of them.
+        ``pair_data``: the pair matrix's values, one row per slot.
         """
+        M = self._product._M
         self._rep = None
+        self._indptr, self._data, self._ncols = self._slot_indptr, pair_data, M.shape[1]
+        if getattr(self, "_pair_indices", None) is None:  # fixed: the pairs' columns
+            self._pair_indices = M.indices[self._perm]
+        self._indices = self._pair_indices
+        if len(np.unique(A11)) > len(A11) // 4:  # weighted (a GLMM's PIRLS): nothing to group
+            return
         values, first, group = np.unique(A11, return_index=True, return_inverse=True)
-        if len(values) <= len(A11) // 4:
-            G = sp.csr_matrix(
-                (np.ones(len(A11)), (np.arange(len(A11)), group.ravel())),
-                shape=(len(A11), len(values)),
-            )
-            grouped = (pairs @ G).tocsr()
-            if grouped.nnz <= 0.8 * pairs.nnz:
-                pairs, self._rep = grouped, first
-        self._indptr, self._indices, self._data = pairs.indptr, pairs.indices, pairs.data
-        self._ncols = pairs.shape[1]
+        pairs = sp.csr_matrix(
+            (pair_data, self._pair_indices, self._slot_indptr), shape=(len(self.slots), M.shape[1])
+        )
+        G = sp.csr_matrix(
+            (np.ones(len(A11)), (np.arange(len(A11)), group.ravel())),
+            shape=(len(A11), len(values)),
+        )
+        grouped = (pairs @ G).tocsr()
+        if grouped.nnz <= 0.8 * pairs.nnz:
+            self._rep = first
+            self._indptr, self._indices, self._data = grouped.indptr, grouped.indices, grouped.data
+            self._ncols = grouped.shape[1]
 
     def A21_R1sq_A31(self, system: PenalizedSystem) -> np.ndarray:
         """A21 R1² A31' (q_B x (p + 1)): with λ per row, L21 L31' without refilling L21."""
@@ -960,12 +1022,25 @@ class PenalizedSystem(FixedEffectsBlock):
         self._set_Z_weights(sqrtw)
         self.XyW = self.Xy if sqrtw is None else self.Xy * sqrtw[:, None]
         first, zw1 = self.first, self.zw[0]
-        self.A31 = level_sums(first.refs, first.nlevels, zw1, self.XyW)
+        ind = self._level_indicators()
+        self.A31 = level_sums(first.refs, first.nlevels, zw1, self.XyW, ind[0])
         self.A33 = self.XyW.T @ self.XyW
         if self.qB:
             self.A32 = np.hstack(
-                [level_sums(r.refs, r.nlevels, z, self.XyW) for r, z in zip(self.rest, self.zw[1:])]
+                [
+                    level_sums(r.refs, r.nlevels, z, self.XyW, i)
+                    for r, z, i in zip(self.rest, self.zw[1:], ind[1:])
+                ]
             )
+
+    def _level_indicators(self) -> list[sp.csr_matrix | None]:
+        """Each scalar term's :func:`level_indicator` (None for a vector-valued term), made once."""
+        ind = self.__dict__.get("_indicators")  # absent in older pickles
+        if ind is None:
+            ind = self._indicators = [
+                level_indicator(r.refs, r.nlevels) if r.k == 1 else None for r in self.remats
+            ]
+        return ind
 
     def _set_Z_weights(self, sqrtw: np.ndarray | None) -> None:
         """Weights and the random-effects blocks of A: A11, A21, A22."""
@@ -976,8 +1051,10 @@ class PenalizedSystem(FixedEffectsBlock):
         if self.qB:
             zB = self.zw[1:]
             self.A21 = [c.values(z, zw1) for c, z in zip(self.cross1, zB)]
+            a21 = None
             if self._scalar_product is not None:
-                self._scalar_product.set_A21(self._A21_csr_values())
+                a21 = self._A21_csr_values()
+                self._scalar_product.set_A21(a21)
             self.A22_diag = [
                 level_crossprod(r.refs, r.nlevels, z, z) for r, z in zip(self.rest, zB)
             ]
@@ -985,7 +1062,7 @@ class PenalizedSystem(FixedEffectsBlock):
                 key: c.values(zB[key[0]], zB[key[1]]) for key, c in self.crossB.items()
             }
             if getattr(self, "_dense_C22", None) is not None:
-                self._dense_C22.set_values(self)
+                self._dense_C22.set_values(self, a21)
 
     def factor_Z_at_weights(self, sqrtw: np.ndarray | None) -> None:
         """Re-weight and factor only L_Z = [L11; L21 L22], leaving the X/y blocks stale.
@@ -1295,8 +1372,8 @@ class PenalizedSystem(FixedEffectsBlock):
         """
         rw = r if self.sqrtw is None else r * self.sqrtw
         parts = []
-        for remat, zw in zip(self.remats, self.zw):
-            s = level_sums(remat.refs, remat.nlevels, zw, rw[:, None])[0]
+        for remat, zw, ind in zip(self.remats, self.zw, self._level_indicators()):
+            s = level_sums(remat.refs, remat.nlevels, zw, rw[:, None], ind)[0]
             parts.append((s.reshape(remat.nlevels, remat.k) @ remat.lambda_).ravel())
         return self.solve_LZt(self.solve_LZ(np.concatenate(parts)))
 
@@ -1327,7 +1404,7 @@ class PenalizedSystem(FixedEffectsBlock):
         w1 = self.F1.solve(v[: self.q1])
         if not self.qB:
             return w1
-        w2 = self.factorB.solve_L(v[self.q1 :] - self.L21 @ w1)
+        w2 = self.factorB.solve_L(v[self.q1 :] - csr_times(self.L21, w1))
         return np.concatenate([w1, w2])
 
     def solve_LZt(self, v: np.ndarray) -> np.ndarray:
@@ -1335,5 +1412,5 @@ class PenalizedSystem(FixedEffectsBlock):
         if not self.qB:
             return self.F1.solve_transpose(v)
         u2 = self.factorB.solve_Lt(v[self.q1 :])
-        u1 = self.F1.solve_transpose(v[: self.q1] - self.L21.T @ u2)
+        u1 = self.F1.solve_transpose(v[: self.q1] - csr_times(self.L21, u2, transpose=True))
         return np.concatenate([u1, u2])

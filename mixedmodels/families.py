@@ -87,7 +87,8 @@ def _check_real(x: ArrayLike | None, what: str) -> None:
 
 def _clamp_probability(p: FloatArray) -> FloatArray:
     """Keep probabilities inside ``[eps, 1 - eps]`` so that logs and ``V(mu)`` stay finite."""
-    return np.clip(p, _EPS, 1.0 - _EPS)
+    # np.minimum(np.maximum()) is np.clip's result (NaN too) without its wrapper's cost
+    return np.minimum(np.maximum(p, _EPS), 1.0 - _EPS)
 
 
 def _floor_slope(d: FloatArray) -> FloatArray:
@@ -175,6 +176,14 @@ class Link(ABC):
     def mu_eta(self, eta: ArrayLike) -> FloatArray:
         r"""The derivative :math:`d\mu/d\eta` of the inverse link, elementwise."""
 
+    def inverse_and_slope(self, eta: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        r""":math:`\mu = g^{-1}(\eta)` and :math:`d\mu/d\eta` together (PIRLS needs both at every η).
+
+        The values of :meth:`linkinv` and :meth:`mu_eta`; links whose two share
+        a transcendental function compute it once.
+        """
+        return self.linkinv(eta), self.mu_eta(eta)
+
     def valid_eta(self, eta: ArrayLike) -> bool:
         r"""Whether every :math:`\eta` lies in the domain of :meth:`linkinv` (and is finite)."""
         return bool(np.all(np.isfinite(_as_float(eta))))
@@ -207,6 +216,11 @@ class LogitLink(Link):
         eta = _as_float(eta)
         # expit(eta) * expit(-eta) avoids the cancellation in p * (1 - p) for large eta.
         return _floor_slope(special.expit(eta) * special.expit(-eta))
+
+    def inverse_and_slope(self, eta: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        eta = _as_float(eta)
+        p = special.expit(eta)  # shared by μ and dμ/dη
+        return _clamp_probability(p), _floor_slope(p * special.expit(-eta))
 
 
 class ProbitLink(Link):
@@ -286,6 +300,10 @@ class LogLink(Link):
 
     def mu_eta(self, eta: ArrayLike) -> FloatArray:
         return np.maximum(np.exp(_as_float(eta)), _EPS)
+
+    def inverse_and_slope(self, eta: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        mu = self.linkinv(eta)  # dμ/dη = μ
+        return mu, mu.copy()
 
 
 class IdentityLink(Link):
@@ -654,6 +672,19 @@ def _weights(wt: ArrayLike | None, shape: tuple[int, ...]) -> FloatArray:
         ) from None
 
 
+def _broadcastable_weights(wt: ArrayLike | None, shape: tuple[int, ...]) -> FloatArray:
+    """Prior weights that broadcast to ``shape`` as they are (an n x 1 column for n x K terms).
+
+    The products are the same numbers as with :func:`_weights`'s full-shape view,
+    whose zero strides make numpy's loops several times slower.
+    """
+    if wt is not None:
+        w = _as_float(wt)
+        if w.ndim == len(shape) and all(a in (1, b) for a, b in zip(w.shape, shape)):
+            return w
+    return _weights(wt, shape)
+
+
 def _positive_mean(mu: ArrayLike) -> bool:
     """Every mean finite and strictly positive."""
     mu = _as_float(mu)
@@ -734,7 +765,7 @@ class _Binary(Family):
         self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
     ) -> FloatArray:
         terms = self._half_deviances(y, mu)
-        return 2.0 * _weights(wt, terms.shape) * terms
+        return 2.0 * _broadcastable_weights(wt, terms.shape) * terms
 
     @staticmethod
     def _half_deviances(y: ArrayLike, mu: ArrayLike) -> FloatArray:
@@ -915,7 +946,7 @@ class Poisson(_Counts, Family):
         self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
     ) -> FloatArray:
         terms = self._half_deviances(y, mu)
-        return 2.0 * _weights(wt, terms.shape) * terms
+        return 2.0 * _broadcastable_weights(wt, terms.shape) * terms
 
     @staticmethod
     def _half_deviances(y: ArrayLike, mu: ArrayLike) -> FloatArray:

@@ -172,8 +172,13 @@ class WorkingState:
         self.response, self.eta, self.offset = response, eta, offset
 
     @_once
+    def _inverse(self) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, dμ/dη) at η, computed together (nearly every state PIRLS makes needs both)."""
+        return self.response.family.link.inverse_and_slope(self.eta)
+
+    @_once
     def mu(self) -> np.ndarray:
-        return self.response.family.link.linkinv(self.eta)
+        return self._inverse[0]
 
     @_once
     def deviance(self) -> float:
@@ -184,7 +189,7 @@ class WorkingState:
     @_once
     def mu_eta(self) -> np.ndarray:
         """dμ/dη at η (both the working weights and the working response need it)."""
-        return self.response.family.link.mu_eta(self.eta)
+        return self._inverse[1]
 
     @_once
     def working_weights(self) -> np.ndarray:
@@ -409,7 +414,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         """η = o + Xβ + ZΛu and what follows from it, for the current response, β, u and θ."""
         # ZΛu depends on θ only through the terms' λ: their bytes key it without
         # gathering θ (PIRLS asks for the state several times per step)
-        lambdas = b"".join(r.lambda_.tobytes() for r in self.reterms)
+        lambdas = b"".join([r.lambda_.tobytes() for r in self.reterms])
         key = (id(self.resp), self.beta.tobytes(), self.u.tobytes(), lambdas)
         if self._state_key != key:
             self._state = WorkingState(self.resp, self._fixed_eta() + self._Zb(), self.offset)

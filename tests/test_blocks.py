@@ -440,3 +440,67 @@ def test_dense_workspace_keeps_the_factor_when_a_factorisation_fails():
     with pytest.raises(CholeskyFailed):
         factor.factor_workspace(W)
     np.testing.assert_array_equal(factor.L, kept)
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.floats(0.0, 1.0),
+)
+@settings(max_examples=60, deadline=None)
+def test_csr_times_equals_the_dense_products(seed, m, n, density):
+    """A x and A' x by the compiled kernels: the dense products, and scipy's own bit for bit."""
+    rng = np.random.default_rng(seed)
+    A = sp.random(m, n, density=density, format="csr", random_state=rng)
+    x, y = rng.normal(size=n), rng.normal(size=m)
+    np.testing.assert_allclose(blocks.csr_times(A, x), A.toarray() @ x, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        blocks.csr_times(A, y, transpose=True), A.toarray().T @ y, rtol=1e-13, atol=1e-13
+    )
+    assert np.array_equal(blocks.csr_times(A, x), A @ x)
+    assert np.array_equal(blocks.csr_times(A, y, transpose=True), A.T @ y)
+
+
+def test_csr_times_takes_a_block_of_vectors():
+    rng = np.random.default_rng(3)
+    A = sp.random(9, 5, density=0.4, format="csr", random_state=rng)
+    X, Y = rng.normal(size=(5, 3)), rng.normal(size=(9, 3))
+    np.testing.assert_allclose(blocks.csr_times(A, X), A.toarray() @ X, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        blocks.csr_times(A, Y, transpose=True), A.toarray().T @ Y, rtol=1e-13, atol=1e-13
+    )
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 3), st.integers(1, 9))
+@settings(max_examples=40, deadline=None)
+def test_level_crossprod_equals_a_loop_over_observations(seed, ki, kj, nlevels):
+    rng = np.random.default_rng(seed)
+    n = 40
+    refs = rng.integers(0, nlevels, n)
+    zi, zj = rng.normal(size=(n, ki)), rng.normal(size=(n, kj))
+    expected = np.zeros((nlevels, ki, kj))
+    for t in range(n):
+        expected[refs[t]] += np.outer(zi[t], zj[t])
+    got = blocks.level_crossprod(refs, nlevels, zi, zj)
+    assert got.shape == (nlevels, ki, kj)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 30))
+@settings(max_examples=40, deadline=None)
+def test_level_sums_by_the_indicator_equal_the_bincounts(seed, ncols, nlevels):
+    """A scalar term's Z'M through its level indicator: a loop's sums, and the bincounts' exactly."""
+    rng = np.random.default_rng(seed)
+    n = 80
+    refs = rng.integers(0, nlevels, n)
+    z, M = rng.normal(size=(n, 1)), rng.normal(size=(n, ncols))
+    if seed % 2:
+        M = np.asfortranarray(M)
+    fast = blocks.level_sums(refs, nlevels, z, M, blocks.level_indicator(refs, nlevels))
+    expected = np.zeros((ncols, nlevels))
+    for t in range(n):
+        expected[:, refs[t]] += z[t, 0] * M[t]
+    np.testing.assert_allclose(fast, expected, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(fast, blocks.level_sums(refs, nlevels, z, M))
+    assert fast.flags.c_contiguous

@@ -692,3 +692,30 @@ def test_deviance_terms_sum_to_the_deviance(family, rng: np.random.Generator) ->
     )
     for j in range(3):
         assert terms[:, j].sum() == pytest.approx(family.deviance(y, mu[:, j], wt), rel=1e-12)
+
+
+def test_clamp_probability_is_np_clip():
+    """The clamp of the logit-type links: np.clip's values, NaN and the extremes included."""
+    from mixedmodels.families import _EPS, _clamp_probability
+
+    rng = np.random.default_rng(5)
+    p = np.concatenate([rng.uniform(-0.5, 1.5, 200), [0.0, 1.0, np.nan, _EPS, 1 - _EPS, 1e-300]])
+    expected = np.clip(p, _EPS, 1.0 - _EPS)
+    assert np.array_equal(_clamp_probability(p), expected, equal_nan=True)
+    assert np.nanmin(_clamp_probability(p)) == _EPS
+
+
+@pytest.mark.parametrize("link_cls", list(LINK_DOMAINS))
+def test_inverse_and_slope_are_linkinv_and_mu_eta(link_cls):
+    """The shared computation gives exactly the two methods' values, extremes included."""
+    link = link_cls()
+    rng = np.random.default_rng(11)
+    lo, hi = LINK_DOMAINS[link_cls]
+    eta = link.linkfun(rng.uniform(lo, hi, 300))
+    if link_cls in (LogitLink, LogLink, ProbitLink, CauchitLink, CloglogLink, IdentityLink):
+        eta = np.concatenate([eta, [-800.0, -40.0, 0.0, 40.0, 800.0, np.nan]])
+    with np.errstate(all="ignore"):
+        mu, slope = link.inverse_and_slope(eta)
+        assert np.array_equal(mu, link.linkinv(eta), equal_nan=True)
+        assert np.array_equal(slope, link.mu_eta(eta), equal_nan=True)
+    assert mu is not slope
