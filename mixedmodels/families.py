@@ -708,6 +708,26 @@ def _check_counts(family: str, y: FloatArray) -> None:
         warnings.warn(f"non-integer counts in a {family} response", stacklevel=4)
 
 
+class _DirectDeviance:
+    """Summed deviance and per-observation terms from a family's ``_half_deviances`` (y, μ),
+    the direct formula: see :func:`_summed_deviance` for why sums use it (binomial, Poisson)."""
+
+    @staticmethod
+    def _half_deviances(y: ArrayLike, mu: ArrayLike) -> FloatArray:
+        raise NotImplementedError
+
+    def deviance(self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None) -> float:
+        """Total deviance Σ wᵢ d(yᵢ, μᵢ), by the direct formula."""
+        return _summed_deviance(wt, self._half_deviances(y, mu))
+
+    def deviance_terms(
+        self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
+    ) -> FloatArray:
+        """wᵢ d(yᵢ, μᵢ) by the direct formula, for sums over levels (quadrature)."""
+        terms = self._half_deviances(y, mu)
+        return 2.0 * _broadcastable_weights(wt, terms.shape) * terms
+
+
 class _Counts:
     """Count responses (Poisson, negative binomial): positive means, R's start, count checks."""
 
@@ -727,7 +747,7 @@ class _Counts:
 # -- binary and binomial --------------------------------------------------------------
 
 
-class _Binary(Family):
+class _Binary(_DirectDeviance, Family):
     """Shared pieces of :class:`Bernoulli` and :class:`Binomial`: links, variance, deviance."""
 
     canonical_link = "logit"
@@ -754,22 +774,12 @@ class _Binary(Family):
         # 1 - y and 1 - mu are rounded, but their difference is exactly mu - y.
         return 2.0 * (_bd0(y, mu) + _bd0(1.0 - y, 1.0 - mu, diff=mu - y))
 
-    def deviance(self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None) -> float:
-        r"""Total deviance :math:`2\sum_i w_i [y_i\log(y_i/\mu_i) + (1-y_i)\log((1-y_i)/(1-\mu_i))]`.
-
-        See :func:`_summed_deviance` for why the sum uses the direct formula.
-        """
-        return _summed_deviance(wt, self._half_deviances(y, mu))
-
-    def deviance_terms(
-        self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
-    ) -> FloatArray:
-        terms = self._half_deviances(y, mu)
-        return 2.0 * _broadcastable_weights(wt, terms.shape) * terms
-
     @staticmethod
     def _half_deviances(y: ArrayLike, mu: ArrayLike) -> FloatArray:
-        """y log(y/μ) + (1 - y) log((1 - y)/(1 - μ)) by the direct formula (for sums)."""
+        r"""y log(y/μ) + (1 - y) log((1 - y)/(1 - μ)) by the direct formula (for sums).
+
+        The total deviance is :math:`2\sum_i w_i [y_i\log(y_i/\mu_i) + (1-y_i)\log((1-y_i)/(1-\mu_i))]`.
+        """
         y, mu = _as_float(y), _as_float(mu)
         return special.xlogy(y, y / mu) + special.xlogy(1.0 - y, (1.0 - y) / (1.0 - mu))
 
@@ -896,7 +906,7 @@ class Binomial(_Binary):
 # -- counts ------------------------------------------------------------------------------
 
 
-class Poisson(_Counts, Family):
+class Poisson(_Counts, _DirectDeviance, Family):
     r"""Counts: :math:`y_i \sim \operatorname{Poisson}(\mu_i)`, no dispersion.
 
     Log-likelihood (R's ``poisson()$aic``; non-integer :math:`y` is allowed through
@@ -938,19 +948,12 @@ class Poisson(_Counts, Family):
         r""":math:`d(y,\mu) = 2[y\log(y/\mu) - (y-\mu)]`, with :math:`0\log 0 = 0`."""
         return 2.0 * _bd0(y, mu)
 
-    def deviance(self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None) -> float:
-        r"""Total deviance :math:`2\sum_i w_i [y_i\log(y_i/\mu_i) - (y_i-\mu_i)]` (see :func:`_summed_deviance`)."""
-        return _summed_deviance(wt, self._half_deviances(y, mu))
-
-    def deviance_terms(
-        self, y: ArrayLike, mu: ArrayLike, wt: ArrayLike | None = None
-    ) -> FloatArray:
-        terms = self._half_deviances(y, mu)
-        return 2.0 * _broadcastable_weights(wt, terms.shape) * terms
-
     @staticmethod
     def _half_deviances(y: ArrayLike, mu: ArrayLike) -> FloatArray:
-        """y log(y/μ) - (y - μ) by the direct formula (for sums)."""
+        r"""y log(y/μ) - (y - μ) by the direct formula (for sums).
+
+        The total deviance is :math:`2\sum_i w_i [y_i\log(y_i/\mu_i) - (y_i-\mu_i)]`.
+        """
         y, mu = _as_float(y), _as_float(mu)
         return special.xlogy(y, y / mu) - (y - mu)
 
