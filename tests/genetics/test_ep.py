@@ -11,6 +11,8 @@ from mixedmodels.errors import DataError
 from mixedmodels.genetics import heritability
 from mixedmodels.genetics.ep import EPState, ep_marginal
 
+from .ep_checks import gradient_problem, log_expectation_two
+
 
 def _marginal(y, X, K, beta, s2):
     n = len(y)
@@ -27,23 +29,15 @@ def test_one_individual_ep_is_exact(y, m, s2):
 def test_two_relatives_ep_is_close_to_quadrature():
     K = np.array([[1.0, 0.5], [0.5, 1.0]])
     s2, m = 1.5, 0.2
-    # E[Φ(f1) Φ(-f2)], f = m + chol(s2 K) z, by a 80 × 80 Gauss–Hermite product rule.
-    z, w = np.polynomial.hermite_e.hermegauss(80)
-    w = w / w.sum()
-    R = np.linalg.cholesky(s2 * K)
-    f1 = m + R[0, 0] * z[:, None] + 0 * z[None, :]
-    f2 = m + R[1, 0] * z[:, None] + R[1, 1] * z[None, :]
-    exact = np.log(np.sum(w[:, None] * w[None, :] * norm.cdf(f1) * norm.cdf(-f2)))
+    # E[Φ(f1) Φ(-f2)], f ~ N(m, s2 K), by an 80 × 80 Gauss–Hermite product rule.
+    exact = log_expectation_two(m, s2 * K, norm.cdf, lambda f: norm.cdf(-f), 80)
     out = _marginal(np.array([1.0, 0.0]), np.ones((2, 1)), K, [m], s2)
     assert out.log_z == pytest.approx(exact, abs=1e-3)  # EP is close, not exact, for n > 1
 
 
 def test_gradient_equals_finite_differences():
-    rng = np.random.default_rng(0)
     n = 30
-    A = rng.normal(size=(n, 50))
-    K = A @ A.T / 50
-    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    rng, K, X = gradient_problem(n)
     y = (rng.random(n) < 0.4).astype(float)
     beta, s2, h = np.array([-0.2, 0.3]), 0.8, 1e-5
     out = _marginal(y, X, K, beta, s2)

@@ -12,6 +12,8 @@ from mixedmodels.genetics import heritability
 from mixedmodels.genetics.ep import EPState
 from mixedmodels.genetics.poisson_ep import poisson_ep_marginal, poisson_tilted
 
+from .ep_checks import gradient_problem, log_expectation_two
+
 
 def _marginal(y, X, K, beta, s2g, s2e):
     n = len(y)
@@ -72,24 +74,18 @@ def test_one_individual_ep_is_exact():
 def test_two_relatives_ep_is_close_to_quadrature():
     K = np.array([[1.0, 0.5], [0.5, 1.0]])
     beta, s2g, s2e = 0.4, 0.6, 0.3
-    # E[Poisson(3; e^f1) Poisson(0; e^f2)], f = β + chol(Σ) z, by a 150 × 150 product rule.
-    z, w = np.polynomial.hermite_e.hermegauss(150)
-    w = w / w.sum()
-    R = np.linalg.cholesky(s2g * K + s2e * np.eye(2))
-    f1 = beta + R[0, 0] * z[:, None] + 0 * z[None, :]
-    f2 = beta + R[1, 0] * z[:, None] + R[1, 1] * z[None, :]
-    lik = poisson.pmf(3, np.exp(f1)) * poisson.pmf(0, np.exp(f2))
-    exact = np.log(np.sum(w[:, None] * w[None, :] * lik))
+    # E[Poisson(3; e^f1) Poisson(0; e^f2)], f ~ N(β, Σ), by a 150 × 150 product rule.
+    cov = s2g * K + s2e * np.eye(2)
+    exact = log_expectation_two(
+        beta, cov, lambda f: poisson.pmf(3, np.exp(f)), lambda f: poisson.pmf(0, np.exp(f)), 150
+    )
     out = _marginal(np.array([3.0, 0.0]), np.ones((2, 1)), K, [beta], s2g, s2e)
     assert out.log_z == pytest.approx(exact, abs=5e-4)  # EP is close, not exact, for n > 1
 
 
 def test_gradient_equals_finite_differences():
-    rng = np.random.default_rng(0)
     n = 30
-    A = rng.normal(size=(n, 50))
-    K = A @ A.T / 50
-    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    rng, K, X = gradient_problem(n)
     y = rng.poisson(1.5, size=n).astype(float)
     beta, s2g, s2e, h = np.array([0.2, 0.1]), 0.6, 0.3, 1e-5
     out = _marginal(y, X, K, beta, s2g, s2e)
