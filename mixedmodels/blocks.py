@@ -131,7 +131,12 @@ def level_crossprod(refs: np.ndarray, nlevels: int, zi: np.ndarray, zj: np.ndarr
 def level_indicator(refs: np.ndarray, nlevels: int) -> sp.csr_matrix:
     """The nlevels x n indicator of a term's levels (row l: ones at level l's observations, ascending)."""
     n = len(refs)
-    return sp.csr_matrix((np.ones(n), (refs, np.arange(n))), shape=(nlevels, n))
+    # CSR directly (a stable sort keeps each row's observations ascending): scipy's
+    # conversion from coordinates costs more than the rest of a small model's set-up
+    indptr = np.zeros(nlevels + 1, dtype=np.int32 if n < 2**31 else np.int64)
+    np.cumsum(np.bincount(refs, minlength=nlevels), out=indptr[1:])
+    indices = np.argsort(refs, kind="stable").astype(indptr.dtype, copy=False)
+    return sp.csr_matrix((np.ones(n), indices, indptr), shape=(nlevels, n))
 
 
 def level_sums(

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import functools
 import importlib
+import keyword
 import re
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,14 +42,39 @@ _CONTRAST_NAMES = {
 }
 
 
-@dataclass
 class Design:
-    """A realised model matrix with the formulaic spec that rebuilds it on new data."""
+    """A realised model matrix with the formulaic spec that rebuilds it on new data.
 
-    matrix: np.ndarray
-    names: list[str]
-    spec: Any
-    context: dict[str, Any]
+    ``spec`` may be given as a pending source instead, ``(formula text, the
+    columns it uses)``: the spec is then made by formulaic on first use (new
+    data, pickling, the marginaleffects adapter).  A fit never needs it, and
+    for a sum of plain columns :func:`model_matrix` builds the matrix itself.
+    """
+
+    def __init__(
+        self,
+        matrix: np.ndarray,
+        names: list[str],
+        spec: Any,
+        context: dict[str, Any],
+        pending: tuple[str, dict[str, Any]] | None = None,
+    ):
+        self.matrix, self.names, self.context = matrix, names, context
+        self._spec, self._pending = spec, pending
+
+    @property
+    def spec(self) -> Any:
+        """formulaic's ModelSpec of the matrix (made now if it was left pending)."""
+        if self._pending is not None:
+            text, columns = self._pending
+            mm = _parsed(text).get_model_matrix(
+                pd.DataFrame(columns, copy=False),
+                context=self.context,
+                na_action="raise",
+                output="numpy",
+            )
+            self._spec, self._pending = mm.model_spec, None
+        return self._spec
 
     def on(self, data: pd.DataFrame) -> np.ndarray:
         """The same columns evaluated on ``data`` (levels and transforms as learnt)."""
@@ -58,7 +83,8 @@ class Design:
 
     def __getstate__(self) -> dict[str, Any]:
         """Modules in the formula context (``np``) are pickled by name and imported again on load."""
-        state = dict(self.__dict__)
+        state = dict(self.__dict__, _spec=self.spec)  # the spec itself, never pending columns
+        state["_pending"] = None
         context = state.get("context") or {}
         state["context"] = {k: v for k, v in context.items() if not isinstance(v, types.ModuleType)}
         state["_modules"] = {
@@ -72,6 +98,8 @@ class Design:
             **state["context"],
             **{k: importlib.import_module(m) for k, m in modules.items()},
         }
+        if "spec" in state:  # pickled before the spec could be pending
+            state["_spec"], state["_pending"] = state.pop("spec"), None
         self.__dict__.update(state)
 
 
@@ -82,6 +110,17 @@ def formula_context(contrasts: Mapping[str, Any] | None = None) -> dict[str, Any
     formulaic's ``C``: the column is treated as categorical, with its levels
     remembered for new data, and named as R names it (``factor(cyl)6``).
     """
+    ctx = dict(_functions())
+    for col, spec in check_contrasts(contrasts).items():
+        ctx[_contrast_var(col)] = obj = _contrast_object(col, spec)
+        if callable(obj):
+            ctx[_FUNCTION_ALIAS + _contrast_var(col)] = obj
+    return ctx
+
+
+@functools.lru_cache(maxsize=1)
+def _functions() -> dict[str, Any]:
+    """The formula functions and their aliases (made once; callers get copies)."""
     from formulaic.transforms import C
 
     ctx: dict[str, Any] = {
@@ -99,8 +138,6 @@ def formula_context(contrasts: Mapping[str, Any] | None = None) -> dict[str, Any
         "sin": np.sin,
         "cos": np.cos,
     }
-    for col, spec in check_contrasts(contrasts).items():
-        ctx[_contrast_var(col)] = _contrast_object(col, spec)
     ctx.update({_FUNCTION_ALIAS + name: f for name, f in list(ctx.items()) if callable(f)})
     return ctx
 
@@ -113,7 +150,7 @@ functions up separately); such calls are rewritten to ``_fn_exp(x)``."""
 
 def unshadow_calls(rhs: str, columns) -> str:
     """Calls to formula functions that share their name with a data column, spelt with the alias."""
-    for name in set(map(str, columns)) & set(formula_context()):
+    for name in set(map(str, columns)) & _functions().keys():
         rhs = re.sub(rf"(?<![\w.`]){re.escape(name)}(?=\s*\()", _FUNCTION_ALIAS + name, rhs)
     return rhs
 
@@ -284,15 +321,21 @@ def model_matrix(
     """
     context = formula_context(contrasts)
     text = apply_contrasts(unshadow_calls(r_to_formulaic(rhs), frame.columns), contrasts)
-    try:
-        with np.errstate(all="ignore"):  # non-finite results are reported below, by column
-            mm = _parsed(text).get_model_matrix(
-                frame, context=context, na_action="raise", output="numpy"
-            )
-    except Exception as exc:  # formulaic raises many types; report them in the user's terms
-        raise _formula_error(exc, rhs, what) from exc
-    matrix = np.asarray(mm, dtype=float)
-    column_names = list(mm.model_spec.column_names)
+    simple = _plain_columns(text, frame)
+    if simple is not None:
+        matrix, column_names, used = simple
+        spec, pending = None, (text, used)
+    else:
+        try:
+            with np.errstate(all="ignore"):  # non-finite results are reported below, by column
+                mm = _parsed(text).get_model_matrix(
+                    frame, context=context, na_action="raise", output="numpy"
+                )
+        except Exception as exc:  # formulaic raises many types; report them in the user's terms
+            raise _formula_error(exc, rhs, what) from exc
+        matrix = np.asarray(mm, dtype=float)
+        column_names = list(mm.model_spec.column_names)
+        spec, pending = mm.model_spec, None
     if matrix.ndim != 2 or matrix.shape[0] != len(frame):
         raise FormulaError(f"{what} {rhs!r} did not give one row per observation")
     if not np.isfinite(matrix).all():
@@ -300,12 +343,83 @@ def model_matrix(
             lme4_name(c) for c, ok in zip(column_names, np.isfinite(matrix).all(axis=0)) if not ok
         ]
         raise DataError(f"{what} {rhs!r}: non-finite values in column(s) {', '.join(bad)}")
-    logical = frozenset(str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c]))
+    logical = frozenset(
+        str(c) for c, dtype in frame.dtypes.items() if pd.api.types.is_bool_dtype(dtype)
+    )
     columns = frozenset(map(str, frame.columns)) - logical
     names = [lme4_name(str(c), logical, columns) for c in column_names]
     for name, column in zip(names, matrix.T):
         check_magnitude(column, f"column {name!r} of the {what}")
-    return Design(matrix, names, mm.model_spec, context)
+    return Design(matrix, names, spec, context, pending)
+
+
+_PLAIN_TERM = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def _plain_columns(
+    text: str, frame: pd.DataFrame
+) -> tuple[np.ndarray, list[str], dict[str, Any]] | None:
+    """The matrix formulaic makes of ``text``, when ``text`` is a sum of plain columns; else None.
+
+    Covered: an intercept (``1``, or implied) plus distinct bare names of
+    columns that are real numbers (integer or float, not boolean) or
+    categoricals with two or more text categories (treatment contrasts,
+    formulaic's default).  formulaic orders such terms as written, after
+    the intercept, names a level's column ``x[T.level]`` and takes a
+    categorical's levels in category order; ``tests/test_design_fastpath.py``
+    checks the matrices and names against formulaic's.  Returns the matrix,
+    formulaic's column names, and the columns the spec will be learnt from
+    (the categoricals copied, so later changes to the data cannot reach it).
+    Everything else (calls, interactions, ``0``/``-1``, text or boolean
+    columns, contrasts) goes through formulaic.
+    """
+    terms = [t.strip() for t in text.split("+")]
+    names = [t for t in terms if t != "1"]
+    if len(terms) - len(names) > 1 or len(set(names)) != len(names) or "" in terms:
+        return None
+    if not all(_PLAIN_TERM.match(t) and not keyword.iskeyword(t) for t in names):
+        return None
+    if not all(isinstance(c, str) for c in frame.columns) or not set(names) <= set(frame.columns):
+        return None
+    n = len(frame)
+    blocks, column_names, used = [np.ones((n, 1))], ["Intercept"], {}
+    for name in names:
+        values = frame[name].array
+        if isinstance(values, pd.arrays.NumpyExtensionArray) and values.dtype.kind in "iuf":
+            blocks.append(values.to_numpy().astype(float)[:, None])
+            if np.isnan(blocks[-1]).any():  # formulaic's na_action reports it
+                return None
+            column_names.append(name)
+            used[name] = blocks[-1][:, 0]
+            continue
+        if isinstance(values, pd.Categorical):
+            levels = values
+        elif _is_text(values):
+            levels = pd.Categorical(values)
+        else:
+            return None
+        categories = levels.categories
+        if len(categories) < 2 or (levels.codes < 0).any():
+            return None
+        if categories.inferred_type != "string":  # formulaic would name other levels its way
+            return None
+        block = np.zeros((n, len(categories) - 1))
+        rows = np.flatnonzero(levels.codes > 0)
+        block[rows, levels.codes[rows] - 1] = 1.0
+        blocks.append(block)
+        column_names.extend(f"{name}[T.{c}]" for c in categories[1:])
+        used[name] = values.copy()
+    return np.hstack(blocks), column_names, used
+
+
+def _is_text(values: Any) -> bool:
+    """A column of text only (pandas' string dtype, or objects that are all ``str``)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return True
+    return (
+        pd.api.types.is_object_dtype(values.dtype)
+        and pd.api.types.infer_dtype(np.asarray(values), skipna=False) == "string"
+    )
 
 
 @functools.lru_cache(maxsize=256)

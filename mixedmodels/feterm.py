@@ -67,9 +67,11 @@ def scale_problem(X: np.ndarray, names: list[str], tol: float = SCALE_TOL) -> st
     each standard deviation itself, must lie within ``[1/tol, tol]``.
     Constant columns are left out (they have no scale to compare).
     """
-    continuous = [j for j in range(X.shape[1]) if not np.isin(X[:, j], (0.0, 1.0)).all()]
-    sds = {names[j]: float(np.std(X[:, j], ddof=1)) for j in continuous if len(X) > 1}
-    sds = {name: sd for name, sd in sds.items() if sd > 0}
+    if len(X) < 2:
+        return None
+    continuous = ~((X == 0.0) | (X == 1.0)).all(axis=0)
+    spread = np.std(X, axis=0, ddof=1)
+    sds = {names[j]: float(spread[j]) for j in np.flatnonzero(continuous & (spread > 0))}
     if not sds:
         return None
     logs = np.log10(np.array(list(sds.values())))
@@ -91,13 +93,13 @@ def centring_problem(X: np.ndarray, names: list[str], tol: float = CENTRING_TOL)
     None when X has no constant column (then the column's offset is not
     confounded with anything) or every covariate's |mean|/sd is at most ``tol``.
     """
-    if len(X) < 2 or not any(np.ptp(X[:, j]) == 0 and X[0, j] != 0 for j in range(X.shape[1])):
+    if len(X) < 2 or not ((np.ptp(X, axis=0) == 0) & (X[0] != 0)).any():
         return None
-    far = []
-    for j in range(X.shape[1]):
-        mean, sd = float(np.mean(X[:, j])), float(np.std(X[:, j], ddof=1))
-        if sd > 0 and abs(mean) > tol * sd:
-            far.append(f"{names[j]} (mean {mean:.4g}, sd {sd:.3g})")
+    means, sds = np.mean(X, axis=0), np.std(X, axis=0, ddof=1)
+    far = [
+        f"{names[j]} (mean {means[j]:.4g}, sd {sds[j]:.3g})"
+        for j in np.flatnonzero((sds > 0) & (np.abs(means) > tol * sds))
+    ]
     if not far:
         return None
     return (
@@ -130,10 +132,8 @@ class FeTerm:
                 f"{', '.join(dropped)} (rank {self.rank} of {len(self.design.names)})",
                 stacklevel=4,
             )
-        for problem in (
-            scale_problem(self.X, self.coefnames),
-            centring_problem(self.X, self.coefnames),
-        ):
+        X, names = self.X, self.coefnames
+        for problem in (scale_problem(X, names), centring_problem(X, names)):
             if problem:
                 warnings.warn(problem, stacklevel=4)
 

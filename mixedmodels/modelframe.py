@@ -360,11 +360,16 @@ def _factor_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         codes, categories = values.array.codes, values.dtype.categories
         if _every_category_used(codes, len(categories)):  # the usual case: no copy needed
-            return codes.astype(np.intp), [str(c) for c in categories]
+            return codes.astype(np.intp), _labels(categories)
         cat = values.cat.remove_unused_categories()
-        return cat.cat.codes.to_numpy().astype(np.intp), [str(c) for c in cat.cat.categories]
+        return cat.cat.codes.to_numpy().astype(np.intp), _labels(cat.cat.categories)
     codes, uniques = pd.factorize(values, sort=True)
-    return codes.astype(np.intp), [str(u) for u in uniques]
+    return codes.astype(np.intp), _labels(uniques)
+
+
+def _labels(levels) -> list[str]:
+    """Levels as text (through ``tolist``: iterating a pyarrow-backed index is slow)."""
+    return [str(v) for v in levels.tolist()]
 
 
 def grouping_factor(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
