@@ -414,8 +414,8 @@ def _plain_columns(
 
 def _is_text(values: Any) -> bool:
     """A column of text only (pandas' string dtype, or objects that are all ``str``)."""
-    if isinstance(values.dtype, pd.StringDtype):
-        return True
+    if isinstance(values.dtype, pd.StringDtype):  # the nullable kind reads as numbers to formulaic
+        return values.dtype.na_value is not pd.NA
     return (
         pd.api.types.is_object_dtype(values.dtype)
         and pd.api.types.infer_dtype(np.asarray(values), skipna=False) == "string"

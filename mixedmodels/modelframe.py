@@ -289,6 +289,10 @@ def _numpy_backed(values: pd.Series) -> pd.Series:
     masked = isinstance(dtype, pd.api.extensions.ExtensionDtype) and hasattr(dtype, "numpy_dtype")
     if masked and not isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)):
         return values.astype(dtype.numpy_dtype)
+    if isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA:
+        # pandas' nullable "string" dtype reads as numbers to formulaic; its default text
+        # dtype ("str", missing as NaN) is text, as a plain object column of str is
+        return values.astype(pd.StringDtype(dtype.storage, na_value=np.nan))
     return values
 
 

@@ -92,6 +92,36 @@ def test_other_right_sides_go_through_formulaic(rhs):
     assert design._plain_columns(rhs, _frame()) is None
 
 
+def test_nullable_text_goes_through_formulaic():
+    frame = pd.DataFrame({"t": pd.array(["a", "b", "a"], dtype="string[pyarrow]")})
+    assert design._plain_columns("t", frame) is None
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[python]", "string[pyarrow]", object, "category"])
+def test_text_columns_of_every_kind_fit_predict_and_pickle_alike(dtype):
+    """Text of each pandas kind is a factor in the fit, in new data and after a pickle."""
+    df = mm.datasets.load("sleepstudy")
+    data = df.assign(
+        phase=pd.Series(np.where(df["Days"] > 4, "late", "early")).astype(dtype),
+        subject=df["Subject"].astype(str).astype(dtype),
+    )
+    m = mm.LinearMixedModel("Reaction ~ 1 + phase + (1|subject)", data).fit()
+    reference = mm.LinearMixedModel(
+        "Reaction ~ 1 + phase + (1|Subject)",
+        df.assign(phase=np.where(df["Days"] > 4, "late", "early")),
+    ).fit()
+    assert m.coefnames == ["(Intercept)", "phaselate"]
+    np.testing.assert_allclose(m.beta, reference.beta, rtol=1e-10)
+    new = data.iloc[[0, 9, 10]].copy()
+    new.loc[new.index[1], "phase"] = None
+    expected = reference.predict(df.iloc[[0, 9, 10]].assign(phase=["early", "late", "early"]))
+    got = m.predict(new)
+    assert np.isnan(got.iloc[1])
+    np.testing.assert_allclose(got.iloc[[0, 2]], expected.iloc[[0, 2]], rtol=1e-10)
+    again = pickle.loads(pickle.dumps(m))
+    np.testing.assert_allclose(again.predict(data.iloc[:5]), m.predict(data.iloc[:5]), rtol=1e-12)
+
+
 def test_missing_values_and_single_levels_go_through_formulaic():
     frame = _frame()
     frame.loc[3, "x"] = np.nan

@@ -99,7 +99,8 @@ def _as_training_type(name: str, values: pd.Series, train: pd.Series, in_matrix:
         return pd.Series(
             pd.Categorical(mapped, categories=train.cat.categories), index=values.index
         )
-    return mapped
+    # plain objects: formulaic reads pandas' nullable string dtype as numbers
+    return pd.Series(mapped.to_numpy(dtype=object, na_value=np.nan), index=values.index)
 
 
 def _group_labels(values: pd.Series, train: pd.Series) -> pd.Series:
