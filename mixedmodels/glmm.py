@@ -412,14 +412,40 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     @property
     def state(self) -> WorkingState:
         """η = o + Xβ + ZΛu and what follows from it, for the current response, β, u and θ."""
-        # ZΛu depends on θ only through the terms' λ: their bytes key it without
-        # gathering θ (PIRLS asks for the state several times per step)
-        lambdas = b"".join([r.lambda_.tobytes() for r in self.reterms])
-        key = (id(self.resp), self.beta.tobytes(), self.u.tobytes(), lambdas)
+        key = self._state_key_now()
         if self._state_key != key:
             self._state = WorkingState(self.resp, self._fixed_eta() + self._Zb(), self.offset)
             self._state_key = key
         return self._state
+
+    def _state_key_now(self) -> tuple:
+        """What the cached state depends on: the response, β, u and every term's λ."""
+        # ZΛu depends on θ only through the terms' λ: their bytes key it without
+        # gathering θ
+        lambdas = b"".join([r.lambda_.tobytes() for r in self.reterms])
+        return (id(self.resp), self.beta.tobytes(), self.u.tobytes(), lambdas)
+
+    def working_state_at(
+        self, beta: np.ndarray, u: np.ndarray, fixed: np.ndarray | None = None
+    ) -> WorkingState:
+        """The working state at (β, u) and the current θ, leaving the model and its cache alone.
+
+        PIRLS evaluates its trial steps with it (no key of β, u and λ per
+        trial) and hands the one it keeps to :meth:`adopt_state`.  ``fixed``
+        may pass o + Xβ when the caller has it (β fixed in PIRLS).  η is the
+        same sum as :attr:`state`'s, so the same numbers.
+        """
+        if fixed is None:
+            fixed = self.offset + self.X @ beta
+        return WorkingState(self.resp, fixed + self._Zb(u), self.offset)
+
+    def adopt_state(self, beta: np.ndarray, u: np.ndarray, state: WorkingState) -> None:
+        """Move to (β, u) with ``state`` (:meth:`working_state_at` of them, at the current θ) cached.
+
+        The arrays are the model's from now on: the caller must not change them.
+        """
+        self.beta, self.u = beta, u
+        self._state, self._state_key = state, self._state_key_now()
 
     def _fixed_eta(self) -> np.ndarray:
         """o + Xβ, kept for the current β (PIRLS re-evaluates η many times per β)."""
@@ -428,11 +454,12 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             self._fixed = (key, self.offset + self.X @ self.beta)
         return self._fixed[1]
 
-    def _Zb(self) -> np.ndarray:
-        """ZΛu, term by term (PIRLS evaluates it at every step)."""
+    def _Zb(self, u: np.ndarray | None = None) -> np.ndarray:
+        """ZΛu (of the model's u unless given), term by term (PIRLS evaluates it at every step)."""
+        u = self.u if u is None else u
         out, start = None, 0
         for r in self.reterms:
-            part = r.Zb(self.u[start : start + r.q])
+            part = r.Zb(u[start : start + r.q])
             start += r.q
             if out is None:
                 out = part
