@@ -202,6 +202,40 @@ class WorkingState:
         return self.eta - self.offset + (self.response.y - self.mu) / self.mu_eta
 
 
+class _BestEvaluation:
+    """An objective of the parameters (θ, or θ and β) that keeps the modes of its best evaluation.
+
+    Moving the model back to the best point (:meth:`restore`) then needs no
+    PIRLS: θ, β and u are set as that evaluation left them, and L_Z is
+    factored again at their working weights, which gives the same numbers
+    (the same arithmetic on the same values).  Failed evaluations (an
+    exception) and values that are not finite are never the best.
+    """
+
+    def __init__(self, model: GeneralizedLinearMixedModel, evaluate):
+        self.model, self.evaluate = model, evaluate
+        self.value, self.x, self.modes = np.inf, None, None
+
+    def __call__(self, x: np.ndarray) -> float:
+        value = self.evaluate(x)
+        if value < self.value:
+            m = self.model
+            self.value, self.x = value, np.array(x, dtype=float)
+            self.modes = (m.theta.copy(), m.beta.copy(), m.u.copy())
+        return value
+
+    def restore(self, x: np.ndarray) -> bool:
+        """Move the model to its state after the evaluation at ``x``, if that was the best; else False."""
+        if self.x is None or not np.array_equal(self.x, x):
+            return False
+        m = self.model
+        theta, beta, u = self.modes
+        m.set_theta(theta)
+        m.set_modes(beta.copy(), u.copy())
+        m.lmm.system.factor_Z_at_weights(np.sqrt(m.state.working_weights))
+        return True
+
+
 class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     """A generalised linear mixed-effects model from an lme4-style formula.
 
@@ -623,12 +657,15 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self.beta, self.u = self.beta0.copy(), np.zeros_like(self.u)
         self.fast, self.nagq = True, 1
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
-        fast_objective = guarded(self.objective_at, "PIRLS")
+        best = _BestEvaluation(self, self.objective_at)
+        fast_objective = guarded(best, "PIRLS")
         minimize(fast_objective, stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
         ensure_converged(
             fast_objective, stage1, policy=settings, names=self.lmm.theta_names, final=fast
         )
-        self.objective_at(stage1.final)
+        # a joint fit starts from modes PIRLS finds again from the last evaluation's (as always)
+        if not (fast and best.restore(stage1.final)):
+            self.objective_at(stage1.final)
         stage1.fmin = self.laplace_objective()
         self.optsum_fast = stage1
         if fast:
@@ -665,6 +702,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             names=self.lmm.theta_names + self.coefnames,
             verbose=verbose,
             progress=progress,
+            best=True,
         )
         self.optsum.nagq = nagq
 
@@ -681,6 +719,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         verbose: bool,
         progress: bool,
         search=None,
+        best: bool = False,
     ) -> OptSummary:
         """Minimise ``evaluate`` over x0 = (θ, rest) with rest = x0's rest + ``whiten`` z, then check it.
 
@@ -689,6 +728,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         instead of NLopt (returning False where it cannot); the convergence
         check and the final evaluation (the model moves to the optimum) follow
         either way.  ``what`` names the objective in a failure's message.
+        With ``best`` (``evaluate`` is the GLMM's PIRLS objective) the model
+        returns to the optimum as its evaluation there left it
+        (:class:`_BestEvaluation`) rather than by evaluating it again.
         """
         ntheta = len(self.lowerbd)
 
@@ -700,6 +742,8 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         theta0, rest = x0[:ntheta], len(x0) - ntheta
         stage.initial_step = np.concatenate([np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(rest)])
         start = np.concatenate([theta0, np.zeros(rest)])
+        if best:
+            evaluate = _BestEvaluation(self, evaluate)
         objective = guarded(lambda z: evaluate(to_params(z)), what)
         if search is None or not search(stage, start, to_params):
             minimize(
@@ -720,7 +764,8 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             to_params=to_params,
             block=slice(ntheta, None),
         )
-        evaluate(stage.final)
+        if not (best and evaluate.restore(stage.final)):
+            evaluate(stage.final)
         return stage
 
     # ---- families fitted by their log density ----------------------------------------------
