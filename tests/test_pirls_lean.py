@@ -4,7 +4,8 @@
 assembly and factorisation; the lean paths do the same arithmetic, so fits
 and single evaluations agree to the last bit (checked here to 1e-12).
 Models where the lean paths do not apply (two scalar terms, a vector term)
-are included: they must not be affected at all.
+are included: they must not be affected at all.  Also: a fit returns to its
+optimum as the best evaluation left it (glmm._BestEvaluation), not by PIRLS.
 """
 
 from __future__ import annotations
@@ -92,3 +93,33 @@ def test_lean_evaluations_equal_general_ones(name, monkeypatch):
         out[lean] = (fast, beta, u, joint, m.u.copy(), m.lmm.system.L33.copy())
     for a, b in zip(out[True], out[False]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("name", "fit_args"),
+    [
+        ("weighted binomial", {"fast": True}),
+        ("weighted binomial", {"nagq": 5}),
+        ("poisson with offset", {}),
+        ("two scalar terms", {"fast": True}),
+        ("vector term", {}),
+    ],
+)
+def test_the_fit_ends_as_its_best_evaluation_left_it(name, fit_args, monkeypatch):
+    """The fit returns to its optimum without PIRLS (glmm._BestEvaluation): the state it leaves is
+    what evaluating the optimum again gives (PIRLS from other starting modes: to its tolerance)."""
+    m = _fit(name, True, monkeypatch, **fit_args)
+    assert m.objective == m.optsum.fmin
+    best = min(f for _, f in m.optsum.fitlog)
+    assert m.optsum.fmin == pytest.approx(best, rel=1e-13, abs=0)
+    theta, beta, u = m.theta.copy(), m.beta.copy(), m.u.copy()
+    final = m.optsum.final
+    ntheta = len(theta)
+    if len(final) == ntheta:
+        again = m.objective_at(final)
+    else:
+        again = m.objective_at(final[:ntheta], beta=final[ntheta:])
+    assert again == pytest.approx(m.optsum.fmin, rel=1e-12)
+    np.testing.assert_allclose(m.theta, theta, rtol=0, atol=0)
+    np.testing.assert_allclose(m.beta, beta, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(m.u, u, rtol=1e-8, atol=1e-9)
