@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.linalg as sla
+from scipy.sparse import _sparsetools  # the kernels of scipy's CSR products (see _per_level)
 
 from .convergence import ensure_converged
 from .errors import (
@@ -555,14 +556,30 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         dev = self.family.deviance_terms(
             self.y[:, None], self.family.link.linkinv(eta), self.wt[:, None]
         )
-        D = self._level_indicator @ dev + U * U  # per level and node
-        D0 = (
-            self._level_indicator @ self.family.deviance_terms(self.y, self.mu, self.wt)
-            + self.u * self.u
-        )
+        D = self._per_level(dev) + U * U  # per level and node
+        D0 = self._per_level(self.family.deviance_terms(self.y, self.mu, self.wt)) + self.u * self.u
         with np.errstate(over="ignore"):
             mult = np.exp(-0.5 * (D - D0[:, None]) + 0.5 * rule.z**2) @ rule.w
         return float(D0.sum() - 2.0 * np.log(sd * mult).sum())
+
+    def _per_level(self, terms: np.ndarray) -> np.ndarray:
+        """Sums of ``terms`` (n, or n x K) by level of the single term: ``_level_indicator @ terms``.
+
+        By the compiled kernel scipy's product calls (the same sums in the same
+        order), without the product's checks, which cost as much on a small model.
+        """
+        ind = self._level_indicator
+        terms = np.ascontiguousarray(terms, dtype=float)
+        nl, n = ind.shape
+        if terms.ndim == 1:
+            out = np.zeros(nl)
+            _sparsetools.csr_matvec(nl, n, ind.indptr, ind.indices, ind.data, terms, out)
+            return out
+        out = np.zeros((nl, terms.shape[1]))
+        _sparsetools.csr_matvecs(
+            nl, n, terms.shape[1], ind.indptr, ind.indices, ind.data, terms.ravel(), out.ravel()
+        )
+        return out
 
     @cached_property
     def _level_indicator(self):
