@@ -219,7 +219,7 @@ class _BestEvaluation:
 
     def __call__(self, x: np.ndarray) -> float:
         value = self.evaluate(x)
-        if value < self.value:
+        if value < self.value and math.isfinite(value):
             m = self.model
             self.value, self.x = value, np.array(x, dtype=float)
             self.modes = (m.theta.copy(), m.beta.copy(), m.u.copy())
