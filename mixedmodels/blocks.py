@@ -1020,10 +1020,31 @@ class PenalizedSystem(FixedEffectsBlock):
         self._C22_flatF = self._C22_cols.astype(np.int64) * self.qB + self._C22_rows
 
     # ---- assembly of A -----------------------------------------------------------------
+    lean = True
+    """Take the lean paths for one scalar term (see :meth:`_one_scalar_term`); False: the general ones (tests compare them)."""
+
+    def _one_scalar_term(self, sqrtw: np.ndarray | None) -> bool:
+        """One scalar term and no block B, re-weighted: PIRLS's commonest case, where
+        re-weighting and refactoring take a fixed short sequence of array operations.
+
+        The lean paths do the general paths' arithmetic in the same order (the
+        same numbers) without their bookkeeping for other shapes, which costs
+        as much again as the arithmetic on a small model.
+        """
+        return self.lean and not self.qB and self.first.k == 1 and sqrtw is not None
+
     def set_weights(self, sqrtw: np.ndarray | None, y: np.ndarray | None = None) -> None:
         """Set the weights (and optionally a new response) and reassemble A."""
         if y is not None:
             self.Xy[:, -1] = y
+        if self._one_scalar_term(sqrtw):
+            first = self.first
+            zw1 = self._set_one_scalar_weights(sqrtw)
+            XyW = self.XyW = self.Xy * sqrtw[:, None]
+            ind = self._level_indicators()[0]
+            self.A31 = level_sums(first.refs, first.nlevels, zw1, XyW, ind)
+            self.A33 = XyW.T @ XyW
+            return
         self._set_Z_weights(sqrtw)
         self.XyW = self.Xy if sqrtw is None else self.Xy * sqrtw[:, None]
         first, zw1 = self.first, self.zw[0]
@@ -1046,6 +1067,25 @@ class PenalizedSystem(FixedEffectsBlock):
                 level_indicator(r.refs, r.nlevels) if r.k == 1 else None for r in self.remats
             ]
         return ind
+
+    def _set_one_scalar_weights(self, sqrtw: np.ndarray) -> np.ndarray:
+        """:meth:`_set_Z_weights` for one scalar term (:meth:`_one_scalar_term`); returns its Z's rows weighted."""
+        first = self.first
+        zw1 = first.z * sqrtw[:, None]
+        self.sqrtw, self.zw = sqrtw, [zw1]
+        z0 = zw1[:, 0]
+        A11 = np.bincount(first.refs, z0 * z0, minlength=first.nlevels)
+        self.A11 = A11.reshape(first.nlevels, 1, 1)
+        return zw1
+
+    def _factor_one_scalar(self) -> FirstBlock:
+        """:func:`factor_first_block` for one scalar term (:meth:`_one_scalar_term`), into ``F1``."""
+        lam = self.first.lambda_[0, 0]
+        L11 = np.sqrt(lam**2 * self.A11[:, 0, 0] + 1.0)
+        if not np.isfinite(L11).all():
+            raise CholeskyFailed(f"the first block of term {self.first.name!r} is not finite")
+        self.F1 = F1 = FirstBlock(L11, lam / L11)
+        return F1
 
     def _set_Z_weights(self, sqrtw: np.ndarray | None) -> None:
         """Weights and the random-effects blocks of A: A11, A21, A22."""
@@ -1075,8 +1115,12 @@ class PenalizedSystem(FixedEffectsBlock):
         Enough for the conditional modes given β (:meth:`solve_u_given_beta`)
         and log|L_Z|: the inner loop of PIRLS when β is held fixed.
         """
-        self._set_Z_weights(sqrtw)
         self.ok = False
+        if self._one_scalar_term(sqrtw):
+            self._set_one_scalar_weights(sqrtw)
+            self._factor_one_scalar()
+            return
+        self._set_Z_weights(sqrtw)
         self._factor_Z()
 
     def set_response(self, y: np.ndarray) -> None:
@@ -1210,6 +1254,11 @@ class PenalizedSystem(FixedEffectsBlock):
     def update_L(self) -> None:
         """Recompute L for the current λ of every term (held by the ReMats)."""
         self.ok = False
+        if self._one_scalar_term(self.sqrtw):
+            L31 = self.L31 = self.A31 * self._factor_one_scalar().R1
+            self.L33 = dense_cholesky(np.asfortranarray(self.A33 - L31 @ L31.T))
+            self.ok = True
+            return
         if getattr(self, "_dense_C22", None) is not None:
             self._update_L_bordered()
             self.ok = True
@@ -1376,6 +1425,11 @@ class PenalizedSystem(FixedEffectsBlock):
         Uses only L_Z (see :meth:`factor_Z_at_weights`).
         """
         rw = r if self.sqrtw is None else r * self.sqrtw
+        if self._one_scalar_term(self.sqrtw):
+            first, L11 = self.first, self.F1.L11
+            ind = self._level_indicators()[0]
+            s = level_sums(first.refs, first.nlevels, self.zw[0], rw[:, None], ind)
+            return s[0] * first.lambda_[0, 0] / L11 / L11
         parts = []
         for remat, zw, ind in zip(self.remats, self.zw, self._level_indicators()):
             s = level_sums(remat.refs, remat.nlevels, zw, rw[:, None], ind)[0]

@@ -75,8 +75,17 @@ _MAX_EXP_ARG: float = 700.0
 
 
 def _as_float(x: ArrayLike) -> FloatArray:
-    """Return ``x`` as a float64 ndarray (no copy when it already is one)."""
+    """Return ``x`` as a float64 ndarray (no copy when it already is one).
+
+    A float64 ndarray (PIRLS's every call) is returned as it is without
+    ``np.asarray``'s dtype handling (twice the check's cost; it adds up over PIRLS's calls).
+    """
+    if type(x) is np.ndarray and x.dtype is _FLOAT64:  # else (byte order, say) converted
+        return x
     return np.asarray(x, dtype=np.float64)
+
+
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _check_real(x: ArrayLike | None, what: str) -> None:

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.linalg as sla
+from scipy.sparse import _sparsetools  # the kernels of scipy's CSR products (see _per_level)
 
 from .convergence import ensure_converged
 from .errors import (
@@ -200,6 +201,40 @@ class WorkingState:
     def working_response(self) -> np.ndarray:
         """zᵢ = ηᵢ - oᵢ + (yᵢ - μᵢ) / (dμ/dη)ᵢ."""
         return self.eta - self.offset + (self.response.y - self.mu) / self.mu_eta
+
+
+class _BestEvaluation:
+    """An objective of the parameters (θ, or θ and β) that keeps the modes of its best evaluation.
+
+    Moving the model back to the best point (:meth:`restore`) then needs no
+    PIRLS: θ, β and u are set as that evaluation left them, and L_Z is
+    factored again at their working weights, which gives the same numbers
+    (the same arithmetic on the same values).  Failed evaluations (an
+    exception) and values that are not finite are never the best.
+    """
+
+    def __init__(self, model: GeneralizedLinearMixedModel, evaluate):
+        self.model, self.evaluate = model, evaluate
+        self.value, self.x, self.modes = np.inf, None, None
+
+    def __call__(self, x: np.ndarray) -> float:
+        value = self.evaluate(x)
+        if value < self.value and math.isfinite(value):
+            m = self.model
+            self.value, self.x = value, np.array(x, dtype=float)
+            self.modes = (m.theta.copy(), m.beta.copy(), m.u.copy())
+        return value
+
+    def restore(self, x: np.ndarray) -> bool:
+        """Move the model to its state after the evaluation at ``x``, if that was the best; else False."""
+        if self.x is None or not np.array_equal(self.x, x):
+            return False
+        m = self.model
+        theta, beta, u = self.modes
+        m.set_theta(theta)
+        m.set_modes(beta.copy(), u.copy())
+        m.lmm.system.factor_Z_at_weights(np.sqrt(m.state.working_weights))
+        return True
 
 
 class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
@@ -412,14 +447,40 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
     @property
     def state(self) -> WorkingState:
         """η = o + Xβ + ZΛu and what follows from it, for the current response, β, u and θ."""
-        # ZΛu depends on θ only through the terms' λ: their bytes key it without
-        # gathering θ (PIRLS asks for the state several times per step)
-        lambdas = b"".join([r.lambda_.tobytes() for r in self.reterms])
-        key = (id(self.resp), self.beta.tobytes(), self.u.tobytes(), lambdas)
+        key = self._state_key_now()
         if self._state_key != key:
             self._state = WorkingState(self.resp, self._fixed_eta() + self._Zb(), self.offset)
             self._state_key = key
         return self._state
+
+    def _state_key_now(self) -> tuple:
+        """What the cached state depends on: the response, β, u and every term's λ."""
+        # ZΛu depends on θ only through the terms' λ: their bytes key it without
+        # gathering θ
+        lambdas = b"".join([r.lambda_.tobytes() for r in self.reterms])
+        return (id(self.resp), self.beta.tobytes(), self.u.tobytes(), lambdas)
+
+    def working_state_at(
+        self, beta: np.ndarray, u: np.ndarray, fixed: np.ndarray | None = None
+    ) -> WorkingState:
+        """The working state at (β, u) and the current θ, leaving the model and its cache alone.
+
+        PIRLS evaluates its trial steps with it (no key of β, u and λ per
+        trial) and hands the one it keeps to :meth:`adopt_state`.  ``fixed``
+        may pass o + Xβ when the caller has it (β fixed in PIRLS).  η is the
+        same sum as :attr:`state`'s, so the same numbers.
+        """
+        if fixed is None:
+            fixed = self.offset + self.X @ beta
+        return WorkingState(self.resp, fixed + self._Zb(u), self.offset)
+
+    def adopt_state(self, beta: np.ndarray, u: np.ndarray, state: WorkingState) -> None:
+        """Move to (β, u) with ``state`` (:meth:`working_state_at` of them, at the current θ) cached.
+
+        The arrays are the model's from now on: the caller must not change them.
+        """
+        self.beta, self.u = beta, u
+        self._state, self._state_key = state, self._state_key_now()
 
     def _fixed_eta(self) -> np.ndarray:
         """o + Xβ, kept for the current β (PIRLS re-evaluates η many times per β)."""
@@ -428,11 +489,12 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             self._fixed = (key, self.offset + self.X @ self.beta)
         return self._fixed[1]
 
-    def _Zb(self) -> np.ndarray:
-        """ZΛu, term by term (PIRLS evaluates it at every step)."""
+    def _Zb(self, u: np.ndarray | None = None) -> np.ndarray:
+        """ZΛu (of the model's u unless given), term by term (PIRLS evaluates it at every step)."""
+        u = self.u if u is None else u
         out, start = None, 0
         for r in self.reterms:
-            part = r.Zb(self.u[start : start + r.q])
+            part = r.Zb(u[start : start + r.q])
             start += r.q
             if out is None:
                 out = part
@@ -494,14 +556,30 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         dev = self.family.deviance_terms(
             self.y[:, None], self.family.link.linkinv(eta), self.wt[:, None]
         )
-        D = self._level_indicator @ dev + U * U  # per level and node
-        D0 = (
-            self._level_indicator @ self.family.deviance_terms(self.y, self.mu, self.wt)
-            + self.u * self.u
-        )
+        D = self._per_level(dev) + U * U  # per level and node
+        D0 = self._per_level(self.family.deviance_terms(self.y, self.mu, self.wt)) + self.u * self.u
         with np.errstate(over="ignore"):
             mult = np.exp(-0.5 * (D - D0[:, None]) + 0.5 * rule.z**2) @ rule.w
         return float(D0.sum() - 2.0 * np.log(sd * mult).sum())
+
+    def _per_level(self, terms: np.ndarray) -> np.ndarray:
+        """Sums of ``terms`` (n, or n x K) by level of the single term: ``_level_indicator @ terms``.
+
+        By the compiled kernel scipy's product calls (the same sums in the same
+        order), without the product's checks, which cost as much on a small model.
+        """
+        ind = self._level_indicator
+        terms = np.ascontiguousarray(terms, dtype=float)
+        nl, n = ind.shape
+        if terms.ndim == 1:
+            out = np.zeros(nl)
+            _sparsetools.csr_matvec(nl, n, ind.indptr, ind.indices, ind.data, terms, out)
+            return out
+        out = np.zeros((nl, terms.shape[1]))
+        _sparsetools.csr_matvecs(
+            nl, n, terms.shape[1], ind.indptr, ind.indices, ind.data, terms.ravel(), out.ravel()
+        )
+        return out
 
     @cached_property
     def _level_indicator(self):
@@ -596,12 +674,15 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self.beta, self.u = self.beta0.copy(), np.zeros_like(self.u)
         self.fast, self.nagq = True, 1
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
-        fast_objective = guarded(self.objective_at, "PIRLS")
+        best = _BestEvaluation(self, self.objective_at)
+        fast_objective = guarded(best, "PIRLS")
         minimize(fast_objective, stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
         ensure_converged(
             fast_objective, stage1, policy=settings, names=self.lmm.theta_names, final=fast
         )
-        self.objective_at(stage1.final)
+        # a joint fit starts from modes PIRLS finds again from the last evaluation's (as always)
+        if not (fast and best.restore(stage1.final)):
+            self.objective_at(stage1.final)
         stage1.fmin = self.laplace_objective()
         self.optsum_fast = stage1
         if fast:
@@ -638,6 +719,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             names=self.lmm.theta_names + self.coefnames,
             verbose=verbose,
             progress=progress,
+            best=True,
         )
         self.optsum.nagq = nagq
 
@@ -654,6 +736,7 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         verbose: bool,
         progress: bool,
         search=None,
+        best: bool = False,
     ) -> OptSummary:
         """Minimise ``evaluate`` over x0 = (θ, rest) with rest = x0's rest + ``whiten`` z, then check it.
 
@@ -662,6 +745,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         instead of NLopt (returning False where it cannot); the convergence
         check and the final evaluation (the model moves to the optimum) follow
         either way.  ``what`` names the objective in a failure's message.
+        With ``best`` (``evaluate`` is the GLMM's PIRLS objective) the model
+        returns to the optimum as its evaluation there left it
+        (:class:`_BestEvaluation`) rather than by evaluating it again.
         """
         ntheta = len(self.lowerbd)
 
@@ -673,6 +759,8 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         theta0, rest = x0[:ntheta], len(x0) - ntheta
         stage.initial_step = np.concatenate([np.maximum(0.1 * np.abs(theta0), 0.05), np.ones(rest)])
         start = np.concatenate([theta0, np.zeros(rest)])
+        if best:
+            evaluate = _BestEvaluation(self, evaluate)
         objective = guarded(lambda z: evaluate(to_params(z)), what)
         if search is None or not search(stage, start, to_params):
             minimize(
@@ -693,7 +781,8 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
             to_params=to_params,
             block=slice(ntheta, None),
         )
-        evaluate(stage.final)
+        if not (best and evaluate.restore(stage.final)):
+            evaluate(stage.final)
         return stage
 
     # ---- families fitted by their log density ----------------------------------------------

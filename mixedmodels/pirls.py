@@ -43,14 +43,13 @@ MAX_SETTLING = 20
 can lie above ``U_STEP_TOL`` in an ill-conditioned problem)."""
 
 
-def _step(m, beta: np.ndarray, fast: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Re-weight the LMM at the current η and return the PLS solution (β, u).
+def _step(m, state, beta: np.ndarray, fast: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Re-weight the LMM at the η of ``state`` and return the PLS solution (β, u).
 
-    The working weights and response come from the model's working state at
-    the current modes, which the penalised deviance just computed (μ and
+    The working weights and response come from ``state``, the working state
+    at the current modes, whose penalised deviance was just computed (μ and
     dμ/dη are not evaluated again).
     """
-    state = m.state
     w, z = state.working_weights, state.working_response
     system = m.lmm.system
     if not fast:  # β fixed: only L_Z is needed
@@ -93,47 +92,64 @@ def pirls(m, fast: bool, maxiter: int = 100, tol: float = 1e-10) -> float:
 
 
 def _pirls(m, fast: bool, maxiter: int, tol: float) -> float:
-    pdev = m.penalized_deviance()
+    """PIRLS from the model's modes; the model moves to the final modes, with their working state.
+
+    The trial points are evaluated without moving the model
+    (:meth:`~mixedmodels.glmm.GeneralizedLinearMixedModel.working_state_at`):
+    only the accepted modes are handed to it, once, at the end.
+    """
+    beta, u = m.beta, m.u
+    fixed = None if fast else m.offset + m.X @ beta  # o + Xβ, the same for every trial
+    state = m.working_state_at(beta, u, fixed)
+    pdev = state.deviance + float(u @ u)
     if not np.isfinite(pdev):
         raise ConvergenceError("PIRLS: the penalised deviance is not finite at the starting values")
     settling = 0  # iterations since pdev settled, waiting for u (see U_STEP_TOL)
-    for _ in range(maxiter):
-        beta0, u0 = m.beta.copy(), m.u.copy()
-        beta1, u1 = _step(m, beta0, fast)
-        new = _accept_or_halve(m, beta0, u0, beta1, u1, pdev)
-        if new is None:  # no decrease even after halving: at the optimum to rounding
-            m.set_modes(beta0, u0)
-            break
-        flat = abs(pdev - new) <= tol * (abs(new) + 0.1)
-        settling = settling + 1 if flat else 0
-        pdev = new
-        if flat and (settling > MAX_SETTLING or _u_settled(m, u0)):
-            break
-    else:
-        warnings.warn(f"PIRLS did not converge in {maxiter} iterations", stacklevel=3)
-    _reweight(m)  # weights and L_Z at the final modes
+    try:
+        for _ in range(maxiter):
+            beta1, u1 = _step(m, state, beta, fast)
+            trial = _accept_or_halve(m, beta, u, beta1, u1, pdev, fixed)
+            if trial is None:  # no decrease even after halving: at the optimum to rounding
+                break
+            u0 = u
+            new, beta, u, state = trial
+            flat = abs(pdev - new) <= tol * (abs(new) + 0.1)
+            settling = settling + 1 if flat else 0
+            pdev = new
+            if flat and (settling > MAX_SETTLING or _u_settled(m, u, u0)):
+                break
+        else:
+            warnings.warn(f"PIRLS did not converge in {maxiter} iterations", stacklevel=3)
+    except EVALUATION_FAILURES:
+        m.set_modes(beta, u)  # a failed step leaves the model at the modes it started from
+        raise
+    m.adopt_state(beta, u, state)
+    _reweight(m, state)  # weights and L_Z at the final modes
     return pdev
 
 
-def _u_settled(m, u0: np.ndarray) -> bool:
+def _u_settled(m, u: np.ndarray, u0: np.ndarray) -> bool:
     """True unless the family has a dispersion parameter and u still moves (see ``U_STEP_TOL``)."""
-    if not m.family.has_dispersion or not m.u.size:
+    if not m.family.has_dispersion or not u.size:
         return True
-    return float(np.max(np.abs(m.u - u0))) <= U_STEP_TOL * (1.0 + float(np.max(np.abs(m.u))))
+    return float(np.max(np.abs(u - u0))) <= U_STEP_TOL * (1.0 + float(np.max(np.abs(u))))
 
 
-def _reweight(m) -> None:
-    """Working weights at the current modes, and L_Z at those weights."""
-    m.lmm.system.factor_Z_at_weights(np.sqrt(m.state.working_weights))
+def _reweight(m, state) -> None:
+    """L_Z at the working weights of ``state`` (the final modes')."""
+    m.lmm.system.factor_Z_at_weights(np.sqrt(state.working_weights))
 
 
-def _accept_or_halve(m, beta0, u0, beta1, u1, pdev0: float) -> float | None:
-    """Move to (β1, u1), halving the step while pdev rises; None if it never falls."""
+def _accept_or_halve(m, beta0, u0, beta1, u1, pdev0: float, fixed):
+    """(pdev, β, u, state) at (β1, u1), the step halved while pdev rises; None if it never falls.
+
+    ``fixed`` is o + Xβ when β is held fixed (None: computed for each trial β).
+    """
     for _ in range(MAX_HALVINGS + 1):
-        m.set_modes(beta1, u1)
-        pdev = m.penalized_deviance()
+        state = m.working_state_at(beta1, u1, fixed)
+        pdev = state.deviance + float(u1 @ u1)
         if np.isfinite(pdev) and pdev <= pdev0 * (1 + 1e-12) + 1e-12:
-            return pdev
+            return pdev, beta1, u1, state
         beta1, u1 = 0.5 * (beta0 + beta1), 0.5 * (u0 + u1)
     return None
 
