@@ -674,6 +674,9 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         self.beta, self.u = self.beta0.copy(), np.zeros_like(self.u)
         self.fast, self.nagq = True, 1
         stage1 = _fresh_optsum(settings, self.lmm.optsum.initial, self.lowerbd)
+        if not fast and stage1.ftol_rel > 0 and not self.family.has_dispersion:
+            # only the joint fit's start (see JOINT_START_FTOL)
+            stage1.ftol_rel = max(stage1.ftol_rel, JOINT_START_FTOL)
         best = _BestEvaluation(self, self.objective_at)
         fast_objective = guarded(best, "PIRLS")
         minimize(fast_objective, stage1, verbose=verbose, progress=progress, label="GLMM fast fit")
@@ -1434,6 +1437,20 @@ def _off_the_bound(start: np.ndarray, lower: np.ndarray) -> np.ndarray:
 
 FAST_STAGE_FTOL = 1e-4
 """Relative tolerance of the fast stage when it only starts the joint gradient search."""
+
+JOINT_START_FTOL = 1e-7
+"""Relative tolerance of the fast fit (θ alone, β in PIRLS) when it only starts a joint fit.
+
+The joint fit searches θ again, with β, to the full tolerance, so polishing θ
+here to 1e-12 (the last third of the fast fit's evaluations) buys little.  Whole
+fits of the five benchmark GLMMs took 5–24 fewer evaluations (of 60–119), and 18
+further GLMMs compared with lme4 took 2172 instead of 2463 in all, ending within
+1.7e-6 of the objective before and at or below glmer's (the binomial and Poisson ones).  One over-parameterised
+fit (cbpp, ``(1|herd) + (0 + period|herd)``, ten θ on a flat ridge) went from 380
+to 1481 evaluations, ending 3.9e-6 lower: its count depends on the start by chance.
+Families with a dispersion parameter keep the full tolerance: there the joint fit of
+ergostool's Gamma model then stopped 1.1e-6 above lme4's optimum.  lme4's stopping
+rule (``use_lme4_settings``: on x, ``ftol_rel = 0``) is left as it is."""
 
 ZI_START_LIMIT = 5.0
 """The joint stage starts with zero-inflation probabilities in [logistic(−5), logistic(5)] (see ``_pull_zero_inflation``)."""

@@ -123,3 +123,27 @@ def test_the_fit_ends_as_its_best_evaluation_left_it(name, fit_args, monkeypatch
     np.testing.assert_allclose(m.theta, theta, rtol=0, atol=0)
     np.testing.assert_allclose(m.beta, beta, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(m.u, u, rtol=1e-8, atol=1e-9)
+
+
+def test_a_joint_fit_starts_from_a_looser_fast_fit_and_ends_at_the_tight_optimum(monkeypatch):
+    """The fast stage of a joint fit stops at JOINT_START_FTOL; the joint stage still converges."""
+    from mixedmodels import glmm
+
+    df = mm.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ 1 + period + (1|herd)"
+    m = mm.GeneralizedLinearMixedModel(formula, df, family="binomial").fit()
+    assert m.optsum_fast.ftol_rel == glmm.JOINT_START_FTOL
+    assert m.optsum.ftol_rel == 1e-12
+    fast = mm.GeneralizedLinearMixedModel(formula, df, family="binomial").fit(fast=True)
+    assert fast.optsum.ftol_rel == 1e-12  # a fast fit is final: its own tolerance
+    assert m.optsum_fast.feval < fast.optsum.feval
+    with monkeypatch.context() as patch:
+        patch.setattr(glmm, "JOINT_START_FTOL", 0.0)
+        tight = mm.GeneralizedLinearMixedModel(formula, df, family="binomial").fit()
+    assert tight.optsum_fast.ftol_rel == 1e-12
+    np.testing.assert_allclose(m.objective, tight.objective, rtol=1e-10)
+    np.testing.assert_allclose(m.beta, tight.beta, rtol=1e-4)
+    lme4 = mm.GeneralizedLinearMixedModel(formula, df, family="binomial")
+    lme4.optsum.use_lme4_settings()
+    lme4.fit()
+    assert lme4.optsum_fast.ftol_rel == 0.0  # lme4's rule stops on x in both stages
