@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg.blas import dgemm, dsyrk, dtrmm, strmm
+from scipy.linalg.blas import dgemm, dsyrk, dtrmm, ssyrk, strmm
 
 from mixedmodels.genetics.likelihood import spectral_weights
 from mixedmodels.genio.genotypes import mean_impute
@@ -105,6 +105,30 @@ def _gram_cholesky(U: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return scipy.linalg.cholesky(gram, lower=True, overwrite_a=True, check_finite=False)
 
 
+def _gram_cholesky32(U: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """:func:`_gram_cholesky` in float32 (``ssyrk``, ``spotrf``), Fortran order; double if that fails.
+
+    The factor is only used in float32, and what the forms need is its backward
+    error, ``L L' - U diag(scale²) U'``: element by element of the size that
+    rounding the double factor to float32 leaves, and it averages over a
+    quadratic form the same way (on the benchmark's first 1,000 SNPs the forms
+    were within 1.1e-8 relative of the exact ones, 1.3e-8 with the rounded
+    double factor), at a third of the time.  A factorisation that fails in
+    float32 (a ``V⁻¹ - shift · I`` too ill-conditioned for it) is redone in double.
+    """
+    half = np.multiply(U, scale, dtype=np.float32)
+    gram = ssyrk(1.0, half.T, trans=1, lower=1)
+    del half
+    try:
+        L = scipy.linalg.cholesky(gram, lower=True, overwrite_a=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        L = None
+    del gram
+    if L is None or not np.isfinite(L).all():
+        L = _gram_cholesky(U, scale)
+    return np.asfortranarray(L, dtype=np.float32)
+
+
 def whitening_pays(rotation: Rotation, n_snps: int, n_phenotypes: int, reestimate: bool) -> bool:
     """Whether a whitened scan is cheaper: one ``h²``, full rank, more than ``2n`` SNPs."""
     n = rotation.U.shape[0]
@@ -137,9 +161,7 @@ class MixedWhitening:
         """Split ``V⁻¹`` at ``h²`` and factor ``V⁻¹ - shift · I`` (full-rank ``U`` only)."""
         w, _ = rotation.weights(h2)
         shift = SHIFT_MARGIN * float(w.min())
-        L = _gram_cholesky(rotation.U, np.sqrt(w - shift))
-        L32 = np.asfortranarray(L, dtype=np.float32)
-        del L  # n × n arrays: keep at most three alive
+        L32 = _gram_cholesky32(rotation.U, np.sqrt(w - shift))
         U = rotation.U
         ones_image = U @ (w * U.sum(axis=0))
         return cls(L32, shift, ones_image, float(ones_image.sum()), rotation, w)
