@@ -39,7 +39,13 @@ from mixedmodels.genetics.association import (
     wald_statistic,
     weighted_cross_products,
 )
-from mixedmodels.genetics.basis import MixedWhitening, Rotation, Whitening, whitening_pays
+from mixedmodels.genetics.basis import (
+    CentredBlock,
+    MixedWhitening,
+    Rotation,
+    Whitening,
+    whitening_pays,
+)
 from mixedmodels.genetics.decomposition import Decomposition, decompose
 from mixedmodels.genetics.heritability import estimate_h2
 from mixedmodels.genetics.likelihood import RotatedData, profiled_loglik
@@ -104,6 +110,11 @@ class ScanState:
         return self.X.shape[0]
 
     @property
+    def plain_mixed(self) -> bool:
+        """A plain scan in mixed precision: blocks go through :class:`CentredBlock`."""
+        return self.E is None and isinstance(self.basis, MixedWhitening)
+
+    @property
     def q0(self) -> int:
         """SNP columns in the null model: the SNP itself in an interaction scan."""
         return 0 if self.E is None else 1
@@ -147,7 +158,15 @@ def scan_block(block: np.ndarray | BlockRef, state: ScanState) -> BlockResult:
     block : ndarray (n, c) of allele counts, or a :class:`BlockRef` to read
     state : ScanState
     """
-    G = block.source.read(block.start, block.stop) if isinstance(block, BlockRef) else block
+    plain_mixed = state.plain_mixed
+    if isinstance(block, BlockRef):
+        G = block.source.read(block.start, block.stop, counts=plain_mixed)
+    else:
+        G = block
+    if plain_mixed:
+        centred = CentredBlock.of(G)
+        result = _plain_mixed_tests(centred, state)
+        return BlockResult(centred.mean / 2, [result], [np.full(G.shape[1], state.nulls[0].h2)], 0)
     filled, mean = mean_impute(G)
     C = snp_columns(filled, state.E)
     if isinstance(state.basis, MixedWhitening):
@@ -170,6 +189,40 @@ def scan_block(block: np.ndarray | BlockRef, state: ScanState) -> BlockResult:
     return BlockResult(mean / 2, tests, h2s, notes)
 
 
+def _plain_mixed_tests(block: CentredBlock, state: ScanState) -> TestResult:
+    """:func:`_mixed_precision_tests` for a plain scan, from a :class:`CentredBlock`."""
+    null, basis = state.nulls[0], state.basis
+    p = state.X.shape[1]
+    partners = np.column_stack([basis.ones_image, state.X_rot, state.Y_rot[:, 0]])
+    linear = basis.linear(block, partners)[:, None, :]  # (c, 1, p + 2)
+    CVC = basis.plain_gram(block, linear[:, 0, 0])[:, None, None]
+    CVX, CVy = linear[:, :, 1 : p + 1], linear[:, :, p + 1]
+    result = nested_tests(CVC, CVX, CVy, null, state.n, state.q0)
+    return _refine(result, block.spread > 0, block.filled[:, :, None], CVX, CVy, state)
+
+
+def _refine(
+    result: TestResult,
+    varies: np.ndarray,
+    C: np.ndarray,
+    CVX: np.ndarray,
+    CVy: np.ndarray,
+    state: ScanState,
+) -> TestResult:
+    """``result`` with the SNPs of large statistics (and untestable ones that vary) redone exactly."""
+    largest = np.fmax(result.lrt, result.wald)
+    # NaN marks an untestable SNP; one that varies is redone in case rounding decided it.
+    redo = np.flatnonzero(~(largest <= REFINE_STATISTIC) & varies)
+    if redo.size:
+        exact = nested_tests(
+            state.basis.exact_gram(C[:, redo, :]), CVX[redo], CVy[redo], state.nulls[0],
+            state.n, state.q0,
+        )  # fmt: skip
+        for mixed, double in zip(result, exact):
+            mixed[redo] = double
+    return result
+
+
 def _mixed_precision_tests(C: np.ndarray, state: ScanState) -> TestResult:
     """The tests of one phenotype with ``C'V⁻¹C`` in mixed precision, large statistics redone.
 
@@ -184,17 +237,8 @@ def _mixed_precision_tests(C: np.ndarray, state: ScanState) -> TestResult:
     CVC, spread = basis.gram(C, linear[:, :, 0])
     CVX, CVy = linear[:, :, 1 : p + 1], linear[:, :, p + 1]
     result = nested_tests(CVC, CVX, CVy, null, state.n, state.q0)
-    largest = np.fmax(result.lrt, result.wald)
-    # NaN marks an untestable SNP; one that varies is redone in case rounding decided it.
     varies = np.diagonal(spread, axis1=1, axis2=2).max(axis=1) > 0
-    redo = np.flatnonzero(~(largest <= REFINE_STATISTIC) & varies)
-    if redo.size:
-        exact = nested_tests(
-            basis.exact_gram(C[:, redo, :]), CVX[redo], CVy[redo], null, state.n, state.q0
-        )
-        for mixed, double in zip(result, exact):
-            mixed[redo] = double
-    return result
+    return _refine(result, varies, C, CVX, CVy, state)
 
 
 def _raw_products(C: np.ndarray, state: ScanState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -398,7 +442,7 @@ def scan(
             state = _scan_state(decomposition, Xv, pheno, E, n_snps=snps.n_snps, **options)
             results = run_blocks(
                 scan_block, chunk_bounds(snps.n_snps, chunk_size),
-                _task_input(snps, runner.scheduler), state,
+                _task_input(snps, runner.scheduler, counts=state.plain_mixed), state,
                 scheduler=runner.scheduler, progress=progress,
             )  # fmt: skip
             _warn_singular_fits(sum(r.notes for r in results))
@@ -597,11 +641,16 @@ def _null_fit(
     )
 
 
-def _task_input(source: GenotypeSource, scheduler: object):
-    """Dask workers read PLINK blocks themselves; anything else is read here and sent."""
+def _task_input(source: GenotypeSource, scheduler: object, counts: bool = False):
+    """Dask workers read PLINK blocks themselves; anything else is read here and sent.
+
+    With ``counts`` a PLINK file is read as int8 counts (see :class:`CentredBlock`).
+    """
     if scheduler != "threads" and isinstance(source, PlinkData):
         blocks = source.blocks
         return lambda start, stop: BlockRef(blocks, start, stop)
+    if counts and isinstance(source, PlinkData):
+        return source.read_counts
     return source.read
 
 

@@ -58,3 +58,38 @@ def test_mixed_gram_equals_dense(setting, q):
     np.testing.assert_allclose(basis.exact_gram(C), dense, rtol=1e-11, atol=0)
     # Double precision would be closer still: the check can fail.
     assert np.abs(form - dense).max() > 1e-13 * np.abs(dense).max()
+
+
+def test_centred_block_from_counts_equals_from_floats():
+    from mixedmodels.genetics.basis import CentredBlock
+    from mixedmodels.genio.plink import MISSING_COUNT
+
+    rng = np.random.default_rng(5)
+    G = random_panel(rng, 90, 12, missing=0.1)
+    G[:, 2] = 2.0  # monomorphic
+    G[:, 5] = np.nan  # no call observed
+    G[::3, 7] = np.nan
+    G[1::3, 7] = 1.0
+    counts = np.asfortranarray(np.where(np.isnan(G), MISSING_COUNT, G).astype(np.int8))
+    exact, other = CentredBlock.of(counts), CentredBlock.of(np.asfortranarray(G))
+    for a, b in zip(exact, other):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    assert exact.centred.dtype == np.float32 and exact.centred.flags.f_contiguous
+    assert exact.spread[2] == 0.0 and exact.spread[5] == 0.0 and np.isnan(exact.mean[5])
+    centred = exact.filled - exact.filled.mean(axis=0)
+    np.testing.assert_allclose(exact.spread, (centred**2).sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+def test_plain_forms_equal_the_general_ones(setting):
+    from mixedmodels.genetics.basis import CentredBlock
+
+    rng, rotation, h2, V_inv = setting
+    basis = MixedWhitening.at(rotation, h2)
+    n = V_inv.shape[0]
+    C = _columns(rng, n, 30, 1)
+    block = CentredBlock.of(np.asfortranarray(C[:, :, 0]))
+    partners = rng.normal(size=(n, 3))
+    np.testing.assert_allclose(basis.linear(block, partners), C[:, :, 0].T @ partners, rtol=1e-12)
+    Cv = C[:, :, 0].T @ V_inv.sum(axis=1)
+    form, _ = basis.gram(C, Cv[:, None])
+    np.testing.assert_allclose(basis.plain_gram(block, Cv), form[:, 0, 0], rtol=1e-9)
