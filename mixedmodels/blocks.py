@@ -155,12 +155,7 @@ def level_sums(
     k = z.shape[1]
     if k == 1 and indicator is not None:
         P = np.multiply(z, M, order="C")  # z is n x 1
-        out = np.zeros((nlevels, M.shape[1]))
-        Ip = indicator
-        _sparsetools.csr_matvecs(
-            nlevels, len(refs), M.shape[1], Ip.indptr, Ip.indices, Ip.data, P.ravel(), out.ravel()
-        )
-        return np.ascontiguousarray(out.T)
+        return np.ascontiguousarray(csr_times(indicator, P).T)
     if k == 1:  # a scalar term (the common case): rows straight into the result
         z0, out1 = z[:, 0], np.empty((M.shape[1], nlevels))
         for c in range(M.shape[1]):
@@ -297,17 +292,24 @@ def csc_matvec_add(
 
 
 def csr_times(A: sp.csr_matrix, x: np.ndarray, transpose: bool = False) -> np.ndarray:
-    """A x (or A' x) for a CSR matrix A and a float vector x (or matrix), by scipy's compiled kernels.
+    """A x (or A' x) for a CSR matrix A and a float vector x (A x also for an n x K matrix x),
+    by scipy's compiled kernels.
 
     The same kernels and summation order as ``A @ x`` and ``A.T @ x`` (a CSR
     matrix's transpose is the CSC matrix of the same arrays) without the
     wrappers' checks and, for A', the transposed matrix object: about ten
     times the product's own cost on the small blocks of a GLMM's PIRLS.
     """
-    if x.ndim != 1 or A.dtype != np.float64:  # a block of vectors: scipy's own product
-        return A.T @ x if transpose else A @ x
+    if x.ndim not in (1, 2) or A.dtype != np.float64 or (transpose and x.ndim == 2):
+        return A.T @ x if transpose else A @ x  # scipy's own product
     m, n = A.shape
     x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim == 2:  # a block of vectors, row-major, as scipy's product passes it
+        out = np.zeros((m, x.shape[1]))
+        _sparsetools.csr_matvecs(
+            m, n, x.shape[1], A.indptr, A.indices, A.data, x.ravel(), out.ravel()
+        )
+        return out
     if transpose:
         out = np.zeros(n)
         _sparsetools.csc_matvec(n, m, A.indptr, A.indices, A.data, x, out)

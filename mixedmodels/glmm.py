@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.linalg as sla
-from scipy.sparse import _sparsetools  # the kernels of scipy's CSR products (see _per_level)
 
+from .blocks import csr_times, level_indicator
 from .convergence import ensure_converged
 from .errors import (
     EVALUATION_FAILURES,
@@ -563,32 +563,15 @@ class GeneralizedLinearMixedModel(InferenceMixin, MixedModel):
         return float(D0.sum() - 2.0 * np.log(sd * mult).sum())
 
     def _per_level(self, terms: np.ndarray) -> np.ndarray:
-        """Sums of ``terms`` (n, or n x K) by level of the single term: ``_level_indicator @ terms``.
-
-        By the compiled kernel scipy's product calls (the same sums in the same
-        order), without the product's checks, which cost as much on a small model.
-        """
-        ind = self._level_indicator
-        terms = np.ascontiguousarray(terms, dtype=float)
-        nl, n = ind.shape
-        if terms.ndim == 1:
-            out = np.zeros(nl)
-            _sparsetools.csr_matvec(nl, n, ind.indptr, ind.indices, ind.data, terms, out)
-            return out
-        out = np.zeros((nl, terms.shape[1]))
-        _sparsetools.csr_matvecs(
-            nl, n, terms.shape[1], ind.indptr, ind.indices, ind.data, terms.ravel(), out.ravel()
-        )
-        return out
+        """Sums of ``terms`` (n, or n x K) by level of the single term: ``_level_indicator @ terms``
+        (by :func:`~mixedmodels.blocks.csr_times`: the same sums without the product's checks)."""
+        return csr_times(self._level_indicator, terms)
 
     @cached_property
     def _level_indicator(self):
         """Sparse (nlevels x n) matrix summing observations by level of the single term."""
-        import scipy.sparse as sp
-
         remat = self.reterms[0]
-        n = len(remat.refs)
-        return sp.csr_matrix((np.ones(n), (remat.refs, np.arange(n))), shape=(remat.nlevels, n))
+        return level_indicator(remat.refs, remat.nlevels)
 
     @property
     def objective(self) -> float:

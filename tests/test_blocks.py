@@ -470,6 +470,9 @@ def test_csr_times_takes_a_block_of_vectors():
     np.testing.assert_allclose(
         blocks.csr_times(A, Y, transpose=True), A.toarray().T @ Y, rtol=1e-13, atol=1e-13
     )
+    # the same sums as scipy's own product, for either memory order of the block
+    assert np.array_equal(blocks.csr_times(A, X), A @ X)
+    assert np.array_equal(blocks.csr_times(A, np.asfortranarray(X)), A @ X)
 
 
 @given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 3), st.integers(1, 9))
